@@ -86,9 +86,8 @@ def main() -> None:
         print(f"{label:<46} {value:7.1f} ms median of {args.n}  target <= {target:.0f} ms  {verdict}")
     print(f"{'reference: same lab with `ip` commands':<46} {rb:7.1f} ms build, {rt:.1f} ms teardown", end="")
     print(f"  (netsim/ip ratio: build {b / rb:.2f}, teardown {t / rt:.2f})")
-    print(
-        f"{'coturn start to first STUN answer':<46} {statistics.median(coturn) * 1e3:7.1f} ms median of {args.n}"
-    )
+    ready = statistics.median(coturn) * 1e3
+    print(f"{'coturn start to first STUN answer':<46} {ready:7.1f} ms median of {args.n}")
 
 
 if __name__ == "__main__":

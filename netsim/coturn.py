@@ -39,7 +39,7 @@ class CoturnError(RuntimeError):
 
 
 def rest_credentials(secret: str, user: str, ttl_s: int = 3600, now: float | None = None) -> tuple[str, str]:
-    """coturn use-auth-secret credentials: username "<expiry>:<user>", password b64(HMAC-SHA1(secret, name))."""
+    """coturn use-auth-secret credentials: username "<expiry>:<user>", password b64 HMAC-SHA1 of it."""
     expiry = int((time.time() if now is None else now) + ttl_s)
     username = f"{expiry}:{user}"
     digest = hmac.new(secret.encode(), username.encode(), hashlib.sha1).digest()
