@@ -171,16 +171,15 @@ class Lab:
             os.close(fd)
         side = ipr[port.netns]
         bridge = side.link_lookup(ifname=port.bridge)[0]
-        side.link("set", index=side.link_lookup(ifname=port_name)[0], master=bridge)
-        _up(side, port_name)
+        side.link("set", index=side.link_lookup(ifname=port_name)[0], master=bridge, state="up")
 
     def _configure(self, ipr: IPRoute, node: NodePlan) -> None:
+        index = {i.name: ipr.link_lookup(ifname=i.name)[0] for i in _unique(node.ifaces)}
         for iface in node.ifaces:
-            index = ipr.link_lookup(ifname=iface.name)[0]
             address, prefix = iface.address.split("/")
-            ipr.addr("add", index=index, address=address, prefixlen=int(prefix))
-        for iface in _unique(node.ifaces):
-            _up(ipr, iface.name)
+            ipr.addr("add", index=index[iface.name], address=address, prefixlen=int(prefix))
+        for i in index.values():
+            ipr.link("set", index=i, state="up")
         if node.gateway:
             ipr.route("add", dst="0.0.0.0/0", gateway=node.gateway)
         for dst, via in node.routes:
