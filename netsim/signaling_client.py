@@ -47,8 +47,11 @@ class SignalingClient:
         Raises websockets.exceptions.InvalidStatus (HTTP 403) for a bad user id or token.
         """
         endpoint = f"{url.rstrip('/')}/ws/{quote(user, safe='')}?token={quote(token, safe='')}"
-        # proxy=None: lab peers talk straight to the server; never pick up an environment proxy.
-        self._ws = await connect(endpoint, proxy=None, compression=None, open_timeout=timeout)
+        # proxy=None: lab peers talk straight to the server, never through an environment proxy.
+        # max_queue=None: unread presence events must not pause reading, or close() would stall.
+        self._ws = await connect(
+            endpoint, proxy=None, compression=None, open_timeout=timeout, max_queue=None, close_timeout=2
+        )
         self.user = user
         welcome = await self.recv(timeout)
         if welcome.get("type") != "welcome":
