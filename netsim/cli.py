@@ -24,7 +24,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     lab = labmod.Lab(_topology(args), keep=True)
     with lab:
         if args.signaling:
-            lab.start_signaling()
+            lab.start_signaling(in_process=False)
     info = lab.describe()
     if lab.signaling_url:
         info["signaling"] = {"url": lab.signaling_url, "secret": lab.signaling_secret}

@@ -263,3 +263,12 @@ def test_cli_errors_name_the_value(tmp_path: Path) -> None:
         [sys.executable, "-m", "netsim", "down", "nsnope"], capture_output=True, text=True, env=env
     )
     assert missing.returncode == 2 and "nsnope" in missing.stderr
+
+
+@pytest.mark.parametrize("in_process", [True, False])
+def test_signaling_is_reachable_from_hosts_through_their_nats(in_process: bool) -> None:
+    with Lab(standard_topology("symmetric", "port-restricted-cone"), coturn=False) as lab:
+        url = lab.start_signaling(in_process=in_process)
+        assert url == "ws://198.18.0.2:8765"
+        for host in ("a", "b"):
+            assert labmod._http_ok(lab.netns(host), "198.18.0.2", 8765, "/healthz")
