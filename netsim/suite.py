@@ -1,0 +1,235 @@
+"""The scenario suite: the catalog of scenarios, the editable table of expected outcomes, and the check.
+
+`pytest scenarios/` parametrizes over `catalog()`; researchers add topologies as TOML files under scenarios/
+(a `[session]` table says which hosts pair and how) and expectations in scenarios/expected.toml.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from netsim.topology import Topology, TopologyError, from_dict, standard_topology
+
+SCENARIO_DIR = Path(__file__).resolve().parent.parent / "scenarios"
+NAT_KINDS = ("open", "full-cone", "restricted-cone", "port-restricted-cone", "symmetric")
+VERDICTS = ("direct-host", "direct", "relay", "failed")
+SESSION_KEYS = {"a", "b", "turn", "policy", "glare", "glare_first", "hide_host", "deadline_s", "group", "label_a",
+                "label_b"}
+DEFAULT_DEADLINE_S = 10.0
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One pairing to run: a topology, the two hosts, and the session options."""
+
+    id: str
+    group: str
+    topology: Topology
+    nat_a: str
+    nat_b: str
+    host_a: str = "a"
+    host_b: str = "b"
+    turn: str = "udp"
+    policy: str = "all"
+    glare: bool = False
+    glare_first: str = "a"
+    hide_host: bool = False
+    deadline_s: float = DEFAULT_DEADLINE_S
+
+    def session_options(self) -> dict[str, Any]:
+        return {
+            "turn": self.turn,
+            "policy": self.policy,
+            "glare": self.glare,
+            "glare_first": self.glare_first,
+            "deadline_s": self.deadline_s,
+            "host_a": self.host_a,
+            "host_b": self.host_b,
+        }
+
+
+@dataclass(frozen=True)
+class Expectation:
+    """What a scenario must show: needs_relay, whether it connects, optionally the verdict and relay transport."""
+
+    needs_relay: bool | None
+    connect: bool = True
+    verdict: str | None = None
+    turn_transport: str | None = None
+    source: str = ""  # where in the table this came from, for the mismatch message
+    notes: str = field(default="", compare=False)
+
+
+class ExpectationError(ValueError):
+    pass
+
+
+# ---- the catalog ------------------------------------------------------------------------------------------
+
+
+def matrix(turn: str, group: str) -> list[Scenario]:
+    return [
+        Scenario(f"{group}/{a}__{b}", group, standard_topology(a, b), a, b, turn=turn)
+        for a in NAT_KINDS
+        for b in NAT_KINDS
+    ]
+
+
+def firewall() -> list[Scenario]:
+    out = []
+    for other in ("port-restricted-cone", "udp-blocked"):
+        for turn in ("tcp", "tls"):
+            topo = standard_topology("udp-blocked", other)
+            out.append(Scenario(f"firewall/udp-blocked__{other}__{turn}", "firewall", topo, "udp-blocked", other,
+                                turn=turn))
+    return out
+
+
+def policy_and_glare() -> list[Scenario]:
+    prc = "port-restricted-cone"
+    return [
+        Scenario("policy/full-cone__full-cone__relay-only", "policy", standard_topology("full-cone", "full-cone"),
+                 "full-cone", "full-cone", policy="relay"),
+        *(
+            Scenario(f"glare/{prc}__{prc}__{first}-first", "glare", standard_topology(prc, prc), prc, prc,
+                     glare=True, glare_first=first)
+            for first in ("a", "b")
+        ),
+    ]
+
+
+def load_scenario_file(path: Path) -> Scenario:
+    """A TOML scenario: a topology plus a `[session]` table naming the pair and the options."""
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as e:
+        raise TopologyError(f"{path}: not valid TOML: {e}") from None
+    session = data.pop("session", {})
+    if not isinstance(session, dict):
+        raise TopologyError(f"{path.name}: session: expected a table, got {session!r}")
+    for key in session:
+        if key not in SESSION_KEYS:
+            raise TopologyError(f"{path.name}: session.{key}: unknown key (allowed: {', '.join(sorted(SESSION_KEYS))})")
+    topo = from_dict(data, default_name=path.stem, base_dir=path.parent)
+    hosts = topo.hosts()
+    host_a, host_b = session.get("a", hosts[0]), session.get("b", hosts[-1])
+    for key, host in (("a", host_a), ("b", host_b)):
+        if host not in hosts:
+            raise TopologyError(f"{path.name}: session.{key}: unknown host {host!r} (hosts: {', '.join(hosts)})")
+    group = session.get("group", path.stem)
+    return Scenario(
+        id=f"{group}/{topo.name}",
+        group=group,
+        topology=topo,
+        nat_a=session.get("label_a", topo.site_of(host_a).nat.kind),
+        nat_b=session.get("label_b", topo.site_of(host_b).nat.kind),
+        host_a=host_a,
+        host_b=host_b,
+        turn=session.get("turn", "udp"),
+        policy=session.get("policy", "all"),
+        glare=bool(session.get("glare", False)),
+        glare_first=session.get("glare_first", "a"),
+        hide_host=bool(session.get("hide_host", False)),
+        deadline_s=float(session.get("deadline_s", DEFAULT_DEADLINE_S)),
+    )
+
+
+def file_scenarios(directory: Path = SCENARIO_DIR) -> list[Scenario]:
+    return [load_scenario_file(p) for p in sorted(directory.glob("*.toml")) if p.name != "expected.toml"]
+
+
+def catalog(directory: Path = SCENARIO_DIR) -> list[Scenario]:
+    """Every scenario of the suite, in a stable order (their ids are pytest ids)."""
+    return [
+        *matrix("udp", "matrix-turn"),
+        *matrix("none", "matrix-noturn"),
+        *firewall(),
+        *file_scenarios(directory),
+        *policy_and_glare(),
+    ]
+
+
+# ---- expectations -----------------------------------------------------------------------------------------
+
+
+def load_expectations(path: Path = SCENARIO_DIR / "expected.toml") -> dict[str, Any]:
+    try:
+        return tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ExpectationError(f"expectations file not found: {path}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ExpectationError(f"{path}: not valid TOML: {e}") from None
+
+
+def _matrix_needs_relay(table: dict[str, Any], a: str, b: str) -> bool:
+    grid = table["matrix"]
+    kinds, rows = grid["kinds"], grid["needs_relay"]
+    if a not in kinds or b not in kinds:
+        raise ExpectationError(f"expected.toml: matrix.kinds has no {a if a not in kinds else b!r}")
+    value = rows[kinds.index(a)][kinds.index(b)]
+    if not isinstance(value, bool):
+        raise ExpectationError(f"expected.toml: matrix.needs_relay[{a}][{b}]: expected true or false, got {value!r}")
+    return value
+
+
+def expectation(scn: Scenario, table: dict[str, Any]) -> Expectation:
+    """The expectation for one scenario: a `[scenario."<id>"]` entry wins, else the NAT matrix."""
+    entry = table.get("scenario", {}).get(scn.id)
+    if entry is not None:
+        return _from_entry(entry, f'scenario."{scn.id}"')
+    if scn.group in ("matrix-turn", "matrix-noturn"):
+        needs = _matrix_needs_relay(table, scn.nat_a, scn.nat_b)
+        source = f"matrix[{scn.nat_a}][{scn.nat_b}]"
+        if scn.turn == "none":
+            return Expectation(needs, connect=not needs, verdict=None if not needs else "failed", source=source)
+        return Expectation(needs, connect=True, verdict="relay" if needs else None, source=source)
+    raise ExpectationError(f'expected.toml: no entry for scenario "{scn.id}" (add [scenario."{scn.id}"])')
+
+
+def _from_entry(entry: dict[str, Any], where: str) -> Expectation:
+    allowed = {"needs_relay", "connect", "verdict", "turn_transport", "notes"}
+    for key in entry:
+        if key not in allowed:
+            raise ExpectationError(f"expected.toml: {where}.{key}: unknown key (allowed: {', '.join(sorted(allowed))})")
+    verdict = entry.get("verdict")
+    if verdict is not None and verdict not in VERDICTS:
+        raise ExpectationError(f"expected.toml: {where}.verdict: unknown verdict {verdict!r}")
+    needs = entry.get("needs_relay")
+    if needs is not None and not isinstance(needs, bool):
+        raise ExpectationError(f"expected.toml: {where}.needs_relay: expected true or false, got {needs!r}")
+    return Expectation(
+        needs_relay=needs,
+        connect=bool(entry.get("connect", verdict != "failed")),
+        verdict=verdict,
+        turn_transport=entry.get("turn_transport"),
+        source=where,
+        notes=str(entry.get("notes", "")),
+    )
+
+
+def mismatch(record: dict[str, Any], exp: Expectation) -> str | None:
+    """None when the record meets the expectation, else expectation and outcome side by side."""
+    problems = []
+    connected = record.get("verdict") != "failed"
+    if connected != exp.connect:
+        problems.append(("connects", exp.connect, connected))
+    if exp.needs_relay is not None and record.get("needs_relay") != exp.needs_relay:
+        problems.append(("needs_relay", exp.needs_relay, record.get("needs_relay")))
+    if exp.verdict is not None and record.get("verdict") != exp.verdict:
+        problems.append(("verdict", exp.verdict, record.get("verdict")))
+    if exp.turn_transport is not None:
+        used = {record.get(side, {}).get("turn_transport") for side in ("a", "b")}
+        if exp.turn_transport not in used:
+            problems.append(("turn_transport", exp.turn_transport, sorted(str(u) for u in used)))
+    if not problems:
+        return None
+    lines = [f"{'':<15} {'expected':<12} actual", *(f"{k:<15} {e!s:<12} {a}" for k, e, a in problems)]
+    pair = " / ".join(
+        f"{side}: {record.get(side, {}).get('local_type')}->{record.get(side, {}).get('remote_type')}"
+        for side in ("a", "b")
+    )
+    lines.append(f"(expectation from {exp.source}; selected pairs {pair}; reason: {record.get('reason')})")
+    return "\n".join(lines)
