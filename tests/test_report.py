@@ -129,6 +129,13 @@ def test_build_writes_index_and_latest_link(built: tuple[Path, list[dict[str, An
     assert not list(run.parent.glob(".latest*"))  # no temporary link left behind
 
 
+def test_build_through_latest_link(built: tuple[Path, list[dict[str, Any]], str, Page]) -> None:
+    run, _, _, _ = built
+    out = report.build_report(run.parent / "latest")  # `netsim report reports/latest`
+    assert out == run.resolve() / "index.html"
+    assert os.readlink(run.parent / "latest") == RUN_ID
+
+
 def test_latest_elsewhere_uses_absolute_target(tmp_path: Path) -> None:
     run = tmp_path / "runs" / "r1"
     write_results(run, sample_records()[:2])
@@ -416,7 +423,8 @@ async def _visit(ws_url: str, url: str, script: str, screenshot: Path | None) ->
         await send("Emulation.setDeviceMetricsOverride", viewport, sid)
         await send("Page.navigate", {"url": url}, sid)
         await asyncio.wait_for(loaded, 30)
-        value = await send("Runtime.evaluate", {"expression": script, "returnByValue": True}, sid)
+        evaluate = {"expression": script, "returnByValue": True, "awaitPromise": True}
+        value = await send("Runtime.evaluate", evaluate, sid)
         await asyncio.sleep(0.3)  # let late console messages arrive
         if screenshot is not None:
             # A tall viewport rather than captureBeyondViewport, which misplaces sticky table headers.
@@ -474,6 +482,18 @@ PAGE_PROBE = """(() => {
   };
 })()"""
 
+# Interactions: the CSS-only "failed only" filter, and the hash helper when a link is followed later.
+INTERACT_PROBE = """new Promise(resolve => {
+  document.getElementById("only-bad").click();
+  const visible = [...document.querySelectorAll("#session-table tbody tr")]
+    .filter(r => r.getBoundingClientRect().height > 0).length;
+  window.addEventListener("hashchange", () => resolve({
+    visibleWhenFiltered: visible,
+    followedOpen: document.getElementById("s-0").open === true,
+  }));
+  location.hash = "#s-0";
+})"""
+
 
 def test_renders_in_chromium(
     chromium: Chromium, built: tuple[Path, list[dict[str, Any]], str, Page], tmp_path: Path
@@ -495,6 +515,12 @@ def test_renders_in_chromium(
     assert value["imageDecoded"] is True
     assert value["targetOpen"] is True  # the inline script opened the linked <details>
     _assert_not_blank(shot)
+    got = chromium.visit((run / "index.html").as_uri(), INTERACT_PROBE)
+    assert got["problems"] == []
+    assert got["value"] == {
+        "visibleWhenFiltered": sum(not r["passed"] for r in records),
+        "followedOpen": True,
+    }
     if dest := os.environ.get("NETSIM_REPORT_SCREENSHOT"):
         Path(dest).write_bytes(shot.read_bytes())  # for a human to look at
 
