@@ -1,0 +1,416 @@
+"""One pairing in a lab: run both peers, decide the verdict, and whether a relay was needed.
+
+"Won" is not "needed": aioice nominates the first pair that works, so a relay can win where a direct path
+exists. When the first run's selected pair involves a relay (or the run failed), the same pairing runs a
+second time with relay candidates unavailable (STUN only, policy all); `needs_relay` is whether that run
+fails. A first run that connected without a relay already answers the question (`needs_relay = false`), so
+no second run. The second run uses the same lab; its peers have fresh sockets, hence fresh NAT mappings.
+
+This module does not import aiortc: the peers run in processes forked by netsim.launcher.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import platform
+import secrets
+import socket
+import sys
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from netsim import netns
+from netsim.launcher import Launcher
+
+TURN_CHOICES = ("udp", "tcp", "tls", "none")
+POLICIES = ("all", "relay")
+GLARE_DELAY_S = 0.2  # the second offerer holds its ready offer this long; both offers still collide
+WAIT_MARGIN_S = 12.0  # beyond the deadline: echo linger, closing, process exit
+TIMING_KEYS = ("gathering_s", "ice_completed_s", "channel_open_s", "first_echo_s", "rtt_ms")
+
+
+def verdict(a: dict[str, Any], b: dict[str, Any]) -> tuple[str, str | None]:
+    """(verdict, relay_side) from both PEER records.
+
+    A side relayed if its own local candidate is a relay, or the other side sees a relay as remote.
+    """
+    if a.get("state") != "connected" or b.get("state") != "connected":
+        return "failed", None
+    relayed = {
+        "a": a.get("local_type") == "relay" or b.get("remote_type") == "relay",
+        "b": b.get("local_type") == "relay" or a.get("remote_type") == "relay",
+    }
+    if relayed["a"] and relayed["b"]:
+        return "relay", "both"
+    if relayed["a"] or relayed["b"]:
+        return "relay", "a" if relayed["a"] else "b"
+    types = {a.get("local_type"), a.get("remote_type"), b.get("local_type"), b.get("remote_type")}
+    if types == {"host"}:
+        return "direct-host", None
+    return "direct", None
+
+
+def negotiated(peer: dict[str, Any]) -> bool:
+    """Whether the peer applied the other side's description (it then holds its remote candidates)."""
+    return bool(peer.get("candidates", {}).get("remote"))
+
+
+def session_timings(a: dict[str, Any], b: dict[str, Any]) -> dict[str, float | None]:
+    """Session timings from the winning offer's creation (both peers share CLOCK_MONOTONIC).
+
+    A milestone counts when both peers reached it; gathering is the slower side's.
+    """
+    peers = (a, b)
+    offerer = next((p for p in peers if p.get("negotiation", {}).get("offerer")), None)
+    offer = (offerer or {}).get("marks", {}).get("offer")
+
+    def both(key: str) -> float | None:
+        marks = [p.get("marks", {}).get(key) for p in peers]
+        if offer is None or any(m is None for m in marks):
+            return None
+        return round(max(marks) - offer, 4)
+
+    gathering = [p.get("timings", {}).get("gathering_s") for p in peers]
+    rtts = [p.get("timings", {}).get("rtt_ms") for p in peers]
+    return {
+        "gathering_s": max((g for g in gathering if g is not None), default=None),
+        "ice_completed_s": both("ice_completed"),
+        "channel_open_s": both("channel_open"),
+        "first_echo_s": both("first_echo"),
+        "rtt_ms": min((r for r in rtts if r is not None), default=None),
+    }
+
+
+def _peer_view(rec: dict[str, Any]) -> dict[str, Any]:
+    """The PEER record of DESIGN.md (the raw record keeps marks, negotiation and launch details too)."""
+    keys = ("local_type", "remote_type", "local", "remote", "role", "polite", "turn_transport", "state")
+    out = {k: rec.get(k) for k in keys}
+    out.update(
+        candidates=rec.get("candidates", {"local": [], "remote": []}),
+        states=rec.get("states", []),
+        timings={k: rec.get("timings", {}).get(k) for k in TIMING_KEYS},
+        negotiation=rec.get("negotiation"),
+        launch=rec.get("launch"),
+        reason=rec.get("reason"),
+    )
+    return out
+
+
+def _reason(a: dict[str, Any], b: dict[str, Any]) -> str | None:
+    parts = [f"{side}: {rec.get('reason')}" for side, rec in (("a", a), ("b", b)) if rec.get("reason")]
+    return "; ".join(parts) or None
+
+
+def _ice_servers(lab: Any, turn: str, user: str) -> list[dict[str, Any]]:
+    if lab.coturn is None:
+        return []  # explicit: never aiortc's default public STUN server
+    return list(lab.coturn.ice_servers(turn, user))
+
+
+def run_peers(
+    lab: Any,
+    launcher: Launcher,
+    url: str,
+    *,
+    turn: str,
+    policy: str,
+    glare: bool,
+    glare_first: str = "a",
+    deadline_s: float,
+    host_a: str,
+    host_b: str,
+    media: bool = False,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """One negotiation between hosts a (impolite) and b (polite); returns both raw peer records."""
+    from netsim.signaling import make_token
+
+    tag = secrets.token_hex(3)
+    users = {"a": f"a-{tag}", "b": f"b-{tag}"}
+    hosts = {"a": host_a, "b": host_b}
+    env = {"SSL_CERT_FILE": str(lab.coturn.ca_file)} if lab.coturn is not None and turn == "tls" else {}
+    peers_dir = Path(lab.workdir) / "peers"
+    peers_dir.mkdir(parents=True, exist_ok=True)
+    procs = {}
+    for side, other in (("a", "b"), ("b", "a")):
+        offers = side == "a" or glare
+        delay = GLARE_DELAY_S if glare and side != glare_first else 0.0
+        cfg = {
+            "user": users[side],
+            "target": users[other],
+            "polite": side == "b",
+            "signaling_url": url,
+            "token": make_token(lab.signaling_secret, users[side]),
+            "ice_servers": _ice_servers(lab, turn, users[side]),
+            "policy": policy,
+            "deadline_s": deadline_s,
+            "offer": offers,
+            "offer_delay_s": delay,
+            "media": media,
+        }
+        name = users[side]
+        procs[side] = launcher.spawn(
+            lab.netns(hosts[side]), cfg, peers_dir / f"{name}.json", peers_dir / f"{name}.log", env
+        )
+    a = procs["a"].wait(deadline_s + WAIT_MARGIN_S)
+    b = procs["b"].wait(deadline_s + WAIT_MARGIN_S)
+    return a, b
+
+
+class TcpForwarder:
+    """Relays TCP connections from listen (ip, port) to target, with both sockets in namespace `ns`.
+
+    The udp-blocked firewall lets only TCP 443 out, while the lab's signaling server listens on 8765:
+    this exposes it on the second server address's port 443 (coturn's TCP 443 is on the first).
+    """
+
+    def __init__(self, ns: str, listen: tuple[str, int], target: tuple[str, int]) -> None:
+        self.ns, self.target = ns, target
+        self.sock = netns.socket_in(ns, socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(listen)
+        self.sock.listen(64)
+        self.open: list[socket.socket] = []
+        self.thread = threading.Thread(target=self._accept, name="signaling-443", daemon=True)
+        self.thread.start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.sock.accept()
+                upstream = netns.socket_in(self.ns, socket.AF_INET, socket.SOCK_STREAM)
+                upstream.connect(self.target)
+            except OSError:
+                return  # closed
+            self.open += [client, upstream]
+            for src, dst in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(src, dst), daemon=True).start()
+
+    @staticmethod
+    def _pump(src: socket.socket, dst: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := src.recv(65536):
+                dst.sendall(data)
+        with contextlib.suppress(OSError):
+            dst.shutdown(socket.SHUT_WR)
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
+        self.sock.close()
+        for s in self.open:
+            with contextlib.suppress(OSError):
+                s.close()
+        self.thread.join(timeout=2)
+
+
+def _signaling_url(lab: Any, forwarders: list[TcpForwarder]) -> str:
+    """The signaling URL for peers; through TCP 443 when a host sits behind a udp-blocked firewall."""
+    url = str(lab.start_signaling())
+    kinds = {getattr(s.nat, "kind", None) for s in getattr(lab.topology, "sites", ())}
+    if "udp-blocked" not in kinds:
+        return url
+    server = lab.topology.servers[0]
+    host, port = url.removeprefix("ws://").rsplit(":", 1)
+    public = (lab.addresses(server)[1], 443)
+    if not forwarders:
+        forwarders.append(TcpForwarder(lab.netns(server), public, (host, int(port))))
+    return f"ws://{public[0]}:{public[1]}"
+
+
+def _versions() -> dict[str, str | None]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out: dict[str, str | None] = {}
+    for pkg in ("aiortc", "aioice"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            out[pkg] = None
+    try:
+        from netsim import coturn
+
+        out["coturn"] = coturn.version()
+    except Exception:
+        out["coturn"] = None
+    out["kernel"] = platform.release()
+    out["python"] = platform.python_version()
+    return out
+
+
+def run_session(
+    lab: Any,
+    *,
+    turn: str = "udp",
+    policy: str = "all",
+    glare: bool = False,
+    glare_first: str = "a",
+    deadline_s: float = 10.0,
+    host_a: str = "a",
+    host_b: str = "b",
+    determine_needs_relay: bool = True,
+    media: bool = False,
+    launcher: Launcher | None = None,
+) -> dict[str, Any]:
+    """Run one pairing in `lab` and return a result record (DESIGN.md) without the run/scenario fields."""
+    if turn not in TURN_CHOICES or policy not in POLICIES or glare_first not in ("a", "b"):
+        raise ValueError(f"bad session options: turn={turn!r} policy={policy!r} glare_first={glare_first!r}")
+    own = launcher is None
+    launcher = launcher or Launcher()
+    started_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    log_offset = lab.coturn.log_size() if lab.coturn is not None else 0
+    forwarders: list[TcpForwarder] = []
+    try:
+        url = _signaling_url(lab, forwarders)
+        common: dict[str, Any] = dict(deadline_s=deadline_s, host_a=host_a, host_b=host_b, media=media)
+        a, b = run_peers(
+            lab, launcher, url, turn=turn, policy=policy, glare=glare, glare_first=glare_first, **common
+        )
+        result, relay_side = verdict(a, b)
+        needs_relay, second = _needs_relay(
+            lab, launcher, url, result, turn, policy, determine_needs_relay, common
+        )
+    finally:
+        for fwd in forwarders:
+            fwd.close()
+        if own:
+            launcher.close()
+    timings = session_timings(a, b)
+    return {
+        "nat_a": _nat_kind(lab, host_a),
+        "nat_b": _nat_kind(lab, host_b),
+        "turn": turn,
+        "policy": policy,
+        "glare": glare,
+        "verdict": result,
+        "relay_side": relay_side,
+        "needs_relay": needs_relay,
+        "needs_relay_run": second,
+        "reason": _reason(a, b) if result == "failed" else None,
+        "connect_s": timings["channel_open_s"],
+        "timings": timings,
+        "a": _peer_view(a),
+        "b": _peer_view(b),
+        "launch": _launch_figures(a, b),
+        "versions": _versions(),
+        "coturn_log": _coturn_excerpt(lab, log_offset),
+        "started_at": started_at,
+    }
+
+
+def _needs_relay(
+    lab: Any,
+    launcher: Launcher,
+    url: str,
+    result: str,
+    turn: str,
+    policy: str,
+    determine: bool,
+    common: dict[str, Any],
+) -> tuple[bool | None, dict[str, Any] | None]:
+    """(needs_relay, summary of the relay-less run or None when it was not needed)."""
+    if result in ("direct", "direct-host"):
+        return False, None
+    if turn == "none" and policy == "all":
+        return result == "failed", None  # this run already had no relay candidates
+    if not determine:
+        return None, None
+    a, b = run_peers(lab, launcher, url, turn="none", policy="all", glare=False, **common)
+    second, _ = verdict(a, b)
+    if second == "failed" and not (negotiated(a) and negotiated(b)):
+        # No offer/answer got through (e.g. signaling unreachable): this says nothing about ICE.
+        return None, {"verdict": second, "connect_s": None, "reason": _reason(a, b)}
+    connect_s = session_timings(a, b)["channel_open_s"]
+    summary = {"verdict": second, "connect_s": connect_s, "reason": _reason(a, b)}
+    return second == "failed", summary
+
+
+def _launch_figures(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    """Peer-ready latency (request to child in its namespace) and process start to first echo."""
+    ready = [(p.get("launch") or {}).get("ready_ms") for p in (a, b)]
+    first = [p.get("timings", {}).get("start_to_first_echo_s") for p in (a, b)]
+    return {
+        "ready_ms": [r for r in ready if r is not None],
+        "start_to_first_echo_s": max(f for f in first if f is not None) if None not in first else None,
+    }
+
+
+def _coturn_excerpt(lab: Any, offset: int) -> str | None:
+    """What coturn logged during this session (its tail, if long)."""
+    if lab.coturn is None:
+        return None
+    return lab.coturn.log_since(offset)[-4000:] or None
+
+
+def _nat_kind(lab: Any, host: str) -> str | None:
+    """The NAT preset in front of `host`, when the lab's topology says so."""
+    for site in getattr(lab.topology, "sites", ()):
+        if host in getattr(site, "hosts", ()):
+            return str(getattr(site.nat, "kind", None))
+    return None
+
+
+# --- command line ----------------------------------------------------------------------------------------
+
+
+def add_cli(sub: Any) -> None:
+    p = sub.add_parser("pair", help="run one WebRTC session between two NATed hosts in a fresh lab")
+    p.add_argument("--nat-a", required=True, help="NAT type in front of host a (e.g. full-cone)")
+    p.add_argument("--nat-b", required=True, help="NAT type in front of host b")
+    p.add_argument("--turn", choices=TURN_CHOICES, default="udp", help="TURN transport (default udp)")
+    p.add_argument("--policy", choices=POLICIES, default="all", help="ICE transport policy (default all)")
+    p.add_argument("--glare", action="store_true", help="both peers offer at once (perfect negotiation)")
+    p.add_argument("--glare-first", choices=("a", "b"), default="a", help="whose offer is sent first")
+    p.add_argument("--deadline", type=float, default=10.0, help="connect deadline in seconds (default 10)")
+    p.add_argument("--media", action="store_true", help="also send a synthetic audio and video track")
+    p.add_argument("--no-needs-relay", action="store_true", help="skip the relay-less second run")
+    p.add_argument("--json", action="store_true", help="print the result record as JSON")
+    p.set_defaults(func=cli_pair)
+
+
+def cli_pair(args: argparse.Namespace) -> int:
+    """Exit status 0 when the session connected, 1 when it failed."""
+    from netsim.lab import Lab
+    from netsim.topology import standard_topology
+
+    topo = standard_topology(args.nat_a, args.nat_b)
+    with Launcher() as launcher, Lab(topo) as lab:  # the launcher imports while the lab builds
+        record = run_session(
+            lab,
+            turn=args.turn,
+            policy=args.policy,
+            glare=args.glare,
+            glare_first=args.glare_first,
+            deadline_s=args.deadline,
+            determine_needs_relay=not args.no_needs_relay,
+            media=args.media,
+            launcher=launcher,
+        )
+    if args.json:
+        json.dump(record, sys.stdout, indent=2)
+        print()
+    else:
+        print(format_record(record))
+    return 0 if record["verdict"] != "failed" else 1
+
+
+def format_record(rec: dict[str, Any]) -> str:
+    lines = [
+        f"{rec['nat_a']} x {rec['nat_b']}  turn={rec['turn']} policy={rec['policy']} glare={rec['glare']}",
+        f"verdict: {rec['verdict']}"
+        + (f" (relayed by {rec['relay_side']})" if rec["relay_side"] else "")
+        + f"  needs_relay: {rec['needs_relay']}  connect_s: {rec['connect_s']}",
+    ]
+    for side in ("a", "b"):
+        p = rec[side]
+        via = f" via TURN/{p['turn_transport']}" if p["turn_transport"] else ""
+        lines.append(
+            f"  {side}: {p['local_type']} {p['local']} -> {p['remote_type']} {p['remote']} ({p['role']}){via}"
+        )
+    lines.append("  timings: " + ", ".join(f"{k}={v}" for k, v in rec["timings"].items()))
+    if rec["reason"]:
+        lines.append(f"  reason: {rec['reason']}")
+    return "\n".join(lines)
