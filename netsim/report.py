@@ -45,7 +45,7 @@ LINE_COLOURS = {"direct-host": "#1b5e20", "direct": "#5cb860", "relay": "#ef8f00
 # --- building blocks ---
 
 
-def _esc_id(index: int) -> str:
+def _session_id(index: int) -> str:
     return f"s-{index}"
 
 
@@ -103,12 +103,21 @@ def _heatmap_cell(entries: list[tuple[int, Mapping[str, Any]]], kind: str) -> di
     return {
         "label": label,
         "background": _gradient(colour_dist),
-        "href": "#" + _esc_id(entries[0][0]),
+        "href": "#" + _session_id(_most_interesting(entries)),
         "n": len(recs),
         "mismatch": any(r.get("mismatch") for r in recs),
         "failed": any(r.get("passed") is not True for r in recs),
         "title": tooltip,
     }
+
+
+def _most_interesting(entries: list[tuple[int, Mapping[str, Any]]]) -> int:
+    """Index a cell links to: its first unexpected session, else first failed one, else the first."""
+    for test in (lambda r: bool(r.get("mismatch")), lambda r: r.get("passed") is not True, lambda r: True):
+        for i, r in entries:
+            if test(r):
+                return i
+    return entries[0][0]
 
 
 def _indexed_cells(
@@ -166,9 +175,11 @@ def _meta(run_dir: Path, records: list[Mapping[str, Any]], summary: Mapping[str,
     stamps = sorted(str(r["started_at"]) for r in records if r.get("started_at"))
     if stamps:
         date = stamps[0] if stamps[0] == stamps[-1] else f"{stamps[0]} – {stamps[-1]}"
-    else:
+    elif (run_dir / results.RESULTS_FILE).exists():
         mtime = (run_dir / results.RESULTS_FILE).stat().st_mtime
         date = datetime.fromtimestamp(mtime, UTC).strftime("%Y-%m-%dT%H:%M:%SZ") + " (file time)"
+    else:
+        date = "unknown"
     scenarios: dict[str, bool] = {}
     for r in records:
         name = str(r.get("scenario") or "?")
@@ -252,7 +263,7 @@ def _pcap_href(run_dir: Path, pcap: Any) -> dict[str, Any] | None:
 def _session(run_dir: Path, index: int, r: Mapping[str, Any]) -> dict[str, Any]:
     timings = r.get("timings") if isinstance(r.get("timings"), Mapping) else {}
     return {
-        "id": _esc_id(index),
+        "id": _session_id(index),
         "n": index + 1,
         "scenario": r.get("scenario") or "?",
         "group": r.get("group") or "?",

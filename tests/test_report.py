@@ -192,6 +192,27 @@ def test_every_heatmap_cell_links_to_a_session(built: tuple[Path, list[dict[str,
                 assert page.ids[cell["href"][1:]]["tag"] == "details"
 
 
+def test_cell_links_to_its_unexpected_session(
+    built: tuple[Path, list[dict[str, Any]], str, Page], tmp_path: Path
+) -> None:
+    _, records, _, page = built
+    cell = {"group": "matrix-turn", "nat_a": "open", "nat_b": "symmetric"}
+    repeats = [
+        {**cell, "verdict": "direct", "passed": True},
+        {**cell, "verdict": "failed", "passed": False},
+        {**cell, "verdict": "relay", "passed": False, "mismatch": "expected needs_relay=false, got true"},
+    ]
+
+    def href(recs: list[dict[str, Any]]) -> str:
+        return str(report.report_context(tmp_path, recs)["heatmaps"][0]["rows"][0]["cells"][0]["href"])
+
+    assert href(repeats) == "#s-2"
+    assert href(repeats[:2]) == "#s-1"
+    mixed = page.heatmaps["heatmap-matrix-turn"][("full-cone", "symmetric")]
+    first = next(i for i, r in enumerate(records) if r["scenario"] == "matrix-turn/full-cone__symmetric")
+    assert mixed["href"] == f"#s-{first}"  # all passed: the first repeat
+
+
 def test_shares(built: tuple[Path, list[dict[str, Any]], str, Page]) -> None:
     _, records, html, page = built
     summary = results.summarize(records)
