@@ -10,6 +10,7 @@ import argparse
 import base64
 import io
 import os
+import re
 import sys
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -212,6 +213,10 @@ def _expected_text(expected: Any) -> str:
     return ", ".join(parts)
 
 
+def _str_list(value: Any) -> list[str]:
+    return [str(v) for v in value] if isinstance(value, list) else []
+
+
 def _peer_view(peer: Any) -> dict[str, Any]:
     peer = peer if isinstance(peer, Mapping) else {}
     cands = peer.get("candidates") if isinstance(peer.get("candidates"), Mapping) else {}
@@ -227,8 +232,8 @@ def _peer_view(peer: Any) -> dict[str, Any]:
         "state": peer.get("state") or "?",
         "turn_transport": peer.get("turn_transport"),
         "selected": selected,
-        "local_cands": [str(c) for c in cands.get("local") or []],
-        "remote_cands": [str(c) for c in cands.get("remote") or []],
+        "local_cands": _str_list(cands.get("local")),
+        "remote_cands": _str_list(cands.get("remote")),
         "timings": peer.get("timings") if isinstance(peer.get("timings"), Mapping) else {},
     }
 
@@ -253,7 +258,7 @@ def _pcap_href(run_dir: Path, pcap: Any) -> dict[str, Any] | None:
     if not pcap:
         return None
     text = str(pcap)
-    if "://" in text:
+    if re.match(r"[A-Za-z][A-Za-z0-9+.-]*:", text):  # a URL (http:, javascript:, ...): show, never link
         return {"text": text, "href": None, "exists": False}
     path = Path(text)
     rel = os.path.relpath(path, run_dir) if path.is_absolute() else text

@@ -303,6 +303,15 @@ def test_partial_records(tmp_path: Path) -> None:
     assert len(page.images) == 1  # one relay connect time is enough for a chart
 
 
+def test_pcap_url_is_never_linked(tmp_path: Path) -> None:
+    write_results(
+        tmp_path, [{"scenario": "x", "pcap": "javascript:alert(1)"}, {"scenario": "y", "pcap": "/abs/c.pcap"}]
+    )
+    html = report.build_report(tmp_path).read_text()
+    assert "javascript:alert(1)" in html and 'href="javascript:' not in html
+    assert f'href="{os.path.relpath("/abs/c.pcap", tmp_path.resolve())}"' in html
+
+
 def test_empty_results_says_so(tmp_path: Path) -> None:
     write_results(tmp_path, [])
     html = report.build_report(tmp_path).read_text()
