@@ -89,7 +89,11 @@ def _child(req: dict[str, Any]) -> None:
         cfg = PeerConfig.from_dict(req["cfg"])
         cfg.t0 = req["t_req"]
         result = asyncio.run(run_peer(cfg))
-        result["launch"] = {"ready_ms": round((t_ready - req["t_req"]) * 1000, 3), "pid": os.getpid()}
+        result["launch"] = {
+            "ready_ms": round((t_ready - req["t_req"]) * 1000, 3),
+            "pid": os.getpid(),
+            "netns_inode": os.stat("/proc/thread-self/ns/net").st_ino,
+        }
         _write_json(req["result"], result)
     except BaseException as exc:  # the child must never fall back into the server loop
         status = 1
