@@ -29,7 +29,9 @@ from netsim.topology import Iface, NodePlan, Topology, plan
 
 RUNTIME_DIR = Path(os.environ.get("NETSIM_RUNTIME_DIR", "/run/netsim"))
 INET = "inet"  # the internet segment's namespace suffix and bridge name
-SIGNALING_PORT = 8765
+# Signaling on TCP 443 of the server's second address (coturn holds 443 on the first): like a web service,
+# it stays reachable from behind the udp-blocked firewall, which lets only TCP 443 out.
+SIGNALING_PORT = 443
 
 
 class LabError(RuntimeError):
@@ -237,7 +239,7 @@ class Lab:
         if self.signaling_url:
             return self.signaling_url
         server = self.topology.servers[0]
-        ip = self.address(server)
+        ip = self.addresses(server)[-1]
         if in_process:
             from netsim import signaling
 

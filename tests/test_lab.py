@@ -267,8 +267,8 @@ def test_cli_errors_name_the_value(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("in_process", [True, False])
 def test_signaling_is_reachable_from_hosts_through_their_nats(in_process: bool) -> None:
-    with Lab(standard_topology("symmetric", "port-restricted-cone"), coturn=False) as lab:
+    with Lab(standard_topology("symmetric", "udp-blocked"), coturn=False) as lab:
         url = lab.start_signaling(in_process=in_process)
-        assert url == "ws://198.18.0.2:8765"
+        assert url == "ws://198.18.0.3:443"
         for host in ("a", "b"):
-            assert labmod._http_ok(lab.netns(host), "198.18.0.2", 8765, "/healthz")
+            assert labmod._http_ok(lab.netns(host), "198.18.0.3", 443, "/healthz")
