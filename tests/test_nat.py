@@ -17,7 +17,8 @@ from netsim.nat import ADM, APDM, EIM, NatError, NatSpec
 
 WHERE = {"wan_if": "wan0", "lan_if": "lan0", "wan_ip": "198.18.7.1", "lan_cidr": "10.7.0.0/24"}
 DEFINES = (
-    'define WAN_IF = "wan0"\ndefine LAN_IF = "lan0"\ndefine WAN_IP = 198.18.7.1\ndefine LAN_NET = 10.7.0.0/24\n'
+    'define WAN_IF = "wan0"\ndefine LAN_IF = "lan0"\n'
+    "define WAN_IP = 198.18.7.1\ndefine LAN_NET = 10.7.0.0/24\n"
 )
 ROUTER = {**WHERE, "wan_if": "wan", "lan_if": "lan"}
 
