@@ -528,6 +528,7 @@ class _Peer:
             "polite": self.cfg.polite,
             "turn_transport": pair.get("turn_transport"),
             "state": state,
+            "ice_urls": [s["urls"] for s in self.cfg.ice_servers],  # credentials stay out of records
             "candidates": dict(self.candidates),
             "states": self.states,
             "timings": self.timings(),

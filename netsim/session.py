@@ -12,18 +12,14 @@ This module does not import aiortc: the peers run in processes forked by netsim.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import platform
 import secrets
-import socket
 import sys
-import threading
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from netsim import netns
 from netsim.launcher import Launcher
 
 TURN_CHOICES = ("udp", "tcp", "tls", "none")
@@ -87,7 +83,17 @@ def session_timings(a: dict[str, Any], b: dict[str, Any]) -> dict[str, float | N
 
 def _peer_view(rec: dict[str, Any]) -> dict[str, Any]:
     """The PEER record of DESIGN.md (the raw record keeps marks, negotiation and launch details too)."""
-    keys = ("local_type", "remote_type", "local", "remote", "role", "polite", "turn_transport", "state")
+    keys = (
+        "local_type",
+        "remote_type",
+        "local",
+        "remote",
+        "role",
+        "polite",
+        "turn_transport",
+        "state",
+        "ice_urls",
+    )
     out = {k: rec.get(k) for k in keys}
     out.update(
         candidates=rec.get("candidates", {"local": [], "remote": []}),
@@ -160,67 +166,6 @@ def run_peers(
     return a, b
 
 
-class TcpForwarder:
-    """Relays TCP connections from listen (ip, port) to target, with both sockets in namespace `ns`.
-
-    The udp-blocked firewall lets only TCP 443 out, while the lab's signaling server listens on 8765:
-    this exposes it on the second server address's port 443 (coturn's TCP 443 is on the first).
-    """
-
-    def __init__(self, ns: str, listen: tuple[str, int], target: tuple[str, int]) -> None:
-        self.ns, self.target = ns, target
-        self.sock = netns.socket_in(ns, socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(listen)
-        self.sock.listen(64)
-        self.open: list[socket.socket] = []
-        self.thread = threading.Thread(target=self._accept, name="signaling-443", daemon=True)
-        self.thread.start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self.sock.accept()
-                upstream = netns.socket_in(self.ns, socket.AF_INET, socket.SOCK_STREAM)
-                upstream.connect(self.target)
-            except OSError:
-                return  # closed
-            self.open += [client, upstream]
-            for src, dst in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(src, dst), daemon=True).start()
-
-    @staticmethod
-    def _pump(src: socket.socket, dst: socket.socket) -> None:
-        with contextlib.suppress(OSError):
-            while data := src.recv(65536):
-                dst.sendall(data)
-        with contextlib.suppress(OSError):
-            dst.shutdown(socket.SHUT_WR)
-
-    def close(self) -> None:
-        with contextlib.suppress(OSError):
-            self.sock.shutdown(socket.SHUT_RDWR)
-        self.sock.close()
-        for s in self.open:
-            with contextlib.suppress(OSError):
-                s.close()
-        self.thread.join(timeout=2)
-
-
-def _signaling_url(lab: Any, forwarders: list[TcpForwarder]) -> str:
-    """The signaling URL for peers; through TCP 443 when a host sits behind a udp-blocked firewall."""
-    url = str(lab.start_signaling())
-    kinds = {getattr(s.nat, "kind", None) for s in getattr(lab.topology, "sites", ())}
-    if "udp-blocked" not in kinds:
-        return url
-    server = lab.topology.servers[0]
-    host, port = url.removeprefix("ws://").rsplit(":", 1)
-    public = (lab.addresses(server)[1], 443)
-    if not forwarders:
-        forwarders.append(TcpForwarder(lab.netns(server), public, (host, int(port))))
-    return f"ws://{public[0]}:{public[1]}"
-
-
 def _versions() -> dict[str, str | None]:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -262,9 +207,8 @@ def run_session(
     launcher = launcher or Launcher()
     started_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     log_offset = lab.coturn.log_size() if lab.coturn is not None else 0
-    forwarders: list[TcpForwarder] = []
     try:
-        url = _signaling_url(lab, forwarders)
+        url = str(lab.start_signaling())  # TCP 443, reachable through the udp-blocked firewall too
         common: dict[str, Any] = dict(deadline_s=deadline_s, host_a=host_a, host_b=host_b, media=media)
         a, b = run_peers(
             lab, launcher, url, turn=turn, policy=policy, glare=glare, glare_first=glare_first, **common
@@ -274,8 +218,6 @@ def run_session(
             lab, launcher, url, result, turn, policy, determine_needs_relay, common
         )
     finally:
-        for fwd in forwarders:
-            fwd.close()
         if own:
             launcher.close()
     timings = session_timings(a, b)
