@@ -16,9 +16,24 @@ from netsim.topology import Topology, TopologyError, from_dict, standard_topolog
 SCENARIO_DIR = Path(__file__).resolve().parent.parent / "scenarios"
 NAT_KINDS = ("open", "full-cone", "restricted-cone", "port-restricted-cone", "symmetric")
 VERDICTS = ("direct-host", "direct", "relay", "failed")
-SESSION_KEYS = {"a", "b", "turn", "policy", "glare", "glare_first", "hide_host", "deadline_s", "group", "label_a",
-                "label_b"}
-DEFAULT_DEADLINE_S = 10.0
+SESSION_KEYS = {
+    "a",
+    "b",
+    "turn",
+    "policy",
+    "glare",
+    "glare_first",
+    "hide_host",
+    "deadline_s",
+    "group",
+    "label_a",
+    "label_b",
+}
+# The suite's connect deadline. Sessions here connect in under 1 s (hole punching pays one 500 ms STUN
+# retransmission), so 4 s leaves a wide margin while failing cells, which wait the whole deadline, stay cheap.
+DEFAULT_DEADLINE_S = 4.0
+# With UDP blocked, gathering waits aioice's 5 s STUN timeout before anything can connect.
+FIREWALL_DEADLINE_S = 9.0
 
 
 @dataclass(frozen=True)
@@ -53,7 +68,7 @@ class Scenario:
 
 @dataclass(frozen=True)
 class Expectation:
-    """What a scenario must show: needs_relay, whether it connects, optionally the verdict and relay transport."""
+    """What a scenario must show: needs_relay, whether it connects, maybe the verdict and relay transport."""
 
     needs_relay: bool | None
     connect: bool = True
@@ -83,19 +98,41 @@ def firewall() -> list[Scenario]:
     for other in ("port-restricted-cone", "udp-blocked"):
         for turn in ("tcp", "tls"):
             topo = standard_topology("udp-blocked", other)
-            out.append(Scenario(f"firewall/udp-blocked__{other}__{turn}", "firewall", topo, "udp-blocked", other,
-                                turn=turn))
+            out.append(
+                Scenario(
+                    f"firewall/udp-blocked__{other}__{turn}",
+                    "firewall",
+                    topo,
+                    "udp-blocked",
+                    other,
+                    turn=turn,
+                    deadline_s=FIREWALL_DEADLINE_S,
+                )
+            )
     return out
 
 
 def policy_and_glare() -> list[Scenario]:
     prc = "port-restricted-cone"
     return [
-        Scenario("policy/full-cone__full-cone__relay-only", "policy", standard_topology("full-cone", "full-cone"),
-                 "full-cone", "full-cone", policy="relay"),
+        Scenario(
+            "policy/full-cone__full-cone__relay-only",
+            "policy",
+            standard_topology("full-cone", "full-cone"),
+            "full-cone",
+            "full-cone",
+            policy="relay",
+        ),
         *(
-            Scenario(f"glare/{prc}__{prc}__{first}-first", "glare", standard_topology(prc, prc), prc, prc,
-                     glare=True, glare_first=first)
+            Scenario(
+                f"glare/{prc}__{prc}__{first}-first",
+                "glare",
+                standard_topology(prc, prc),
+                prc,
+                prc,
+                glare=True,
+                glare_first=first,
+            )
             for first in ("a", "b")
         ),
     ]
@@ -112,13 +149,17 @@ def load_scenario_file(path: Path) -> Scenario:
         raise TopologyError(f"{path.name}: session: expected a table, got {session!r}")
     for key in session:
         if key not in SESSION_KEYS:
-            raise TopologyError(f"{path.name}: session.{key}: unknown key (allowed: {', '.join(sorted(SESSION_KEYS))})")
+            raise TopologyError(
+                f"{path.name}: session.{key}: unknown key (allowed: {', '.join(sorted(SESSION_KEYS))})"
+            )
     topo = from_dict(data, default_name=path.stem, base_dir=path.parent)
     hosts = topo.hosts()
     host_a, host_b = session.get("a", hosts[0]), session.get("b", hosts[-1])
     for key, host in (("a", host_a), ("b", host_b)):
         if host not in hosts:
-            raise TopologyError(f"{path.name}: session.{key}: unknown host {host!r} (hosts: {', '.join(hosts)})")
+            raise TopologyError(
+                f"{path.name}: session.{key}: unknown host {host!r} (hosts: {', '.join(hosts)})"
+            )
     group = session.get("group", path.stem)
     return Scenario(
         id=f"{group}/{topo.name}",
@@ -142,11 +183,14 @@ def file_scenarios(directory: Path = SCENARIO_DIR) -> list[Scenario]:
 
 
 def catalog(directory: Path = SCENARIO_DIR) -> list[Scenario]:
-    """Every scenario of the suite, in a stable order (their ids are pytest ids)."""
+    """Every scenario of the suite, in a stable order (their ids are pytest ids).
+
+    The slow firewall scenarios come first so that pytest-xdist workers finish at about the same time.
+    """
     return [
+        *firewall(),
         *matrix("udp", "matrix-turn"),
         *matrix("none", "matrix-noturn"),
-        *firewall(),
         *file_scenarios(directory),
         *policy_and_glare(),
     ]
@@ -171,7 +215,9 @@ def _matrix_needs_relay(table: dict[str, Any], a: str, b: str) -> bool:
         raise ExpectationError(f"expected.toml: matrix.kinds has no {a if a not in kinds else b!r}")
     value = rows[kinds.index(a)][kinds.index(b)]
     if not isinstance(value, bool):
-        raise ExpectationError(f"expected.toml: matrix.needs_relay[{a}][{b}]: expected true or false, got {value!r}")
+        raise ExpectationError(
+            f"expected.toml: matrix.needs_relay[{a}][{b}]: expected true or false, got {value!r}"
+        )
     return value
 
 
@@ -184,7 +230,9 @@ def expectation(scn: Scenario, table: dict[str, Any]) -> Expectation:
         needs = _matrix_needs_relay(table, scn.nat_a, scn.nat_b)
         source = f"matrix[{scn.nat_a}][{scn.nat_b}]"
         if scn.turn == "none":
-            return Expectation(needs, connect=not needs, verdict=None if not needs else "failed", source=source)
+            return Expectation(
+                needs, connect=not needs, verdict=None if not needs else "failed", source=source
+            )
         return Expectation(needs, connect=True, verdict="relay" if needs else None, source=source)
     raise ExpectationError(f'expected.toml: no entry for scenario "{scn.id}" (add [scenario."{scn.id}"])')
 
@@ -193,7 +241,9 @@ def _from_entry(entry: dict[str, Any], where: str) -> Expectation:
     allowed = {"needs_relay", "connect", "verdict", "turn_transport", "notes"}
     for key in entry:
         if key not in allowed:
-            raise ExpectationError(f"expected.toml: {where}.{key}: unknown key (allowed: {', '.join(sorted(allowed))})")
+            raise ExpectationError(
+                f"expected.toml: {where}.{key}: unknown key (allowed: {', '.join(sorted(allowed))})"
+            )
     verdict = entry.get("verdict")
     if verdict is not None and verdict not in VERDICTS:
         raise ExpectationError(f"expected.toml: {where}.verdict: unknown verdict {verdict!r}")
@@ -233,3 +283,36 @@ def mismatch(record: dict[str, Any], exp: Expectation) -> str | None:
     )
     lines.append(f"(expectation from {exp.source}; selected pairs {pair}; reason: {record.get('reason')})")
     return "\n".join(lines)
+
+
+# ---- running ----------------------------------------------------------------------------------------------
+
+
+def run_one(
+    scn: Scenario, launcher: Any, table: dict[str, Any], run_id: str, repeat: int = 0
+) -> tuple[dict[str, Any], str | None]:
+    """Run a scenario in a fresh lab; the result record (with expectation and verdict) and any mismatch."""
+    from netsim import session
+    from netsim.lab import Lab
+
+    expected = expectation(scn, table)
+    with Lab(scn.topology) as lab:
+        lab.start_signaling()
+        record = session.run_session(lab, launcher=launcher, **scn.session_options())
+    problem = mismatch(record, expected)
+    record.update(
+        run_id=run_id,
+        scenario=scn.id,
+        group=scn.group,
+        nat_a=scn.nat_a,
+        nat_b=scn.nat_b,
+        repeat=repeat,
+        expected={
+            "needs_relay": expected.needs_relay,
+            "connect": expected.connect,
+            "verdict": expected.verdict,
+        },
+        passed=problem is None,
+        mismatch=problem,
+    )
+    return record, problem

@@ -8,7 +8,6 @@ from typing import Any
 import pytest
 
 from netsim import results, suite
-from netsim.lab import Lab
 
 CATALOG = suite.catalog()
 
@@ -22,23 +21,7 @@ def test_scenario(
     expectations: dict[str, Any],
     pytestconfig: pytest.Config,
 ) -> None:
-    from netsim import session
-
-    expected = suite.expectation(scn, expectations)
-    with Lab(scn.topology) as lab:
-        lab.start_signaling()
-        record = session.run_session(lab, launcher=launcher, **scn.session_options())
-    problem = suite.mismatch(record, expected)
-    record.update(
-        run_id=pytestconfig.netsim_run_id,  # type: ignore[attr-defined]
-        scenario=scn.id,
-        group=scn.group,
-        nat_a=scn.nat_a,
-        nat_b=scn.nat_b,
-        repeat=repeat,
-        expected={"needs_relay": expected.needs_relay, "connect": expected.connect, "verdict": expected.verdict},
-        passed=problem is None,
-        mismatch=problem,
-    )
+    run_id = pytestconfig.netsim_run_id  # type: ignore[attr-defined]
+    record, problem = suite.run_one(scn, launcher, expectations, run_id, repeat)
     results.append_record(run_dir, record)
     assert problem is None, f"{scn.id}:\n{problem}"
