@@ -262,7 +262,7 @@ def _from_entry(entry: dict[str, Any], where: str) -> Expectation:
 
 def mismatch(record: dict[str, Any], exp: Expectation) -> str | None:
     """None when the record meets the expectation, else expectation and outcome side by side."""
-    problems = []
+    problems: list[tuple[str, object, object]] = []
     connected = record.get("verdict") != "failed"
     if connected != exp.connect:
         problems.append(("connects", exp.connect, connected))
