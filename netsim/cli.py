@@ -127,7 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="netsim", description="NAT traversal lab for WebRTC")
     sub = parser.add_subparsers(dest="command", required=True)
     _lab_parsers(sub)
-    for module in ("signaling", "session", "report", "matrix"):
+    for module in ("signaling", "session", "report", "suite"):
         try:
             mod = __import__(f"netsim.{module}", fromlist=["add_cli"])
         except ImportError as e:

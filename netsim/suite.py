@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import argparse
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -80,6 +81,9 @@ class Expectation:
 
 class ExpectationError(ValueError):
     pass
+
+
+NO_EXPECTATION = Expectation(needs_relay=None, source="(no expectation)")
 
 
 # ---- the catalog ------------------------------------------------------------------------------------------
@@ -226,7 +230,11 @@ def expectation(scn: Scenario, table: dict[str, Any]) -> Expectation:
     entry = table.get("scenario", {}).get(scn.id)
     if entry is not None:
         return _from_entry(entry, f'scenario."{scn.id}"')
-    if scn.group in ("matrix-turn", "matrix-noturn"):
+    if (
+        scn.group in ("matrix-turn", "matrix-noturn", "population")
+        and scn.nat_a in NAT_KINDS
+        and scn.nat_b in NAT_KINDS
+    ):
         needs = _matrix_needs_relay(table, scn.nat_a, scn.nat_b)
         source = f"matrix[{scn.nat_a}][{scn.nat_b}]"
         if scn.turn == "none":
@@ -289,17 +297,26 @@ def mismatch(record: dict[str, Any], exp: Expectation) -> str | None:
 
 
 def run_one(
-    scn: Scenario, launcher: Any, table: dict[str, Any], run_id: str, repeat: int = 0
+    scn: Scenario, launcher: Any, table: dict[str, Any], run_id: str, repeat: int = 0, strict: bool = True
 ) -> tuple[dict[str, Any], str | None]:
-    """Run a scenario in a fresh lab; the result record (with expectation and verdict) and any mismatch."""
+    """Run a scenario in a fresh lab; the result record (with expectation and verdict) and any mismatch.
+
+    strict: a scenario missing from the expectations table is an error (the suite); otherwise (a
+    researcher's own file from the command line) it runs and records no expectation.
+    """
     from netsim import session
     from netsim.lab import Lab
 
-    expected = expectation(scn, table)
+    try:
+        expected = expectation(scn, table)
+    except ExpectationError:
+        if strict:
+            raise
+        expected = NO_EXPECTATION
     with Lab(scn.topology) as lab:
         lab.start_signaling()
         record = session.run_session(lab, launcher=launcher, **scn.session_options())
-    problem = mismatch(record, expected)
+    problem = None if expected is NO_EXPECTATION else mismatch(record, expected)
     record.update(
         run_id=run_id,
         scenario=scn.id,
@@ -316,3 +333,120 @@ def run_one(
         mismatch=problem,
     )
     return record, problem
+
+
+def population(size: int, mix: dict[str, float], seed: int, turn: str = "udp") -> list[Scenario]:
+    """`size` pairings whose two NAT kinds are drawn independently from `mix` (kind -> weight)."""
+    import random
+
+    for kind, weight in mix.items():
+        if kind not in NAT_KINDS:
+            raise ValueError(f"--mix: unknown NAT kind {kind!r} (choose from {', '.join(NAT_KINDS)})")
+        if weight < 0:
+            raise ValueError(f"--mix: negative weight for {kind!r}: {weight}")
+    if size < 1 or sum(mix.values()) <= 0:
+        raise ValueError(f"--size: needs at least one session and a positive mix (size={size})")
+    rng = random.Random(seed)
+    kinds, weights = list(mix), list(mix.values())
+    out = []
+    for i in range(size):
+        a, b = rng.choices(kinds, weights, k=2)
+        out.append(
+            Scenario(f"population/{i:04d}__{a}__{b}", "population", standard_topology(a, b), a, b, turn=turn)
+        )
+    return out
+
+
+def run_many(
+    scenarios: list[Scenario], repeats: int, reports_root: Path, report: bool = True
+) -> tuple[Path, int]:
+    """Run scenarios one after another with one launcher; returns the run directory and the mismatch count."""
+    from netsim import results
+    from netsim.launcher import Launcher
+
+    table = load_expectations()
+    run_id = results.new_run_id()
+    directory = results.run_dir(reports_root, run_id)
+    failures = 0
+    with Launcher() as launcher:
+        for scn in scenarios:
+            for repeat in range(repeats):
+                record, problem = run_one(scn, launcher, table, run_id, repeat, strict=False)
+                results.append_record(directory, record)
+                failures += problem is not None
+                mark = "ok" if problem is None else "MISMATCH"
+                print(f"{scn.id:<64} {record['verdict']:<11} needs_relay={record['needs_relay']!s:<5} {mark}")
+                if problem:
+                    print("    " + problem.replace("\n", "\n    "))
+    results.write_summary(directory)
+    if report:
+        from netsim import report as report_mod
+
+        print(f"HTML report: {report_mod.build_report(directory, reports_root)}")
+    return directory, failures
+
+
+def _parse_mix(text: str) -> dict[str, float]:
+    mix = {}
+    for part in text.split(","):
+        kind, _, weight = part.partition("=")
+        try:
+            mix[kind.strip()] = float(weight)
+        except ValueError:
+            raise ValueError(f"--mix: bad weight in {part!r} (use kind=weight,...)") from None
+    return mix
+
+
+DEFAULT_MIX = "open=0.05,full-cone=0.15,restricted-cone=0.15,port-restricted-cone=0.45,symmetric=0.2"
+
+
+def add_cli(sub: Any) -> None:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--repeats", type=int, default=1)
+    common.add_argument("--reports", default=str(SCENARIO_DIR.parent / "reports"), help="reports root")
+    common.add_argument("--no-report", action="store_true")
+    mx = sub.add_parser("matrix", parents=[common], help="run the NAT x NAT matrix and write a report")
+    mx.add_argument("--turn", choices=("udp", "tcp", "tls", "none"), default="udp")
+    mx.add_argument("--kinds", default=",".join(NAT_KINDS), help="comma-separated NAT kinds")
+    mx.set_defaults(func=cli_matrix)
+    run = sub.add_parser("run", parents=[common], help="run the session of scenario TOML files")
+    run.add_argument("files", nargs="+")
+    run.set_defaults(func=cli_run)
+    pop = sub.add_parser("population", parents=[common], help="run pairings drawn from a NAT mix")
+    pop.add_argument("--size", type=int, default=20)
+    pop.add_argument("--mix", default=DEFAULT_MIX, help=f"kind=weight,... (default {DEFAULT_MIX})")
+    pop.add_argument("--seed", type=int, default=1)
+    pop.add_argument("--turn", choices=("udp", "tcp", "tls", "none"), default="udp")
+    pop.set_defaults(func=cli_population)
+
+
+def _finish(scenarios: list[Scenario], args: argparse.Namespace) -> int:
+    if args.repeats < 1:
+        raise ValueError(f"--repeats: must be at least 1, got {args.repeats}")
+    directory, failures = run_many(scenarios, args.repeats, Path(args.reports), report=not args.no_report)
+    from netsim import results
+
+    summary = results.summarize(results.load_records(directory))
+    print(
+        f"{summary['sessions']} sessions; relay needed in {summary['relay_needed_share']}, "
+        f"relay won in {summary['relay_won_share']}; {failures} mismatch(es); results in {directory}"
+    )
+    return 1 if failures else 0
+
+
+def cli_matrix(args: argparse.Namespace) -> int:
+    kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
+    for k in kinds:
+        if k not in NAT_KINDS:
+            raise ValueError(f"--kinds: unknown NAT kind {k!r} (choose from {', '.join(NAT_KINDS)})")
+    group = "matrix-noturn" if args.turn == "none" else "matrix-turn"
+    scns = [s for s in matrix(args.turn, group) if s.nat_a in kinds and s.nat_b in kinds]
+    return _finish(scns, args)
+
+
+def cli_run(args: argparse.Namespace) -> int:
+    return _finish([load_scenario_file(Path(f)) for f in args.files], args)
+
+
+def cli_population(args: argparse.Namespace) -> int:
+    return _finish(population(args.size, _parse_mix(args.mix), args.seed, args.turn), args)
