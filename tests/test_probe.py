@@ -3,11 +3,12 @@ and every knob changes what it claims. Root only, except the natdiscovery parser
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import pytest
 
-from netsim import nat, probe
+from netsim import nat, netns, probe
 from netsim.lab import Lab
 from netsim.nat import ADM, APDM, EIM, NatSpec
 from netsim.topology import Site, Topology, standard_topology
@@ -88,6 +89,25 @@ def test_udp_blocked_has_no_udp_at_all(no_leftovers: None) -> None:
         "port_preservation": None,
     }
     assert (independent["mapping"], independent["filtering"]) == (None, None), independent["output"]
+
+
+def tcp_connects(ns: str, address: tuple[str, int]) -> bool:
+    with netns.socket_in(ns, kind=socket.SOCK_STREAM) as sock:
+        sock.settimeout(1.0)
+        try:
+            sock.connect(address)
+        except OSError:
+            return False
+        return True
+
+
+@pytest.mark.root
+def test_udp_blocked_lets_only_tcp_443_out(no_leftovers: None) -> None:
+    with Lab(standard_topology("udp-blocked", "full-cone")) as lab:
+        ip = lab.addresses("server")[0]
+        assert tcp_connects(lab.netns("a"), (ip, 443))  # coturn's aux server: TURN over TCP/TLS
+        assert not tcp_connects(lab.netns("a"), (ip, 3478))  # coturn listens there too, but it is blocked
+        assert tcp_connects(lab.netns("b"), (ip, 3478))  # the other site shows the listener is there
 
 
 @pytest.mark.root
