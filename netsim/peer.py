@@ -32,7 +32,7 @@ from aiortc import (
     RTCPeerConnection,
     RTCSessionDescription,
 )
-from aiortc.rtcconfiguration import RTCBundlePolicy, RTCIceTransportPolicy
+from aiortc.rtcconfiguration import RTCIceTransportPolicy
 
 CLOSE_TIMEOUT_S = 3.0
 
@@ -76,7 +76,7 @@ def selected_pair(pc: RTCPeerConnection) -> dict[str, Any] | None:
     against aiortc 1.16 / aioice 0.13. Raises AiortcInternalsError if an upgrade moved any of it.
     """
     try:
-        sctp = pc.sctp  # max-bundle: the data channel's ICE transport is the only one
+        sctp = pc.sctp  # bundled: the data channel's ICE transport carries everything
         ice = sctp.transport.transport if sctp else pc.getTransceivers()[0].receiver.transport.transport
         conn = ice._connection
         nominated = conn._nominated
@@ -176,8 +176,9 @@ def _rtc_config(cfg: PeerConfig) -> RTCConfiguration:
         for s in cfg.ice_servers
     ]
     policy = {"all": RTCIceTransportPolicy.ALL, "relay": RTCIceTransportPolicy.RELAY}[cfg.policy]
-    bundle = RTCBundlePolicy.MAX_BUNDLE  # one ICE transport for data and media
-    return RTCConfiguration(iceServers=servers, iceTransportPolicy=policy, bundlePolicy=bundle)
+    # Default (balanced) bundling: aiortc peers bundle anyway, and with MAX_BUNDLE plus media tracks aiortc
+    # 1.16 left the offerer's ICE in `new` (the session never connected).
+    return RTCConfiguration(iceServers=servers, iceTransportPolicy=policy)
 
 
 class _Peer:
@@ -207,6 +208,7 @@ class _Peer:
         self.pair: dict[str, Any] | None = None
         self.ice_state = "new"
         self.reader: asyncio.Task[None] | None = None
+        self.tracks_received: list[str] = []
 
     def now(self) -> float:
         return time.monotonic()
@@ -246,6 +248,11 @@ class _Peer:
         def _signaling() -> None:
             if current():
                 self.note("signaling", pc.signalingState)
+
+        @pc.on("track")
+        def _track(track: Any) -> None:
+            if current():
+                self.tracks_received.append(track.kind)
 
         @pc.on("datachannel")
         def _channel(channel: RTCDataChannel) -> None:
@@ -535,6 +542,7 @@ class _Peer:
             "marks": {k: round(v, 6) for k, v in {"start": self.t0, **self.marks}.items()},
             "negotiation": {**self.stats, "offerer": not self.answered and "offer" in self.marks},
             "echo": {"sent": len(self.pongs), "received": len(self.rtts_ms)},
+            "media": {"sent": ["audio", "video"] if self.cfg.media else [], "received": self.tracks_received},
             "reason": reason,
             "error": error,
         }

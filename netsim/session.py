@@ -100,6 +100,7 @@ def _peer_view(rec: dict[str, Any]) -> dict[str, Any]:
         states=rec.get("states", []),
         timings={k: rec.get("timings", {}).get(k) for k in TIMING_KEYS},
         negotiation=rec.get("negotiation"),
+        media=rec.get("media"),
         launch=rec.get("launch"),
         reason=rec.get("reason"),
     )

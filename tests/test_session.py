@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -174,3 +175,26 @@ def test_glare_resolves_ten_times_in_a_row(launcher: Launcher, first: str) -> No
             assert neg_a["ignored_offers"] == (1 if first == "b" else 0)
             assert neg_b["offers_sent"] == (1 if first == "b" else 0)
             assert rec["a"]["role"] == "controlling"
+
+
+@root
+@pytest.mark.usefixtures("no_leftovers")
+def test_unconnectable_pairing_fails_at_the_deadline(launcher: Launcher) -> None:
+    """No relay and two symmetric NATs: both peers give up at the deadline, nobody waits for aioice."""
+    t0 = time.monotonic()
+    rec = _session("symmetric", "symmetric", launcher, turn="none", deadline_s=3.0)
+    elapsed = time.monotonic() - t0
+    assert rec["verdict"] == "failed" and rec["needs_relay"] is True
+    assert "not connected within 3 s" in rec["reason"]
+    assert rec["a"]["state"] == rec["b"]["state"] == "failed"
+    assert rec["a"]["candidates"]["remote"] and rec["b"]["candidates"]["remote"]  # negotiation did happen
+    assert elapsed < 3.0 + 6.0, elapsed  # lab build, peers' close, process exit
+
+
+@root
+@pytest.mark.usefixtures("no_leftovers")
+def test_synthetic_media_flows_both_ways(launcher: Launcher) -> None:
+    rec = _session("full-cone", "port-restricted-cone", launcher, media=True, glare=True)
+    _check_connected(rec)
+    for side in ("a", "b"):
+        assert sorted(rec[side]["media"]["received"]) == ["audio", "video"]
