@@ -7,7 +7,7 @@ Design notes:
 - Everything that touches the registry is synchronous (no await between lookup and enqueue), so a peer that
   disconnects mid-forward can never be half-removed: the single event loop is the lock.
 - Each connection owns an unbounded outbound queue drained by its own writer task, so a slow client never
-  stalls the sender; a client whose queue grows past SEND_QUEUE_LIMIT is dropped instead.
+  stalls the sender; a client whose backlog grows past SEND_BACKLOG_CHARS is dropped instead.
 - A connection only removes the registry entry if the entry is still itself, so a replaced connection's
   cleanup cannot evict its successor (the KeyError / lockout bug of naive managers).
 """
@@ -43,7 +43,7 @@ HARD_MAX_FRAME = 1024 * 1024  # transport cap: larger frames make uvicorn close 
 DEFAULT_RATE = 50.0  # messages per second per connection (sustained)
 DEFAULT_BURST = 100  # token bucket size: a trickle-ICE burst fits comfortably
 DEFAULT_MAX_STRIKES = 50  # consecutive rejected frames before the connection is closed
-SEND_QUEUE_LIMIT = 4096  # outbound backlog beyond which a client counts as stuck
+SEND_BACKLOG_CHARS = 4 * 1024 * 1024  # queued outbound text beyond which a client counts as stuck
 SECRET_ENV = "NETSIM_SIGNALING_SECRET"
 
 CLOSE_REPLACED = 4000  # a newer connection took over this user id: do not reconnect automatically
@@ -104,14 +104,20 @@ class Conn:
         self._tokens = float(limits.burst)
         self._stamp = time.monotonic()
         self.strikes = 0
+        self.backlog = 0  # characters queued, not yet handed to the transport
+        self.overflowed = False
 
     def deliver(self, text: str) -> bool:
         """Queue a frame; False if the connection is going away (or just got dropped for lagging)."""
         if self.closing:
             return False
-        if self.queue.qsize() >= SEND_QUEUE_LIMIT:
-            self.shutdown(CLOSE_TOO_SLOW, "outbound queue overflow: client does not read", drop_pending=True)
+        if self.backlog + len(text) > SEND_BACKLOG_CHARS:
+            self.overflowed = True
+            self.shutdown(
+                CLOSE_TOO_SLOW, "outbound backlog overflow: client does not read", drop_pending=True
+            )
             return False
+        self.backlog += len(text)
         self.queue.put_nowait(text)
         return True
 
@@ -122,6 +128,7 @@ class Conn:
         self.closing = True
         while drop_pending and not self.queue.empty():
             self.queue.get_nowait()
+            self.backlog = 0
         self.queue.put_nowait(_Close(code, reason))
 
     def take_token(self) -> bool:
@@ -199,7 +206,16 @@ class Hub:
         frame = _dump({"type": "presence", "user": user, "status": status})
         for conn in list(self.conns.values()):
             if conn.user != user:
-                conn.deliver(frame)
+                self.deliver(conn, frame)
+
+    def deliver(self, conn: Conn, text: str) -> bool:
+        """Queue a frame for `conn`; a client that stopped reading is unregistered (on the next tick,
+        so that fan-out loops never recurse)."""
+        if conn.deliver(text):
+            return True
+        if conn.overflowed and self.conns.get(conn.user) is conn:
+            asyncio.get_running_loop().call_soon(self.leave, conn)
+        return False
 
     def join(self, conn: Conn) -> None:
         """Register (replacing any previous connection of the user), greet, announce."""
@@ -207,7 +223,7 @@ class Hub:
         self.conns[conn.user] = conn
         if old is not None:
             old.shutdown(CLOSE_REPLACED, "replaced by a newer connection for this user")
-        conn.deliver(_dump({"type": "welcome", "user": conn.user, "presence": self.presence()}))
+        self.deliver(conn, _dump({"type": "welcome", "user": conn.user, "presence": self.presence()}))
         if old is None or old.status != conn.status:
             self.broadcast(conn.user, conn.status)
 
@@ -223,7 +239,7 @@ class Hub:
         self.leave(conn)
 
     def error(self, conn: Conn, code: str, message: str, strike: bool = True) -> None:
-        conn.deliver(_dump({"type": "error", "code": code, "message": message}))
+        self.deliver(conn, _dump({"type": "error", "code": code, "message": message}))
         if strike:
             conn.strikes += 1
             if conn.strikes >= self.limits.max_strikes:
@@ -271,7 +287,7 @@ class Hub:
         out = {key: value for key, value in obj.items() if key != "target"}
         out["sender"] = conn.user  # authenticated identity, whatever the payload claimed
         dest = self.conns.get(target)
-        if dest is None or not dest.deliver(_dump(out)):
+        if dest is None or not self.deliver(dest, _dump(out)):
             self.error(conn, "user-offline", f"{target!r} is not connected", strike=False)
 
 
@@ -296,6 +312,7 @@ async def _writer(hub: Hub, conn: Conn) -> None:
             if isinstance(item, _Close):
                 await conn.ws.close(item.code, item.reason)
                 return
+            conn.backlog -= len(item)
             await conn.ws.send_text(item)
     except Exception as exc:  # ClientDisconnected, WebSocketDisconnect, RuntimeError after close, OSError
         log.debug("send to %s failed: %r", conn.user, exc)

@@ -34,9 +34,19 @@ REPO = Path(__file__).resolve().parent.parent
 T = TypeVar("T")
 
 
+OPEN: list[ClientConnection] = []  # raw connections of the running scenario
+
+
 def run(coro: Awaitable[T]) -> T:
+    """Run a client scenario; connections it left open (a failed assertion) are reset, not leaked."""
+
     async def bounded() -> T:
-        return await asyncio.wait_for(coro, 30)
+        try:
+            return await asyncio.wait_for(coro, 30)
+        finally:
+            for ws in OPEN:
+                ws.transport.abort()
+            OPEN.clear()
 
     return asyncio.run(bounded())
 
@@ -122,6 +132,7 @@ class Peer:
         # (a full websockets queue pauses reading, and close() then waits out its 10 s timeout).
         url = f"{srv.ws}/ws/{user}?token={make_token(SECRET, user)}"
         ws = await connect(url, proxy=None, max_queue=None)
+        OPEN.append(ws)
         peer = cls(ws, user)
         welcome = await peer.recv()
         assert welcome["type"] == "welcome" and welcome["user"] == user
@@ -562,6 +573,38 @@ def test_churn_while_forwarding(server: Server) -> None:
         await survivor.send(**offer_to("churn0", "ok"))
         assert (await survivor.recv())["sdp"] == "ok"
         await survivor.close()
+
+    run(scenario())
+
+
+def test_client_that_stops_reading_is_dropped(server: Server) -> None:
+    async def scenario() -> None:
+        sender = await Peer.join(server, "sender")
+        # Reads nothing after the handshake; max_queue=1 makes its library stop reading the socket too.
+        stuck = await connect(
+            f"{server.ws}/ws/stuck?token={make_token(SECRET, 'stuck')}", proxy=None, max_queue=1
+        )
+        OPEN.append(stuck)
+        assert (await sender.recv())["user"] == "stuck"
+        gone = asyncio.Event()
+
+        async def watch() -> None:
+            while (msg := await sender.recv())["type"] == "error":
+                assert msg["code"] == "user-offline"
+            assert msg == {"type": "presence", "user": "stuck", "status": "offline"}
+            gone.set()
+
+        watcher = asyncio.create_task(watch())
+        big = "x" * 60_000
+        for _ in range(2_000):  # ~4 MiB backlog plus socket buffers; stop as soon as the server gives up
+            if gone.is_set():
+                break
+            await sender.send(**offer_to("stuck", big))
+            await asyncio.sleep(0)
+        await asyncio.wait_for(watcher, 10)
+        assert server.presence() == {"sender": "online"}
+        stuck.transport.abort()
+        await sender.close()
 
     run(scenario())
 
