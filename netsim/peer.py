@@ -327,9 +327,10 @@ class _Peer:
         assert self.sig is not None
         await self.sig.send(payload)
 
-    async def make_offer(self) -> None:
-        pc = self.pc
-        assert pc is not None
+    async def make_offer(self, pc: RTCPeerConnection) -> None:
+        # `pc` is bound when the task is created: a rollback may replace self.pc before the task first runs.
+        if pc is not self.pc:
+            return
         try:
             self.attach(pc.createDataChannel("echo"))
             if self.cfg.media:
@@ -350,6 +351,9 @@ class _Peer:
             self.candidates["local"] = _sdp_candidates(pc.localDescription.sdp)
             await self.send({"type": "offer", "sdp": pc.localDescription.sdp, "id": self.offer_id})
             self.stats["offers_sent"] += 1
+        except Exception as exc:  # a task: nobody awaits it, so report instead of raising
+            if pc is self.pc:
+                self.fail(f"offer failed: {exc!r}")
         finally:
             if pc is self.pc:
                 self.making_offer = False
@@ -362,7 +366,8 @@ class _Peer:
         if self.cfg.offer and not self.answered:
             # Set synchronously: an offer processed after this point is a collision.
             self.making_offer = True
-            self.offer_task = asyncio.get_running_loop().create_task(self.make_offer())
+            assert self.pc is not None
+            self.offer_task = asyncio.get_running_loop().create_task(self.make_offer(self.pc))
 
     async def rollback(self) -> None:
         """The polite side's rollback: retire the connection holding our offer, continue on a fresh one."""

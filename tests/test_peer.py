@@ -178,3 +178,69 @@ def test_peer_reports_remote_bye() -> None:
 def test_bad_policy_is_rejected() -> None:
     with pytest.raises(ValueError):
         asyncio.run(run_peer(PeerConfig("a", "b", False, "ws://x", policy="any")))
+
+
+class _Scripted(_SilentSignaling):
+    """Delivers the target's presence and its offer back to back, then stays silent; records what we send."""
+
+    def __init__(self, offer_sdp: str) -> None:
+        self.sent: list[dict[str, Any]] = []
+        self.msgs: list[dict[str, Any]] = [
+            {"type": "presence", "status": "online"},
+            {"type": "offer", "sdp": offer_sdp, "id": 7},
+        ]
+
+    async def send(self, payload: dict[str, Any]) -> None:
+        self.sent.append(payload)
+
+    async def recv(self) -> dict[str, Any]:
+        if self.msgs:
+            return self.msgs.pop(0)  # no suspension in between: the offer lands before our offer task runs
+        return await super().recv()
+
+
+async def _remote_offer_without_candidates() -> str:
+    """A real aiortc offer, stripped of its candidates so that nobody ever sends a connectivity check."""
+    pc = RTCPeerConnection(_rtc_config(PeerConfig("b", "a", False, "ws://x")))
+    try:
+        pc.createDataChannel("echo")
+        await pc.setLocalDescription(await pc.createOffer())  # host candidates only: binds, sends nothing
+        sdp = pc.localDescription.sdp
+    finally:
+        await pc.close()
+    return "".join(line + "\r\n" for line in sdp.splitlines() if not line.startswith("a=candidate:"))
+
+
+@pytest.mark.parametrize("polite", [True, False])
+def test_glare_when_the_offer_arrives_with_the_presence(polite: bool) -> None:
+    """Both sides offer. Polite: discard our offer and answer theirs. Impolite: ignore theirs, send ours."""
+    scripted: list[_Scripted] = []
+
+    async def main() -> dict[str, Any]:
+        offer = await _remote_offer_without_candidates()
+
+        async def factory(cfg: PeerConfig) -> _Scripted:
+            scripted.append(_Scripted(offer))
+            return scripted[0]
+
+        cfg = PeerConfig("a", "b", polite, "ws://x", offer=True, deadline_s=1.0)
+        rec: dict[str, Any] = await run_peer(cfg, factory)
+        return rec
+
+    rec = asyncio.run(main())
+    sent = [m["type"] for m in scripted[0].sent if m["type"] != "bye"]
+    neg = rec["negotiation"]
+    # No candidates on purpose: it can only end at the deadline, with nothing broken on the way.
+    assert rec["state"] == "failed" and rec["reason"].startswith("not connected within 1 s"), rec["reason"]
+    if polite:
+        assert neg["rollbacks"] == 1 and neg["ignored_offers"] == 0 and neg["offers_sent"] == 0
+        assert sent == ["answer"] and scripted[0].sent[0]["id"] == 7
+        signaling = [s["state"] for s in rec["states"] if s["what"] == "signaling"]
+        after = signaling[signaling.index("rolled-back") + 1 :]
+        assert after[:2] == ["have-remote-offer", "stable"] and "have-local-offer" not in after, signaling
+        assert (
+            "a=setup:active" in scripted[0].sent[0]["sdp"] or "a=setup:passive" in scripted[0].sent[0]["sdp"]
+        )
+    else:
+        assert neg["rollbacks"] == 0 and neg["ignored_offers"] == 1 and neg["offers_sent"] == 1
+        assert sent == ["offer"] and "a=setup:actpass" in scripted[0].sent[0]["sdp"]
