@@ -488,7 +488,7 @@ def test_sender_disconnects_right_after_sending(server: Server) -> None:
             ghost = await Peer.join(server, f"ghost{i}")
             await ghost.send(**offer_to("bob", f"from ghost{i}"))
             ghost.ws.transport.abort()  # no close handshake: the socket just goes away after the frame
-        seen = set()
+        seen: set[str] = set()
         while len(seen) < 20:
             msg = await bob.recv()
             if msg["type"] == "offer":
