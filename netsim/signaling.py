@@ -33,6 +33,7 @@ from typing import Any
 
 import uvicorn
 from fastapi import FastAPI, WebSocket
+from uvicorn.config import WS_PROTOCOLS
 
 log = logging.getLogger("netsim.signaling")
 
@@ -415,7 +416,8 @@ def bind_socket(host: str, port: int) -> socket.socket:
 def make_config(app: FastAPI, log_level: str = "info") -> uvicorn.Config:
     config = uvicorn.Config(
         app,
-        ws="websockets-sansio",
+        # sansio: the maintained protocol (uvicorn >= 0.35); older uvicorns pick their own default.
+        ws="websockets-sansio" if "websockets-sansio" in WS_PROTOCOLS else "auto",
         ws_max_size=HARD_MAX_FRAME,
         ws_per_message_deflate=False,  # signaling frames are small; compression costs latency and memory
         lifespan="off",
