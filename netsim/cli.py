@@ -11,7 +11,7 @@ from pathlib import Path
 from netsim import lab as labmod
 from netsim import netns
 from netsim.nat import NatError, preset
-from netsim.topology import Topology, TopologyError, load_scenario, standard_topology
+from netsim.topology import Site, Topology, TopologyError, load_scenario, standard_topology
 
 
 def _topology(args: argparse.Namespace) -> Topology:
@@ -84,7 +84,11 @@ def cmd_classify(args: argparse.Namespace) -> int:
         spec = preset(args.type)
     else:
         raise NatError("classify: give a NAT type or --rules FILE")
-    with labmod.Lab(standard_topology(spec, "open")) as lab:
+    # Two hosts behind the NAT under test: hairpinning is judged between them (Linux never routes a
+    # packet back to the host that sent it).
+    sites = (Site("nat-a", spec, ("a", "a2")), Site("nat-b", preset("open"), ("b",)))
+    topo = Topology("classify", sites=sites)
+    with labmod.Lab(topo) as lab:
         result = probe.classify(lab, "a", measure_lifetime=args.lifetime)
     if args.json:
         print(json.dumps(result))

@@ -171,7 +171,8 @@ def plan(topo: Topology) -> dict[str, NodePlan]:
 
 # ---- loading and validation -------------------------------------------------------------------------------
 
-_TOP_KEYS = {"name", "description", "ipv6", "site", "carrier", "server"}
+# `session` belongs to the scenario suite (netsim.suite): which hosts pair and how.
+_TOP_KEYS = {"name", "description", "ipv6", "site", "carrier", "server", "session"}
 _SITE_KEYS = {"name", "nat", "hosts", "behind", "lan"}
 _CARRIER_KEYS = {"name", "nat"}
 _SERVER_KEYS = {"name"}
