@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 from collections.abc import Iterator
 
 import pytest
@@ -31,3 +32,14 @@ def no_leftovers(request: pytest.FixtureRequest) -> Iterator[None]:
     yield
     leaked = sorted(n for n in set(netns.list_names()) - before if n.startswith(mine))
     assert not leaked, f"namespaces left behind: {leaked}"
+
+
+@pytest.fixture
+def scratch_netns() -> Iterator[str]:
+    """An empty namespace of this test's own (loopback down), removed afterwards."""
+    name = f"ns{os.getpid():x}{secrets.token_hex(2)}-scratch"
+    netns.create(name)
+    try:
+        yield name
+    finally:
+        netns.delete(name)

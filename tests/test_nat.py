@@ -5,9 +5,7 @@ from __future__ import annotations
 import itertools
 import os
 import re
-import secrets
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -305,16 +303,6 @@ def every_spec() -> list[NatSpec]:
         for m, f in itertools.product(nat.MAPPINGS, nat.FILTERINGS)
     ]
     return specs
-
-
-@pytest.fixture
-def scratch_netns() -> Iterator[str]:
-    name = f"hn{secrets.token_hex(3)}-nftcheck"
-    netns.create(name)
-    try:
-        yield name
-    finally:
-        netns.delete(name)
 
 
 @pytest.mark.root

@@ -7,7 +7,6 @@ import secrets
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
 
 import pytest
 from aioice import stun as aioice_stun
@@ -104,16 +103,6 @@ def test_mapped_address_ignores_requests_and_errors() -> None:
         aioice_stun.Method.BINDING, aioice_stun.Class.ERROR, transaction_id=req.transaction_id
     )
     assert stun.mapped_address(bytes(error), req.transaction_id) is None
-
-
-@pytest.fixture
-def scratch_netns() -> Iterator[str]:
-    name = f"hn{secrets.token_hex(3)}-stun"
-    netns.create(name)
-    try:
-        yield name
-    finally:
-        netns.delete(name)
 
 
 @pytest.mark.root
