@@ -209,6 +209,7 @@ class _Peer:
         self.ice_state = "new"
         self.reader: asyncio.Task[None] | None = None
         self.tracks_received: list[str] = []
+        self.echo_task: asyncio.Task[None] | None = None
 
     def now(self) -> float:
         return time.monotonic()
@@ -275,10 +276,14 @@ class _Peer:
             if channel is self.channel:
                 self.on_channel_message(channel, raw)
 
+        def _open() -> None:
+            if channel is self.channel:
+                self.on_open()
+
         if channel.readyState == "open":  # a received channel is already open
             self.on_open()
         else:
-            channel.on("open", self.on_open)
+            channel.on("open", _open)
 
     def on_open(self) -> None:
         if "channel_open" in self.marks:
@@ -286,8 +291,12 @@ class _Peer:
         self.marks["channel_open"] = self.now()
         self.note("channel", "open")
         assert self.pc is not None
-        self.pair = selected_pair(self.pc) or self.pair
-        asyncio.get_running_loop().create_task(self.echo())
+        try:
+            self.pair = selected_pair(self.pc) or self.pair
+        except AiortcInternalsError as exc:
+            self.fail(str(exc))  # a session without its selected pair must not pass as connected
+            return
+        self.echo_task = asyncio.get_running_loop().create_task(self.echo())
 
     def on_channel_message(self, channel: RTCDataChannel, raw: Any) -> None:
         msg = json.loads(raw)
@@ -463,8 +472,14 @@ class _Peer:
 
     async def finish(self) -> None:
         """Complete our echoes and give the remote time to complete its own before closing."""
+
+        async def both_done() -> None:
+            if self.echo_task is not None:
+                await self.echo_task
+            await self.remote_done.wait()
+
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.remote_done.wait(), timeout=self.cfg.linger_s)
+            await asyncio.wait_for(both_done(), timeout=self.cfg.linger_s)
 
     def reason_for_timeout(self) -> str:
         pc = self.pc
@@ -501,7 +516,7 @@ class _Peer:
                 await asyncio.wait_for(self.send({"type": "bye", "reason": reason}), timeout=1.0)
         if self.reader is not None:
             self.reader.cancel()
-        for task in [self.offer_task, *self.retiring]:
+        for task in [self.offer_task, self.echo_task, *self.retiring]:
             if task is not None:
                 task.cancel()
         if self.pc is not None:

@@ -101,6 +101,7 @@ def _peer_view(rec: dict[str, Any]) -> dict[str, Any]:
         timings={k: rec.get("timings", {}).get(k) for k in TIMING_KEYS},
         negotiation=rec.get("negotiation"),
         media=rec.get("media"),
+        echo=rec.get("echo"),
         launch=rec.get("launch"),
         reason=rec.get("reason"),
     )

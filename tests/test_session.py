@@ -92,6 +92,7 @@ def _check_connected(rec: dict[str, Any]) -> None:
             "relay",
         )
         assert peer["candidates"]["local"] and peer["candidates"]["remote"]
+        assert peer["echo"] == {"sent": 5, "received": 5}, peer["echo"]
     assert {rec["a"]["role"], rec["b"]["role"]} == {"controlling", "controlled"}
     assert rec["connect_s"] is not None and rec["connect_s"] < 10
     assert rec["timings"]["first_echo_s"] is not None and rec["timings"]["rtt_ms"] is not None
