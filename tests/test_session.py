@@ -81,6 +81,8 @@ def _session(nat_a: str, nat_b: str, launcher: Launcher, **kwargs: Any) -> dict[
 
 
 def _check_connected(rec: dict[str, Any]) -> None:
+    print("\n" + format_record(rec))  # shown by pytest when an assertion below fails
+    print({k: rec[k] for k in ("needs_relay", "needs_relay_run", "reason")})
     assert rec["verdict"] != "failed", rec["reason"]
     for side in ("a", "b"):
         peer = rec[side]
@@ -96,7 +98,6 @@ def _check_connected(rec: dict[str, Any]) -> None:
     assert {rec["a"]["role"], rec["b"]["role"]} == {"controlling", "controlled"}
     assert rec["connect_s"] is not None and rec["connect_s"] < 10
     assert rec["timings"]["first_echo_s"] is not None and rec["timings"]["rtt_ms"] is not None
-    print("\n" + format_record(rec))
 
 
 root = pytest.mark.root
