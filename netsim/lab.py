@@ -29,6 +29,7 @@ from netsim.topology import Iface, NodePlan, Topology, plan
 
 RUNTIME_DIR = Path(os.environ.get("NETSIM_RUNTIME_DIR", "/run/netsim"))
 INET = "inet"  # the internet segment's namespace suffix and bridge name
+LOOPBACK_INDEX = 1  # lo is always the first link of a new namespace
 # Signaling on TCP 443 of the server's second address (coturn holds 443 on the first): like a web service,
 # it stays reachable from behind the udp-blocked firewall, which lets only TCP 443 out.
 SIGNALING_PORT = 443
@@ -160,7 +161,7 @@ class Lab:
                         self._veth(ipr, node.name, iface, self._port(iface), f"p{ports}")
                 self._configure(ipr[node.name], node)
             for name in self.namespaces:
-                _up(ipr[name], "lo")
+                ipr[name].link("set", index=LOOPBACK_INDEX, state="up")
 
     def _port(self, iface: Iface) -> _Port:
         if iface.link == "internet":

@@ -11,7 +11,7 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
-from netsim import netns
+from netsim import netns, nftables
 
 EIM = "endpoint-independent"
 ADM = "address-dependent"
@@ -220,10 +220,8 @@ def apply(netns_name: str, spec: NatSpec, *, wan_if: str, lan_if: str, wan_ip: s
     # the NAT, so the router must not send any (the per-interface flag ORs with "all").
     for scope in ("all", lan_if):
         netns.write_sysctl(netns_name, f"net.ipv4.conf.{scope}.send_redirects", "0")
-    result = netns.run(
-        netns_name, ["nft", "-f", "-"], input=ruleset, text=True, capture_output=True, check=False
-    )
-    if result.returncode != 0:
-        raise NatError(
-            f"nat.rules_file: nft rejected the ruleset from {str(rules_path(spec))!r}: {result.stderr}"
-        )
+    try:
+        nftables.load(netns_name, ruleset)
+    except nftables.NftError as e:
+        source = str(rules_path(spec))
+        raise NatError(f"nat.rules_file: nft rejected the ruleset from {source!r}: {e}") from None
