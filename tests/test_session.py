@@ -100,6 +100,16 @@ def _check_connected(rec: dict[str, Any]) -> None:
     assert rec["timings"]["first_echo_s"] is not None and rec["timings"]["rtt_ms"] is not None
 
 
+def _connects_directly(rec: dict[str, Any]) -> bool:
+    """A direct path was seen: in the run itself, or in the relay-less rerun when a relay won the race.
+
+    aioice nominates the first pair that works; with a TURN server in reach a relay pair sometimes beats a
+    hole-punched one (more often under load), which is the "won is not needed" case of the issue.
+    """
+    second = rec["needs_relay_run"]
+    return rec["verdict"] == "direct" or (rec["verdict"] == "relay" and second["verdict"] == "direct")
+
+
 root = pytest.mark.root
 
 
@@ -108,8 +118,9 @@ root = pytest.mark.root
 def test_full_cone_x_symmetric_connects_directly(launcher: Launcher) -> None:
     rec = _session("full-cone", "symmetric", launcher)
     _check_connected(rec)
-    assert rec["verdict"] == "direct" and rec["needs_relay"] is False
-    assert "prflx" in (rec["a"]["remote_type"], rec["b"]["remote_type"])
+    assert _connects_directly(rec) and rec["needs_relay"] is False
+    if rec["verdict"] == "direct":  # the symmetric side is only known by its checks: peer-reflexive
+        assert "prflx" in (rec["a"]["remote_type"], rec["b"]["remote_type"])
 
 
 @root
@@ -118,8 +129,13 @@ def test_symmetric_x_symmetric_needs_and_uses_a_relay(launcher: Launcher) -> Non
     rec = _session("symmetric", "symmetric", launcher, deadline_s=5.0)
     _check_connected(rec)
     assert rec["verdict"] == "relay" and rec["relay_side"] in ("a", "b", "both")
-    side = rec["relay_side"] if rec["relay_side"] != "both" else "a"
-    assert rec[side]["local_type"] == "relay" and rec[side]["turn_transport"] == "udp"
+    # Usually one side sends from its relay; sometimes each sends from its host to the other's relay.
+    peers = (rec["a"], rec["b"])
+    relay_ends = [p["local"] for p in peers if p["local_type"] == "relay"]
+    relay_ends += [p["remote"] for p in peers if p["remote_type"] == "relay"]
+    assert relay_ends and all(end.rsplit(":", 1)[0] in ("198.18.0.2", "198.18.0.3") for end in relay_ends)
+    for p in peers:
+        assert p["turn_transport"] == ("udp" if p["local_type"] == "relay" else None)
     assert rec["needs_relay"] is True
     assert rec["needs_relay_run"]["verdict"] == "failed"
 
@@ -129,8 +145,9 @@ def test_symmetric_x_symmetric_needs_and_uses_a_relay(launcher: Launcher) -> Non
 def test_port_restricted_cones_connect_directly(launcher: Launcher) -> None:
     rec = _session("port-restricted-cone", "port-restricted-cone", launcher)
     _check_connected(rec)
-    assert rec["verdict"] == "direct" and rec["needs_relay"] is False
-    assert rec["a"]["remote_type"] in ("srflx", "prflx") and rec["b"]["remote_type"] in ("srflx", "prflx")
+    assert _connects_directly(rec) and rec["needs_relay"] is False
+    if rec["verdict"] == "direct":
+        assert rec["a"]["remote_type"] in ("srflx", "prflx") and rec["b"]["remote_type"] in ("srflx", "prflx")
 
 
 @root
