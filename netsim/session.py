@@ -24,7 +24,7 @@ from netsim.launcher import Launcher
 
 TURN_CHOICES = ("udp", "tcp", "tls", "none")
 POLICIES = ("all", "relay")
-GLARE_DELAY_S = 0.2  # the second offerer holds its ready offer this long; both offers still collide
+GLARE_DELAY_S = 0.5  # the second offerer holds its ready offer this long; both offers still collide
 WAIT_MARGIN_S = 12.0  # beyond the deadline: echo linger, closing, process exit
 TIMING_KEYS = ("gathering_s", "ice_completed_s", "channel_open_s", "first_echo_s", "rtt_ms")
 
