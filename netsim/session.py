@@ -119,6 +119,40 @@ def _ice_servers(lab: Any, turn: str, user: str) -> list[dict[str, Any]]:
     return list(lab.coturn.ice_servers(turn, user))
 
 
+def peer_config(
+    side: str,
+    user: str,
+    target: str,
+    url: str,
+    token: str,
+    ice_servers: list[dict[str, Any]],
+    *,
+    policy: str,
+    glare: bool,
+    glare_first: str,
+    deadline_s: float,
+    media: bool,
+) -> dict[str, Any]:
+    """PeerConfig fields as a dict (this module must not import aiortc through netsim.peer).
+
+    a is impolite and always offers; b is polite and offers only for glare. The peer not sending first holds
+    its ready offer for GLARE_DELAY_S.
+    """
+    return {
+        "user": user,
+        "target": target,
+        "polite": side == "b",
+        "signaling_url": url,
+        "token": token,
+        "ice_servers": ice_servers,
+        "policy": policy,
+        "deadline_s": deadline_s,
+        "offer": side == "a" or glare,
+        "offer_delay_s": GLARE_DELAY_S if glare and side != glare_first else 0.0,
+        "media": media,
+    }
+
+
 def run_peers(
     lab: Any,
     launcher: Launcher,
@@ -144,21 +178,19 @@ def run_peers(
     peers_dir.mkdir(parents=True, exist_ok=True)
     procs = {}
     for side, other in (("a", "b"), ("b", "a")):
-        offers = side == "a" or glare
-        delay = GLARE_DELAY_S if glare and side != glare_first else 0.0
-        cfg = {
-            "user": users[side],
-            "target": users[other],
-            "polite": side == "b",
-            "signaling_url": url,
-            "token": make_token(lab.signaling_secret, users[side]),
-            "ice_servers": _ice_servers(lab, turn, users[side]),
-            "policy": policy,
-            "deadline_s": deadline_s,
-            "offer": offers,
-            "offer_delay_s": delay,
-            "media": media,
-        }
+        cfg = peer_config(
+            side,
+            users[side],
+            users[other],
+            url,
+            make_token(lab.signaling_secret, users[side]),
+            _ice_servers(lab, turn, users[side]),
+            policy=policy,
+            glare=glare,
+            glare_first=glare_first,
+            deadline_s=deadline_s,
+            media=media,
+        )
         name = users[side]
         procs[side] = launcher.spawn(
             lab.netns(hosts[side]), cfg, peers_dir / f"{name}.json", peers_dir / f"{name}.log", env

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from netsim.launcher import Launcher
-from netsim.session import format_record, negotiated, run_session, session_timings, verdict
+from netsim.session import format_record, negotiated, peer_config, run_session, session_timings, verdict
 
 
 def _peer(local: str | None, remote: str | None, state: str = "connected") -> dict[str, Any]:
@@ -54,6 +54,36 @@ def test_session_timings_use_the_winning_offer_and_the_later_peer() -> None:
     }
     b["marks"] = {k: v for k, v in b["marks"].items() if k != "first_echo"}
     assert session_timings(a, b)["first_echo_s"] is None
+
+
+def test_peer_config_matches_peer_config_fields() -> None:
+    from dataclasses import fields
+
+    from netsim.peer import PeerConfig
+
+    def cfg(side: str, glare: bool, first: str = "a") -> dict[str, Any]:
+        servers: list[dict[str, Any]] = [{"urls": "stun:s"}]
+        return peer_config(
+            side,
+            f"{side}-1",
+            "x",
+            "ws://s",
+            "tok",
+            servers,
+            policy="relay",
+            glare=glare,
+            glare_first=first,
+            deadline_s=7.0,
+            media=True,
+        )
+
+    assert set(cfg("a", False)) <= {f.name for f in fields(PeerConfig)}  # from_dict would drop a typo
+    a, b = PeerConfig.from_dict(cfg("a", False)), PeerConfig.from_dict(cfg("b", False))
+    assert (a.polite, a.offer, b.polite, b.offer) == (False, True, True, False)
+    assert (a.policy, a.deadline_s, a.media, a.ice_servers) == ("relay", 7.0, True, [{"urls": "stun:s"}])
+    assert cfg("a", True)["offer"] and cfg("b", True)["offer"]
+    assert (cfg("a", True, "b")["offer_delay_s"], cfg("b", True, "b")["offer_delay_s"]) == (0.5, 0.0)
+    assert (cfg("a", True, "a")["offer_delay_s"], cfg("b", True, "a")["offer_delay_s"]) == (0.0, 0.5)
 
 
 def test_negotiated() -> None:
