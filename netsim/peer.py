@@ -53,6 +53,9 @@ class PeerConfig:
     echo_interval_s: float = 0.02
     linger_s: float = 2.0  # after connecting: how long to finish echoes and wait for the remote's
     media: bool = False
+    hide_host: bool = (
+        False  # send no host candidates (a browser whose mDNS names the other side can't resolve)
+    )
     t0: float | None = None  # time.monotonic() when the peer was requested; defaults to run_peer start
 
     def to_dict(self) -> dict[str, Any]:
@@ -167,6 +170,15 @@ class _LabSignaling:
 
 def _sdp_candidates(sdp: str) -> list[str]:
     return [line[2:] for line in sdp.splitlines() if line.startswith("a=candidate:")]
+
+
+def outgoing_sdp(sdp: str, hide_host: bool) -> str:
+    """The SDP as sent; with hide_host, without host candidates, as browsers that publish only mDNS names
+    look to a peer that can't resolve them (peers behind one NAT then need hairpinning or a relay)."""
+    if not hide_host:
+        return sdp
+    lines = sdp.split("\r\n")
+    return "\r\n".join(ln for ln in lines if not (ln.startswith("a=candidate:") and " typ host" in ln))
 
 
 def _rtc_config(cfg: PeerConfig) -> RTCConfiguration:
@@ -357,8 +369,9 @@ class _Peer:
                 self.marks["offer"] += self.now() - paused  # the deliberate delay is not negotiation time
             if pc is not self.pc or pc.signalingState != "have-local-offer":
                 return
-            self.candidates["local"] = _sdp_candidates(pc.localDescription.sdp)
-            await self.send({"type": "offer", "sdp": pc.localDescription.sdp, "id": self.offer_id})
+            sdp = outgoing_sdp(pc.localDescription.sdp, self.cfg.hide_host)
+            self.candidates["local"] = _sdp_candidates(sdp)
+            await self.send({"type": "offer", "sdp": sdp, "id": self.offer_id})
             self.stats["offers_sent"] += 1
         except Exception as exc:  # a task: nobody awaits it, so report instead of raising
             if pc is self.pc:
@@ -421,8 +434,9 @@ class _Peer:
         started = self.now()
         await pc.setLocalDescription(await pc.createAnswer())
         self.gathering_s = self.now() - started
-        self.candidates["local"] = _sdp_candidates(pc.localDescription.sdp)
-        await self.send({"type": "answer", "sdp": pc.localDescription.sdp, "id": msg["id"]})
+        sdp = outgoing_sdp(pc.localDescription.sdp, self.cfg.hide_host)
+        self.candidates["local"] = _sdp_candidates(sdp)
+        await self.send({"type": "answer", "sdp": sdp, "id": msg["id"]})
 
     async def on_answer(self, msg: dict[str, Any]) -> None:
         pc = self.pc

@@ -1,10 +1,10 @@
 """One pairing in a lab: run both peers, decide the verdict, and whether a relay was needed.
 
 "Won" is not "needed": aioice nominates the first pair that works, so a relay can win where a direct path
-exists. When the first run's selected pair involves a relay (or the run failed), the same pairing runs a
-second time with relay candidates unavailable (STUN only, policy all); `needs_relay` is whether that run
-fails. A first run that connected without a relay already answers the question (`needs_relay = false`), so
-no second run. The second run uses the same lab; its peers have fresh sockets, hence fresh NAT mappings.
+exists. Alongside the run, a second pair of peers negotiates the same pairing with relay candidates
+unavailable (STUN only, policy all); `needs_relay` is whether that run fails. A run that connects without a
+relay already answers the question (`needs_relay = false`), so the relay-less run is then ended at once.
+Both runs share the lab; their peers have their own sockets, hence their own NAT mappings.
 
 This module does not import aiortc: the peers run in processes forked by netsim.launcher.
 """
@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from netsim.launcher import Launcher
+from netsim.launcher import Launcher, PeerProcess
 
 TURN_CHOICES = ("udp", "tcp", "tls", "none")
 POLICIES = ("all", "relay")
@@ -132,6 +132,7 @@ def peer_config(
     glare_first: str,
     deadline_s: float,
     media: bool,
+    hide_host: bool = False,
 ) -> dict[str, Any]:
     """PeerConfig fields as a dict (this module must not import aiortc through netsim.peer).
 
@@ -150,10 +151,11 @@ def peer_config(
         "offer": side == "a" or glare,
         "offer_delay_s": GLARE_DELAY_S if glare and side != glare_first else 0.0,
         "media": media,
+        "hide_host": hide_host,
     }
 
 
-def run_peers(
+def start_peers(
     lab: Any,
     launcher: Launcher,
     url: str,
@@ -166,8 +168,9 @@ def run_peers(
     host_a: str,
     host_b: str,
     media: bool = False,
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """One negotiation between hosts a (impolite) and b (polite); returns both raw peer records."""
+    hide_host: bool = False,
+) -> dict[str, PeerProcess]:
+    """Fork peers a (impolite) and b (polite) for one negotiation; fresh user names every time."""
     from netsim.signaling import make_token
 
     tag = secrets.token_hex(3)
@@ -190,14 +193,18 @@ def run_peers(
             glare_first=glare_first,
             deadline_s=deadline_s,
             media=media,
+            hide_host=hide_host,
         )
         name = users[side]
         procs[side] = launcher.spawn(
             lab.netns(hosts[side]), cfg, peers_dir / f"{name}.json", peers_dir / f"{name}.log", env
         )
-    a = procs["a"].wait(deadline_s + WAIT_MARGIN_S)
-    b = procs["b"].wait(deadline_s + WAIT_MARGIN_S)
-    return a, b
+    return procs
+
+
+def wait_peers(procs: dict[str, PeerProcess], timeout_s: float) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Both raw peer records; a peer still running after timeout_s is killed (0 ends them now)."""
+    return procs["a"].wait(timeout_s), procs["b"].wait(timeout_s)
 
 
 def _versions() -> dict[str, str | None]:
@@ -232,6 +239,7 @@ def run_session(
     host_b: str = "b",
     determine_needs_relay: bool = True,
     media: bool = False,
+    hide_host: bool = False,
     launcher: Launcher | None = None,
 ) -> dict[str, Any]:
     """Run one pairing in `lab` and return a result record (DESIGN.md) without the run/scenario fields."""
@@ -243,14 +251,20 @@ def run_session(
     log_offset = lab.coturn.log_size() if lab.coturn is not None else 0
     try:
         url = str(lab.start_signaling())  # TCP 443, reachable through the udp-blocked firewall too
-        common: dict[str, Any] = dict(deadline_s=deadline_s, host_a=host_a, host_b=host_b, media=media)
-        a, b = run_peers(
+        common: dict[str, Any] = dict(
+            deadline_s=deadline_s, host_a=host_a, host_b=host_b, media=media, hide_host=hide_host
+        )
+        main = start_peers(
             lab, launcher, url, turn=turn, policy=policy, glare=glare, glare_first=glare_first, **common
         )
+        # The relay-less run goes alongside (fresh sockets, so fresh NAT mappings): a pairing that needs a
+        # relay costs one deadline, not two. It is ended at once when the main run connects without a relay.
+        probe = None
+        if determine_needs_relay and not (turn == "none" and policy == "all"):
+            probe = start_peers(lab, launcher, url, turn="none", policy="all", glare=False, **common)
+        a, b = wait_peers(main, deadline_s + WAIT_MARGIN_S)
         result, relay_side = verdict(a, b)
-        needs_relay, second = _needs_relay(
-            lab, launcher, url, result, turn, policy, determine_needs_relay, common
-        )
+        needs_relay, second = _needs_relay(result, turn, policy, probe, deadline_s)
     finally:
         if own:
             launcher.close()
@@ -278,23 +292,18 @@ def run_session(
 
 
 def _needs_relay(
-    lab: Any,
-    launcher: Launcher,
-    url: str,
-    result: str,
-    turn: str,
-    policy: str,
-    determine: bool,
-    common: dict[str, Any],
+    result: str, turn: str, policy: str, probe: dict[str, PeerProcess] | None, deadline_s: float
 ) -> tuple[bool | None, dict[str, Any] | None]:
     """(needs_relay, summary of the relay-less run or None when it was not needed)."""
     if result in ("direct", "direct-host"):
+        if probe is not None:
+            wait_peers(probe, 0)  # the main run answered the question: end the probe now
         return False, None
     if turn == "none" and policy == "all":
         return result == "failed", None  # this run already had no relay candidates
-    if not determine:
+    if probe is None:
         return None, None
-    a, b = run_peers(lab, launcher, url, turn="none", policy="all", glare=False, **common)
+    a, b = wait_peers(probe, deadline_s + WAIT_MARGIN_S)
     second, _ = verdict(a, b)
     if second == "failed" and not (negotiated(a) and negotiated(b)):
         # No offer/answer got through (e.g. signaling unreachable): this says nothing about ICE.

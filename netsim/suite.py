@@ -64,6 +64,7 @@ class Scenario:
             "deadline_s": self.deadline_s,
             "host_a": self.host_a,
             "host_b": self.host_b,
+            "hide_host": self.hide_host,
         }
 
 
