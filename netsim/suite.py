@@ -33,8 +33,9 @@ SESSION_KEYS = {
 # The suite's connect deadline. Sessions here connect in under 1 s (hole punching pays one 500 ms STUN
 # retransmission), so 4 s leaves a wide margin while failing cells, which wait the whole deadline, stay cheap.
 DEFAULT_DEADLINE_S = 4.0
-# With UDP blocked, gathering waits aioice's 5 s STUN timeout before anything can connect.
-FIREWALL_DEADLINE_S = 9.0
+# With UDP blocked, gathering waits aioice's 5 s STUN timeout before anything can connect, once per blocked
+# side (the answerer gathers only after the offer arrives).
+STUN_TIMEOUT_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -103,6 +104,8 @@ def firewall() -> list[Scenario]:
     for other in ("port-restricted-cone", "udp-blocked"):
         for turn in ("tcp", "tls"):
             topo = standard_topology("udp-blocked", other)
+            blocked_sides = 1 + (other == "udp-blocked")
+            deadline = DEFAULT_DEADLINE_S + STUN_TIMEOUT_S * blocked_sides
             out.append(
                 Scenario(
                     f"firewall/udp-blocked__{other}__{turn}",
@@ -111,7 +114,7 @@ def firewall() -> list[Scenario]:
                     "udp-blocked",
                     other,
                     turn=turn,
-                    deadline_s=FIREWALL_DEADLINE_S,
+                    deadline_s=deadline,
                 )
             )
     return out
