@@ -264,6 +264,24 @@ class Lab:
                 raise LabError(f"signaling server did not become ready: see {self.workdir / 'signaling.log'}")
             time.sleep(0.05)
 
+    @contextlib.contextmanager
+    def capture(self, path: Path, timeout_s: float = 5.0) -> Iterator[Path]:
+        """tcpdump on the internet segment (every packet between sites and servers) into `path`."""
+        argv = ["tcpdump", "-i", INET, "-U", "-n", "-w", str(path)]
+        proc = netns.popen(self.namespaces[INET], argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self._processes.append(proc)
+        assert proc.stderr is not None
+        # tcpdump says "listening on ..." once the capture runs; nothing before that would be recorded.
+        ready = _read_line_until(proc.stderr, b"listening on", timeout_s)
+        if not ready:
+            _terminate(proc)
+            raise LabError(f"tcpdump did not start on {INET} in lab {self.id}")
+        try:
+            yield path
+        finally:
+            _terminate(proc)
+            proc.stderr.close()
+
     def describe(self) -> dict[str, Any]:
         """`{"lab": ID, "nodes": {NAME: {"netns": NS, "addresses": [...]}}}` as `netsim up --json` prints."""
         nodes = {n: {"netns": self.namespaces[n], "addresses": p.addresses} for n, p in self.plan.items()}
@@ -394,6 +412,25 @@ def _kill_namespace_processes(names: list[str]) -> None:
                 os.kill(int(entry), signal.SIGKILL)
         except OSError:
             continue
+
+
+def _read_line_until(stream: Any, marker: bytes, timeout_s: float) -> bool:
+    """Read a pipe until a line holds `marker` (True) or the timeout or EOF (False)."""
+    import select
+
+    deadline = time.monotonic() + timeout_s
+    buffer = b""
+    while time.monotonic() < deadline:
+        readable, _, _ = select.select([stream], [], [], max(0.0, deadline - time.monotonic()))
+        if not readable:
+            return False
+        chunk = os.read(stream.fileno(), 4096)
+        if not chunk:
+            return False
+        buffer += chunk
+        if marker in buffer:
+            return True
+    return False
 
 
 def _http_ok(ns: str, ip: str, port: int, path: str) -> bool:

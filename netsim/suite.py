@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -301,12 +302,20 @@ def mismatch(record: dict[str, Any], exp: Expectation) -> str | None:
 
 
 def run_one(
-    scn: Scenario, launcher: Any, table: dict[str, Any], run_id: str, repeat: int = 0, strict: bool = True
+    scn: Scenario,
+    launcher: Any,
+    table: dict[str, Any],
+    run_id: str,
+    repeat: int = 0,
+    strict: bool = True,
+    pcap_dir: Path | None = None,
 ) -> tuple[dict[str, Any], str | None]:
     """Run a scenario in a fresh lab; the result record (with expectation and verdict) and any mismatch.
 
     strict: a scenario missing from the expectations table is an error (the suite); otherwise (a
     researcher's own file from the command line) it runs and records no expectation.
+    pcap_dir: capture the internet segment into pcap_dir/<scenario>-r<repeat>.pcap (recorded relative to
+    its parent, the run directory).
     """
     from netsim import session
     from netsim.lab import Lab
@@ -317,8 +326,12 @@ def run_one(
         if strict:
             raise
         expected = NO_EXPECTATION
-    with Lab(scn.topology) as lab:
+    pcap: Path | None = None
+    with Lab(scn.topology) as lab, contextlib.ExitStack() as stack:
         lab.start_signaling()
+        if pcap_dir is not None:
+            pcap_dir.mkdir(parents=True, exist_ok=True)
+            pcap = stack.enter_context(lab.capture(pcap_dir / f"{scn.id.replace('/', '--')}-r{repeat}.pcap"))
         record = session.run_session(lab, launcher=launcher, **scn.session_options())
     problem = None if expected is NO_EXPECTATION else mismatch(record, expected)
     record.update(
@@ -335,6 +348,7 @@ def run_one(
         },
         passed=problem is None,
         mismatch=problem,
+        pcap=None if pcap is None else str(pcap.relative_to(pcap.parent.parent)),
     )
     return record, problem
 
@@ -362,7 +376,7 @@ def population(size: int, mix: dict[str, float], seed: int, turn: str = "udp") -
 
 
 def run_many(
-    scenarios: list[Scenario], repeats: int, reports_root: Path, report: bool = True
+    scenarios: list[Scenario], repeats: int, reports_root: Path, report: bool = True, pcap: bool = False
 ) -> tuple[Path, int]:
     """Run scenarios one after another with one launcher; returns the run directory and the mismatch count."""
     from netsim import results
@@ -375,7 +389,10 @@ def run_many(
     with Launcher() as launcher:
         for scn in scenarios:
             for repeat in range(repeats):
-                record, problem = run_one(scn, launcher, table, run_id, repeat, strict=False)
+                pcap_dir = directory / "pcap" if pcap else None
+                record, problem = run_one(
+                    scn, launcher, table, run_id, repeat, strict=False, pcap_dir=pcap_dir
+                )
                 results.append_record(directory, record)
                 failures += problem is not None
                 mark = "ok" if problem is None else "MISMATCH"
@@ -409,6 +426,7 @@ def add_cli(sub: Any) -> None:
     common.add_argument("--repeats", type=int, default=1)
     common.add_argument("--reports", default=str(SCENARIO_DIR.parent / "reports"), help="reports root")
     common.add_argument("--no-report", action="store_true")
+    common.add_argument("--pcap", action="store_true", help="capture the internet segment of every session")
     mx = sub.add_parser("matrix", parents=[common], help="run the NAT x NAT matrix and write a report")
     mx.add_argument("--turn", choices=("udp", "tcp", "tls", "none"), default="udp")
     mx.add_argument("--kinds", default=",".join(NAT_KINDS), help="comma-separated NAT kinds")
@@ -427,7 +445,9 @@ def add_cli(sub: Any) -> None:
 def _finish(scenarios: list[Scenario], args: argparse.Namespace) -> int:
     if args.repeats < 1:
         raise ValueError(f"--repeats: must be at least 1, got {args.repeats}")
-    directory, failures = run_many(scenarios, args.repeats, Path(args.reports), report=not args.no_report)
+    directory, failures = run_many(
+        scenarios, args.repeats, Path(args.reports), report=not args.no_report, pcap=args.pcap
+    )
     from netsim import results
 
     summary = results.summarize(results.load_records(directory))

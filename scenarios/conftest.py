@@ -22,6 +22,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--reports", default=str(REPO / "reports"), help="where run directories go (reports/)")
     group.addoption("--run-id", default=None, help="run id (default: a new one per pytest run)")
     group.addoption("--no-report", action="store_true", help="skip building the HTML report at the end")
+    group.addoption("--pcap", action="store_true", help="capture every session's internet segment (tcpdump)")
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -22,6 +22,7 @@ def test_scenario(
     pytestconfig: pytest.Config,
 ) -> None:
     run_id = pytestconfig.netsim_run_id  # type: ignore[attr-defined]
-    record, problem = suite.run_one(scn, launcher, expectations, run_id, repeat)
+    pcap_dir = run_dir / "pcap" if pytestconfig.getoption("--pcap") else None
+    record, problem = suite.run_one(scn, launcher, expectations, run_id, repeat, pcap_dir=pcap_dir)
     results.append_record(run_dir, record)
     assert problem is None, f"{scn.id}:\n{problem}"

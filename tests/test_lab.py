@@ -272,3 +272,19 @@ def test_signaling_is_reachable_from_hosts_through_their_nats(in_process: bool) 
         assert url == "ws://198.18.0.3:443"
         for host in ("a", "b"):
             assert labmod._http_ok(lab.netns(host), "198.18.0.3", 443, "/healthz")
+
+
+def test_capture_records_the_internet_segment(tmp_path: Path) -> None:
+    from scapy.all import UDP, rdpcap
+
+    pcap = tmp_path / "inet.pcap"
+    with Lab(standard_topology("port-restricted-cone", "open"), coturn=False) as lab:
+        with lab.capture(pcap):
+            assert _udp_roundtrip(lab, "a", "server", "198.18.0.2", port=9999) is not None
+        pids = [p.pid for p in lab._processes]
+    packets = [p for p in rdpcap(str(pcap)) if UDP in p and 9999 in (p[UDP].sport, p[UDP].dport)]
+    # The ping as it crossed the internet: already translated to nat-a's address; and the pong back.
+    assert any(p["IP"].src == "198.18.1.1" and p[UDP].dport == 9999 for p in packets)
+    assert any(p["IP"].dst == "198.18.1.1" and p[UDP].sport == 9999 for p in packets)
+    assert not any(p["IP"].src.startswith("10.") for p in packets)  # private addresses never leave the site
+    assert all(not Path(f"/proc/{pid}").exists() for pid in pids)
