@@ -267,7 +267,8 @@ class Lab:
     @contextlib.contextmanager
     def capture(self, path: Path, timeout_s: float = 5.0) -> Iterator[Path]:
         """tcpdump on the internet segment (every packet between sites and servers) into `path`."""
-        argv = ["tcpdump", "-i", INET, "-U", "-n", "-w", str(path)]
+        # --immediate-mode: packets still in libpcap's ring block would be lost when tcpdump is stopped.
+        argv = ["tcpdump", "-i", INET, "--immediate-mode", "-U", "-n", "-w", str(path)]
         proc = netns.popen(self.namespaces[INET], argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         self._processes.append(proc)
         assert proc.stderr is not None
