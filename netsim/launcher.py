@@ -74,6 +74,7 @@ def _child(req: dict[str, Any]) -> None:
     status = 0
     try:
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        signal.set_wakeup_fd(-1)  # the server's SIGCHLD pipe is not ours
         _enter_netns(req["netns"])
         t_ready = time.monotonic()
         log = os.open(req["log"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
@@ -140,14 +141,23 @@ def serve() -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _preload()
     children: set[int] = set()
+    # A peer's exit wakes the loop at once (SIGCHLD through a self-pipe) instead of at the next poll.
+    wake_r, wake_w = os.pipe()
+    os.set_blocking(wake_r, False)
+    os.set_blocking(wake_w, False)
+    signal.set_wakeup_fd(wake_w)
+    signal.signal(signal.SIGCHLD, lambda *_: None)
     _emit({"op": "ready", "pid": os.getpid()})
     buf = b""
     stdin = sys.stdin.fileno()
     try:
         while True:
-            readable, _, _ = select.select([stdin], [], [], 0.1)
+            readable, _, _ = select.select([stdin, wake_r], [], [], 1.0)
+            if wake_r in readable:
+                with contextlib.suppress(BlockingIOError):
+                    os.read(wake_r, 4096)
             _reap(children)
-            if not readable:
+            if stdin not in readable:
                 continue
             chunk = os.read(stdin, 65536)
             if not chunk:

@@ -50,7 +50,7 @@ class PeerConfig:
     offer: bool = False  # whether this peer starts by offering (both do for glare)
     offer_delay_s: float = 0.0  # pause between a ready offer and sending it (orders glare)
     echo_count: int = 5
-    echo_interval_s: float = 0.02
+    echo_interval_s: float = 0.005
     linger_s: float = 2.0  # after connecting: how long to finish echoes and wait for the remote's
     media: bool = False
     hide_host: bool = (

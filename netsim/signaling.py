@@ -439,6 +439,17 @@ class _Server(uvicorn.Server):
         if self.started and self._on_ready is not None:
             self._on_ready()
 
+    async def main_loop(self) -> None:
+        # uvicorn notices should_exit every 100 ms; a lab stops its server after every session, so look
+        # every 10 ms (uvicorn's once-a-tick housekeeping still runs every 100 ms).
+        counter = 0
+        while not await self.on_tick(counter):
+            counter = (counter + 1) % 864000
+            for _ in range(10):
+                if self.should_exit:
+                    return
+                await asyncio.sleep(0.01)
+
 
 def serve(
     host: str = DEFAULT_HOST,
