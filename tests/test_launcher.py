@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import secrets
 import socket
 import time
 from collections.abc import Iterator
@@ -21,13 +20,8 @@ READY_TARGET_MS = 50.0
 
 
 @pytest.fixture
-def namespace() -> Iterator[str]:
-    name = f"hp{secrets.token_hex(3)}-launcher"
-    netns.create(name)
-    try:
-        yield name
-    finally:
-        netns.delete(name)
+def namespace(scratch_netns: str) -> str:
+    return scratch_netns
 
 
 @pytest.fixture
