@@ -210,12 +210,3 @@ class Coturn:
         username, password = rest_credentials(self.secret, user, ttl_s)
         servers.append({"urls": urls[turn], "username": username, "credential": password})
         return servers
-
-
-def version() -> str | None:
-    try:
-        out = subprocess.run(["turnserver", "--version"], capture_output=True, text=True, timeout=5)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    text = (out.stdout or out.stderr).strip()
-    return text.splitlines()[-1] if text else None

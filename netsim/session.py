@@ -12,14 +12,15 @@ This module does not import aiortc: the peers run in processes forked by netsim.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
-import platform
 import secrets
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from netsim import results
 from netsim.launcher import Launcher, PeerProcess
 
 TURN_CHOICES = ("udp", "tcp", "tls", "none")
@@ -207,24 +208,10 @@ def wait_peers(procs: dict[str, PeerProcess], timeout_s: float) -> tuple[dict[st
     return procs["a"].wait(timeout_s), procs["b"].wait(timeout_s)
 
 
+@functools.cache
 def _versions() -> dict[str, str | None]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out: dict[str, str | None] = {}
-    for pkg in ("aiortc", "aioice"):
-        try:
-            out[pkg] = version(pkg)
-        except PackageNotFoundError:
-            out[pkg] = None
-    try:
-        from netsim import coturn
-
-        out["coturn"] = coturn.version()
-    except Exception:
-        out["coturn"] = None
-    out["kernel"] = platform.release()
-    out["python"] = platform.python_version()
-    return out
+    """aiortc, aioice, coturn, kernel and Python versions: once per process (coturn's costs a subprocess)."""
+    return results.versions()
 
 
 def run_session(
