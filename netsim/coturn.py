@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from netsim import netns
+from netsim import netns, stun
 
 STUN_PORT = 3478
 TLS_PORT = 5349
@@ -149,8 +149,6 @@ class Coturn:
         return time.monotonic() - t0
 
     def _wait_ready(self, deadline: float) -> None:
-        from netsim import stun
-
         sock = netns.socket_in(self.netns_name)
         try:
             while time.monotonic() < deadline:

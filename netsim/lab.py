@@ -7,6 +7,7 @@ created and which process owns it, so that `netsim cleanup` can remove labs whos
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import json
 import os
 import secrets
@@ -93,12 +94,12 @@ class Lab:
     # ---- lifecycle -----------------------------------------------------------------------------------------
 
     def __enter__(self) -> Lab:
-        with _signals_as_exit():
-            try:
-                self.build()
-            except BaseException:
-                self.teardown()
-                raise
+        _sigterm_as_exit()
+        try:
+            self.build()
+        except BaseException:
+            self.teardown()
+            raise
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -380,9 +381,7 @@ def _unique(ifaces: list[Iface]) -> list[Iface]:
     return list(seen.values())
 
 
-def _network(cidr: str) -> Any:
-    import ipaddress
-
+def _network(cidr: str) -> ipaddress.IPv4Network:
     return ipaddress.IPv4Interface(cidr).network
 
 
@@ -449,17 +448,16 @@ def _http_ok(ns: str, ip: str, port: int, path: str) -> bool:
             return False
 
 
-@contextlib.contextmanager
-def _signals_as_exit() -> Iterator[None]:
-    """SIGTERM behaves like Ctrl-C while a lab exists, so `with Lab(...)` cleans up on both."""
+def _sigterm_as_exit() -> None:
+    """SIGTERM behaves like Ctrl-C from the first lab on, so `with Lab(...)` cleans up on both.
+
+    Only from the main thread (signal handlers live there), and only where nobody set a handler.
+    """
     import threading
 
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
-        signal.signal(signal.SIGTERM, _raise_exit)
-    yield
+    if threading.current_thread() is threading.main_thread():
+        if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+            signal.signal(signal.SIGTERM, _raise_exit)
 
 
 def _raise_exit(signum: int, frame: object) -> None:

@@ -136,21 +136,3 @@ def run(name: str, argv: Sequence[str], **kwargs: Any) -> subprocess.CompletedPr
 
 def popen(name: str, argv: Sequence[str], **kwargs: Any) -> subprocess.Popen[Any]:
     return subprocess.Popen(command(name, argv), **kwargs)
-
-
-def pids_in(name: str) -> list[int]:
-    """Pids of processes whose network namespace is `name` (by inode, so only that namespace)."""
-    try:
-        ino = os.stat(path(name)).st_ino
-    except FileNotFoundError:
-        return []
-    pids = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            if os.stat(f"/proc/{entry}/ns/net").st_ino == ino:
-                pids.append(int(entry))
-        except OSError:
-            continue
-    return pids
