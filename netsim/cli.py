@@ -79,7 +79,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
     from netsim import probe
 
     if args.rules:
-        spec = preset("port-restricted-cone", kind="custom", rules_file=str(Path(args.rules).resolve()))
+        spec = preset("custom", rules_file=str(Path(args.rules).resolve()))
     elif args.type:
         spec = preset(args.type)
     else:

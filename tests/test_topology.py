@@ -122,3 +122,12 @@ def test_shipped_scenario_files_are_valid() -> None:
         if path.name == "expected.toml":
             continue
         load_scenario(path)
+
+
+def test_rules_file_is_relative_to_the_scenario_file(tmp_path: Path) -> None:
+    (tmp_path / "nat").mkdir()
+    path = tmp_path / "nat" / "mine.toml"
+    path.write_text(
+        '[[site]]\nname = "r1"\nnat = { type = "custom", rules_file = "my.nft" }\nhosts = ["h1"]\n'
+    )
+    assert load_scenario(path).site("r1").nat.rules_file == str(tmp_path / "nat" / "my.nft")

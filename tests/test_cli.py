@@ -1,0 +1,61 @@
+"""The command line end to end: `netsim classify` and `netsim pair` print what the issues promise (root)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from netsim import nat
+
+pytestmark = pytest.mark.root
+
+
+def _netsim(*argv: str, tmp_path: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "NETSIM_RUNTIME_DIR": str(tmp_path / "run")}
+    return subprocess.run(
+        [sys.executable, "-m", "netsim", *argv], capture_output=True, text=True, env=env, timeout=timeout
+    )
+
+
+def test_classify_json_for_a_preset(tmp_path: Path) -> None:
+    out = _netsim("classify", "symmetric", "--json", tmp_path=tmp_path)
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert result["mapping"] == "address-and-port-dependent"
+    assert result["filtering"] == "address-and-port-dependent"
+    assert result["udp"] is True and result["hole_punch"] is False
+    assert isinstance(result["hairpin"], bool)
+    assert "lifetime_s" not in result
+
+
+def test_classify_a_researchers_rules_file(tmp_path: Path) -> None:
+    rules = tmp_path / "my-full-cone.nft"
+    shutil.copy(nat.RULES_DIR / "full-cone.nft", rules)
+    out = _netsim("classify", "--rules", str(rules), "--json", tmp_path=tmp_path)
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert (result["mapping"], result["filtering"]) == ("endpoint-independent", "endpoint-independent")
+
+
+def test_classify_rejects_an_unknown_type(tmp_path: Path) -> None:
+    out = _netsim("classify", "cone-shaped", tmp_path=tmp_path)
+    assert out.returncode == 2 and "cone-shaped" in out.stderr
+
+
+def test_pair_json(tmp_path: Path) -> None:
+    out = _netsim("pair", "--nat-a", "full-cone", "--nat-b", "symmetric", "--json", tmp_path=tmp_path)
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert result["verdict"] in ("direct", "relay") and result["needs_relay"] is False
+    assert result["connect_s"] is not None and result["connect_s"] < 10
+    assert {"gathering_s", "ice_completed_s", "channel_open_s", "first_echo_s"} <= set(result["timings"])
+    for side in ("a", "b"):
+        peer = result[side]
+        assert {"local_type", "remote_type", "local", "remote", "role", "turn_transport"} <= set(peer)
+    assert {result["a"]["role"], result["b"]["role"]} == {"controlling", "controlled"}
