@@ -59,3 +59,30 @@ def test_pair_json(tmp_path: Path) -> None:
         peer = result[side]
         assert {"local_type", "remote_type", "local", "remote", "role", "turn_transport"} <= set(peer)
     assert {result["a"]["role"], result["b"]["role"]} == {"controlling", "controlled"}
+
+
+SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
+
+
+def test_up_a_scenario_file_and_down(tmp_path: Path) -> None:
+    up = _netsim("up", str(SCENARIOS / "double-nat-cone-cgn.toml"), "--json", tmp_path=tmp_path)
+    assert up.returncode == 0, up.stderr
+    info = json.loads(up.stdout)
+    try:
+        assert info["nodes"]["cgn"]["addresses"] == ["198.18.101.1", "100.64.1.1"]
+        assert info["nodes"]["nat-a"]["addresses"][0].startswith("100.64.1.")
+    finally:
+        down = _netsim("down", info["lab"], tmp_path=tmp_path)
+    assert down.returncode == 0, down.stderr
+
+
+def test_run_a_scenario_file_writes_results_and_report(tmp_path: Path) -> None:
+    reports = tmp_path / "reports"
+    out = _netsim("run", str(SCENARIOS / "same-lan.toml"), "--reports", str(reports), tmp_path=tmp_path)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "lan/same-lan" in out.stdout and "direct-host" in out.stdout
+    run_dir = (reports / "latest").resolve()
+    record = json.loads((run_dir / "results.jsonl").read_text().splitlines()[0])
+    assert record["scenario"] == "lan/same-lan" and record["passed"] is True
+    assert json.loads((run_dir / "summary.json").read_text())["sessions"] == 1
+    assert "same-lan" in (run_dir / "index.html").read_text()
