@@ -24,7 +24,7 @@ from typing import Any
 
 from pyroute2 import IPRoute
 
-from netsim import nat, netns
+from netsim import impair, nat, netns
 from netsim.coturn import Coturn
 from netsim.topology import Iface, NodePlan, Topology, plan
 
@@ -113,6 +113,7 @@ class Lab:
         self._create_namespaces()
         self._wire()
         self._apply_nat()
+        self._apply_impairments()
         self.timings["build_s"] = time.perf_counter() - t0
         if self.want_coturn:
             server = self.topology.servers[0]
@@ -190,6 +191,11 @@ class Lab:
             ipr.route("add", dst="0.0.0.0/0", gateway=node.gateway)
         for dst, via in node.routes:
             ipr.route("add", dst=dst, gateway=via)
+
+    def _apply_impairments(self) -> None:
+        for site in self.topology.sites:
+            if site.impair is not None and site.impair.active:
+                impair.apply(self.namespaces[site.name], site.impair)
 
     def _apply_nat(self) -> None:
         specs = {s.name: s.nat for s in self.topology.sites}

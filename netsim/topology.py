@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from netsim.impair import ImpairError, Impairment, impair_from_dict
 from netsim.nat import NatError, NatSpec, nat_from_dict, preset
 
 INTERNET = ipaddress.IPv4Network("198.18.0.0/16")
@@ -36,6 +37,7 @@ class Site:
     hosts: tuple[str, ...]
     behind: str | None = None
     lan: str | None = None  # explicit LAN CIDR; derived from the site index when None
+    impair: Impairment | None = None  # loss and rate limit at the router
 
 
 @dataclass(frozen=True)
@@ -173,7 +175,7 @@ def plan(topo: Topology) -> dict[str, NodePlan]:
 
 # `session` belongs to the scenario suite (netsim.suite): which hosts pair and how.
 _TOP_KEYS = {"name", "description", "ipv6", "site", "carrier", "server", "session"}
-_SITE_KEYS = {"name", "nat", "hosts", "behind", "lan"}
+_SITE_KEYS = {"name", "nat", "hosts", "behind", "lan", "impair"}
 _CARRIER_KEYS = {"name", "nat"}
 _SERVER_KEYS = {"name"}
 
@@ -302,12 +304,22 @@ def _site(data: dict[str, Any], i: int, base_dir: Path | None) -> Site:
         raise TopologyError(f"{where}.hosts: expected a list of host names, got {hosts!r}")
     behind = data.get("behind")
     lan = data.get("lan")
+    impair = data.get("impair")
+    if impair is not None and not isinstance(impair, dict):
+        raise TopologyError(
+            f"{where}.impair: expected a table like {{loss_pct = 2, rate_kbit = 1000}}, got {impair!r}"
+        )
+    try:
+        impairment = None if impair is None else impair_from_dict(impair, f"{where}.impair")
+    except ImpairError as e:
+        raise TopologyError(str(e)) from None
     return Site(
         name=_str(data["name"], f"{where}.name"),
         nat=_nat(data.get("nat", "port-restricted-cone"), f"{where}.nat", base_dir),
         hosts=tuple(hosts),
         behind=None if behind is None else _str(behind, f"{where}.behind"),
         lan=None if lan is None else _str(lan, f"{where}.lan"),
+        impair=impairment,
     )
 
 
