@@ -339,16 +339,23 @@ def add_cli(sub: Any) -> None:
     p.add_argument("--deadline", type=float, default=10.0, help="connect deadline in seconds (default 10)")
     p.add_argument("--media", action="store_true", help="also send a synthetic audio and video track")
     p.add_argument("--no-needs-relay", action="store_true", help="skip the relay-less second run")
+    for side in ("a", "b"):
+        p.add_argument(f"--loss-{side}", type=float, default=0.0, help=f"random loss at nat-{side}, percent")
+        p.add_argument(f"--rate-{side}", type=int, default=None, help=f"rate limit at nat-{side}, kbit/s")
     p.add_argument("--json", action="store_true", help="print the result record as JSON")
     p.set_defaults(func=cli_pair)
 
 
 def cli_pair(args: argparse.Namespace) -> int:
     """Exit status 0 when the session connected, 1 when it failed."""
+    from netsim.impair import Impairment
     from netsim.lab import Lab
     from netsim.topology import standard_topology
 
-    topo = standard_topology(args.nat_a, args.nat_b)
+    impairs = {
+        side: Impairment(getattr(args, f"loss_{side}"), getattr(args, f"rate_{side}")) for side in "ab"
+    }
+    topo = standard_topology(args.nat_a, args.nat_b, impair_a=impairs["a"], impair_b=impairs["b"])
     with Launcher() as launcher, Lab(topo) as lab:  # the launcher imports while the lab builds
         record = run_session(
             lab,

@@ -99,13 +99,20 @@ class NodePlan:
         return [i.address.split("/")[0] for i in self.ifaces]
 
 
-def standard_topology(nat_a: str | NatSpec, nat_b: str | NatSpec, *, name: str = "standard") -> Topology:
+def standard_topology(
+    nat_a: str | NatSpec,
+    nat_b: str | NatSpec,
+    *,
+    name: str = "standard",
+    impair_a: Impairment | None = None,
+    impair_b: Impairment | None = None,
+) -> Topology:
     """Hosts `a` and `b`, each behind its own NAT router (`nat-a`, `nat-b`), and `server` on the internet."""
     return Topology(
         name=name,
         sites=(
-            Site("nat-a", _as_spec(nat_a, "nat-a.nat"), ("a",)),
-            Site("nat-b", _as_spec(nat_b, "nat-b.nat"), ("b",)),
+            Site("nat-a", _as_spec(nat_a, "nat-a.nat"), ("a",), impair=impair_a),
+            Site("nat-b", _as_spec(nat_b, "nat-b.nat"), ("b",), impair=impair_b),
         ),
     )
 

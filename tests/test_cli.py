@@ -86,3 +86,23 @@ def test_run_a_scenario_file_writes_results_and_report(tmp_path: Path) -> None:
     assert record["scenario"] == "lan/same-lan" and record["passed"] is True
     assert json.loads((run_dir / "summary.json").read_text())["sessions"] == 1
     assert "same-lan" in (run_dir / "index.html").read_text()
+
+
+def test_pair_with_impairments_and_a_bad_one(tmp_path: Path) -> None:
+    out = _netsim(
+        "pair",
+        "--nat-a",
+        "full-cone",
+        "--nat-b",
+        "open",
+        "--loss-a",
+        "2",
+        "--rate-b",
+        "500",
+        "--json",
+        tmp_path=tmp_path,
+    )
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["verdict"] in ("direct", "relay")
+    bad = _netsim("pair", "--nat-a", "full-cone", "--nat-b", "open", "--loss-a", "150", tmp_path=tmp_path)
+    assert bad.returncode == 2 and "loss_pct" in bad.stderr and "150" in bad.stderr
