@@ -106,3 +106,15 @@ def test_pair_with_impairments_and_a_bad_one(tmp_path: Path) -> None:
     assert json.loads(out.stdout)["verdict"] in ("direct", "relay")
     bad = _netsim("pair", "--nat-a", "full-cone", "--nat-b", "open", "--loss-a", "150", tmp_path=tmp_path)
     assert bad.returncode == 2 and "loss_pct" in bad.stderr and "150" in bad.stderr
+
+
+def test_population_runs_the_drawn_pairings(tmp_path: Path) -> None:
+    reports = tmp_path / "reports"
+    argv = ["population", "--size", "3", "--mix", "full-cone=1,open=1", "--seed", "7", "--no-report"]
+    out = _netsim(*argv, "--reports", str(reports), tmp_path=tmp_path)
+    assert out.returncode == 0, out.stdout + out.stderr
+    run_dir = next(reports.iterdir())
+    records = [json.loads(line) for line in (run_dir / "results.jsonl").read_text().splitlines()]
+    assert len(records) == 3 and all(r["group"] == "population" for r in records)
+    assert {r["nat_a"] for r in records} | {r["nat_b"] for r in records} <= {"full-cone", "open"}
+    assert all(r["passed"] for r in records)
