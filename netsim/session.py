@@ -27,6 +27,8 @@ TURN_CHOICES = ("udp", "tcp", "tls", "none")
 POLICIES = ("all", "relay")
 GLARE_DELAY_S = 0.5  # the second offerer holds its ready offer this long; both offers still collide
 WAIT_MARGIN_S = 12.0  # beyond the deadline: echo linger, closing, process exit
+DEFAULT_DEADLINE_S = 10.0
+UDP_BLOCKED_EXTRA_S = 5.0  # aioice's STUN timeout, waited out by every gathering behind the UDP firewall
 TIMING_KEYS = ("gathering_s", "ice_completed_s", "channel_open_s", "first_echo_s", "rtt_ms")
 
 
@@ -336,7 +338,13 @@ def add_cli(sub: Any) -> None:
     p.add_argument("--policy", choices=POLICIES, default="all", help="ICE transport policy (default all)")
     p.add_argument("--glare", action="store_true", help="both peers offer at once (perfect negotiation)")
     p.add_argument("--glare-first", choices=("a", "b"), default="a", help="whose offer is sent first")
-    p.add_argument("--deadline", type=float, default=10.0, help="connect deadline in seconds (default 10)")
+    p.add_argument(
+        "--deadline",
+        type=float,
+        default=None,
+        help="connect deadline in seconds (default 10, plus 5 for each udp-blocked side, whose gathering "
+        "waits out the STUN timeout)",
+    )
     p.add_argument("--media", action="store_true", help="also send a synthetic audio and video track")
     p.add_argument("--no-needs-relay", action="store_true", help="skip the relay-less second run")
     for side in ("a", "b"):
@@ -363,7 +371,7 @@ def cli_pair(args: argparse.Namespace) -> int:
             policy=args.policy,
             glare=args.glare,
             glare_first=args.glare_first,
-            deadline_s=args.deadline,
+            deadline_s=_pair_deadline(args),
             determine_needs_relay=not args.no_needs_relay,
             media=args.media,
             launcher=launcher,
@@ -374,6 +382,13 @@ def cli_pair(args: argparse.Namespace) -> int:
     else:
         print(format_record(record))
     return 0 if record["verdict"] != "failed" else 1
+
+
+def _pair_deadline(args: argparse.Namespace) -> float:
+    if args.deadline is not None:
+        return float(args.deadline)
+    blocked = [args.nat_a, args.nat_b].count("udp-blocked")
+    return DEFAULT_DEADLINE_S + UDP_BLOCKED_EXTRA_S * blocked
 
 
 def format_record(rec: dict[str, Any]) -> str:
