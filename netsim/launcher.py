@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import json
 import os
 import select
@@ -32,7 +31,6 @@ from typing import Any
 
 from netsim import netns
 
-CLONE_NEWNET = 0x40000000
 READY_TIMEOUT_S = 30.0
 
 
@@ -50,18 +48,6 @@ def _preload() -> None:
         "x".encode("idna")
 
 
-def _enter_netns(name: str) -> None:
-    """setns(2) the calling (only) thread into `name` for good."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    fd = os.open(netns.path(name), os.O_RDONLY)
-    try:
-        if libc.setns(fd, CLONE_NEWNET) != 0:
-            err = ctypes.get_errno()
-            raise OSError(err, f"setns {name}: {os.strerror(err)}")
-    finally:
-        os.close(fd)
-
-
 def _write_json(path: str, obj: dict[str, Any]) -> None:
     tmp = f"{path}.tmp"
     with open(tmp, "w") as f:
@@ -75,7 +61,7 @@ def _child(req: dict[str, Any]) -> None:
     try:
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         signal.set_wakeup_fd(-1)  # the server's SIGCHLD pipe is not ours
-        _enter_netns(req["netns"])
+        netns.enter(req["netns"])
         t_ready = time.monotonic()
         log = os.open(req["log"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         os.dup2(log, 1)

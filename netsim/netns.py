@@ -97,6 +97,15 @@ def delete(name: str) -> None:
     target.unlink(missing_ok=True)
 
 
+def enter(name: str) -> None:
+    """Move the calling thread into namespace `name` for good (a forked peer's whole life)."""
+    fd = os.open(path(name), os.O_RDONLY)
+    try:
+        _setns(fd)
+    finally:
+        os.close(fd)
+
+
 @contextmanager
 def entered(name: str) -> Iterator[None]:
     """Run the body with the calling thread inside namespace `name`."""

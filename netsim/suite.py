@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from netsim.session import UDP_BLOCKED_EXTRA_S
 from netsim.topology import Topology, TopologyError, from_dict, standard_topology
 
 SCENARIO_DIR = Path(__file__).resolve().parent.parent / "scenarios"
@@ -37,9 +38,6 @@ SESSION_KEYS = {
 DEFAULT_DEADLINE_S = 3.0
 # Behind the UDP firewall gathering is slow and varies: a second of margin more.
 FIREWALL_MARGIN_S = 4.0
-# With UDP blocked, gathering waits aioice's 5 s STUN timeout before anything can connect, once per blocked
-# side (the answerer gathers only after the offer arrives).
-STUN_TIMEOUT_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -109,7 +107,8 @@ def firewall() -> list[Scenario]:
         for turn in ("tcp", "tls"):
             topo = standard_topology("udp-blocked", other)
             blocked_sides = 1 + (other == "udp-blocked")
-            deadline = FIREWALL_MARGIN_S + STUN_TIMEOUT_S * blocked_sides
+            # every blocked side's gathering waits out aioice's STUN timeout (the answerer's after the offer)
+            deadline = FIREWALL_MARGIN_S + UDP_BLOCKED_EXTRA_S * blocked_sides
             out.append(
                 Scenario(
                     f"firewall/udp-blocked__{other}__{turn}",
@@ -331,7 +330,6 @@ def run_one(
         expected = NO_EXPECTATION
     pcap: Path | None = None
     with Lab(scn.topology) as lab, contextlib.ExitStack() as stack:
-        lab.start_signaling()
         if pcap_dir is not None:
             pcap_dir.mkdir(parents=True, exist_ok=True)
             pcap = stack.enter_context(lab.capture(pcap_dir / f"{scn.id.replace('/', '--')}-r{repeat}.pcap"))
