@@ -12,8 +12,8 @@ import statistics
 import subprocess
 import time
 
-from netsim.lab import Lab
-from netsim.topology import standard_topology
+from netsim.lab.lab import Lab
+from netsim.lab.topology import standard_topology
 
 TARGET_BUILD_MS = 100.0
 TARGET_TEARDOWN_MS = 20.0

@@ -16,10 +16,10 @@ import sys
 import time
 from typing import Any
 
-from netsim.lab import Lab
-from netsim.launcher import Launcher
-from netsim.session import run_session
-from netsim.topology import standard_topology
+from netsim.lab.lab import Lab
+from netsim.peers.launcher import Launcher
+from netsim.session.run import run_session
+from netsim.lab.topology import standard_topology
 
 TARGET_READY_MS = 50.0
 # (nat_a, nat_b, turn, policy): one pairing per verdict, plus TURN over TCP.

@@ -16,11 +16,11 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]  # run from a checkout without installing
+sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "results")]  # run from a checkout without installing
 
 from report_fixtures import synthetic_records, write_results  # noqa: E402
 
-from netsim.report import build_report  # noqa: E402
+from netsim.results.report import build_report  # noqa: E402
 
 TARGET_S = 5.0
 

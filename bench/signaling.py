@@ -28,7 +28,7 @@ sys.path.insert(0, str(REPO))
 
 from websockets.asyncio.client import ClientConnection, connect  # noqa: E402
 
-from netsim.signaling import make_token  # noqa: E402
+from netsim.services.signaling import make_token  # noqa: E402
 
 SECRET = "bench-secret"
 TARGET_P99_MS = 5.0
@@ -40,7 +40,7 @@ CANDIDATE = (
 
 
 def start_server() -> tuple[subprocess.Popen[str], str]:
-    cmd = [sys.executable, "-m", "netsim.signaling", "signaling", "--host", "127.0.0.1", "--port", "0"]
+    cmd = [sys.executable, "-m", "netsim.services.signaling", "signaling", "--host", "127.0.0.1", "--port", "0"]
     cmd += ["--secret", SECRET, "--rate", "0", "--log-level", "warning"]
     proc = subprocess.Popen(
         cmd, stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(REPO)}

@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from netsim import results, suite
+from netsim.results import store as results
+from netsim.suite import catalog as suite
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -60,7 +61,7 @@ def launcher() -> Iterator[Any]:
     """One preloaded fork server per worker: peers start in milliseconds instead of 0.5 s of imports."""
     if os.geteuid() != 0:
         pytest.skip("the scenario suite needs root (network namespaces, nftables, coturn)")
-    from netsim.launcher import Launcher
+    from netsim.peers.launcher import Launcher
 
     with Launcher() as the_launcher:
         yield the_launcher
@@ -86,7 +87,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         f"relay won in {_pct(summary['relay_won_share'])}; results in {directory}"
     )
     if not config.getoption("--no-report"):
-        from netsim import report
+        from netsim.results import report
 
         page = report.build_report(directory, Path(config.getoption("--reports")))
         tr.write_line(f"HTML report: {page}")

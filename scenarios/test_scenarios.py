@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from netsim import results, suite
+from netsim.results import store as results
+from netsim.suite import catalog as suite
 
 CATALOG = suite.catalog()
 

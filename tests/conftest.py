@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from netsim import netns
+from netsim.lab import netns
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -1,0 +1,472 @@
+"""A lab: the topology made real as network namespaces, veth links and NAT routers, with coturn.
+
+Every lab has a unique id (its namespace prefix) and a registry entry under /run/netsim/<id>/ naming what it
+created and which process owns it, so that `netsim cleanup` can remove labs whose owner died, and only those.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pyroute2 import IPRoute
+
+from netsim.lab import impair
+from netsim.lab import nat
+from netsim.lab import netns
+from netsim.services.coturn import Coturn
+from netsim.lab.topology import Iface, NodePlan, Topology, plan
+
+RUNTIME_DIR = Path(os.environ.get("NETSIM_RUNTIME_DIR", "/run/netsim"))
+INET = "inet"  # the internet segment's namespace suffix and bridge name
+LOOPBACK_INDEX = 1  # lo is always the first link of a new namespace
+# Signaling on TCP 443 of the server's second address (coturn holds 443 on the first): like a web service,
+# it stays reachable from behind the udp-blocked firewall, which lets only TCP 443 out.
+SIGNALING_PORT = 443
+
+
+class LabError(RuntimeError):
+    pass
+
+
+def _new_id() -> str:
+    # pid keeps ids of concurrent processes apart; the random part covers pid reuse after a crash.
+    return f"ns{os.getpid():x}{secrets.token_hex(2)}"
+
+
+def _proc_start(pid: int) -> str | None:
+    """Process start time (field 22 of /proc/PID/stat): tells a live owner from a reused pid."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[19]
+
+
+@dataclass
+class _Port:
+    """Where a node's interface plugs in: a bridge in some namespace."""
+
+    netns: str
+    bridge: str
+
+
+class Lab:
+    """Build with `with Lab(topology) as lab:`; everything is removed on exit, errors and signals included."""
+
+    def __init__(
+        self,
+        topology: Topology,
+        *,
+        keep: bool = False,
+        coturn: bool = True,
+        lab_id: str | None = None,
+        runtime_dir: Path | None = None,
+    ) -> None:
+        self.topology = topology
+        self.keep = keep
+        self.want_coturn = coturn
+        self.id = lab_id or _new_id()
+        self.runtime_dir = runtime_dir or RUNTIME_DIR
+        self.workdir = self.runtime_dir / self.id
+        self.plan: dict[str, NodePlan] = plan(topology)
+        self.namespaces: dict[str, str] = {INET: f"{self.id}-{INET}"}
+        self.namespaces.update({n: f"{self.id}-{n}" for n in self.plan})
+        self.coturn: Coturn | None = None
+        self.signaling_url: str | None = None
+        self.signaling_secret = secrets.token_hex(16)
+        self.timings: dict[str, float] = {}
+        self._processes: list[subprocess.Popen[Any]] = []
+        self._exit = contextlib.ExitStack()  # in-process services (signaling thread), closed at teardown
+        self._created: list[str] = []
+
+    # ---- lifecycle -----------------------------------------------------------------------------------------
+
+    def __enter__(self) -> Lab:
+        _sigterm_as_exit()
+        try:
+            self.build()
+        except BaseException:
+            self.teardown()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if not self.keep:
+            self.teardown()
+
+    def build(self) -> None:
+        t0 = time.perf_counter()
+        self.workdir.mkdir(parents=True, exist_ok=False)
+        self._write_registry()
+        self._create_namespaces()
+        self._wire()
+        self._apply_nat()
+        self._apply_impairments()
+        self.timings["build_s"] = time.perf_counter() - t0
+        if self.want_coturn:
+            server = self.topology.servers[0]
+            ips = tuple(self.plan[server].addresses[:2])
+            self.coturn = Coturn(self.namespaces[server], (ips[0], ips[1]), self.workdir)
+            self.timings["coturn_ready_s"] = self.coturn.start()
+        self._write_registry()
+
+    def teardown(self) -> None:
+        t0 = time.perf_counter()
+        self._exit.close()
+        if self.coturn is not None:
+            self.coturn.stop()
+        for proc in self._processes:
+            _terminate(proc)
+        self._processes.clear()
+        _kill_namespace_processes(list(self.namespaces.values()))
+        for name in self.namespaces.values():
+            if netns.exists(name):
+                netns.delete(name)
+        shutil.rmtree(self.workdir, ignore_errors=True)
+        self.timings["teardown_s"] = time.perf_counter() - t0
+
+    # ---- building ------------------------------------------------------------------------------------------
+
+    def _create_namespaces(self) -> None:
+        for name in self.namespaces.values():
+            netns.create(name)
+            self._created.append(name)
+            netns.write_sysctl(name, "net.ipv6.conf.all.disable_ipv6", "0" if self.topology.ipv6 else "1")
+            netns.write_sysctl(name, "net.ipv6.conf.default.disable_ipv6", "0" if self.topology.ipv6 else "1")
+        for node in self.plan.values():
+            if node.role in ("router", "carrier"):
+                netns.write_sysctl(self.namespaces[node.name], "net.ipv4.ip_forward", "1")
+
+    def _wire(self) -> None:
+        with _netlink(self.namespaces) as ipr:
+            ipr[INET].link("add", ifname=INET, kind="bridge")
+            _up(ipr[INET], INET)
+            ports = 0
+            for node in self.plan.values():
+                for iface in _unique(node.ifaces):
+                    if iface.name == "lan" and node.role in ("router", "carrier"):
+                        ipr[node.name].link("add", ifname="lan", kind="bridge")
+                    else:
+                        ports += 1
+                        self._veth(ipr, node.name, iface, self._port(iface), f"p{ports}")
+                self._configure(ipr[node.name], node)
+            for name in self.namespaces:
+                ipr[name].link("set", index=LOOPBACK_INDEX, state="up")
+
+    def _port(self, iface: Iface) -> _Port:
+        if iface.link == "internet":
+            return _Port(INET, INET)
+        return _Port(iface.link.split(":", 1)[1], "lan")
+
+    def _veth(self, ipr: dict[str, IPRoute], node: str, iface: Iface, port: _Port, port_name: str) -> None:
+        fd = os.open(netns.path(self.namespaces[port.netns]), os.O_RDONLY)
+        try:
+            ipr[node].link("add", ifname=iface.name, kind="veth", peer={"ifname": port_name, "net_ns_fd": fd})
+        finally:
+            os.close(fd)
+        side = ipr[port.netns]
+        bridge = side.link_lookup(ifname=port.bridge)[0]
+        side.link("set", index=side.link_lookup(ifname=port_name)[0], master=bridge, state="up")
+
+    def _configure(self, ipr: IPRoute, node: NodePlan) -> None:
+        index = {i.name: ipr.link_lookup(ifname=i.name)[0] for i in _unique(node.ifaces)}
+        for iface in node.ifaces:
+            address, prefix = iface.address.split("/")
+            ipr.addr("add", index=index[iface.name], address=address, prefixlen=int(prefix))
+        for i in index.values():
+            ipr.link("set", index=i, state="up")
+        if node.gateway:
+            ipr.route("add", dst="0.0.0.0/0", gateway=node.gateway)
+        for dst, via in node.routes:
+            ipr.route("add", dst=dst, gateway=via)
+
+    def _apply_impairments(self) -> None:
+        for site in self.topology.sites:
+            if site.impair is not None and site.impair.active:
+                impair.apply(self.namespaces[site.name], site.impair)
+
+    def _apply_nat(self) -> None:
+        specs = {s.name: s.nat for s in self.topology.sites}
+        specs.update({c.name: c.nat for c in self.topology.carriers})
+        for name, spec in specs.items():
+            node = self.plan[name]
+            wan = next(i for i in node.ifaces if i.name == "wan")
+            lan = next(i for i in node.ifaces if i.name == "lan")
+            nat.apply(
+                self.namespaces[name],
+                spec,
+                wan_if="wan",
+                lan_if="lan",
+                wan_ip=wan.address.split("/")[0],
+                lan_cidr=str(_network(lan.address)),
+            )
+
+    # ---- using a lab ---------------------------------------------------------------------------------------
+
+    def netns(self, node: str) -> str:
+        try:
+            return self.namespaces[node]
+        except KeyError:
+            raise LabError(f"no node {node!r} in lab {self.id} (nodes: {', '.join(self.plan)})") from None
+
+    def addresses(self, node: str) -> list[str]:
+        self.netns(node)
+        return self.plan[node].addresses
+
+    def address(self, node: str) -> str:
+        return self.addresses(node)[0]
+
+    def popen(self, node: str, argv: Sequence[str], **kwargs: Any) -> subprocess.Popen[Any]:
+        """Start a process in a node's namespace; the lab ends it at teardown."""
+        proc = netns.popen(self.netns(node), argv, **kwargs)
+        self._processes.append(proc)
+        return proc
+
+    def run(self, node: str, argv: Sequence[str], **kwargs: Any) -> subprocess.CompletedProcess[Any]:
+        return netns.run(self.netns(node), argv, **kwargs)
+
+    def start_signaling(self, in_process: bool = True, timeout_s: float = 15.0) -> str:
+        """Run the signaling server (uvicorn) on the first server host; returns its ws:// URL.
+
+        In-process, uvicorn serves from a thread on a listening socket made inside the server's namespace
+        (a socket keeps its namespace), so peers reach it through their NATs without a 0.5 s interpreter
+        start. `in_process=False` runs `netsim signaling` as a process in the namespace (for `netsim up`).
+        """
+        if self.signaling_url:
+            return self.signaling_url
+        server = self.topology.servers[0]
+        ip = self.addresses(server)[-1]
+        if in_process:
+            from netsim.services import signaling
+
+            app = signaling.create_app(self.signaling_secret)
+            with netns.entered(self.netns(server)):
+                self._exit.enter_context(signaling.run_in_thread(app, host=ip, port=SIGNALING_PORT))
+        else:
+            self._start_signaling_process(server, ip, timeout_s)
+        self.signaling_url = f"ws://{ip}:{SIGNALING_PORT}"
+        return self.signaling_url
+
+    def _start_signaling_process(self, server: str, ip: str, timeout_s: float) -> None:
+        log = (self.workdir / "signaling.log").open("wb")
+        argv = [sys.executable, "-m", "netsim", "signaling", "--host", ip, "--port", str(SIGNALING_PORT)]
+        argv += ["--secret", self.signaling_secret]
+        self.popen(server, argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+        deadline = time.monotonic() + timeout_s
+        while not _http_ok(self.netns(server), ip, SIGNALING_PORT, "/healthz"):
+            if time.monotonic() > deadline:
+                raise LabError(f"signaling server did not become ready: see {self.workdir / 'signaling.log'}")
+            time.sleep(0.05)
+
+    @contextlib.contextmanager
+    def capture(self, path: Path, timeout_s: float = 5.0) -> Iterator[Path]:
+        """tcpdump on the internet segment (every packet between sites and servers) into `path`."""
+        # --immediate-mode: packets still in libpcap's ring block would be lost when tcpdump is stopped.
+        argv = ["tcpdump", "-i", INET, "--immediate-mode", "-U", "-n", "-w", str(path)]
+        proc = netns.popen(self.namespaces[INET], argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self._processes.append(proc)
+        assert proc.stderr is not None
+        # tcpdump says "listening on ..." once the capture runs; nothing before that would be recorded.
+        ready = _read_line_until(proc.stderr, b"listening on", timeout_s)
+        if not ready:
+            _terminate(proc)
+            raise LabError(f"tcpdump did not start on {INET} in lab {self.id}")
+        try:
+            yield path
+        finally:
+            _terminate(proc)
+            proc.stderr.close()
+
+    def describe(self) -> dict[str, Any]:
+        """`{"lab": ID, "nodes": {NAME: {"netns": NS, "addresses": [...]}}}` as `netsim up --json` prints."""
+        nodes = {n: {"netns": self.namespaces[n], "addresses": p.addresses} for n, p in self.plan.items()}
+        return {"lab": self.id, "topology": self.topology.name, "nodes": nodes}
+
+    # ---- registry ------------------------------------------------------------------------------------------
+
+    def _write_registry(self) -> None:
+        entry = {
+            **self.describe(),
+            "owner_pid": os.getpid(),
+            "owner_start": _proc_start(os.getpid()),
+            "keep": self.keep,
+            "namespaces": list(self.namespaces.values()),
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+        tmp = self.workdir / "lab.json.tmp"
+        tmp.write_text(json.dumps(entry, indent=2))
+        tmp.replace(self.workdir / "lab.json")
+
+
+# ---- registry-level operations (other processes' labs) -----------------------------------------------------
+
+
+def registered(runtime_dir: Path | None = None) -> list[dict[str, Any]]:
+    root = runtime_dir or RUNTIME_DIR
+    entries = []
+    for path in sorted(root.glob("*/lab.json")):
+        try:
+            entries.append(json.loads(path.read_text()))
+        except (OSError, ValueError):
+            continue
+    return entries
+
+
+def lookup(lab_id: str, runtime_dir: Path | None = None) -> dict[str, Any]:
+    for entry in registered(runtime_dir):
+        if entry["lab"] == lab_id:
+            return entry
+    raise LabError(
+        f"no lab {lab_id!r} (running labs: {', '.join(e['lab'] for e in registered(runtime_dir)) or 'none'})"
+    )
+
+
+def owner_alive(entry: dict[str, Any]) -> bool:
+    start = _proc_start(int(entry["owner_pid"]))
+    return start is not None and start == entry.get("owner_start")
+
+
+def remove(entry: dict[str, Any], runtime_dir: Path | None = None) -> None:
+    """Remove a registered lab: its processes (found by namespace), namespaces and runtime directory."""
+    names = [str(n) for n in entry["namespaces"]]
+    _kill_namespace_processes(names)
+    for name in names:
+        if netns.exists(name):
+            netns.delete(name)
+    shutil.rmtree((runtime_dir or RUNTIME_DIR) / str(entry["lab"]), ignore_errors=True)
+
+
+def cleanup(all_labs: bool = False, runtime_dir: Path | None = None) -> list[str]:
+    """Remove labs whose owner died (not those kept by `netsim up`); with all_labs, every netsim lab."""
+    removed = []
+    for entry in registered(runtime_dir):
+        if all_labs or (not entry.get("keep") and not owner_alive(entry)):
+            remove(entry, runtime_dir)
+            removed.append(str(entry["lab"]))
+    return removed
+
+
+# ---- helpers -----------------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _netlink(namespaces: dict[str, str]) -> Iterator[dict[str, IPRoute]]:
+    """One netlink socket per namespace, opened inside it (the socket stays bound to that namespace)."""
+    sockets: dict[str, IPRoute] = {}
+    try:
+        for node, name in namespaces.items():
+            with netns.entered(name):
+                sockets[node] = IPRoute()
+        yield sockets
+    finally:
+        for ipr in sockets.values():
+            ipr.close()
+
+
+def _up(ipr: IPRoute, ifname: str) -> None:
+    ipr.link("set", index=ipr.link_lookup(ifname=ifname)[0], state="up")
+
+
+def _unique(ifaces: list[Iface]) -> list[Iface]:
+    seen: dict[str, Iface] = {}
+    for i in ifaces:
+        seen.setdefault(i.name, i)
+    return list(seen.values())
+
+
+def _network(cidr: str) -> ipaddress.IPv4Network:
+    return ipaddress.IPv4Interface(cidr).network
+
+
+def _terminate(proc: subprocess.Popen[Any], grace_s: float = 2.0) -> None:
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def _kill_namespace_processes(names: list[str]) -> None:
+    """SIGKILL whatever still runs in these namespaces: they are the lab's own, so its processes only."""
+    inodes = set()
+    for name in names:
+        with contextlib.suppress(FileNotFoundError):
+            inodes.add(os.stat(netns.path(name)).st_ino)
+    if not inodes:
+        return
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            if os.stat(f"/proc/{entry}/ns/net").st_ino in inodes:
+                os.kill(int(entry), signal.SIGKILL)
+        except OSError:
+            continue
+
+
+def _read_line_until(stream: Any, marker: bytes, timeout_s: float) -> bool:
+    """Read a pipe until a line holds `marker` (True) or the timeout or EOF (False)."""
+    import select
+
+    deadline = time.monotonic() + timeout_s
+    buffer = b""
+    while time.monotonic() < deadline:
+        readable, _, _ = select.select([stream], [], [], max(0.0, deadline - time.monotonic()))
+        if not readable:
+            return False
+        chunk = os.read(stream.fileno(), 4096)
+        if not chunk:
+            return False
+        buffer += chunk
+        if marker in buffer:
+            return True
+    return False
+
+
+def _http_ok(ns: str, ip: str, port: int, path: str) -> bool:
+    try:
+        sock = netns.socket_in(ns, socket.AF_INET, socket.SOCK_STREAM)
+    except OSError:
+        return False
+    with sock:
+        sock.settimeout(0.5)
+        try:
+            sock.connect((ip, port))
+            sock.sendall(f"GET {path} HTTP/1.0\r\nHost: {ip}\r\n\r\n".encode())
+            return sock.recv(64).startswith(b"HTTP/1.1 200")
+        except OSError:
+            return False
+
+
+def _sigterm_as_exit() -> None:
+    """SIGTERM behaves like Ctrl-C from the first lab on, so `with Lab(...)` cleans up on both.
+
+    Only from the main thread (signal handlers live there), and only where nobody set a handler.
+    """
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+            signal.signal(signal.SIGTERM, _raise_exit)
+
+
+def _raise_exit(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)

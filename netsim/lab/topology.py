@@ -1,0 +1,346 @@
+"""The declarative lab model: an internet, sites behind NAT routers, optional carrier-grade NATs, servers.
+
+Plain data, loaded from TOML scenario files and validated with errors that name the field and the value.
+Addresses are derived from declaration order (see docs/DESIGN.md) unless a site names its own LAN.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from netsim.lab.impair import ImpairError, Impairment, impair_from_dict
+from netsim.lab.nat import NatError, NatSpec, nat_from_dict, preset
+
+INTERNET = ipaddress.IPv4Network("198.18.0.0/16")
+OPEN_LANS = ipaddress.IPv4Network("198.19.0.0/16")
+CGN_RANGE = ipaddress.IPv4Network("100.64.0.0/10")
+PRIVATE_LANS = ipaddress.IPv4Network("10.0.0.0/8")
+SERVER_ADDRESSES = ("198.18.0.2", "198.18.0.3")
+NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,11}$")
+
+
+class TopologyError(ValueError):
+    """A scenario that cannot be built; the message names the field and the value."""
+
+
+@dataclass(frozen=True)
+class Site:
+    """A NAT router (node `name`) with hosts on its LAN, optionally behind a carrier-grade NAT."""
+
+    name: str
+    nat: NatSpec
+    hosts: tuple[str, ...]
+    behind: str | None = None
+    lan: str | None = None  # explicit LAN CIDR; derived from the site index when None
+    impair: Impairment | None = None  # loss and rate limit at the router
+
+
+@dataclass(frozen=True)
+class Carrier:
+    """A carrier-grade NAT between the internet and the sites that name it in `behind`."""
+
+    name: str
+    nat: NatSpec
+
+
+@dataclass(frozen=True)
+class Topology:
+    name: str
+    sites: tuple[Site, ...]
+    carriers: tuple[Carrier, ...] = ()
+    servers: tuple[str, ...] = ("server",)
+    ipv6: bool = False
+    description: str = ""
+
+    def site(self, name: str) -> Site:
+        for s in self.sites:
+            if s.name == name:
+                return s
+        raise KeyError(name)
+
+    def hosts(self) -> list[str]:
+        return [h for s in self.sites for h in s.hosts]
+
+    def site_of(self, host: str) -> Site:
+        for s in self.sites:
+            if host in s.hosts:
+                return s
+        raise KeyError(host)
+
+    def nodes(self) -> list[str]:
+        """Every node that gets a namespace (the internet segment is not a node)."""
+        return [*self.servers, *(c.name for c in self.carriers), *(s.name for s in self.sites), *self.hosts()]
+
+
+@dataclass(frozen=True)
+class Iface:
+    """One interface of a node: its name in the node's namespace, address, and the link it attaches to."""
+
+    name: str
+    address: str  # CIDR
+    link: str  # "internet", "lan:<router>" or "cgn:<carrier>"
+
+
+@dataclass
+class NodePlan:
+    name: str
+    role: str  # server | carrier | router | host
+    ifaces: list[Iface] = field(default_factory=list)
+    gateway: str | None = None
+    routes: list[tuple[str, str]] = field(default_factory=list)  # (dst CIDR, via)
+
+    @property
+    def addresses(self) -> list[str]:
+        return [i.address.split("/")[0] for i in self.ifaces]
+
+
+def standard_topology(
+    nat_a: str | NatSpec,
+    nat_b: str | NatSpec,
+    *,
+    name: str = "standard",
+    impair_a: Impairment | None = None,
+    impair_b: Impairment | None = None,
+) -> Topology:
+    """Hosts `a` and `b`, each behind its own NAT router (`nat-a`, `nat-b`), and `server` on the internet."""
+    return Topology(
+        name=name,
+        sites=(
+            Site("nat-a", _as_spec(nat_a, "nat-a.nat"), ("a",), impair=impair_a),
+            Site("nat-b", _as_spec(nat_b, "nat-b.nat"), ("b",), impair=impair_b),
+        ),
+    )
+
+
+def _as_spec(nat: str | NatSpec, where: str) -> NatSpec:
+    if isinstance(nat, NatSpec):
+        return nat
+    try:
+        return preset(nat)
+    except NatError as e:
+        raise TopologyError(f"{where}: {e}") from None
+
+
+def _site_lan(site: Site, index: int) -> ipaddress.IPv4Network:
+    if site.lan is not None:
+        return ipaddress.IPv4Network(site.lan)
+    base = OPEN_LANS if not site.nat.nat else PRIVATE_LANS
+    if base is OPEN_LANS:
+        return ipaddress.IPv4Network(f"198.19.{index}.0/24")
+    return ipaddress.IPv4Network(f"10.{index}.0.0/24")
+
+
+def plan(topo: Topology) -> dict[str, NodePlan]:
+    """Interfaces, addresses and routes of every node, in build order."""
+    nodes: dict[str, NodePlan] = {}
+    for srv_index, srv in enumerate(topo.servers):
+        node = NodePlan(srv, "server")
+        if srv_index == 0:
+            node.ifaces.append(Iface("eth0", f"{SERVER_ADDRESSES[0]}/16", "internet"))
+            node.ifaces.append(Iface("eth0", f"{SERVER_ADDRESSES[1]}/16", "internet"))
+        else:
+            node.ifaces.append(Iface("eth0", f"198.18.0.{10 + srv_index}/16", "internet"))
+        nodes[srv] = node
+    for c_index, carrier in enumerate(topo.carriers, start=1):
+        node = NodePlan(carrier.name, "carrier")
+        node.ifaces.append(Iface("wan", f"198.18.{100 + c_index}.1/16", "internet"))
+        node.ifaces.append(Iface("lan", f"100.64.{c_index}.1/24", f"cgn:{carrier.name}"))
+        nodes[carrier.name] = node
+    carrier_index = {c.name: i for i, c in enumerate(topo.carriers, start=1)}
+    open_routes: list[tuple[str, str]] = []
+    for s_index, site in enumerate(topo.sites, start=1):
+        node = NodePlan(site.name, "router")
+        if site.behind is None:
+            node.ifaces.append(Iface("wan", f"198.18.{s_index}.1/16", "internet"))
+        else:
+            c = carrier_index[site.behind]
+            node.ifaces.append(Iface("wan", f"100.64.{c}.{1 + s_index}/24", f"cgn:{site.behind}"))
+            node.gateway = f"100.64.{c}.1"
+        lan = _site_lan(site, s_index)
+        hosts_ips = list(lan.hosts())
+        node.ifaces.append(Iface("lan", f"{hosts_ips[0]}/{lan.prefixlen}", f"lan:{site.name}"))
+        nodes[site.name] = node
+        if not site.nat.nat and site.behind is None:
+            open_routes.append((str(lan), node.addresses[0]))
+        for h_index, host in enumerate(site.hosts, start=1):
+            hnode = NodePlan(host, "host", gateway=str(hosts_ips[0]))
+            hnode.ifaces.append(Iface("eth0", f"{hosts_ips[h_index]}/{lan.prefixlen}", f"lan:{site.name}"))
+            nodes[host] = hnode
+    # Open sites have public LANs: every internet node routes them via the site's router.
+    for node in nodes.values():
+        if any(i.link == "internet" for i in node.ifaces):
+            node.routes.extend(r for r in open_routes if r[1] not in node.addresses)
+    return nodes
+
+
+# ---- loading and validation -------------------------------------------------------------------------------
+
+# `session` belongs to the scenario suite (netsim.suite): which hosts pair and how.
+_TOP_KEYS = {"name", "description", "ipv6", "site", "carrier", "server", "session"}
+_SITE_KEYS = {"name", "nat", "hosts", "behind", "lan", "impair"}
+_CARRIER_KEYS = {"name", "nat"}
+_SERVER_KEYS = {"name"}
+
+
+def load_scenario(path: str | Path) -> Topology:
+    """Load and validate a TOML scenario file."""
+    p = Path(path)
+    try:
+        data = tomllib.loads(p.read_text())
+    except FileNotFoundError:
+        raise TopologyError(f"scenario file not found: {p}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise TopologyError(f"{p}: not valid TOML: {e}") from None
+    return from_dict(data, default_name=p.stem, base_dir=p.parent)
+
+
+def from_dict(
+    data: dict[str, Any], *, default_name: str = "scenario", base_dir: Path | None = None
+) -> Topology:
+    _unknown(data, _TOP_KEYS, "")
+    carriers = tuple(_carrier(c, i, base_dir) for i, c in enumerate(_table_list(data, "carrier")))
+    sites = tuple(_site(s, i, base_dir) for i, s in enumerate(_table_list(data, "site")))
+    servers = tuple(_server(s, i) for i, s in enumerate(_table_list(data, "server"))) or ("server",)
+    ipv6 = data.get("ipv6", False)
+    if not isinstance(ipv6, bool):
+        raise TopologyError(f"ipv6: expected true or false, got {ipv6!r}")
+    topo = Topology(
+        name=_str(data.get("name", default_name), "name"),
+        sites=sites,
+        carriers=carriers,
+        servers=servers,
+        ipv6=ipv6,
+        description=_str(data.get("description", ""), "description"),
+    )
+    validate(topo)
+    return topo
+
+
+def validate(topo: Topology) -> None:
+    """Check names, references and subnets; raise TopologyError naming the field and value."""
+    if not topo.sites:
+        raise TopologyError("site: a scenario needs at least one [[site]]")
+    seen: dict[str, str] = {}
+    fields = [(f"server[{i}].name", n) for i, n in enumerate(topo.servers)]
+    fields += [(f"carrier[{i}].name", c.name) for i, c in enumerate(topo.carriers)]
+    for i, s in enumerate(topo.sites):
+        fields.append((f"site[{i}].name", s.name))
+        fields += [(f"site[{i}].hosts[{j}]", h) for j, h in enumerate(s.hosts)]
+    for where, name in fields:
+        if not NAME_RE.match(name):
+            raise TopologyError(f"{where}: bad node name {name!r} (lower-case letter, then [a-z0-9-], <= 12)")
+        if name in seen:
+            raise TopologyError(f"{where}: duplicate name {name!r} (also {seen[name]})")
+        seen[name] = where
+    carrier_names = {c.name for c in topo.carriers}
+    for i, s in enumerate(topo.sites):
+        if s.behind is not None and s.behind not in carrier_names:
+            raise TopologyError(f"site[{i}].behind: unknown carrier {s.behind!r}")
+        if not s.hosts:
+            raise TopologyError(f"site[{i}].hosts: a site needs at least one host")
+    if len(topo.sites) > 99 or len(topo.carriers) > 99:
+        raise TopologyError("site: at most 99 sites and 99 carriers")
+    _check_lans(topo)
+
+
+def _check_lans(topo: Topology) -> None:
+    lans: list[tuple[str, ipaddress.IPv4Network]] = []
+    for i, s in enumerate(topo.sites, start=1):
+        where = f"site[{i - 1}].lan"
+        try:
+            lan = _site_lan(s, i)
+        except ValueError:
+            raise TopologyError(f"{where}: not an IPv4 network: {s.lan!r}") from None
+        allowed = (PRIVATE_LANS, OPEN_LANS) if s.nat.nat else (OPEN_LANS,)
+        if not any(lan.subnet_of(r) for r in allowed):
+            ranges = " or ".join(str(r) for r in allowed)
+            raise TopologyError(f"{where}: {lan} is outside the lab's LAN ranges ({ranges})")
+        if lan.num_addresses < 4 + len(s.hosts) or lan.prefixlen < 16:
+            raise TopologyError(f"{where}: {lan} does not fit {len(s.hosts)} hosts (use a /16 to /29)")
+        for other_where, other in lans:
+            if lan.overlaps(other):
+                raise TopologyError(f"{where}: {lan} overlaps {other_where} ({other})")
+        lans.append((where, lan))
+
+
+def _table_list(data: dict[str, Any], key: str) -> list[dict[str, Any]]:
+    value = data.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+        raise TopologyError(f"{key}: expected an array of tables ([[{key}]]), got {value!r}")
+    return value
+
+
+def _unknown(data: dict[str, Any], allowed: set[str], where: str) -> None:
+    for key in data:
+        if key not in allowed:
+            raise TopologyError(f"{where}{key}: unknown key (allowed: {', '.join(sorted(allowed))})")
+
+
+def _str(value: Any, where: str) -> str:
+    if not isinstance(value, str):
+        raise TopologyError(f"{where}: expected a string, got {value!r}")
+    return value
+
+
+def _nat(value: Any, where: str, base_dir: Path | None) -> NatSpec:
+    try:
+        if isinstance(value, str):
+            return preset(value)
+        if isinstance(value, dict):
+            if isinstance(value.get("rules_file"), str) and base_dir is not None:
+                value = {**value, "rules_file": str((base_dir / value["rules_file"]).resolve())}
+            return nat_from_dict(value, where)
+    except NatError as e:
+        msg = str(e)
+        raise TopologyError(msg if msg.startswith(where) else f"{where}: {msg}") from None
+    raise TopologyError(f"{where}: expected a NAT type name or a table, got {value!r}")
+
+
+def _site(data: dict[str, Any], i: int, base_dir: Path | None) -> Site:
+    where = f"site[{i}]"
+    _unknown(data, _SITE_KEYS, f"{where}.")
+    if "name" not in data:
+        raise TopologyError(f"{where}.name: missing")
+    hosts = data.get("hosts", [])
+    if not isinstance(hosts, list) or not all(isinstance(h, str) for h in hosts):
+        raise TopologyError(f"{where}.hosts: expected a list of host names, got {hosts!r}")
+    behind = data.get("behind")
+    lan = data.get("lan")
+    impair = data.get("impair")
+    if impair is not None and not isinstance(impair, dict):
+        raise TopologyError(
+            f"{where}.impair: expected a table like {{loss_pct = 2, rate_kbit = 1000}}, got {impair!r}"
+        )
+    try:
+        impairment = None if impair is None else impair_from_dict(impair, f"{where}.impair")
+    except ImpairError as e:
+        raise TopologyError(str(e)) from None
+    return Site(
+        name=_str(data["name"], f"{where}.name"),
+        nat=_nat(data.get("nat", "port-restricted-cone"), f"{where}.nat", base_dir),
+        hosts=tuple(hosts),
+        behind=None if behind is None else _str(behind, f"{where}.behind"),
+        lan=None if lan is None else _str(lan, f"{where}.lan"),
+        impair=impairment,
+    )
+
+
+def _carrier(data: dict[str, Any], i: int, base_dir: Path | None) -> Carrier:
+    where = f"carrier[{i}]"
+    _unknown(data, _CARRIER_KEYS, f"{where}.")
+    if "name" not in data:
+        raise TopologyError(f"{where}.name: missing")
+    nat = _nat(data.get("nat", "symmetric"), f"{where}.nat", base_dir)
+    if not nat.nat:
+        raise TopologyError(f"{where}.nat: a carrier-grade NAT cannot be 'open'")
+    return Carrier(name=_str(data["name"], f"{where}.name"), nat=nat)
+
+
+def _server(data: dict[str, Any], i: int) -> str:
+    _unknown(data, _SERVER_KEYS, f"server[{i}].")
+    return _str(data.get("name"), f"server[{i}].name")

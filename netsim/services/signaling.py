@@ -1,0 +1,560 @@
+"""WebSocket signaling server: presence plus forwarding of offers, answers and ICE candidates.
+
+FastAPI app served by uvicorn, in the lab on the `server` host or standalone (`netsim signaling`).
+Protocol reference: docs/signaling.md.
+
+Design notes:
+- Everything that touches the registry is synchronous (no await between lookup and enqueue), so a peer that
+  disconnects mid-forward can never be half-removed: the single event loop is the lock.
+- Each connection owns an unbounded outbound queue drained by its own writer task, so a slow client never
+  stalls the sender; a client whose backlog grows past SEND_BACKLOG_CHARS is dropped instead.
+- A connection only removes the registry entry if the entry is still itself, so a replaced connection's
+  cleanup cannot evict its successor (the KeyError / lockout bug of naive managers).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import json
+import logging
+import os
+import re
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI, WebSocket
+from uvicorn.config import WS_PROTOCOLS
+
+log = logging.getLogger("netsim.services.signaling")
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8765
+MAX_FRAME = 64 * 1024  # larger frames get a `too-large` error, the connection stays up
+HARD_MAX_FRAME = 1024 * 1024  # transport cap: larger frames make uvicorn close with 1009
+DEFAULT_RATE = 50.0  # messages per second per connection (sustained)
+DEFAULT_BURST = 100  # token bucket size: a trickle-ICE burst fits comfortably
+DEFAULT_MAX_STRIKES = 50  # consecutive rejected frames before the connection is closed
+SEND_BACKLOG_CHARS = 4 * 1024 * 1024  # queued outbound text beyond which a client counts as stuck
+SECRET_ENV = "NETSIM_SIGNALING_SECRET"
+
+CLOSE_REPLACED = 4000  # a newer connection took over this user id: do not reconnect automatically
+CLOSE_POLICY = 1008  # sustained abuse
+CLOSE_TOO_SLOW = 1013  # client does not read its messages; reconnecting is fine
+
+USER_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
+FORWARD_TYPES = frozenset({"offer", "answer", "candidate", "bye"})
+STATUSES = frozenset({"online", "busy"})
+_TOKEN_IN_TEXT = re.compile(r"(token=)[^&\s\"']*")
+
+
+# --- tokens ---------------------------------------------------------------------------------------------
+
+
+def make_token(secret: str, user: str) -> str:
+    """Token for `user`: hex HMAC-SHA256 of the user id under the server secret."""
+    return hmac.new(secret.encode(), user.encode(), hashlib.sha256).hexdigest()
+
+
+def verify_token(secret: str, user: str, token: str | None) -> bool:
+    """Constant-time check of a token; False for a missing token or an invalid user id."""
+    if not token or not USER_RE.fullmatch(user):
+        return False
+    return hmac.compare_digest(make_token(secret, user).encode(), token.encode())
+
+
+# --- connections and registry ----------------------------------------------------------------------------
+
+
+class BadMessage(ValueError):
+    """A frame that does not follow the protocol; the text goes back to the sender."""
+
+
+@dataclass(frozen=True)
+class _Close:
+    code: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class Limits:
+    rate_per_s: float | None  # None: no rate limit
+    burst: int
+    max_strikes: int
+
+
+class Conn:
+    """One authenticated WebSocket: status, outbound queue, token bucket and strike count."""
+
+    def __init__(self, user: str, ws: WebSocket, limits: Limits) -> None:
+        self.user = user
+        self.ws = ws
+        self.status = "online"
+        self.closing = False
+        self.queue: asyncio.Queue[str | _Close] = asyncio.Queue()
+        self._limits = limits
+        self._tokens = float(limits.burst)
+        self._stamp = time.monotonic()
+        self.strikes = 0
+        self.backlog = 0  # characters queued, not yet handed to the transport
+        self.overflowed = False
+
+    def deliver(self, text: str) -> bool:
+        """Queue a frame; False if the connection is going away (or just got dropped for lagging)."""
+        if self.closing:
+            return False
+        if self.backlog + len(text) > SEND_BACKLOG_CHARS:
+            self.overflowed = True
+            self.shutdown(
+                CLOSE_TOO_SLOW, "outbound backlog overflow: client does not read", drop_pending=True
+            )
+            return False
+        self.backlog += len(text)
+        self.queue.put_nowait(text)
+        return True
+
+    def shutdown(self, code: int, reason: str, drop_pending: bool = False) -> None:
+        """Ask the writer to close after what is queued (or right away if drop_pending)."""
+        if self.closing:
+            return
+        self.closing = True
+        while drop_pending and not self.queue.empty():
+            self.queue.get_nowait()
+            self.backlog = 0
+        self.queue.put_nowait(_Close(code, reason))
+
+    def take_token(self) -> bool:
+        rate = self._limits.rate_per_s
+        if rate is None:
+            return True
+        now = time.monotonic()
+        self._tokens = min(float(self._limits.burst), self._tokens + (now - self._stamp) * rate)
+        self._stamp = now
+        if self._tokens < 1.0:
+            return False
+        self._tokens -= 1.0
+        return True
+
+
+def _dump(obj: dict[str, Any]) -> str:
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+
+
+def _no_constants(name: str) -> Any:
+    # NaN/Infinity are not JSON: a browser's JSON.parse would choke on the forwarded frame.
+    raise BadMessage(f"{name} is not valid JSON")
+
+
+def _utf8_len_over(text: str, limit: int) -> bool:
+    # Cheap bound first: a str of n code points is at most 4n UTF-8 bytes.
+    return len(text) > limit or (4 * len(text) > limit and len(text.encode()) > limit)
+
+
+def _opt(obj: dict[str, Any], key: str, kind: type | tuple[type, ...], what: str) -> None:
+    value = obj.get(key)
+    if value is not None and (not isinstance(value, kind) or isinstance(value, bool)):
+        raise BadMessage(f"'{key}' must be {what} or null")
+
+
+def validate_forward(obj: dict[str, Any]) -> str:
+    """Check an offer/answer/candidate/bye frame; return its target."""
+    target = obj.get("target")
+    if not isinstance(target, str) or not target:
+        raise BadMessage("'target' must be a non-empty string")
+    kind = obj["type"]
+    if kind in ("offer", "answer") and not isinstance(obj.get("sdp"), str):
+        raise BadMessage(f"{kind} needs 'sdp' (string)")
+    if kind == "candidate":
+        _validate_candidate(obj)
+    return target
+
+
+def _validate_candidate(obj: dict[str, Any]) -> None:
+    if "candidate" not in obj:
+        raise BadMessage("candidate needs 'candidate' (string, or null for end of candidates)")
+    _opt(obj, "candidate", str, "a string")
+    _opt(obj, "sdpMid", str, "a string")
+    _opt(obj, "sdpMLineIndex", int, "a non-negative integer")
+    _opt(obj, "usernameFragment", str, "a string")
+    index = obj.get("sdpMLineIndex")
+    if index is not None and index < 0:
+        raise BadMessage("'sdpMLineIndex' must be a non-negative integer or null")
+    # Same rule as RTCPeerConnection.addIceCandidate: a real candidate needs a media section.
+    if obj["candidate"] and obj.get("sdpMid") is None and index is None:
+        raise BadMessage("a candidate needs 'sdpMid' or 'sdpMLineIndex'")
+
+
+class Hub:
+    """Registry of connected users, presence fan-out and message routing."""
+
+    def __init__(self, limits: Limits) -> None:
+        self.limits = limits
+        self.conns: dict[str, Conn] = {}
+
+    def presence(self) -> dict[str, str]:
+        return {user: conn.status for user, conn in self.conns.items()}
+
+    def broadcast(self, user: str, status: str) -> None:
+        frame = _dump({"type": "presence", "user": user, "status": status})
+        for conn in list(self.conns.values()):
+            if conn.user != user:
+                self.deliver(conn, frame)
+
+    def deliver(self, conn: Conn, text: str) -> bool:
+        """Queue a frame for `conn`; a client that stopped reading is unregistered (on the next tick,
+        so that fan-out loops never recurse)."""
+        if conn.deliver(text):
+            return True
+        if conn.overflowed and self.conns.get(conn.user) is conn:
+            asyncio.get_running_loop().call_soon(self.leave, conn)
+        return False
+
+    def join(self, conn: Conn) -> None:
+        """Register (replacing any previous connection of the user), greet, announce."""
+        old = self.conns.get(conn.user)
+        self.conns[conn.user] = conn
+        if old is not None:
+            old.shutdown(CLOSE_REPLACED, "replaced by a newer connection for this user")
+        self.deliver(conn, _dump({"type": "welcome", "user": conn.user, "presence": self.presence()}))
+        if old is None or old.status != conn.status:
+            self.broadcast(conn.user, conn.status)
+
+    def leave(self, conn: Conn) -> None:
+        """Unregister if still registered as this connection (idempotent), announce offline."""
+        conn.closing = True
+        if self.conns.get(conn.user) is conn:
+            del self.conns[conn.user]
+            self.broadcast(conn.user, "offline")
+
+    def kick(self, conn: Conn, code: int, reason: str) -> None:
+        conn.shutdown(code, reason)
+        self.leave(conn)
+
+    def error(self, conn: Conn, code: str, message: str, strike: bool = True) -> None:
+        self.deliver(conn, _dump({"type": "error", "code": code, "message": message}))
+        if strike:
+            conn.strikes += 1
+            if conn.strikes >= self.limits.max_strikes:
+                self.kick(conn, CLOSE_POLICY, f"too many rejected messages ({conn.strikes} in a row)")
+
+    def handle(self, conn: Conn, text: str | None, data: bytes | None) -> None:
+        """Process one received frame from `conn` (never raises for bad input)."""
+        if conn.closing:
+            return
+        if not conn.take_token():
+            self.error(conn, "rate-limited", f"over {self.limits.rate_per_s:g} messages/s; slow down")
+            return
+        size_over = _utf8_len_over(text, MAX_FRAME) if text is not None else len(data or b"") > MAX_FRAME
+        if size_over:
+            self.error(conn, "too-large", f"frames are limited to {MAX_FRAME} bytes")
+            return
+        try:
+            if text is None:
+                raise BadMessage("binary frames are not accepted; send JSON text")
+            self._dispatch(conn, _parse(text))
+        except BadMessage as exc:
+            self.error(conn, "bad-message", str(exc))
+            return
+        conn.strikes = 0
+
+    def _dispatch(self, conn: Conn, obj: dict[str, Any]) -> None:
+        kind = obj.get("type")
+        if kind == "status":
+            self._set_status(conn, obj)
+        elif kind in FORWARD_TYPES:
+            self._forward(conn, obj)
+        else:
+            raise BadMessage(f"unknown type {kind!r}; expected status, offer, answer, candidate or bye")
+
+    def _set_status(self, conn: Conn, obj: dict[str, Any]) -> None:
+        status = obj.get("status")
+        if status not in STATUSES:
+            raise BadMessage("'status' must be 'online' or 'busy'")
+        if status != conn.status:
+            conn.status = status
+            self.broadcast(conn.user, status)
+
+    def _forward(self, conn: Conn, obj: dict[str, Any]) -> None:
+        target = validate_forward(obj)
+        out = {key: value for key, value in obj.items() if key != "target"}
+        out["sender"] = conn.user  # authenticated identity, whatever the payload claimed
+        dest = self.conns.get(target)
+        if dest is None or not self.deliver(dest, _dump(out)):
+            self.error(conn, "user-offline", f"{target!r} is not connected", strike=False)
+
+
+def _parse(text: str) -> dict[str, Any]:
+    try:
+        obj = json.loads(text, parse_constant=_no_constants)
+    except ValueError as exc:  # JSONDecodeError and BadMessage are both ValueError
+        raise BadMessage(exc.args[0] if isinstance(exc, BadMessage) else f"not JSON: {exc}") from None
+    if not isinstance(obj, dict):
+        raise BadMessage("a message must be a JSON object")
+    return obj
+
+
+# --- the app ---------------------------------------------------------------------------------------------
+
+
+async def _writer(hub: Hub, conn: Conn) -> None:
+    """Drain the outbound queue; a failed send means the peer is gone."""
+    try:
+        while True:
+            item = await conn.queue.get()
+            if isinstance(item, _Close):
+                await conn.ws.close(item.code, item.reason)
+                return
+            conn.backlog -= len(item)
+            await conn.ws.send_text(item)
+    except Exception as exc:  # ClientDisconnected, WebSocketDisconnect, RuntimeError after close, OSError
+        log.debug("send to %s failed: %r", conn.user, exc)
+        hub.leave(conn)
+
+
+async def _refuse(ws: WebSocket, reason: str) -> None:
+    """Refuse the handshake: a close before accept becomes HTTP 403 (the reason stays in our log).
+
+    (A denial response with a body would be nicer, but uvicorn's sansio protocol then logs a spurious
+    "returned without completing handshake" error for every refused client.)
+    """
+    client = ws.client.host if ws.client else "?"
+    log.info("refused %s from %s: %s", ws.path_params.get("user_id"), client, reason)
+    await ws.close(CLOSE_POLICY, reason)
+
+
+async def _session(hub: Hub, ws: WebSocket, user: str) -> None:
+    await ws.accept()
+    conn = Conn(user, ws, hub.limits)
+    hub.join(conn)
+    writer = asyncio.create_task(_writer(hub, conn), name=f"signaling-writer-{user}")
+    try:
+        while True:
+            msg = await ws.receive()
+            if msg["type"] == "websocket.disconnect":
+                break
+            hub.handle(conn, msg.get("text"), msg.get("bytes"))
+    finally:
+        # A disconnect arrives either from the client (nothing left worth sending) or right after our
+        # writer sent a close frame (writer already done), so the writer can simply be cancelled.
+        hub.leave(conn)
+        writer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await writer
+
+
+def create_app(
+    secret: str,
+    rate_per_s: float | None = DEFAULT_RATE,
+    burst: int = DEFAULT_BURST,
+    max_strikes: int = DEFAULT_MAX_STRIKES,
+) -> FastAPI:
+    """The signaling app. rate_per_s=None (or <= 0) disables rate limiting."""
+    if not secret:
+        raise ValueError("the signaling secret must not be empty")
+    limits = Limits(rate_per_s if rate_per_s and rate_per_s > 0 else None, max(1, burst), max(1, max_strikes))
+    hub = Hub(limits)
+    app = FastAPI(title="netsim signaling", docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.hub = hub
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, Any]:
+        return {"status": "ok", "clients": len(hub.conns)}
+
+    @app.get("/presence")
+    async def presence() -> dict[str, str]:
+        return hub.presence()
+
+    @app.websocket("/ws/{user_id}")
+    async def websocket(ws: WebSocket, user_id: str, token: str | None = None) -> None:
+        if not USER_RE.fullmatch(user_id):
+            await _refuse(ws, "invalid user id (1-64 of A-Z a-z 0-9 . _ @ -, starting alphanumeric)")
+        elif not verify_token(secret, user_id, token):
+            await _refuse(ws, "missing or invalid token")
+        else:
+            await _session(hub, ws, user_id)
+
+    return app
+
+
+# --- running it ------------------------------------------------------------------------------------------
+
+
+class _RedactTokens(logging.Filter):
+    """uvicorn logs the request path with its query string: keep tokens out of the logs."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        if "token=" in text:
+            record.msg, record.args = _TOKEN_IN_TEXT.sub(r"\1***", text), ()
+        return True
+
+
+def _install_redaction() -> None:
+    for name in ("uvicorn.error", "uvicorn.access"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _RedactTokens) for f in logger.filters):
+            logger.addFilter(_RedactTokens())
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """Listening TCP socket (port 0 picks a free one); bound here so callers learn the real port."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.create_server((host, port), family=family, backlog=2048)
+    sock.set_inheritable(False)
+    return sock
+
+
+def make_config(app: FastAPI, log_level: str = "info") -> uvicorn.Config:
+    config = uvicorn.Config(
+        app,
+        # sansio: the maintained protocol (uvicorn >= 0.35); older uvicorns pick their own default.
+        ws="websockets-sansio" if "websockets-sansio" in WS_PROTOCOLS else "auto",
+        ws_max_size=HARD_MAX_FRAME,
+        ws_per_message_deflate=False,  # signaling frames are small; compression costs latency and memory
+        lifespan="off",
+        log_level=log_level,
+        access_log=False,
+        timeout_graceful_shutdown=5,
+    )
+    _install_redaction()
+    return config
+
+
+class _Server(uvicorn.Server):
+    def __init__(self, config: uvicorn.Config, on_ready: Callable[[], None] | None) -> None:
+        super().__init__(config)
+        self._on_ready = on_ready
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=sockets)
+        if self.started and self._on_ready is not None:
+            self._on_ready()
+
+    async def main_loop(self) -> None:
+        # uvicorn notices should_exit every 100 ms; a lab stops its server after every session, so look
+        # every 10 ms (uvicorn's once-a-tick housekeeping still runs every 100 ms).
+        counter = 0
+        while not await self.on_tick(counter):
+            counter = (counter + 1) % 864000
+            for _ in range(10):
+                if self.should_exit:
+                    return
+                await asyncio.sleep(0.01)
+
+
+def serve(
+    host: str = DEFAULT_HOST,
+    port: int = DEFAULT_PORT,
+    secret: str = "",
+    rate_per_s: float | None = DEFAULT_RATE,
+    burst: int = DEFAULT_BURST,
+    max_strikes: int = DEFAULT_MAX_STRIKES,
+    log_level: str = "info",
+    on_ready: Callable[[str], None] | None = None,
+) -> None:
+    """Run the server until SIGINT/SIGTERM (blocking). on_ready gets the ws:// base URL once serving."""
+    app = create_app(secret, rate_per_s, burst, max_strikes)
+    sock = bind_socket(host, port)
+    url = _base_url(sock, "ws")
+    server = _Server(make_config(app, log_level), (lambda: on_ready(url)) if on_ready else None)
+    server.run(sockets=[sock])
+
+
+def _base_url(sock: socket.socket, scheme: str) -> str:
+    host, port = sock.getsockname()[:2]
+    return f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"
+
+
+@contextlib.contextmanager
+def run_in_thread(
+    app: FastAPI, host: str = "127.0.0.1", port: int = 0, log_level: str = "warning"
+) -> Iterator[str]:
+    """Serve `app` from a background thread (tests); yields the http:// base URL, stops cleanly on exit."""
+    sock = bind_socket(host, port)
+    url = _base_url(sock, "http")
+    ready = threading.Event()
+    server = _Server(make_config(app, log_level), ready.set)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="signaling", daemon=True)
+    thread.start()
+    try:
+        if not ready.wait(15):
+            raise RuntimeError("signaling server did not start")
+        yield url
+    finally:
+        server.should_exit = True
+        thread.join(15)
+        sock.close()
+
+
+# --- command line ----------------------------------------------------------------------------------------
+
+
+def add_cli(sub: Any) -> None:
+    """Register `signaling` and `token` on an argparse subparsers object (sets `func` on each)."""
+    p = sub.add_parser("signaling", help="run the WebSocket signaling server (no lab needed)")
+    p.add_argument("--host", default=DEFAULT_HOST, help=f"listen address (default {DEFAULT_HOST})")
+    p.add_argument(
+        "--port", type=int, default=DEFAULT_PORT, help=f"TCP port, 0 = any (default {DEFAULT_PORT})"
+    )
+    p.add_argument("--secret", default=None, help=f"token secret (default: ${SECRET_ENV})")
+    p.add_argument(
+        "--rate", type=float, default=DEFAULT_RATE, help="messages/s per connection, 0 = unlimited"
+    )
+    p.add_argument("--burst", type=int, default=DEFAULT_BURST, help="rate limiter bucket size")
+    p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    p.set_defaults(func=cli_signaling)
+    t = sub.add_parser("token", help="print the signaling token of a user")
+    t.add_argument("--secret", default=None, help=f"token secret (default: ${SECRET_ENV})")
+    t.add_argument("user")
+    t.set_defaults(func=cli_token)
+
+
+def _secret(args: argparse.Namespace) -> str | None:
+    secret = args.secret or os.environ.get(SECRET_ENV)
+    if not secret:
+        print(f"netsim: a secret is required (--secret or ${SECRET_ENV})", file=sys.stderr)
+    return secret
+
+
+def cli_signaling(args: argparse.Namespace) -> int:
+    secret = _secret(args)
+    if not secret:
+        return 2
+
+    def announce(url: str) -> None:
+        print(f"signaling: listening on {url}/ws/{{user}}?token=T", flush=True)
+
+    serve(args.host, args.port, secret, args.rate, args.burst, log_level=args.log_level, on_ready=announce)
+    return 0
+
+
+def cli_token(args: argparse.Namespace) -> int:
+    secret = _secret(args)
+    if not secret:
+        return 2
+    if not USER_RE.fullmatch(args.user):
+        print(f"netsim: invalid user id {args.user!r}", file=sys.stderr)
+        return 2
+    print(make_token(secret, args.user))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m netsim.signaling {signaling,token} ...` (same as the netsim subcommands)."""
+    parser = argparse.ArgumentParser(prog="python -m netsim.signaling")
+    add_cli(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,120 @@
+"""The command line end to end: `netsim classify` and `netsim pair` print what the issues promise (root)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from netsim.lab import nat
+
+pytestmark = pytest.mark.root
+
+
+def _netsim(*argv: str, tmp_path: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "NETSIM_RUNTIME_DIR": str(tmp_path / "run")}
+    return subprocess.run(
+        [sys.executable, "-m", "netsim", *argv], capture_output=True, text=True, env=env, timeout=timeout
+    )
+
+
+def test_classify_json_for_a_preset(tmp_path: Path) -> None:
+    out = _netsim("classify", "symmetric", "--json", tmp_path=tmp_path)
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert result["mapping"] == "address-and-port-dependent"
+    assert result["filtering"] == "address-and-port-dependent"
+    assert result["udp"] is True and result["hole_punch"] is False
+    assert isinstance(result["hairpin"], bool)
+    assert "lifetime_s" not in result
+
+
+def test_classify_a_researchers_rules_file(tmp_path: Path) -> None:
+    rules = tmp_path / "my-full-cone.nft"
+    shutil.copy(nat.RULES_DIR / "full-cone.nft", rules)
+    out = _netsim("classify", "--rules", str(rules), "--json", tmp_path=tmp_path)
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert (result["mapping"], result["filtering"]) == ("endpoint-independent", "endpoint-independent")
+
+
+def test_classify_rejects_an_unknown_type(tmp_path: Path) -> None:
+    out = _netsim("classify", "cone-shaped", tmp_path=tmp_path)
+    assert out.returncode == 2 and "cone-shaped" in out.stderr
+
+
+def test_pair_json(tmp_path: Path) -> None:
+    out = _netsim("pair", "--nat-a", "full-cone", "--nat-b", "symmetric", "--json", tmp_path=tmp_path)
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert result["verdict"] in ("direct", "relay") and result["needs_relay"] is False
+    assert result["connect_s"] is not None and result["connect_s"] < 10
+    assert {"gathering_s", "ice_completed_s", "channel_open_s", "first_echo_s"} <= set(result["timings"])
+    for side in ("a", "b"):
+        peer = result[side]
+        assert {"local_type", "remote_type", "local", "remote", "role", "turn_transport"} <= set(peer)
+    assert {result["a"]["role"], result["b"]["role"]} == {"controlling", "controlled"}
+
+
+SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
+
+
+def test_up_a_scenario_file_and_down(tmp_path: Path) -> None:
+    up = _netsim("up", str(SCENARIOS / "double-nat-cone-cgn.toml"), "--json", tmp_path=tmp_path)
+    assert up.returncode == 0, up.stderr
+    info = json.loads(up.stdout)
+    try:
+        assert info["nodes"]["cgn"]["addresses"] == ["198.18.101.1", "100.64.1.1"]
+        assert info["nodes"]["nat-a"]["addresses"][0].startswith("100.64.1.")
+    finally:
+        down = _netsim("down", info["lab"], tmp_path=tmp_path)
+    assert down.returncode == 0, down.stderr
+
+
+def test_run_a_scenario_file_writes_results_and_report(tmp_path: Path) -> None:
+    reports = tmp_path / "reports"
+    out = _netsim("run", str(SCENARIOS / "same-lan.toml"), "--reports", str(reports), tmp_path=tmp_path)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "lan/same-lan" in out.stdout and "direct-host" in out.stdout
+    run_dir = (reports / "latest").resolve()
+    record = json.loads((run_dir / "results.jsonl").read_text().splitlines()[0])
+    assert record["scenario"] == "lan/same-lan" and record["passed"] is True
+    assert json.loads((run_dir / "summary.json").read_text())["sessions"] == 1
+    assert "same-lan" in (run_dir / "index.html").read_text()
+
+
+def test_pair_with_impairments_and_a_bad_one(tmp_path: Path) -> None:
+    out = _netsim(
+        "pair",
+        "--nat-a",
+        "full-cone",
+        "--nat-b",
+        "open",
+        "--loss-a",
+        "2",
+        "--rate-b",
+        "500",
+        "--json",
+        tmp_path=tmp_path,
+    )
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["verdict"] in ("direct", "relay")
+    bad = _netsim("pair", "--nat-a", "full-cone", "--nat-b", "open", "--loss-a", "150", tmp_path=tmp_path)
+    assert bad.returncode == 2 and "loss_pct" in bad.stderr and "150" in bad.stderr
+
+
+def test_population_runs_the_drawn_pairings(tmp_path: Path) -> None:
+    reports = tmp_path / "reports"
+    argv = ["population", "--size", "3", "--mix", "full-cone=1,open=1", "--seed", "7", "--no-report"]
+    out = _netsim(*argv, "--reports", str(reports), tmp_path=tmp_path)
+    assert out.returncode == 0, out.stdout + out.stderr
+    run_dir = next(reports.iterdir())
+    records = [json.loads(line) for line in (run_dir / "results.jsonl").read_text().splitlines()]
+    assert len(records) == 3 and all(r["group"] == "population" for r in records)
+    assert {r["nat_a"] for r in records} | {r["nat_b"] for r in records} <= {"full-cone", "open"}
+    assert all(r["passed"] for r in records)

@@ -1,0 +1,109 @@
+"""Impairments: validation and rendering (no root), and measured loss and rate in a real lab (root)."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import time
+
+import pytest
+
+from netsim.lab import impair
+from netsim.lab import netns
+from netsim.lab.impair import ImpairError, Impairment, impair_from_dict
+from netsim.lab.lab import Lab
+from netsim.lab.topology import TopologyError, from_dict, standard_topology
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"loss_pct": 120}, "site.impair.loss_pct: expected a number from 0 to 100, got 120"),
+        ({"loss_pct": "5"}, "loss_pct"),
+        ({"rate_kbit": 2.5}, "site.impair.rate_kbit"),
+        ({"rate_kbit": 4}, "at least 8, got 4"),
+        ({"delay_ms": 20}, "site.impair.delay_ms: unknown key"),
+    ],
+)
+def test_bad_impairments_name_field_and_value(data: dict, message: str) -> None:
+    with pytest.raises(ImpairError) as err:
+        impair_from_dict(data, "site.impair")
+    assert message in str(err.value)
+
+
+def test_loss_renders_to_a_numgen_threshold() -> None:
+    assert "numgen random mod 10000 < 250 drop" in impair.render_ruleset(Impairment(loss_pct=2.5))
+    assert not Impairment().active and Impairment(rate_kbit=64).active
+
+
+def test_scenario_impair_table() -> None:
+    topo = from_dict(
+        {"site": [{"name": "r1", "hosts": ["h1"], "impair": {"loss_pct": 3, "rate_kbit": 1000}}]}
+    )
+    assert topo.site("r1").impair == Impairment(loss_pct=3, rate_kbit=1000)
+    with pytest.raises(TopologyError, match=r"site\[0\].impair.jitter_ms"):
+        from_dict({"site": [{"name": "r1", "hosts": ["h1"], "impair": {"jitter_ms": 3}}]})
+
+
+def _loss(lab: Lab, n: int = 2000) -> float:
+    """Share of n UDP datagrams from host a that never reach the server (drained while sending)."""
+    srv, cli = netns.socket_in(lab.netns("server")), netns.socket_in(lab.netns("a"))
+    with srv, cli:
+        srv.bind(("198.18.0.2", 9999))
+        srv.setblocking(False)
+        got = 0
+        for i in range(n):
+            cli.sendto(b"x" * 100, ("198.18.0.2", 9999))
+            if i % 50 == 49:  # keep the receive buffer from overflowing (that would look like loss)
+                got += _drain(srv)
+        time.sleep(0.1)
+        got += _drain(srv)
+    return 1 - got / n
+
+
+def _drain(sock: socket.socket) -> int:
+    count = 0
+    while True:
+        try:
+            sock.recvfrom(2048)
+        except BlockingIOError:
+            return count
+        count += 1
+
+
+def _rate_kbit(lab: Lab, offered_kbit: int = 8000, seconds: float = 1.5) -> float:
+    """Payload rate at the server while host a offers `offered_kbit` of 1000-byte datagrams."""
+    srv, cli = netns.socket_in(lab.netns("server")), netns.socket_in(lab.netns("a"))
+    with srv, cli:
+        srv.bind(("198.18.0.2", 9998))
+        srv.setblocking(False)
+        interval = 1000 * 8 / (offered_kbit * 1000)
+        start = next_send = time.monotonic()
+        received, first, last = 0, 0.0, 0.0
+        while time.monotonic() - start < seconds:
+            if time.monotonic() >= next_send:
+                cli.sendto(b"y" * 1000, ("198.18.0.2", 9998))
+                next_send += interval
+            while True:
+                try:
+                    data, _ = srv.recvfrom(2048)
+                except BlockingIOError:
+                    break
+                last = time.monotonic()
+                first = first or last
+                received += len(data)
+    return received * 8 / max(last - first, 1e-6) / 1000
+
+
+@pytest.mark.root
+def test_loss_and_rate_are_measured_as_configured(no_leftovers: None) -> None:
+    root_qdiscs = subprocess.run(["tc", "qdisc", "show"], capture_output=True, text=True).stdout
+    with Lab(standard_topology("full-cone", "open"), coturn=False) as lab:
+        assert _loss(lab) < 0.01
+        impair.apply(lab.netns("nat-a"), Impairment(loss_pct=20))
+        assert 0.12 < _loss(lab) < 0.28  # 2000 draws: sigma is under 1 %
+    with Lab(standard_topology("full-cone", "open"), coturn=False) as lab:
+        assert _rate_kbit(lab) > 4000  # unshaped, the offered 8 Mbit/s gets through
+        impair.apply(lab.netns("nat-a"), Impairment(rate_kbit=2000))
+        assert 1400 < _rate_kbit(lab) < 2300
+    assert subprocess.run(["tc", "qdisc", "show"], capture_output=True, text=True).stdout == root_qdiscs

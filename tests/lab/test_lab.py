@@ -1,0 +1,291 @@
+"""The lab builder on a real kernel: namespaces, links, NAT path, coturn, teardown and cleanup (root)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from netsim.lab import lab as labmod
+from netsim.lab import netns
+from netsim.services import stun
+from netsim.lab.lab import Lab
+from netsim.lab.topology import from_dict, standard_topology
+
+pytestmark = [pytest.mark.root, pytest.mark.usefixtures("no_leftovers")]
+
+
+def _root_state() -> tuple[str, str, str]:
+    def out(*argv: str) -> str:
+        return subprocess.run(argv, capture_output=True, text=True).stdout
+
+    return out("ip", "-o", "link"), out("ip", "route"), out("nft", "list", "ruleset")
+
+
+def _udp_roundtrip(lab: Lab, src: str, dst: str, dst_ip: str, port: int = 9999) -> tuple[str, int] | None:
+    server = netns.socket_in(lab.netns(dst))
+    client = netns.socket_in(lab.netns(src))
+    with server, client:
+        server.bind((dst_ip, port))
+        server.settimeout(1)
+        client.settimeout(1)
+        client.sendto(b"ping", (dst_ip, port))
+        try:
+            _, seen = server.recvfrom(64)
+            server.sendto(b"pong", seen)
+            client.recvfrom(64)
+        except TimeoutError:
+            return None
+        return seen
+
+
+def test_standard_lab_nodes_addresses_and_nat_path() -> None:
+    root_before = _root_state()
+    with Lab(standard_topology("port-restricted-cone", "symmetric"), coturn=False) as lab:
+        names = set(netns.list_names())
+        assert {lab.netns(n) for n in ("server", "nat-a", "nat-b", "a", "b")} <= names
+        addrs = subprocess.run(
+            netns.command(lab.netns("a"), ["ip", "-o", "-4", "addr", "show", "eth0"]),
+            capture_output=True,
+            text=True,
+        ).stdout
+        assert "10.1.0.2/24" in addrs
+        # The server sees host a's packets from nat-a's public address: the NAT is on the path.
+        seen = _udp_roundtrip(lab, "a", "server", "198.18.0.2")
+        assert seen is not None and seen[0] == "198.18.1.1"
+        assert json.loads(json.dumps(lab.describe()))["nodes"]["server"]["addresses"] == [
+            "198.18.0.2",
+            "198.18.0.3",
+        ]
+    assert _root_state() == root_before
+
+
+def test_ipv6_is_off_and_nothing_routes_out_of_the_lab() -> None:
+    lab_ranges = ("10.", "100.64.", "198.18.", "198.19.")
+    with Lab(standard_topology("full-cone", "open"), coturn=False) as lab:
+        for node in ("server", "nat-a", "nat-b", "a", "b"):
+            ns = lab.netns(node)
+            v6 = netns.run(ns, ["ip", "-6", "-o", "addr"], capture_output=True, text=True).stdout
+            assert v6.strip() == "", (node, v6)
+            routes = netns.run(ns, ["ip", "-4", "route"], capture_output=True, text=True).stdout
+            for line in routes.splitlines():
+                if line.startswith("default"):
+                    assert line.split()[2].startswith(lab_ranges), (node, line)
+        # Routers and servers have no default route: an outside address is unroutable where traffic leaves.
+        for node in ("server", "nat-a", "nat-b"):
+            out = netns.run(
+                lab.netns(node), ["ip", "route", "get", "192.0.2.1"], capture_output=True, text=True
+            )
+            assert out.returncode != 0 and "unreachable" in out.stderr, (node, out.stdout)
+
+
+def test_open_site_is_reachable_from_the_internet() -> None:
+    with Lab(standard_topology("open", "symmetric"), coturn=False) as lab:
+        a_ip = lab.address("a")
+        assert a_ip.startswith("198.19.")
+        assert _udp_roundtrip(lab, "server", "a", a_ip) is not None
+        seen = _udp_roundtrip(lab, "a", "server", "198.18.0.2")
+        assert seen is not None and seen[0] == a_ip  # no translation at an open site
+
+
+def test_double_nat_translates_twice() -> None:
+    topo = from_dict(
+        {
+            "carrier": [{"name": "cgn", "nat": "port-restricted-cone"}],
+            "site": [{"name": "r1", "nat": "full-cone", "hosts": ["h1"], "behind": "cgn"}],
+        }
+    )
+    with Lab(topo, coturn=False) as lab:
+        seen = _udp_roundtrip(lab, "h1", "server", "198.18.0.2")
+        assert seen is not None and seen[0] == "198.18.101.1"
+
+
+def test_coturn_answers_stun_through_the_nat_and_tls_verifies() -> None:
+    with Lab(standard_topology("port-restricted-cone", "open")) as lab:
+        assert lab.coturn is not None and lab.coturn.process is not None
+        pid = lab.coturn.process.pid
+        sock = netns.socket_in(lab.netns("a"))
+        with sock:
+            mapped = stun.binding(sock, ("198.18.0.3", 3478), timeout=2)
+        assert mapped is not None and mapped[0] == "198.18.1.1"
+        ctx = ssl.create_default_context(cafile=str(lab.coturn.ca_file))
+        for port in (443, 5349):
+            raw = netns.socket_in(lab.netns("a"), socket.AF_INET, socket.SOCK_STREAM)
+            raw.settimeout(3)
+            raw.connect(("198.18.0.2", port))
+            with ctx.wrap_socket(raw, server_hostname="198.18.0.2") as tls:
+                assert tls.version() in ("TLSv1.2", "TLSv1.3")
+        conf = (lab.workdir / "turnserver.conf").read_text()
+        for denied in (
+            "127.0.0.0-127.255.255.255",
+            "10.0.0.0-10.255.255.255",
+            "::ffff:0.0.0.0-::ffff:255.255.255.255",
+        ):
+            assert f"denied-peer-ip={denied}" in conf
+        assert lab.coturn.log_path.exists()
+    assert not Path(f"/proc/{pid}").exists() or "turnserver" not in Path(f"/proc/{pid}/cmdline").read_text()
+
+
+def test_exception_inside_the_lab_tears_it_down() -> None:
+    with pytest.raises(RuntimeError, match="boom"), Lab(standard_topology("symmetric", "open")) as lab:
+        names = list(lab.namespaces.values())
+        raise RuntimeError("boom")
+    assert not any(netns.exists(n) for n in names)
+    assert not lab.workdir.exists()
+
+
+def test_bad_topology_builds_nothing() -> None:
+    before = set(netns.list_names())
+    with pytest.raises(Exception, match="symmetrical"):
+        standard_topology("symmetrical", "open")
+    assert set(netns.list_names()) == before
+
+
+_CHILD = """
+import json, sys, time
+from netsim.lab.lab import Lab
+from netsim.lab.topology import standard_topology
+lab = Lab(standard_topology("full-cone", "open"), runtime_dir=__import__("pathlib").Path(sys.argv[1]))
+with lab:
+    print(json.dumps(list(lab.namespaces.values())), flush=True)
+    time.sleep(60)
+"""
+
+
+def _child_lab(runtime: Path) -> tuple[subprocess.Popen[str], list[str]]:
+    proc = subprocess.Popen([sys.executable, "-c", _CHILD, str(runtime)], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    names = json.loads(proc.stdout.readline())
+    assert all(netns.exists(n) for n in names)
+    return proc, names
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_signals_tear_the_lab_down(tmp_path: Path, sig: signal.Signals) -> None:
+    proc, names = _child_lab(tmp_path)
+    proc.send_signal(sig)
+    proc.wait(timeout=15)
+    assert not any(netns.exists(n) for n in names)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cleanup_removes_dead_owners_labs_but_not_kept_ones(tmp_path: Path) -> None:
+    proc, names = _child_lab(tmp_path)
+    kept = Lab(standard_topology("open", "open"), keep=True, coturn=False, runtime_dir=tmp_path)
+    with kept:
+        pass
+    proc.kill()  # no chance to clean up: the lab is orphaned
+    proc.wait()
+    assert all(netns.exists(n) for n in names)
+    removed = labmod.cleanup(runtime_dir=tmp_path)
+    assert len(removed) == 1 and removed[0] in names[0]
+    assert not any(netns.exists(n) for n in names)
+    assert all(netns.exists(n) for n in kept.namespaces.values())
+    assert labmod.cleanup(runtime_dir=tmp_path) == []
+    assert labmod.cleanup(all_labs=True, runtime_dir=tmp_path) == [kept.id]
+    assert not any(netns.exists(n) for n in kept.namespaces.values())
+
+
+def test_cli_up_exec_down(tmp_path: Path) -> None:
+    env = {**os.environ, "NETSIM_RUNTIME_DIR": str(tmp_path)}
+    up = subprocess.run(
+        [sys.executable, "-m", "netsim", "up", "--nat-a", "full-cone", "--nat-b", "symmetric", "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert up.returncode == 0, up.stderr
+    info = json.loads(up.stdout)
+    lab_id = info["lab"]
+    try:
+        assert info["nodes"]["a"]["addresses"] == ["10.1.0.2"]
+        assert info["nodes"]["server"]["netns"] == f"{lab_id}-server"
+        ex = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "netsim",
+                "exec",
+                lab_id,
+                "a",
+                "--",
+                "ip",
+                "-o",
+                "-4",
+                "addr",
+                "show",
+                "eth0",
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=30,
+        )
+        assert ex.returncode == 0 and "10.1.0.2/24" in ex.stdout
+        code = subprocess.run(
+            [sys.executable, "-m", "netsim", "exec", lab_id, "a", "--", "sh", "-c", "exit 7"],
+            env=env,
+            timeout=30,
+        ).returncode
+        assert code == 7
+        # A kept lab survives a plain cleanup.
+        subprocess.run([sys.executable, "-m", "netsim", "cleanup"], env=env, check=True, timeout=30)
+        assert netns.exists(f"{lab_id}-a")
+    finally:
+        down = subprocess.run(
+            [sys.executable, "-m", "netsim", "down", lab_id],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=30,
+        )
+    assert down.returncode == 0, down.stderr
+    assert not netns.exists(f"{lab_id}-a")
+    time.sleep(0.2)
+    assert not any(p.name.startswith("ns") for p in tmp_path.iterdir())
+
+
+def test_cli_errors_name_the_value(tmp_path: Path) -> None:
+    env = {**os.environ, "NETSIM_RUNTIME_DIR": str(tmp_path)}
+    bad = subprocess.run(
+        [sys.executable, "-m", "netsim", "up", "--nat-a", "cone-ish"], capture_output=True, text=True, env=env
+    )
+    assert bad.returncode == 2 and "cone-ish" in bad.stderr
+    missing = subprocess.run(
+        [sys.executable, "-m", "netsim", "down", "nsnope"], capture_output=True, text=True, env=env
+    )
+    assert missing.returncode == 2 and "nsnope" in missing.stderr
+
+
+@pytest.mark.parametrize("in_process", [True, False])
+def test_signaling_is_reachable_from_hosts_through_their_nats(in_process: bool) -> None:
+    with Lab(standard_topology("symmetric", "udp-blocked"), coturn=False) as lab:
+        url = lab.start_signaling(in_process=in_process)
+        assert url == "ws://198.18.0.3:443"
+        for host in ("a", "b"):
+            assert labmod._http_ok(lab.netns(host), "198.18.0.3", 443, "/healthz")
+
+
+def test_capture_records_the_internet_segment(tmp_path: Path) -> None:
+    from scapy.all import UDP, rdpcap
+
+    pcap = tmp_path / "inet.pcap"
+    with Lab(standard_topology("port-restricted-cone", "open"), coturn=False) as lab:
+        with lab.capture(pcap):
+            assert _udp_roundtrip(lab, "a", "server", "198.18.0.2", port=9999) is not None
+        pids = [p.pid for p in lab._processes]
+    packets = [p for p in rdpcap(str(pcap)) if UDP in p and 9999 in (p[UDP].sport, p[UDP].dport)]
+    # The ping as it crossed the internet: already translated to nat-a's address; and the pong back.
+    assert any(p["IP"].src == "198.18.1.1" and p[UDP].dport == 9999 for p in packets)
+    assert any(p["IP"].dst == "198.18.1.1" and p[UDP].sport == 9999 for p in packets)
+    assert not any(p["IP"].src.startswith("10.") for p in packets)  # private addresses never leave the site
+    assert all(not Path(f"/proc/{pid}").exists() for pid in pids)

@@ -1,0 +1,359 @@
+"""NAT model and ruleset rendering; the root-only tests load rulesets in a throwaway namespace."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from netsim.lab import nat
+from netsim.lab import netns
+from netsim.lab.nat import ADM, APDM, EIM, NatError, NatSpec
+
+WHERE = {"wan_if": "wan0", "lan_if": "lan0", "wan_ip": "198.18.7.1", "lan_cidr": "10.7.0.0/24"}
+DEFINES = (
+    'define WAN_IF = "wan0"\ndefine LAN_IF = "lan0"\n'
+    "define WAN_IP = 198.18.7.1\ndefine LAN_NET = 10.7.0.0/24\n"
+)
+ROUTER = {**WHERE, "wan_if": "wan", "lan_if": "lan"}
+
+
+def render(spec: NatSpec) -> str:
+    return nat.render_ruleset(spec, **WHERE)
+
+
+def rules(text: str) -> list[str]:
+    """The ruleset's non-comment lines, stripped."""
+    return [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+
+
+# ---- presets -----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "mapping", "filtering"),
+    [
+        ("open", EIM, EIM),
+        ("full-cone", EIM, EIM),
+        ("restricted-cone", EIM, ADM),
+        ("port-restricted-cone", EIM, APDM),
+        ("symmetric", APDM, APDM),
+        ("udp-blocked", EIM, APDM),
+    ],
+)
+def test_presets_mean_their_rfc4787_behaviour(name: str, mapping: str, filtering: str) -> None:
+    spec = nat.preset(name)
+    assert (spec.kind, spec.mapping, spec.filtering) == (name, mapping, filtering)
+    assert spec.nat is (name != "open")
+    assert spec.udp_blocked is (name == "udp-blocked")
+    assert spec.hairpin is False and spec.lifetime_s == 30 and spec.rules_file is None
+
+
+def test_every_preset_has_a_rules_file() -> None:
+    assert sorted(p.stem for p in nat.RULES_DIR.glob("*.nft")) == sorted(nat.PRESETS)
+
+
+def test_symmetric_does_not_preserve_ports() -> None:
+    assert nat.preset("symmetric").port_preservation is False
+    assert nat.preset("port-restricted-cone").port_preservation is True
+
+
+def test_overrides_change_only_the_knobs_named() -> None:
+    spec = nat.preset("restricted-cone", hairpin=True, lifetime_s=3, port_preservation=False)
+    assert spec == NatSpec("restricted-cone", EIM, ADM, hairpin=True, lifetime_s=3, port_preservation=False)
+
+
+def test_custom_combines_mapping_and_filtering() -> None:
+    spec = nat.preset("custom", mapping=ADM, filtering=EIM)
+    assert (spec.kind, spec.mapping, spec.filtering, spec.nat) == ("custom", ADM, EIM, True)
+    assert spec.port_preservation is False  # a port-dependent mapping picks new ports
+
+
+def test_custom_defaults_to_a_port_restricted_cone() -> None:
+    assert nat.preset("custom") == NatSpec("custom", EIM, APDM)
+
+
+# ---- validation --------------------------------------------------------------------------------------------
+
+
+def test_unknown_preset_names_the_type_and_the_choices() -> None:
+    with pytest.raises(NatError, match=r"^nat\.type: unknown NAT type 'x' \(choose from open, full-cone"):
+        nat.preset("x")
+
+
+@pytest.mark.parametrize(
+    ("overrides", "pattern"),
+    [
+        ({"mapping": "random"}, r"^nat\.mapping: unknown behaviour 'random'"),
+        ({"filtering": "none"}, r"^nat\.filtering: unknown behaviour 'none'"),
+        ({"hairpin": "yes"}, r"^nat\.hairpin: expected true or false, got 'yes'"),
+        ({"lifetime_s": 0}, r"^nat\.lifetime_s: expected whole seconds from 1 to 86400, got 0"),
+        ({"lifetime_s": 2.5}, r"^nat\.lifetime_s: .* got 2\.5"),
+        ({"lifetime_s": True}, r"^nat\.lifetime_s: .* got True"),
+        ({"port_preservation": 1}, r"^nat\.port_preservation: expected true or false, got 1"),
+        ({"rules_file": ""}, r"^nat\.rules_file: expected a file path, got ''"),
+        ({"colour": "red"}, r"^nat\.colour: unknown key"),
+    ],
+)
+def test_bad_values_name_field_and_value(overrides: dict[str, object], pattern: str) -> None:
+    with pytest.raises(NatError, match=pattern):
+        nat.preset("custom", **overrides)
+
+
+def test_a_preset_cannot_be_given_a_behaviour_it_does_not_have() -> None:
+    with pytest.raises(NatError, match=r"^nat\.filtering: 'address-dependent' contradicts type 'full-cone'"):
+        nat.preset("full-cone", filtering=ADM)
+
+
+def test_port_preservation_cannot_hold_with_a_port_dependent_mapping() -> None:
+    with pytest.raises(
+        NatError, match=r"^nat\.port_preservation: True cannot hold with mapping 'address-and-port"
+    ):
+        nat.preset("symmetric", port_preservation=True)
+    with pytest.raises(
+        NatError, match=r"^nat\.port_preservation: True cannot hold with mapping 'address-dependent'"
+    ):
+        nat.preset("custom", mapping=ADM, port_preservation=True)
+
+
+def test_hairpin_is_refused_where_it_means_nothing() -> None:
+    with pytest.raises(NatError, match=r"^nat\.hairpin: True is not offered for type 'udp-blocked'"):
+        nat.preset("udp-blocked", hairpin=True)
+    with pytest.raises(NatError, match=r"^nat\.hairpin: True is not offered for type 'open'"):
+        nat.preset("open", hairpin=True)
+
+
+def test_direct_construction_is_validated_too() -> None:
+    with pytest.raises(NatError, match=r"^nat\.mapping: unknown behaviour 'x'"):
+        NatSpec("custom", mapping="x")
+    with pytest.raises(NatError, match=r"^nat\.type: unknown NAT type 'cone'"):
+        NatSpec("cone")
+
+
+# ---- TOML tables -------------------------------------------------------------------------------------------
+
+
+def test_nat_from_dict_reads_every_key() -> None:
+    data: dict[str, object] = {
+        "type": "custom",
+        "mapping": APDM,
+        "filtering": ADM,
+        "hairpin": True,
+        "lifetime_s": 7,
+        "port_preservation": False,
+        "rules_file": "my.nft",
+    }
+    spec = nat.nat_from_dict(data, "sites.home.nat")
+    assert spec == NatSpec("custom", APDM, ADM, True, 7, False, rules_file="my.nft")
+
+
+def test_nat_from_dict_preset_with_knobs() -> None:
+    spec = nat.nat_from_dict({"type": "full-cone", "hairpin": True}, "x.nat")
+    assert spec == nat.preset("full-cone", hairpin=True)
+
+
+@pytest.mark.parametrize(
+    ("data", "pattern"),
+    [
+        ({}, r"^sites\.home\.nat\.type: missing"),
+        ({"type": "cone"}, r"^sites\.home\.nat\.type: unknown NAT type 'cone'"),
+        ({"type": 3}, r"^sites\.home\.nat\.type: unknown NAT type 3"),
+        ({"type": "full-cone", "hairpn": True}, r"^sites\.home\.nat\.hairpn: unknown key"),
+        ({"type": "full-cone", "udp_blocked": True}, r"^sites\.home\.nat\.udp_blocked: unknown key"),
+        ({"type": "custom", "mapping": "sticky"}, r"^sites\.home\.nat\.mapping: unknown behaviour 'sticky'"),
+        ({"type": "custom", "lifetime_s": "30"}, r"^sites\.home\.nat\.lifetime_s: .* got '30'"),
+        ({"type": "symmetric", "port_preservation": True}, r"^sites\.home\.nat\.port_preservation: True"),
+        ({"type": "symmetric", "mapping": EIM}, r"^sites\.home\.nat\.mapping: 'endpoint-independent' contra"),
+    ],
+)
+def test_nat_from_dict_errors_name_where_key_and_value(data: dict[str, object], pattern: str) -> None:
+    with pytest.raises(NatError, match=pattern):
+        nat.nat_from_dict(data, "sites.home.nat")
+
+
+# ---- rendering ---------------------------------------------------------------------------------------------
+
+
+def test_rendering_prepends_the_defines_and_leaves_no_placeholder() -> None:
+    for name in nat.PRESETS:
+        text = render(nat.preset(name))
+        assert text.startswith(DEFINES), name
+        placeholders = [r for r in rules(text) if re.search(r"@[A-Z]+@|#@", r)]
+        assert placeholders == [], name
+        assert "table inet netsim {" in text, name
+
+
+def test_every_nat_preset_translates_lan_sources_on_the_wan() -> None:
+    for name in ("full-cone", "restricted-cone", "port-restricted-cone", "udp-blocked"):
+        assert "oifname $WAN_IF ip saddr $LAN_NET snat ip to $WAN_IP" in rules(render(nat.preset(name))), name
+    assert not any("snat" in r or "dnat" in r or "masquerade" in r for r in rules(render(nat.preset("open"))))
+
+
+def test_lifetime_sets_the_mapping_timeouts() -> None:
+    text = render(nat.preset("restricted-cone", lifetime_s=3))
+    assert rules(text).count("timeout 3s") == 2  # the mapping map and the allowed set
+    assert "timeout 30s" not in text
+
+
+def test_sysctls_carry_the_lifetime_to_conntrack() -> None:
+    assert nat.sysctls(nat.preset("symmetric", lifetime_s=4)) == {
+        "net.ipv4.ip_forward": "1",
+        "net.netfilter.nf_conntrack_udp_timeout": "4",
+        "net.netfilter.nf_conntrack_udp_timeout_stream": "4",
+    }
+    assert nat.sysctls(nat.preset("open")) == {"net.ipv4.ip_forward": "1"}
+
+
+def test_hairpin_rules_only_when_on() -> None:
+    for name in ("full-cone", "restricted-cone", "port-restricted-cone", "symmetric"):
+        off, on = rules(render(nat.preset(name))), rules(render(nat.preset(name, hairpin=True)))
+        dnat = "iifname $LAN_IF ip daddr $WAN_IP udp dport @mapping dnat ip to udp dport map @mapping"
+        assert dnat in on and dnat not in off, name
+        assert any(r.startswith("oifname $LAN_IF ip saddr $LAN_NET ct status dnat snat") for r in on), name
+        assert not any("$LAN_IF" in r and "nat" in r for r in off), name
+
+
+def test_fully_random_only_for_a_port_dependent_mapping() -> None:
+    for spec in [nat.preset("symmetric"), nat.preset("custom", mapping=APDM, filtering=EIM)]:
+        assert "oifname $WAN_IF ip saddr $LAN_NET snat ip to $WAN_IP fully-random" in rules(render(spec))
+    for name in ("full-cone", "restricted-cone", "port-restricted-cone", "udp-blocked"):
+        assert not any("fully-random" in r for r in rules(render(nat.preset(name)))), name
+
+
+def test_port_preservation_off_hashes_the_internal_endpoint() -> None:
+    text = render(nat.preset("full-cone", port_preservation=False))
+    assert "snat ip to $WAN_IP : jhash ip saddr . th sport mod 16384 offset 49152" in text
+    assert not any("fully-random" in r for r in rules(text))
+
+
+def test_address_dependent_mapping_hashes_the_remote_ip_too() -> None:
+    text = render(nat.preset("custom", mapping=ADM, filtering=ADM))
+    assert "jhash ip saddr . th sport . ip daddr" in text
+    assert "@allowed" in text  # restricted-cone's filtering
+
+
+def test_filtering_chooses_the_inbound_rule() -> None:
+    eif = rules(render(nat.preset("full-cone")))
+    adf = rules(render(nat.preset("restricted-cone")))
+    apdf = rules(render(nat.preset("port-restricted-cone")))
+    assert "iifname $WAN_IF ip daddr $WAN_IP udp dport @mapping dnat ip to udp dport map @mapping" in eif
+    assert (
+        "iifname $WAN_IF ip daddr $WAN_IP udp dport . ip saddr @allowed dnat ip to udp dport map @mapping"
+        in adf
+    )
+    assert not any(r.startswith("iifname $WAN_IF") and "dnat ip to" in r for r in apdf)
+    for ruleset in (
+        eif,
+        adf,
+        apdf,
+    ):  # the hole-punching trap: unsolicited inbound must leave no conntrack
+        assert "iifname $WAN_IF ct state new drop" in ruleset
+
+
+def test_custom_renders_from_the_file_of_its_filtering() -> None:
+    assert nat.rules_path(nat.preset("custom", mapping=APDM, filtering=EIM)).name == "full-cone.nft"
+    assert nat.rules_path(nat.preset("custom", filtering=ADM)).name == "restricted-cone.nft"
+    assert nat.rules_path(nat.preset("custom", udp_blocked=True)).name == "udp-blocked.nft"
+
+
+def test_udp_blocked_drops_udp_and_lets_tcp_443_out() -> None:
+    text = rules(render(nat.preset("udp-blocked")))
+    assert "type filter hook forward priority filter; policy drop;" in text
+    assert "ct state established,related accept" in text
+    assert "iifname $LAN_IF oifname $WAN_IF tcp dport 443 accept" in text
+    assert not any("udp" in r and "accept" in r for r in text)
+
+
+def test_custom_rules_file_uses_the_same_scheme(tmp_path: Path) -> None:
+    own = tmp_path / "mine.nft"
+    own.write_text(
+        "table inet mine {\n"
+        "  set s { type ipv4_addr; flags timeout; timeout @LIFETIME@s; }\n"
+        "  chain post { type nat hook postrouting priority srcnat; oifname $WAN_IF @SNAT@; }\n"
+        "#@hairpin  chain hp { type nat hook prerouting priority dstnat; iifname $LAN_IF; }\n"
+        "}\n"
+    )
+    text = render(nat.preset("full-cone", rules_file=str(own), lifetime_s=9, hairpin=True))
+    assert text.startswith('define WAN_IF = "wan0"\n')
+    assert "timeout 9s;" in text and "oifname $WAN_IF snat ip to $WAN_IP;" in text
+    assert "\n  chain hp { type nat hook prerouting" in text  # the hairpin line is enabled
+    off = render(nat.preset("full-cone", rules_file=str(own)))
+    assert "#@hairpin  chain hp" in off
+
+
+def test_missing_rules_file_names_the_file() -> None:
+    with pytest.raises(NatError, match=r"^nat\.rules_file: cannot read '/nonexistent/x\.nft'"):
+        render(nat.preset("full-cone", rules_file="/nonexistent/x.nft"))
+
+
+# ---- nft syntax check (root) -------------------------------------------------------------------------------
+
+
+def every_spec() -> list[NatSpec]:
+    specs = [nat.preset(p) for p in nat.PRESETS]
+    specs += [
+        nat.preset(p, hairpin=True, lifetime_s=3) for p in nat.PRESETS if p not in ("open", "udp-blocked")
+    ]
+    specs += [nat.preset("full-cone", port_preservation=False, hairpin=True)]
+    specs += [
+        nat.preset("custom", mapping=m, filtering=f)
+        for m, f in itertools.product(nat.MAPPINGS, nat.FILTERINGS)
+    ]
+    return specs
+
+
+@pytest.mark.root
+def test_every_rendering_passes_nft_check(scratch_netns: str) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("needs root")
+    for spec in every_spec():
+        text = nat.render_ruleset(
+            spec, wan_if="wan", lan_if="lan", wan_ip="198.18.1.1", lan_cidr="10.1.0.0/24"
+        )
+        done = netns.run(scratch_netns, ["nft", "-c", "-f", "-"], input=text, text=True, capture_output=True)
+        assert done.returncode == 0, f"{spec}: {done.stderr}"
+
+
+@pytest.fixture
+def router_netns(scratch_netns: str) -> str:
+    """A throwaway namespace with `wan` and `lan` interfaces (bridges: there is no dummy link type here)."""
+    for ifname in ("wan", "lan"):
+        subprocess.run(
+            ["ip", "-n", scratch_netns, "link", "add", "name", ifname, "type", "bridge"], check=True
+        )
+    return scratch_netns
+
+
+@pytest.mark.root
+def test_apply_loads_the_table_and_sysctls_in_the_namespace_only(router_netns: str) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("needs root")
+    before = Path("/proc/sys/net/netfilter/nf_conntrack_udp_timeout").read_text()
+    nat.apply(router_netns, nat.preset("full-cone", lifetime_s=7), **ROUTER)
+    listed = netns.run(
+        router_netns, ["nft", "list", "table", "inet", "netsim"], text=True, capture_output=True
+    )
+    assert "timeout 7s" in listed.stdout and 'iifname "wan" ip daddr 198.18.7.1' in listed.stdout
+    with netns.entered(router_netns):
+        assert Path("/proc/sys/net/netfilter/nf_conntrack_udp_timeout").read_text().strip() == "7"
+    assert Path("/proc/sys/net/netfilter/nf_conntrack_udp_timeout").read_text() == before
+    # applying again replaces the table rather than adding to it
+    nat.apply(router_netns, nat.preset("full-cone", lifetime_s=8), **ROUTER)
+    listed = netns.run(
+        router_netns, ["nft", "list", "table", "inet", "netsim"], text=True, capture_output=True
+    )
+    assert "timeout 8s" in listed.stdout and "timeout 7s" not in listed.stdout
+
+
+@pytest.mark.root
+def test_apply_reports_a_ruleset_nft_rejects(router_netns: str, tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("needs root")
+    bad = tmp_path / "bad.nft"
+    bad.write_text("table inet netsim { chain c { nonsense } }\n")
+    with pytest.raises(NatError, match=r"^nat\.rules_file: nft rejected the ruleset from '.*bad\.nft'"):
+        nat.apply(router_netns, nat.preset("custom", rules_file=str(bad)), **ROUTER)

@@ -1,0 +1,575 @@
+"""netsim.results.report: HTML report content, robustness, CLI glue, and rendering in headless Chromium (no root)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import io
+import json
+import os
+import re
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+import pytest
+from report_fixtures import RUN_ID, sample_records, write_results
+
+from netsim.results import report
+from netsim.results import store as results
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+# --- a tiny DOM reader (stdlib only) ---
+
+
+class Page(HTMLParser):
+    """Collects what the assertions need: elements by id, heatmap cells, table rows, links, images."""
+
+    def __init__(self, html: str) -> None:
+        super().__init__(convert_charrefs=True)
+        self.ids: dict[str, dict[str, str]] = {}
+        self.heatmaps: dict[str, dict[tuple[str, str], dict[str, str]]] = {}
+        self.heatmap_rows: dict[str, list[str]] = {}
+        self.session_rows: list[dict[str, Any]] = []
+        self.urls: list[str] = []
+        self.images: list[str] = []
+        self.texts: dict[str, str] = {}
+        self._table: str | None = None
+        self._cols: list[str] = []
+        self._in_thead = False
+        self._row: list[Any] = []
+        self._cell: dict[str, Any] | None = None
+        self._text_id: list[str] = []
+        self.feed(html)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = {k: v or "" for k, v in attrs}
+        if "id" in a:
+            self.ids[a["id"]] = {"tag": tag, **a}
+            if tag in ("b", "dd", "td", "span"):
+                self._text_id.append(a["id"])
+                self.texts[a["id"]] = ""
+        for key in ("href", "src"):
+            if key in a:
+                self.urls.append(a[key])
+        if tag == "img":
+            self.images.append(a.get("src", ""))
+        if tag == "table" and a.get("id", "").startswith(("heatmap-", "session-table")):
+            self._table = a["id"]
+            self._cols = []
+            self.heatmaps.setdefault(self._table, {})
+            self.heatmap_rows.setdefault(self._table, [])
+        elif self._table and tag == "thead":
+            self._in_thead = True
+        elif self._table and tag == "tr":
+            self._row = []
+            if self._table == "session-table" and not self._in_thead:
+                self.session_rows.append({"class": a.get("class", ""), "cells": self._row, "href": None})
+        elif self._table and tag in ("td", "th"):
+            self._cell = {"text": "", "class": a.get("class", ""), "style": a.get("style", "")}
+        elif self._table and tag == "a" and self._cell is not None:
+            self._cell["href"] = a.get("href")
+            if self._table == "session-table" and self.session_rows:
+                self.session_rows[-1]["href"] = a.get("href")
+
+    def handle_endtag(self, tag: str) -> None:
+        if self._text_id and tag in ("b", "dd", "td", "span"):
+            self._text_id.pop()
+        if not self._table:
+            return
+        if tag == "thead":
+            self._in_thead = False
+        elif tag in ("td", "th") and self._cell is not None:
+            self._cell["text"] = " ".join(self._cell["text"].split())
+            if self._in_thead:
+                self._cols.append(self._cell["text"])
+            else:
+                self._row.append(self._cell)
+            self._cell = None
+        elif tag == "tr" and not self._in_thead and self._table.startswith("heatmap-") and self._row:
+            nat = self._row[0]["text"]
+            self.heatmap_rows[self._table].append(nat)
+            for col, cell in zip(self._cols[1:], self._row[1:], strict=True):
+                self.heatmaps[self._table][(nat, col)] = cell
+        elif tag == "table":
+            self._table = None
+
+    def handle_data(self, data: str) -> None:
+        if self._cell is not None:
+            self._cell["text"] += data
+        if self._text_id:
+            self.texts[self._text_id[-1]] += data
+
+
+@pytest.fixture
+def built(tmp_path: Path) -> tuple[Path, list[dict[str, Any]], str, Page]:
+    records = sample_records()
+    run = tmp_path / "reports" / RUN_ID
+    write_results(run, records)
+    out = report.build_report(run)
+    html = out.read_text()
+    return run, records, html, Page(html)
+
+
+def test_build_writes_index_and_latest_link(built: tuple[Path, list[dict[str, Any]], str, Page]) -> None:
+    run, _, _, _ = built
+    latest = run.parent / "latest"
+    assert (run / "index.html").is_file()
+    assert latest.is_symlink() and os.readlink(latest) == RUN_ID  # relative: the reports dir can move
+    other = run.parent / "20261130-000000-0001"
+    write_results(other, sample_records()[:3])
+    report.build_report(other)
+    assert os.readlink(latest) == other.name
+    assert not list(run.parent.glob(".latest*"))  # no temporary link left behind
+
+
+def test_build_through_latest_link(built: tuple[Path, list[dict[str, Any]], str, Page]) -> None:
+    run, _, _, _ = built
+    out = report.build_report(run.parent / "latest")  # `netsim report reports/latest`
+    assert out == run.resolve() / "index.html"
+    assert os.readlink(run.parent / "latest") == RUN_ID
+
+
+def test_latest_elsewhere_uses_absolute_target(tmp_path: Path) -> None:
+    run = tmp_path / "runs" / "r1"
+    write_results(run, sample_records()[:2])
+    root = tmp_path / "reports"
+    root.mkdir()
+    report.build_report(run, reports_root=root)
+    assert Path(os.readlink(root / "latest")) == run.resolve()
+
+
+def test_metadata(built: tuple[Path, list[dict[str, Any]], str, Page]) -> None:
+    _, records, html, page = built
+    assert f"run {RUN_ID}" in html
+    for value in ("1.16.0", "0.13.0", "4.6.1", "6.18.44", "2026-11-29T04:35:00Z"):
+        assert value in html
+    assert page.texts["n-sessions"] == str(len(records))
+    assert page.texts["n-passed"] == str(sum(r["passed"] for r in records))
+    assert page.texts["n-failed"] == str(sum(not r["passed"] for r in records)) == "3"
+
+
+def test_verdict_heatmap_cells(built: tuple[Path, list[dict[str, Any]], str, Page]) -> None:
+    _, _, _, page = built
+    turn = page.heatmaps["heatmap-matrix-turn"]
+    assert page.heatmap_rows["heatmap-matrix-turn"] == [*results.NAT_ORDER, "cgn-symmetric"]
+    mixed = turn[("full-cone", "symmetric")]
+    assert mixed["text"].startswith("direct 3/relay 2") and "×5" in mixed["text"]
+    assert "linear-gradient" in mixed["style"]  # striped: 60% direct, 40% relay
+    assert "60.0%" in mixed["style"]
+    assert turn[("open", "udp-blocked")]["text"] == "relay(b)"
+    assert turn[("open", "open")]["text"] == "direct host/host"
+    failed = turn[("udp-blocked", "udp-blocked")]
+    assert failed["text"] == "FAILED" and "mismatch" in failed["class"]
+    assert report.COLOURS["FAILED"] in failed["style"]
+    assert "mismatch" in turn[("cgn-symmetric", "full-cone")]["class"]
+    assert turn[("cgn-symmetric", "open")]["class"] == "empty"
+    assert "mismatch" not in turn[("open", "open")]["class"]
+    noturn = page.heatmaps["heatmap-matrix-noturn"]
+    assert noturn[("symmetric", "symmetric")]["text"] == "FAILED"
+    assert "mismatch" not in noturn[("symmetric", "symmetric")]["class"]  # failing without TURN is expected
+
+
+def test_needs_relay_heatmap(built: tuple[Path, list[dict[str, Any]], str, Page]) -> None:
+    _, _, _, page = built
+    nr = page.heatmaps["heatmap-needs-relay"]
+    assert nr[("symmetric", "symmetric")]["text"] == "needed ×2"  # one matrix-turn + one matrix-noturn
+    assert nr[("open", "full-cone")]["text"] == "not needed"
+    assert nr[("udp-blocked", "open")]["text"] == "needed"
+
+
+def test_every_heatmap_cell_links_to_a_session(built: tuple[Path, list[dict[str, Any]], str, Page]) -> None:
+    _, _, _, page = built
+    for table in ("heatmap-matrix-turn", "heatmap-matrix-noturn", "heatmap-needs-relay"):
+        for cell in page.heatmaps[table].values():
+            if cell["class"] != "empty":
+                assert page.ids[cell["href"][1:]]["tag"] == "details"
+
+
+def test_cell_links_to_its_unexpected_session(
+    built: tuple[Path, list[dict[str, Any]], str, Page], tmp_path: Path
+) -> None:
+    _, records, _, page = built
+    cell = {"group": "matrix-turn", "nat_a": "open", "nat_b": "symmetric"}
+    repeats = [
+        {**cell, "verdict": "direct", "passed": True},
+        {**cell, "verdict": "failed", "passed": False},
+        {**cell, "verdict": "relay", "passed": False, "mismatch": "expected needs_relay=false, got true"},
+    ]
+
+    def href(recs: list[dict[str, Any]]) -> str:
+        return str(report.report_context(tmp_path, recs)["heatmaps"][0]["rows"][0]["cells"][0]["href"])
+
+    assert href(repeats) == "#s-2"
+    assert href(repeats[:2]) == "#s-1"
+    mixed = page.heatmaps["heatmap-matrix-turn"][("full-cone", "symmetric")]
+    first = next(i for i, r in enumerate(records) if r["scenario"] == "matrix-turn/full-cone__symmetric")
+    assert mixed["href"] == f"#s-{first}"  # all passed: the first repeat
+
+
+def test_shares(built: tuple[Path, list[dict[str, Any]], str, Page]) -> None:
+    _, records, html, page = built
+    summary = results.summarize(records)
+    assert page.texts["relay-needed"] == f"{100 * summary['relay_needed_share']:.0f}%" == "30%"
+    assert page.texts["relay-won"] == f"{100 * summary['relay_won_share']:.0f}%"
+    row = re.search(r'<tr data-kind="udp-blocked">(.*?)</tr>', html, re.S)
+    assert row is not None
+    cells = re.findall(r"<td[^>]*>(.*?)</td>", row.group(1), re.S)
+    assert cells[1] == str(summary["per_nat"]["udp-blocked"]["sessions"])
+    assert cells[2].endswith("100%")  # every udp-blocked session needed a relay
+
+
+def test_session_table_and_details(built: tuple[Path, list[dict[str, Any]], str, Page]) -> None:
+    _, records, html, page = built
+    rows = page.session_rows
+    assert len(rows) == len(records)
+    mismatched = [i for i, r in enumerate(rows) if "mismatch" in r["class"]]
+    assert mismatched == [i for i, r in enumerate(records) if r["mismatch"]]
+    for i, row in enumerate(rows):
+        assert row["href"] == f"#s-{i}"
+        assert page.ids[f"s-{i}"]["tag"] == "details"
+        assert row["cells"][1]["text"].startswith(records[i]["scenario"])
+    first_bad = rows[mismatched[0]]["cells"]
+    assert "expected connect=true, got false" in first_bad[9]["text"]
+    assert first_bad[-1]["text"] == "FAIL"
+
+
+def test_details_contents(built: tuple[Path, list[dict[str, Any]], str, Page]) -> None:
+    run, records, html, _ = built
+    i = next(i for i, r in enumerate(records) if r["pcap"])
+    block = html[html.index(f'id="s-{i}"') :]
+    block = block[: block.index("</details>")]
+    for cand in records[i]["a"]["candidates"]["local"] + records[i]["b"]["candidates"]["remote"]:
+        assert cand in block
+    assert records[i]["a"]["local"] in block and records[i]["b"]["remote"] in block
+    assert block.count('<tr><td class="num">') == len(records[i]["a"]["states"]) + len(
+        records[i]["b"]["states"]
+    )
+    assert "incoming packet ALLOCATE" in block
+    assert f'href="{records[i]["pcap"]}"' in block and "file not found" in block
+    (run / records[i]["pcap"]).parent.mkdir()
+    (run / records[i]["pcap"]).write_bytes(b"\xd4\xc3\xb2\xa1")
+    html = report.build_report(run).read_text()
+    block = html[html.index(f'id="s-{i}"') :]
+    assert "file not found" not in block[: block.index("</details>")]
+
+
+def test_failed_session_without_pair(built: tuple[Path, list[dict[str, Any]], str, Page]) -> None:
+    _, records, html, _ = built
+    i = next(i for i, r in enumerate(records) if r["verdict"] == "failed" and r["turn"] != "none")
+    block = html[html.index(f'id="s-{i}"') :]
+    block = block[: block.index("</details>")]
+    assert block.count("no selected pair") == 2
+    assert records[i]["reason"] in block
+
+
+def test_embedded_chart_and_no_external_urls(built: tuple[Path, list[dict[str, Any]], str, Page]) -> None:
+    _, _, html, page = built
+    assert len(page.images) == 1
+    prefix = "data:image/png;base64,"
+    assert page.images[0].startswith(prefix)
+    png = base64.b64decode(page.images[0][len(prefix) :])
+    assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 10_000
+    assert not re.search(r"https?://", html)
+    assert not [u for u in page.urls if re.match(r"^[a-z]+:", u) and not u.startswith("data:")]
+    assert "<link" not in html and "@import" not in html
+
+
+def test_record_text_is_escaped(built: tuple[Path, list[dict[str, Any]], str, Page]) -> None:
+    _, _, html, _ = built
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert html.count("<script") == 1  # only the report's own hash helper
+
+
+def test_partial_records(tmp_path: Path) -> None:
+    records: list[dict[str, Any]] = [
+        {},
+        {"scenario": "matrix-turn/open__open", "group": "matrix-turn", "nat_a": "open", "nat_b": "open"},
+        {"scenario": "x", "verdict": "failed", "needs_relay": None, "a": {"state": "failed"}, "b": None},
+        {"scenario": "y", "verdict": "relay", "connect_s": 1.0, "a": {"states": [{"what": "ice"}, "junk"]}},
+        {"scenario": "z", "verdict": "weird", "expected": "n/a", "timings": None, "versions": "?"},
+    ]
+    write_results(tmp_path, records)
+    page = Page(report.build_report(tmp_path).read_text())
+    assert len(page.session_rows) == 5
+    assert page.heatmaps["heatmap-matrix-turn"][("open", "open")]["text"] == "FAILED"
+    assert page.texts["relay-needed"] == "–"
+    assert len(page.images) == 1  # one relay connect time is enough for a chart
+
+
+def test_pcap_url_is_never_linked(tmp_path: Path) -> None:
+    write_results(
+        tmp_path, [{"scenario": "x", "pcap": "javascript:alert(1)"}, {"scenario": "y", "pcap": "/abs/c.pcap"}]
+    )
+    html = report.build_report(tmp_path).read_text()
+    assert "javascript:alert(1)" in html and 'href="javascript:' not in html
+    assert f'href="{os.path.relpath("/abs/c.pcap", tmp_path.resolve())}"' in html
+
+
+def test_empty_results_says_so(tmp_path: Path) -> None:
+    write_results(tmp_path, [])
+    html = report.build_report(tmp_path).read_text()
+    assert "No sessions recorded" in html
+    assert "<img" not in html and "heatmap-matrix-turn" not in html
+
+
+def test_missing_paths_are_named(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match=re.escape(str(tmp_path / "nope"))):
+        report.build_report(tmp_path / "nope")
+    with pytest.raises(FileNotFoundError, match=re.escape(str(tmp_path / "results.jsonl"))):
+        report.build_report(tmp_path)
+
+
+def test_refuses_to_replace_a_real_latest_directory(tmp_path: Path) -> None:
+    run = tmp_path / "r1"
+    write_results(run, [])
+    (tmp_path / "latest").mkdir()
+    with pytest.raises(FileExistsError, match="latest"):
+        report.build_report(run)
+
+
+def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    parser = argparse.ArgumentParser(prog="netsim")
+    report.add_cli(parser.add_subparsers(dest="cmd"))
+    run = tmp_path / "r1"
+    write_results(run, sample_records()[:5])
+    args = parser.parse_args(["report", str(run)])
+    assert args.func(args) == 0
+    assert capsys.readouterr().out.strip() == str(run / "index.html")
+    args = parser.parse_args(["report", str(tmp_path / "missing")])
+    assert report.cli_report(args) == 2
+    assert str(tmp_path / "missing") in capsys.readouterr().err
+
+
+# --- headless Chromium ---
+
+
+class Chromium:
+    """Headless Chromium driven over the DevTools protocol (loopback only); one instance per module."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.profile = workdir / "profile"
+        self.log = (workdir / "chromium.log").open("wb")
+        flags = [
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--no-default-browser-check",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-extensions",
+            "--disable-crash-reporter",
+            "--disable-breakpad",
+            f"--user-data-dir={self.profile}",
+            "--remote-debugging-address=127.0.0.1",
+            "--remote-debugging-port=0",
+            "about:blank",
+        ]
+        # Own session: the whole browser (zygote, renderers) can be ended through this pid's group only.
+        self.proc = subprocess.Popen(
+            [str(CHROMIUM), *flags], stdout=subprocess.DEVNULL, stderr=self.log, start_new_session=True
+        )
+        self.ws_url = self._wait_port()
+
+    def _wait_port(self) -> str:
+        port_file = self.profile / "DevToolsActivePort"
+        for _ in range(300):
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"chromium exited with {self.proc.returncode}")
+            lines = port_file.read_text().split() if port_file.exists() else []
+            if len(lines) >= 2:
+                return f"ws://127.0.0.1:{lines[0]}{lines[1]}"
+            time.sleep(0.1)
+        raise RuntimeError("chromium did not open its DevTools port")
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(10)
+        # Renderers and the zygote can outlive the browser process for a moment; they are all in the group
+        # this pid leads (own session), so end that group and wait until it is empty.
+        for _ in range(100):
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                break
+            time.sleep(0.05)
+        self.log.close()
+
+    def visit(self, url: str, script: str, screenshot: Path | None = None) -> dict[str, Any]:
+        return asyncio.run(_visit(self.ws_url, url, script, screenshot))
+
+
+async def _visit(ws_url: str, url: str, script: str, screenshot: Path | None) -> dict[str, Any]:
+    from websockets.asyncio.client import connect
+
+    async with connect(ws_url, max_size=None) as ws:
+        pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        events: list[dict[str, Any]] = []
+        loaded = asyncio.get_running_loop().create_future()
+        counter = iter(range(1, 1_000_000))
+
+        async def reader() -> None:
+            async for raw in ws:
+                msg = json.loads(raw)
+                if "id" in msg and msg["id"] in pending:
+                    pending.pop(msg["id"]).set_result(msg)
+                elif msg.get("method") == "Page.loadEventFired" and not loaded.done():
+                    loaded.set_result(msg)
+                elif "method" in msg:
+                    events.append(msg)
+
+        async def send(method: str, params: dict[str, Any] | None = None, session: str | None = None) -> Any:
+            msg_id = next(counter)
+            pending[msg_id] = asyncio.get_running_loop().create_future()
+            body: dict[str, Any] = {"id": msg_id, "method": method, "params": params or {}}
+            if session:
+                body["sessionId"] = session
+            await ws.send(json.dumps(body))
+            reply = await asyncio.wait_for(pending[msg_id], 30)
+            if "error" in reply:
+                raise RuntimeError(f"{method}: {reply['error']}")
+            return reply["result"]
+
+        task = asyncio.create_task(reader())
+        target = (await send("Target.createTarget", {"url": "about:blank"}))["targetId"]
+        sid = (await send("Target.attachToTarget", {"targetId": target, "flatten": True}))["sessionId"]
+        for domain in ("Runtime", "Log", "Page"):
+            await send(f"{domain}.enable", session=sid)
+        viewport = {"width": 1400, "height": 1000, "deviceScaleFactor": 1, "mobile": False}
+        await send("Emulation.setDeviceMetricsOverride", viewport, sid)
+        await send("Page.navigate", {"url": url}, sid)
+        await asyncio.wait_for(loaded, 30)
+        evaluate = {"expression": script, "returnByValue": True, "awaitPromise": True}
+        value = await send("Runtime.evaluate", evaluate, sid)
+        await asyncio.sleep(0.3)  # let late console messages arrive
+        if screenshot is not None:
+            # A tall viewport rather than captureBeyondViewport, which misplaces sticky table headers.
+            size = (await send("Page.getLayoutMetrics", session=sid))["cssContentSize"]
+            await send(
+                "Emulation.setDeviceMetricsOverride",
+                {**viewport, "height": min(int(size["height"]), 4000)},
+                sid,
+            )
+            await send("Runtime.evaluate", {"expression": "window.scrollTo(0, 0)"}, sid)
+            shot = await send("Page.captureScreenshot", {"format": "png"}, sid)
+            screenshot.write_bytes(base64.b64decode(shot["data"]))
+        await send("Target.closeTarget", {"targetId": target})
+        task.cancel()
+    problems = [e for e in events if _is_problem(e)]
+    return {"value": value.get("result", {}).get("value"), "problems": problems}
+
+
+def _is_problem(event: dict[str, Any]) -> bool:
+    method, params = event.get("method"), event.get("params", {})
+    if method == "Runtime.exceptionThrown":
+        return True
+    if method == "Runtime.consoleAPICalled":
+        return params.get("type") in ("error", "warning", "assert")
+    if method == "Log.entryAdded":
+        return params.get("entry", {}).get("level") in ("error", "warning")
+    return False
+
+
+@pytest.fixture(scope="module")
+def chromium(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chromium]:
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} not installed (Debian package `chromium`); browser rendering not checked")
+    browser = Chromium(tmp_path_factory.mktemp("chromium"))
+    try:
+        yield browser
+    finally:
+        browser.close()
+
+
+PAGE_PROBE = """(() => {
+  const shown = el => !!el && el.getBoundingClientRect().width > 0
+    && getComputedStyle(el).visibility !== "hidden";
+  const cells = [...document.querySelectorAll("#heatmap-matrix-turn td.cell")];
+  const rows = [...document.querySelectorAll("#session-table tbody tr")];
+  const img = document.getElementById("connect-chart");
+  const target = document.getElementById(location.hash.slice(1));
+  return {
+    heatmapCells: cells.filter(shown).length,
+    mixedCell: cells.map(c => c.textContent.trim()).find(t => t.startsWith("direct 3/relay 2")) || null,
+    cellBackground: cells.length ? getComputedStyle(cells[0]).backgroundColor : null,
+    tableRows: rows.filter(shown).length,
+    imageDecoded: !!img && img.complete && img.naturalWidth > 0,
+    targetOpen: !!target && target.open === true,
+  };
+})()"""
+
+# Interactions: the CSS-only "failed only" filter, and the hash helper when a link is followed later.
+INTERACT_PROBE = """new Promise(resolve => {
+  document.getElementById("only-bad").click();
+  const visible = [...document.querySelectorAll("#session-table tbody tr")]
+    .filter(r => r.getBoundingClientRect().height > 0).length;
+  window.addEventListener("hashchange", () => resolve({
+    visibleWhenFiltered: visible,
+    followedOpen: document.getElementById("s-0").open === true,
+  }));
+  location.hash = "#s-0";
+})"""
+
+
+def test_renders_in_chromium(
+    chromium: Chromium, built: tuple[Path, list[dict[str, Any]], str, Page], tmp_path: Path
+) -> None:
+    run, records, _, _ = built
+    bad = next(i for i, r in enumerate(records) if r["mismatch"])
+    shot = tmp_path / "report.png"
+    got = chromium.visit((run / "index.html").as_uri() + f"#s-{bad}", PAGE_PROBE, shot)
+    assert got["problems"] == []
+    value = got["value"]
+    turn_cells = sum(1 for r in records if r["group"] == "matrix-turn")
+    assert value["heatmapCells"] == len(
+        {(r["nat_a"], r["nat_b"]) for r in records if r["group"] == "matrix-turn"}
+    )
+    assert value["heatmapCells"] < turn_cells  # repeats share a cell
+    assert value["mixedCell"] is not None
+    assert value["cellBackground"] not in (None, "rgba(0, 0, 0, 0)")
+    assert value["tableRows"] == len(records)
+    assert value["imageDecoded"] is True
+    assert value["targetOpen"] is True  # the inline script opened the linked <details>
+    _assert_not_blank(shot)
+    got = chromium.visit((run / "index.html").as_uri(), INTERACT_PROBE)
+    assert got["problems"] == []
+    assert got["value"] == {
+        "visibleWhenFiltered": sum(not r["passed"] for r in records),
+        "followedOpen": True,
+    }
+    if dest := os.environ.get("NETSIM_REPORT_SCREENSHOT"):
+        Path(dest).write_bytes(shot.read_bytes())  # for a human to look at
+
+
+def test_chromium_probe_catches_page_errors(chromium: Chromium, tmp_path: Path) -> None:
+    """The console check above is only worth something if it sees errors when there are some."""
+    page = tmp_path / "broken.html"
+    page.write_text("<!DOCTYPE html><p>x</p><script>console.error('boom'); notDefined();</script>")
+    got = chromium.visit(page.as_uri(), "1 + 1")
+    methods = sorted(e["method"] for e in got["problems"])
+    assert methods == ["Runtime.consoleAPICalled", "Runtime.exceptionThrown"]
+    assert got["value"] == 2
+
+
+def _assert_not_blank(png_path: Path) -> None:
+    from PIL import Image
+
+    with Image.open(io.BytesIO(png_path.read_bytes())) as im:
+        assert im.width == 1400 and im.height > 1000
+        colours = im.convert("RGB").resize((64, 64)).getcolors(64 * 64)
+        assert colours is not None and len(colours) > 20  # header, heatmap colours, text: not a blank page

@@ -1,0 +1,249 @@
+"""Sessions: verdict rules (pure), then real pairings through emulated NATs and coturn (root)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from netsim.peers.launcher import Launcher
+from netsim.session.run import format_record, negotiated, peer_config, run_session, session_timings, verdict
+
+
+def _peer(local: str | None, remote: str | None, state: str = "connected") -> dict[str, Any]:
+    return {"state": state, "local_type": local, "remote_type": remote}
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "expected"),
+    [
+        (_peer("host", "host"), _peer("host", "host"), ("direct-host", None)),
+        (_peer("host", "srflx"), _peer("host", "srflx"), ("direct", None)),
+        (_peer("host", "prflx"), _peer("host", "srflx"), ("direct", None)),
+        (_peer("relay", "prflx"), _peer("host", "relay"), ("relay", "a")),
+        (_peer("host", "relay"), _peer("relay", "srflx"), ("relay", "b")),
+        (_peer("relay", "relay"), _peer("relay", "relay"), ("relay", "both")),
+        (_peer("host", "host"), _peer(None, None, "failed"), ("failed", None)),
+        (_peer("relay", "relay", "failed"), _peer("relay", "relay"), ("failed", None)),
+    ],
+)
+def test_verdict(a: dict[str, Any], b: dict[str, Any], expected: tuple[str, str | None]) -> None:
+    assert verdict(a, b) == expected
+
+
+def test_session_timings_use_the_winning_offer_and_the_later_peer() -> None:
+    a: dict[str, Any] = {
+        "negotiation": {"offerer": True},
+        "marks": {"offer": 100.0, "ice_completed": 100.5, "channel_open": 100.6, "first_echo": 100.62},
+        "timings": {"gathering_s": 0.01, "rtt_ms": 0.9},
+    }
+    b: dict[str, Any] = {
+        "negotiation": {"offerer": False},
+        "marks": {"offer": 100.02, "ice_completed": 100.45, "channel_open": 100.7, "first_echo": 100.71},
+        "timings": {"gathering_s": 0.03, "rtt_ms": 0.8},
+    }
+    t = session_timings(a, b)
+    assert t == {
+        "gathering_s": 0.03,
+        "ice_completed_s": 0.5,
+        "channel_open_s": 0.7,
+        "first_echo_s": 0.71,
+        "rtt_ms": 0.8,
+    }
+    b["marks"] = {k: v for k, v in b["marks"].items() if k != "first_echo"}
+    assert session_timings(a, b)["first_echo_s"] is None
+
+
+def test_peer_config_matches_peer_config_fields() -> None:
+    from dataclasses import fields
+
+    from netsim.peers.agent import PeerConfig
+
+    def cfg(side: str, glare: bool, first: str = "a") -> dict[str, Any]:
+        servers: list[dict[str, Any]] = [{"urls": "stun:s"}]
+        return peer_config(
+            side,
+            f"{side}-1",
+            "x",
+            "ws://s",
+            "tok",
+            servers,
+            policy="relay",
+            glare=glare,
+            glare_first=first,
+            deadline_s=7.0,
+            media=True,
+        )
+
+    assert set(cfg("a", False)) <= {f.name for f in fields(PeerConfig)}  # from_dict would drop a typo
+    a, b = PeerConfig.from_dict(cfg("a", False)), PeerConfig.from_dict(cfg("b", False))
+    assert (a.polite, a.offer, b.polite, b.offer) == (False, True, True, False)
+    assert (a.policy, a.deadline_s, a.media, a.ice_servers) == ("relay", 7.0, True, [{"urls": "stun:s"}])
+    assert cfg("a", True)["offer"] and cfg("b", True)["offer"]
+    assert (cfg("a", True, "b")["offer_delay_s"], cfg("b", True, "b")["offer_delay_s"]) == (0.5, 0.0)
+    assert (cfg("a", True, "a")["offer_delay_s"], cfg("b", True, "a")["offer_delay_s"]) == (0.0, 0.5)
+
+
+def test_negotiated() -> None:
+    assert negotiated({"candidates": {"local": ["x"], "remote": ["y"]}})
+    assert not negotiated({"candidates": {"local": ["x"], "remote": []}})
+    assert not negotiated({"state": "failed"})
+
+
+# --- real sessions ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def launcher() -> Iterator[Launcher]:
+    with Launcher() as launcher:
+        launcher.wait_ready()
+        yield launcher
+
+
+def _session(nat_a: str, nat_b: str, launcher: Launcher, **kwargs: Any) -> dict[str, Any]:
+    from netsim.lab.lab import Lab
+    from netsim.lab.topology import standard_topology
+
+    with Lab(standard_topology(nat_a, nat_b)) as lab:
+        return run_session(lab, launcher=launcher, **kwargs)
+
+
+def _check_connected(rec: dict[str, Any]) -> None:
+    print("\n" + format_record(rec))  # shown by pytest when an assertion below fails
+    print({k: rec[k] for k in ("needs_relay", "needs_relay_run", "reason")})
+    assert rec["verdict"] != "failed", rec["reason"]
+    for side in ("a", "b"):
+        peer = rec[side]
+        assert peer["state"] == "connected"
+        assert peer["local_type"] in ("host", "relay") and peer["remote_type"] in (
+            "host",
+            "srflx",
+            "prflx",
+            "relay",
+        )
+        assert peer["candidates"]["local"] and peer["candidates"]["remote"]
+        assert peer["echo"] == {"sent": 5, "received": 5}, peer["echo"]
+    assert {rec["a"]["role"], rec["b"]["role"]} == {"controlling", "controlled"}
+    assert rec["connect_s"] is not None and rec["connect_s"] < 10
+    assert rec["timings"]["first_echo_s"] is not None and rec["timings"]["rtt_ms"] is not None
+
+
+def _connects_directly(rec: dict[str, Any]) -> bool:
+    """A direct path was seen: in the run itself, or in the relay-less rerun when a relay won the race.
+
+    aioice nominates the first pair that works; with a TURN server in reach a relay pair sometimes beats a
+    hole-punched one (more often under load), which is the "won is not needed" case of the issue.
+    """
+    second = rec["needs_relay_run"]
+    return rec["verdict"] == "direct" or (rec["verdict"] == "relay" and second["verdict"] == "direct")
+
+
+root = pytest.mark.root
+
+
+@root
+@pytest.mark.usefixtures("no_leftovers")
+def test_full_cone_x_symmetric_connects_directly(launcher: Launcher) -> None:
+    rec = _session("full-cone", "symmetric", launcher)
+    _check_connected(rec)
+    assert _connects_directly(rec) and rec["needs_relay"] is False
+    if rec["verdict"] == "direct":  # the symmetric side is only known by its checks: peer-reflexive
+        assert "prflx" in (rec["a"]["remote_type"], rec["b"]["remote_type"])
+
+
+@root
+@pytest.mark.usefixtures("no_leftovers")
+def test_symmetric_x_symmetric_needs_and_uses_a_relay(launcher: Launcher) -> None:
+    rec = _session("symmetric", "symmetric", launcher, deadline_s=5.0)
+    _check_connected(rec)
+    assert rec["verdict"] == "relay" and rec["relay_side"] in ("a", "b", "both")
+    # Usually one side sends from its relay; sometimes each sends from its host to the other's relay.
+    peers = (rec["a"], rec["b"])
+    relay_ends = [p["local"] for p in peers if p["local_type"] == "relay"]
+    relay_ends += [p["remote"] for p in peers if p["remote_type"] == "relay"]
+    assert relay_ends and all(end.rsplit(":", 1)[0] in ("198.18.0.2", "198.18.0.3") for end in relay_ends)
+    for p in peers:
+        assert p["turn_transport"] == ("udp" if p["local_type"] == "relay" else None)
+    assert rec["needs_relay"] is True
+    assert rec["needs_relay_run"]["verdict"] == "failed"
+
+
+@root
+@pytest.mark.usefixtures("no_leftovers")
+def test_port_restricted_cones_connect_directly(launcher: Launcher) -> None:
+    rec = _session("port-restricted-cone", "port-restricted-cone", launcher)
+    _check_connected(rec)
+    assert _connects_directly(rec) and rec["needs_relay"] is False
+    if rec["verdict"] == "direct":
+        assert rec["a"]["remote_type"] in ("srflx", "prflx") and rec["b"]["remote_type"] in ("srflx", "prflx")
+
+
+@root
+@pytest.mark.usefixtures("no_leftovers")
+def test_udp_blocked_connects_through_turn_over_tcp_443(launcher: Launcher) -> None:
+    rec = _session("udp-blocked", "port-restricted-cone", launcher, turn="tcp", determine_needs_relay=False)
+    _check_connected(rec)
+    assert rec["verdict"] == "relay" and rec["relay_side"] in ("a", "both")
+    assert rec["a"]["local_type"] == "relay" and rec["a"]["turn_transport"] == "tcp"
+    assert rec["a"]["ice_urls"][-1].endswith(":443?transport=tcp")
+
+
+@root
+@pytest.mark.usefixtures("no_leftovers")
+@pytest.mark.parametrize("turn", ["udp", "tls"])
+def test_relay_only_policy_relays(launcher: Launcher, turn: str) -> None:
+    rec = _session("full-cone", "full-cone", launcher, turn=turn, policy="relay")
+    _check_connected(rec)
+    assert rec["verdict"] == "relay" and rec["relay_side"] == "both"
+    for side in ("a", "b"):
+        assert rec[side]["local_type"] == "relay" and rec[side]["remote_type"] == "relay"
+        assert rec[side]["turn_transport"] == turn
+        assert all("typ relay" in c for c in rec[side]["candidates"]["local"])
+    assert rec["needs_relay"] is False  # the relay-less run of two full cones connects directly
+
+
+@root
+@pytest.mark.usefixtures("no_leftovers")
+@pytest.mark.parametrize("first", ["a", "b"])
+def test_glare_resolves_ten_times_in_a_row(launcher: Launcher, first: str) -> None:
+    """Both peers offer; b (polite) rolls back whichever offer is sent first, a (impolite) never does."""
+    from netsim.lab.lab import Lab
+    from netsim.lab.topology import standard_topology
+
+    with Lab(standard_topology("port-restricted-cone", "full-cone")) as lab:
+        for _ in range(10):
+            rec = run_session(
+                lab, launcher=launcher, glare=True, glare_first=first, determine_needs_relay=False
+            )
+            _check_connected(rec)
+            neg_a, neg_b = rec["a"]["negotiation"], rec["b"]["negotiation"]
+            assert neg_b["rollbacks"] == 1 and neg_a["rollbacks"] == 0, (neg_a, neg_b)
+            assert neg_a["offerer"] and not neg_b["offerer"]
+            assert neg_a["ignored_offers"] == (1 if first == "b" else 0)
+            assert neg_b["offers_sent"] == (1 if first == "b" else 0)
+            assert rec["a"]["role"] == "controlling"
+
+
+@root
+@pytest.mark.usefixtures("no_leftovers")
+def test_unconnectable_pairing_fails_at_the_deadline(launcher: Launcher) -> None:
+    """No relay and two symmetric NATs: both peers give up at the deadline, nobody waits for aioice."""
+    t0 = time.monotonic()
+    rec = _session("symmetric", "symmetric", launcher, turn="none", deadline_s=3.0)
+    elapsed = time.monotonic() - t0
+    assert rec["verdict"] == "failed" and rec["needs_relay"] is True
+    assert "not connected within 3 s" in rec["reason"]
+    assert rec["a"]["state"] == rec["b"]["state"] == "failed"
+    assert rec["a"]["candidates"]["remote"] and rec["b"]["candidates"]["remote"]  # negotiation did happen
+    assert elapsed < 3.0 + 6.0, elapsed  # lab build, peers' close, process exit
+
+
+@root
+@pytest.mark.usefixtures("no_leftovers")
+def test_synthetic_media_flows_both_ways(launcher: Launcher) -> None:
+    rec = _session("full-cone", "port-restricted-cone", launcher, media=True, glare=True)
+    _check_connected(rec)
+    for side in ("a", "b"):
+        assert sorted(rec[side]["media"]["received"]) == ["audio", "video"]
