@@ -1,0 +1,57 @@
+"""netsim's vocabulary: every name and number shared between stages is defined here, once.
+
+Stages import these instead of spelling the strings again, so a NAT kind, a verdict or a port means the same
+thing in the lab, the session, the suite, the records and the report.
+"""
+
+from __future__ import annotations
+
+from typing import Final, Literal
+
+# --- NAT kinds ---------------------------------------------------------------------------------------------
+# The five kinds of the NAT matrix, from most to least permissive (libwebrtc's test matrix uses the same).
+NAT_KINDS: Final = ("open", "full-cone", "restricted-cone", "port-restricted-cone", "symmetric")
+UDP_BLOCKED: Final = "udp-blocked"  # a firewall, not a NAT: only TCP 443 gets out
+# Every preset with a rules file of its own, in display order.
+NAT_PRESETS: Final = (*NAT_KINDS, UDP_BLOCKED)
+CUSTOM_NAT: Final = "custom"  # a NAT spec built from mapping/filtering knobs or a researcher's rules file
+
+# RFC 4787 mapping and filtering behaviours.
+EIM: Final = "endpoint-independent"
+ADM: Final = "address-dependent"
+APDM: Final = "address-and-port-dependent"
+BEHAVIOURS: Final = (EIM, ADM, APDM)
+
+# --- session options ---------------------------------------------------------------------------------------
+TURN_TRANSPORTS: Final = ("udp", "tcp", "tls")
+NO_TURN: Final = "none"
+TURN_CHOICES: Final = (*TURN_TRANSPORTS, NO_TURN)
+POLICIES: Final = ("all", "relay")
+SIDES: Final = ("a", "b")
+
+Turn = Literal["udp", "tcp", "tls", "none"]
+Policy = Literal["all", "relay"]
+Side = Literal["a", "b"]
+
+# --- outcomes ----------------------------------------------------------------------------------------------
+VERDICTS: Final = ("direct-host", "direct", "relay", "failed")
+DIRECT_VERDICTS: Final = ("direct-host", "direct")
+FAILED: Final = "failed"
+RELAY_SIDES: Final = ("a", "b", "both")
+CANDIDATE_TYPES: Final = ("host", "srflx", "prflx", "relay")
+
+Verdict = Literal["direct-host", "direct", "relay", "failed"]
+RelaySide = Literal["a", "b", "both"]
+
+# --- suite groups whose expectations come from the NAT matrix ------------------------------------------------
+MATRIX_TURN: Final = "matrix-turn"
+MATRIX_NOTURN: Final = "matrix-noturn"
+MATRIX_GROUPS: Final = (MATRIX_TURN, MATRIX_NOTURN)
+POPULATION: Final = "population"
+
+# --- ports on the lab's server -----------------------------------------------------------------------------
+STUN_PORT: Final = 3478  # coturn: STUN and TURN over UDP and TCP
+TURN_TLS_PORT: Final = 5349
+AUX_PORT: Final = 443  # coturn's TCP/TLS listener that gets through the udp-blocked firewall
+SIGNALING_PORT: Final = 443  # the signaling server, on the server's second address (also through the firewall)
+RELAY_PORTS: Final = (50000, 59999)
