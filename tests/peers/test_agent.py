@@ -14,7 +14,7 @@ from aioice.ice import CandidatePair
 from aiortc import RTCPeerConnection
 from aiortc.rtcconfiguration import RTCIceTransportPolicy
 
-from netsim.peers.agent import AiortcInternalsError, PeerConfig, _rtc_config, run_peer, selected_pair
+from netsim.peers.agent import AiortcInternalsError, PeerConfig, rtc_configuration, run_peer, selected_pair
 
 
 class _Protocol:
@@ -29,7 +29,7 @@ def _candidate(kind: str, host: str, port: int) -> Candidate:
 
 
 async def _pc_with_channel() -> RTCPeerConnection:
-    pc = RTCPeerConnection(_rtc_config(PeerConfig("a", "b", False, "ws://x")))
+    pc = RTCPeerConnection(rtc_configuration(PeerConfig("a", "b", False, "ws://x")))
     pc.createDataChannel("echo")  # creates the SCTP/DTLS/ICE transports without any network
     return pc
 
@@ -111,16 +111,16 @@ def test_selected_pair_raises_when_internals_move() -> None:
         asyncio.run(main())
 
 
-def test_rtc_config_is_explicit() -> None:
+def testrtc_configuration_is_explicit() -> None:
     servers = [
         {"urls": "stun:198.18.0.2:3478"},
         {"urls": "turn:198.18.0.2:3478", "username": "u", "credential": "p"},
     ]
-    cfg = _rtc_config(PeerConfig("a", "b", False, "ws://x", ice_servers=servers, policy="relay"))
+    cfg = rtc_configuration(PeerConfig("a", "b", False, "ws://x", ice_servers=servers, policy="relay"))
     assert cfg.iceTransportPolicy == RTCIceTransportPolicy.RELAY
     assert cfg.iceServers is not None and [s.urls for s in cfg.iceServers] == [s["urls"] for s in servers]
     assert cfg.iceServers[1].username == "u" and cfg.iceServers[1].credential == "p"
-    empty = _rtc_config(PeerConfig("a", "b", False, "ws://x"))
+    empty = rtc_configuration(PeerConfig("a", "b", False, "ws://x"))
     assert empty.iceServers == []  # never None: aiortc would then use a public Google STUN server
 
 
@@ -201,7 +201,7 @@ class _Scripted(_SilentSignaling):
 
 async def _remote_offer_without_candidates() -> str:
     """A real aiortc offer, stripped of its candidates so that nobody ever sends a connectivity check."""
-    pc = RTCPeerConnection(_rtc_config(PeerConfig("b", "a", False, "ws://x")))
+    pc = RTCPeerConnection(rtc_configuration(PeerConfig("b", "a", False, "ws://x")))
     try:
         pc.createDataChannel("echo")
         await pc.setLocalDescription(await pc.createOffer())  # host candidates only: binds, sends nothing
