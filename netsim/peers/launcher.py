@@ -1,6 +1,6 @@
 """A preloaded process that forks peers into network namespaces.
 
-Importing aiortc costs about 0.5 s per fresh interpreter. The fork server (`python -m netsim.launcher`)
+Importing aiortc costs about 0.5 s per fresh interpreter. The fork server (`python -m netsim.peers.launcher`)
 pays it once, then forks one child per peer: the child enters the host's namespace with setns(2) for the
 rest of its life, runs `run_peer`, writes the PEER record to a JSON file and exits. A peer is running in
 its namespace a few milliseconds after the request.
@@ -12,6 +12,7 @@ answers `{"op": "spawned", "id", "pid"}` (or `{"op": "error", "id", ...}`) and l
 the children still running (by pid).
 
 The server stays single-threaded and has no event loop, so fork() is safe: each child starts its own loop.
+docs/peers.md describes the launcher and its client.
 """
 
 from __future__ import annotations
@@ -42,7 +43,10 @@ def _preload() -> None:
     import aiortc.mediastreams  # noqa: F401
 
     import netsim.peers.agent  # noqa: F401
-    import netsim.services.signaling_client  # noqa: F401
+    import netsim.peers.echo  # noqa: F401
+    import netsim.peers.negotiation  # noqa: F401
+    import netsim.peers.trace  # noqa: F401
+    import netsim.services.signaling_client  # noqa: F401  (imported lazily by the agent)
 
     with contextlib.suppress(Exception):  # the encodings a peer may hit, also lazily imported
         "x".encode("idna")
@@ -175,9 +179,8 @@ class LauncherError(RuntimeError):
 class PeerProcess:
     """A peer forked by the launcher; `wait` returns its PEER record."""
 
-    def __init__(self, launcher: Launcher, req_id: int, result: Path, pid: int) -> None:
+    def __init__(self, launcher: Launcher, result: Path, pid: int) -> None:
         self.launcher = launcher
-        self.id = req_id
         self.result = result
         self.pid = pid
 
@@ -277,7 +280,7 @@ class Launcher:
             msg = self._spawned.pop(req_id, None)
         if msg is None or msg["op"] != "spawned":
             raise LauncherError(f"spawn failed: {msg}")
-        return PeerProcess(self, req_id, result, int(msg["pid"]))
+        return PeerProcess(self, result, int(msg["pid"]))
 
     def _wait_exit(self, pid: int, timeout_s: float) -> bool:
         with self._cond:
