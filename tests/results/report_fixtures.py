@@ -1,4 +1,4 @@
-"""Realistic synthetic result records (DESIGN.md schema) for results/report tests and bench/report.py.
+"""Realistic synthetic result records (records.ResultRecord) for results tests and bench/report.py.
 
 `sample_records()` is a fixed, hand-shaped run of ~60 sessions that exercises every corner the report must
 handle: failed sessions without a selected pair, repeats with differing winners, relay on side b, null
@@ -12,6 +12,8 @@ import json
 import random
 from pathlib import Path
 from typing import Any
+
+from netsim.results.records import TIMING_KEYS
 
 RUN_ID = "20261129-043500-ab12"
 VERSIONS = {
@@ -88,7 +90,8 @@ def _states(rng: random.Random, ok: bool, connect_s: float) -> list[dict[str, An
 
 def _timings(rng: random.Random, connect_s: float | None) -> dict[str, float | None]:
     if connect_s is None:
-        return {"gathering_s": round(rng.uniform(0.05, 0.3), 3), "ice_completed_s": None}
+        gathering = round(rng.uniform(0.05, 0.3), 3)
+        return dict.fromkeys(TIMING_KEYS, None) | {"gathering_s": gathering}
     return {
         "gathering_s": round(connect_s * 0.2, 3),
         "ice_completed_s": round(connect_s * 0.8, 3),
@@ -110,17 +113,38 @@ def _peer(
 ) -> dict[str, Any]:
     ok = verdict != "failed"
     peer_side = "b" if side == "a" else "a"
+    urls = [f"stun:{TURN_IP}:3478"] + ([f"turn:{TURN_IP}:3478?transport=udp"] if turn else [])
     peer: dict[str, Any] = {
-        "role": "controlling" if side == "a" else "controlled",
+        "local_type": None,
+        "remote_type": None,
+        "local": None,
+        "remote": None,
+        "role": None,
         "polite": side == "b",
-        "turn_transport": "udp" if turn else None,
+        "turn_transport": None,
         "state": "connected" if ok else "failed",
+        "ice_urls": urls,
         "candidates": {
             "local": _candidates(side, nat, rng, turn),
             "remote": _candidates(peer_side, other, rng, turn),
         },
         "states": _states(rng, ok, t),
         "timings": _timings(rng, t if ok else None),
+        "negotiation": {
+            "offers_sent": int(side == "a"),
+            "ignored_offers": 0,
+            "rollbacks": 0,
+            "stale_answers": 0,
+            "offerer": side == "a",
+        },
+        "media": {"sent": [], "received": []},
+        "echo": {"sent": 5 if ok else 0, "received": 5 if ok else 0},
+        "launch": {
+            "ready_ms": round(rng.uniform(2.0, 9.0), 3),
+            "pid": rng.randint(1000, 99999),
+            "netns_inode": 4026532000,
+        },
+        "reason": None if ok else "ICE failed",
     }
     if not ok:
         return peer  # failed sessions have no selected pair
@@ -136,12 +160,23 @@ def _peer(
         remote_type = rng.choice(["srflx", "prflx"]) if other != "open" else "host"
     port = rng.randint(40000, 60000)
     peer.update(
+        role="controlling" if side == "a" else "controlled",
+        turn_transport="udp" if local_type == "relay" else None,
         local_type=local_type,
         remote_type=remote_type,
         local=f"{TURN_IP if local_type == 'relay' else _host(side, nat)}:{port}",
         remote=f"{TURN_IP if remote_type == 'relay' else SITE_WAN[peer_side]}:{port + 11}",
     )
     return peer
+
+
+def _needs_relay_run(rng: random.Random, verdict: str, needs_relay: bool | None) -> dict[str, Any] | None:
+    """The relay-less run: only when the main run did not connect directly and it decided something."""
+    if verdict in ("direct", "direct-host") or needs_relay is None:
+        return None
+    if needs_relay:
+        return {"verdict": "failed", "connect_s": None, "reason": "a: ICE failed; b: ICE failed"}
+    return {"verdict": "direct", "connect_s": round(rng.uniform(0.3, 0.6), 3), "reason": None}
 
 
 def make_record(
@@ -175,8 +210,7 @@ def make_record(
     if verdict == "relay" and relay_side is None:
         relay_side = "both" if policy == "relay" else _relay_side(nat_a, nat_b)
     nr: bool | None = truth if needs_relay == "truth" else needs_relay  # type: ignore[assignment]
-    if expected is None:
-        expected = {"needs_relay": truth, "connect": has_turn or not truth}
+    expected = {"needs_relay": truth, "connect": has_turn or not truth, "verdict": None, **(expected or {})}
     connect_s = (
         None
         if verdict == "failed"
@@ -212,6 +246,8 @@ def make_record(
         "timings": _timings(rng, connect_s),
         "a": _peer("a", nat_a, nat_b, verdict, relay_side, rng, has_turn, t),
         "b": _peer("b", nat_b, nat_a, verdict, relay_side, rng, has_turn, t),
+        "needs_relay_run": _needs_relay_run(rng, verdict, nr),
+        "launch": {"ready_ms": [4.2, 5.1], "start_to_first_echo_s": None if connect_s is None else t + 0.01},
         "versions": dict(VERSIONS),
         "coturn_log": None,
         "pcap": pcap,

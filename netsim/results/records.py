@@ -1,0 +1,196 @@
+"""The result record types: what one session leaves in reports/<run-id>/results.jsonl, and summary.json.
+
+This module is the authority for record fields (docs/DESIGN.md points here). Who writes what:
+
+- `netsim.session.run.run_session` builds a `ResultRecord` with every key not marked `NotRequired`, and
+  its `_peer_view` builds each `PeerRecord` from a peer's raw record.
+- the suite (`netsim.suite.catalog.run_one`) adds the `NotRequired` keys: run id, scenario, group, repeat,
+  expectation, pass/mismatch and pcap. A record of `netsim pair` has none of them.
+
+A peer that crashed or was killed leaves only a state and a reason, so its `PeerRecord` has every key with
+null values (`None` below). Readers (the store, the tables, the report) still use `.get()`: records on disk
+are not validated and may come from an older netsim, so a missing key must never crash a report.
+"""
+
+# No `from __future__ import annotations` here: TypedDict needs real annotations at runtime to tell
+# NotRequired keys (__optional_keys__) on Python 3.11.
+from typing import Final, Literal, NotRequired, TypedDict
+
+from netsim.vocab import Policy, RelaySide, Turn, Verdict
+
+CandidateType = Literal["host", "srflx", "prflx", "relay"]  # vocab.CANDIDATE_TYPES
+TurnTransport = Literal["udp", "tcp", "tls"]  # vocab.TURN_TRANSPORTS
+IceRole = Literal["controlling", "controlled"]
+PeerState = Literal["connected", "failed"]
+
+TIMING_KEYS: Final = ("gathering_s", "ice_completed_s", "channel_open_s", "first_echo_s", "rtt_ms")
+
+
+class Timings(TypedDict):
+    """Seconds from the winning offer's creation (rtt in ms); null when a milestone was not reached.
+
+    Session timings count a milestone when both peers reached it and take the slower gathering and the
+    lower rtt; a peer's own timings are its view alone.
+    """
+
+    gathering_s: float | None
+    ice_completed_s: float | None
+    channel_open_s: float | None
+    first_echo_s: float | None
+    rtt_ms: float | None
+
+
+class StateNote(TypedDict):
+    """One state change a peer saw, `t` seconds after its launch was requested."""
+
+    t: float
+    what: str  # "signaling", "gathering", "ice", "dtls", "datachannel", ...
+    state: str  # that machine's new state, e.g. "checking"
+
+
+class Candidates(TypedDict):
+    """SDP candidate lines (`candidate:... typ host ...`) as sent and as received."""
+
+    local: list[str]
+    remote: list[str]
+
+
+class Negotiation(TypedDict):
+    """Perfect-negotiation counters of one peer; `offerer`: its offer is the one the session used."""
+
+    offers_sent: int
+    ignored_offers: int
+    rollbacks: int
+    stale_answers: int
+    offerer: bool
+
+
+class EchoCounts(TypedDict):
+    """Echo data channel pings sent and pongs received."""
+
+    sent: int
+    received: int
+
+
+class MediaTracks(TypedDict):
+    """Track kinds ("audio", "video") sent and received (`netsim pair --media`)."""
+
+    sent: list[str]
+    received: list[str]
+
+
+class PeerLaunch(TypedDict):
+    """How the launcher started the peer: request to child-in-namespace latency, pid, namespace inode."""
+
+    ready_ms: float
+    pid: int
+    netns_inode: int
+
+
+class PeerRecord(TypedDict):
+    """One peer's view of the session (`a` and `b` in a `ResultRecord`)."""
+
+    local_type: CandidateType | None  # the selected pair; null when none was selected
+    remote_type: CandidateType | None
+    local: str | None  # "10.1.0.2:41000"
+    remote: str | None
+    role: IceRole | None
+    polite: bool | None
+    turn_transport: TurnTransport | None  # set when the local candidate is a relay
+    state: PeerState
+    ice_urls: list[str] | None  # the STUN/TURN URLs it was given (never credentials)
+    candidates: Candidates
+    states: list[StateNote]
+    timings: Timings
+    negotiation: Negotiation | None
+    media: MediaTracks | None
+    echo: EchoCounts | None
+    launch: PeerLaunch | None
+    reason: str | None  # why it failed
+
+
+class NeedsRelayRun(TypedDict):
+    """The relay-less second run (STUN only) that decided `needs_relay`."""
+
+    verdict: Verdict
+    connect_s: float | None
+    reason: str | None
+
+
+class LaunchFigures(TypedDict):
+    """Peer-ready latencies of both peers (ms) and process start to first echo (s, the slower peer)."""
+
+    ready_ms: list[float]
+    start_to_first_echo_s: float | None
+
+
+class Versions(TypedDict):
+    """Versions of the software under test; null when not installed or not telling."""
+
+    aiortc: str | None
+    aioice: str | None
+    coturn: str | None
+    kernel: str
+    python: str
+
+
+class Expected(TypedDict):
+    """The expectation a session was checked against (scenarios/expected.toml); nulls: not checked."""
+
+    needs_relay: bool | None
+    connect: bool
+    verdict: Verdict | None
+
+
+class ResultRecord(TypedDict):
+    """One session: one line of results.jsonl."""
+
+    # --- added by the suite ---
+    run_id: NotRequired[str]  # the run directory's name, e.g. "20261129-043500-ab12"
+    scenario: NotRequired[str]  # unique per pairing, e.g. "matrix-turn/full-cone__symmetric"
+    group: NotRequired[str]  # matrix-turn, matrix-noturn, firewall, lan, hairpin, double-nat, ...
+    repeat: NotRequired[int]  # 0-based repeat of the scenario
+    expected: NotRequired[Expected]
+    passed: NotRequired[bool]
+    mismatch: NotRequired[str | None]  # expectation and outcome side by side
+    pcap: NotRequired[str | None]  # capture file, relative to the run directory
+    # --- the session ---
+    nat_a: str | None  # NAT kind in front of each host; null when the topology does not say
+    nat_b: str | None
+    turn: Turn
+    policy: Policy
+    glare: bool
+    verdict: Verdict
+    relay_side: RelaySide | None  # whose path goes through the relay, when the verdict is relay
+    needs_relay: bool | None  # "won" is not "needed"; null: not determined
+    needs_relay_run: NeedsRelayRun | None  # null when the main run already answered
+    reason: str | None  # why a failed session failed
+    connect_s: float | None  # offer to data channel open (timings.channel_open_s)
+    timings: Timings
+    a: PeerRecord
+    b: PeerRecord
+    launch: LaunchFigures
+    versions: Versions
+    coturn_log: str | None  # what coturn logged during the session (its tail)
+    started_at: str  # UTC, "2026-11-29T04:35:00Z"
+
+
+class Shares(TypedDict):
+    """Sessions and shares (0..1, 4 decimals); a share is null when nothing is known to divide by."""
+
+    sessions: int
+    relay_needed_share: float | None  # of the sessions whose needs_relay is known
+    relay_won_share: float | None  # of all sessions
+
+
+class Summary(TypedDict):
+    """summary.json: the whole run, and per NAT kind (a session counts for both of its kinds, once if
+    both sides share the kind)."""
+
+    run_id: str | None
+    sessions: int
+    passed: int
+    failed: int  # every session that did not pass, unchecked ones included
+    relay_needed_share: float | None
+    relay_won_share: float | None
+    per_nat: dict[str, Shares]

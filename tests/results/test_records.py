@@ -1,0 +1,127 @@
+"""netsim.results.records: the record types, the fixtures that stand in for real records, and DESIGN.md."""
+
+from __future__ import annotations
+
+import re
+import types
+import typing
+from pathlib import Path
+from typing import Any, Literal, NotRequired, Union, get_args, get_origin, get_type_hints
+
+import pytest
+from report_fixtures import sample_records, synthetic_records
+
+from netsim.results import records
+from netsim.results.records import PeerRecord, ResultRecord
+
+DESIGN = Path(__file__).resolve().parents[2] / "docs" / "DESIGN.md"
+
+
+def _is_typeddict(tp: Any) -> bool:
+    return isinstance(tp, type) and typing.is_typeddict(tp)
+
+
+def problems(value: Any, tp: Any, where: str = "record") -> list[str]:
+    """Where `value` (parsed JSON) does not fit the type `tp` (TypedDicts, Literal, unions, list, dict)."""
+    origin = get_origin(tp)
+    if origin is NotRequired:
+        return problems(value, get_args(tp)[0], where)
+    if origin in (Union, types.UnionType):
+        fits = [problems(value, arg, where) for arg in get_args(tp)]
+        return [] if any(not f for f in fits) else [f"{where}: {value!r} is none of {tp}"]
+    if tp is type(None):
+        return [] if value is None else [f"{where}: {value!r} is not null"]
+    if origin is Literal:
+        return [] if value in get_args(tp) else [f"{where}: {value!r} not in {get_args(tp)}"]
+    if _is_typeddict(tp):
+        if not isinstance(value, dict):
+            return [f"{where}: {value!r} is not an object"]
+        hints = get_type_hints(tp, include_extras=True)
+        out = [f"{where}: unknown key {k!r}" for k in value if k not in hints]
+        out += [f"{where}: missing key {k!r}" for k in tp.__required_keys__ if k not in value]
+        for key, hint in hints.items():
+            if key in value:
+                out += problems(value[key], hint, f"{where}.{key}")
+        return out
+    if origin is list:
+        if not isinstance(value, list):
+            return [f"{where}: {value!r} is not a list"]
+        return [p for i, v in enumerate(value) for p in problems(v, get_args(tp)[0], f"{where}[{i}]")]
+    if origin is dict:
+        if not isinstance(value, dict):
+            return [f"{where}: {value!r} is not an object"]
+        return [p for k, v in value.items() for p in problems(v, get_args(tp)[1], f"{where}.{k}")]
+    if tp is float:
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        return [] if ok else [f"{where}: {value!r} is not a number"]
+    if tp is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+        return [] if ok else [f"{where}: {value!r} is not an integer"]
+    if tp in (str, bool):
+        return [] if isinstance(value, tp) else [f"{where}: {value!r} is not {tp.__name__}"]
+    raise TypeError(f"{where}: the checker does not know {tp!r}")
+
+
+def test_checker_catches_drift() -> None:
+    good = sample_records()[0]
+    assert problems(good, ResultRecord) == []
+    bad: dict[str, Any] = {**good, "verdict": "sideways", "colour": "red"}
+    del bad["a"]
+    bad["b"] = {**bad["b"], "timings": {**bad["b"]["timings"], "rtt_ms": "fast"}}
+    assert problems(bad, ResultRecord) == [
+        "record: unknown key 'colour'",
+        "record: missing key 'a'",
+        "record.verdict: 'sideways' not in ('direct-host', 'direct', 'relay', 'failed')",
+        "record.b.timings.rtt_ms: 'fast' is none of float | None",
+    ]
+
+
+@pytest.mark.parametrize("make", [sample_records, lambda: synthetic_records(300)], ids=["sample", "bench"])
+def test_fixture_records_are_result_records(make: Any) -> None:
+    """The report's tests and benchmark read records shaped exactly like the session and suite write."""
+    for i, record in enumerate(make()):
+        assert problems(record, ResultRecord, f"record {i}") == []
+
+
+def test_a_crashed_peer_fits_peer_record() -> None:
+    """What the session makes of a peer that left only a state and a reason."""
+    crashed = {
+        **dict.fromkeys(get_type_hints(PeerRecord), None),
+        "state": "failed",
+        "candidates": {"local": [], "remote": []},
+        "states": [],
+        "timings": dict.fromkeys(records.TIMING_KEYS, None),
+        "reason": "peer process killed after the wait timeout",
+    }
+    assert problems(crashed, PeerRecord) == []
+
+
+def test_a_pair_record_has_no_suite_keys() -> None:
+    """`netsim pair` records (no run, scenario, group, repeat, expectation, pcap) are ResultRecords too."""
+    suite_keys = {"run_id", "scenario", "group", "repeat", "expected", "passed", "mismatch", "pcap"}
+    assert ResultRecord.__optional_keys__ == suite_keys
+    pair = {k: v for k, v in sample_records()[0].items() if k not in suite_keys}
+    assert problems(pair, ResultRecord) == []
+
+
+def test_timing_keys_are_the_timings_fields() -> None:
+    assert records.TIMING_KEYS == tuple(get_type_hints(records.Timings))
+
+
+def _design_section() -> str:
+    text = DESIGN.read_text()
+    start = text.index("## Result record")
+    end = text.find("\n## ", start + 1)
+    return text[start : end if end != -1 else len(text)]
+
+
+def test_design_md_points_at_records_and_lists_every_field() -> None:
+    """docs/DESIGN.md's field list is the TypedDicts' keys, no more, no less (it cannot drift silently)."""
+    section = _design_section()
+    assert "netsim/results/records.py" in section
+    listed: dict[str, list[str]] = {}
+    for item in re.findall(r"^- .*(?:\n  .*)*", section, re.M):  # list items with their continuation lines
+        name, _, fields = item.partition(":")
+        listed[name.split("`")[1]] = re.findall(r"`(\w+)`", fields)
+    for name in ("ResultRecord", "PeerRecord", "Summary"):
+        assert listed.get(name) == list(get_type_hints(getattr(records, name))), name
