@@ -17,9 +17,10 @@ import time
 from typing import Any
 
 from netsim.lab.lab import Lab
-from netsim.peers.launcher import Launcher
-from netsim.session.run import run_session
 from netsim.lab.topology import standard_topology
+from netsim.peers.launcher import Launcher
+from netsim.session.options import SessionOptions
+from netsim.session.run import run_session
 
 TARGET_READY_MS = 50.0
 # (nat_a, nat_b, turn, policy): one pairing per verdict, plus TURN over TCP.
@@ -47,9 +48,8 @@ def run(repeat: int) -> dict[str, Any]:
         for nat_a, nat_b, turn, policy in PAIRINGS:
             with Lab(standard_topology(nat_a, nat_b)) as lab:
                 for _ in range(repeat):
-                    rec = run_session(
-                        lab, turn=turn, policy=policy, determine_needs_relay=False, launcher=launcher
-                    )
+                    opts = SessionOptions(turn=turn, policy=policy, needs_relay=False, deadline_s=10.0)
+                    rec = run_session(lab, opts, launcher=launcher)
                     first = rec["launch"]["start_to_first_echo_s"]
                     sessions.append((nat_a, nat_b, turn, policy, rec["verdict"], first))
                     ready_ms += rec["launch"]["ready_ms"]

@@ -40,7 +40,7 @@ CANDIDATE = (
 
 
 def start_server() -> tuple[subprocess.Popen[str], str]:
-    cmd = [sys.executable, "-m", "netsim.services.signaling", "signaling", "--host", "127.0.0.1", "--port", "0"]
+    cmd = [sys.executable, "-m", "netsim", "signaling", "--host", "127.0.0.1", "--port", "0"]
     cmd += ["--secret", SECRET, "--rate", "0", "--log-level", "warning"]
     proc = subprocess.Popen(
         cmd, stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(REPO)}

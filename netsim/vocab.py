@@ -43,7 +43,7 @@ CANDIDATE_TYPES: Final = ("host", "srflx", "prflx", "relay")
 Verdict = Literal["direct-host", "direct", "relay", "failed"]
 RelaySide = Literal["a", "b", "both"]
 
-# --- suite groups whose expectations come from the NAT matrix ------------------------------------------------
+# --- suite groups whose expectations come from the NAT matrix ----------------------------------------------
 MATRIX_TURN: Final = "matrix-turn"
 MATRIX_NOTURN: Final = "matrix-noturn"
 MATRIX_GROUPS: Final = (MATRIX_TURN, MATRIX_NOTURN)
@@ -53,5 +53,5 @@ POPULATION: Final = "population"
 STUN_PORT: Final = 3478  # coturn: STUN and TURN over UDP and TCP
 TURN_TLS_PORT: Final = 5349
 AUX_PORT: Final = 443  # coturn's TCP/TLS listener that gets through the udp-blocked firewall
-SIGNALING_PORT: Final = 443  # the signaling server, on the server's second address (also through the firewall)
+SIGNALING_PORT: Final = 443  # the signaling server on the second server address (also through the firewall)
 RELAY_PORTS: Final = (50000, 59999)

@@ -1,6 +1,6 @@
 """pytest plumbing for the scenario suite: one run id across xdist workers, a preloaded peer launcher per
-worker, results appended to reports/<run-id>/results.jsonl, and at the end a summary, the matrix tables in
-the terminal, and the HTML report."""
+worker, results appended to reports/<run-id>/results.jsonl, and at the end the same summary, matrix tables
+and HTML report as the netsim commands (netsim.suite.runner.finish_run)."""
 
 from __future__ import annotations
 
@@ -12,15 +12,17 @@ from typing import Any
 import pytest
 
 from netsim.results import store as results
-from netsim.suite import catalog as suite
+from netsim.suite.expectations import load_expectations
+from netsim.suite.runner import finish_run
 
-REPO = Path(__file__).resolve().parent.parent
+SCENARIOS = Path(__file__).resolve().parent
+EXPECTED = SCENARIOS / "expected.toml"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("netsim")
     group.addoption("--repeats", type=int, default=1, help="run every scenario N times (default 1)")
-    group.addoption("--reports", default=str(REPO / "reports"), help="where run directories go (reports/)")
+    group.addoption("--reports", default="reports", help="where run directories go (default ./reports)")
     group.addoption("--run-id", default=None, help="run id (default: a new one per pytest run)")
     group.addoption("--no-report", action="store_true", help="skip building the HTML report at the end")
     group.addoption("--pcap", action="store_true", help="capture every session's internet segment (tcpdump)")
@@ -46,14 +48,18 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("repeat", range(n), ids=[f"r{i}" for i in range(n)] if n > 1 else [""])
 
 
+def _reports(config: pytest.Config) -> Path:
+    return Path(config.getoption("--reports"))
+
+
 @pytest.fixture(scope="session")
 def run_dir(pytestconfig: pytest.Config) -> Path:
-    return results.run_dir(pytestconfig.getoption("--reports"), pytestconfig.netsim_run_id)  # type: ignore[attr-defined]
+    return results.run_dir(_reports(pytestconfig), pytestconfig.netsim_run_id)  # type: ignore[attr-defined]
 
 
 @pytest.fixture(scope="session")
 def expectations() -> dict[str, Any]:
-    return suite.load_expectations()
+    return load_expectations(EXPECTED)
 
 
 @pytest.fixture(scope="session")
@@ -70,28 +76,15 @@ def launcher() -> Iterator[Any]:
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
     if hasattr(config, "workerinput"):
         return
-    directory = results.run_dir(config.getoption("--reports"), config.netsim_run_id)  # type: ignore[attr-defined]
-    if not (directory / "results.jsonl").exists():
+    directory = _reports(config) / config.netsim_run_id  # type: ignore[attr-defined]
+    summary = finish_run(directory, _reports(config), report=not config.getoption("--no-report"))
+    if summary is None:
         return
-    records = results.load_records(directory)
-    results.write_summary(directory)
     tr = terminalreporter
-    for group in ("matrix-turn", "matrix-noturn"):
-        if any(r.get("group") == group for r in records):
-            tr.write_sep("-", f"netsim {group} (rows: NAT of a, columns: NAT of b)")
-            tr.write_line(results.matrix_table(records, group))
-    summary = results.summarize(records, config.netsim_run_id)  # type: ignore[attr-defined]
+    for group, table in summary.matrices:
+        tr.write_sep("-", f"netsim {group} (rows: NAT of a, columns: NAT of b)")
+        tr.write_line(table)
     tr.write_sep("-", "netsim summary")
-    tr.write_line(
-        f"{summary['sessions']} sessions, relay needed in {_pct(summary['relay_needed_share'])}, "
-        f"relay won in {_pct(summary['relay_won_share'])}; results in {directory}"
-    )
-    if not config.getoption("--no-report"):
-        from netsim.results import report
-
-        page = report.build_report(directory, Path(config.getoption("--reports")))
-        tr.write_line(f"HTML report: {page}")
-
-
-def _pct(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.0%}"
+    tr.write_line(summary.line)
+    if summary.report is not None:
+        tr.write_line(f"HTML report: {summary.report}")

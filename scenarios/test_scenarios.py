@@ -8,14 +8,16 @@ from typing import Any
 import pytest
 
 from netsim.results import store as results
-from netsim.suite import catalog as suite
+from netsim.suite.catalog import catalog
+from netsim.suite.runner import run_one
+from netsim.suite.scenario import Scenario
 
-CATALOG = suite.catalog()
+CATALOG = catalog(Path(__file__).resolve().parent)
 
 
 @pytest.mark.parametrize("scn", CATALOG, ids=[s.id for s in CATALOG])
 def test_scenario(
-    scn: suite.Scenario,
+    scn: Scenario,
     repeat: int,
     launcher: Any,
     run_dir: Path,
@@ -24,6 +26,6 @@ def test_scenario(
 ) -> None:
     run_id = pytestconfig.netsim_run_id  # type: ignore[attr-defined]
     pcap_dir = run_dir / "pcap" if pytestconfig.getoption("--pcap") else None
-    record, problem = suite.run_one(scn, launcher, expectations, run_id, repeat, pcap_dir=pcap_dir)
+    record, problem = run_one(scn, launcher, expectations, run_id, repeat, pcap_dir=pcap_dir)
     results.append_record(run_dir, record)
     assert problem is None, f"{scn.id}:\n{problem}"

@@ -14,17 +14,14 @@ Design notes:
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import hashlib
 import hmac
 import json
 import logging
-import os
 import re
 import socket
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -493,68 +490,3 @@ def run_in_thread(
         server.should_exit = True
         thread.join(15)
         sock.close()
-
-
-# --- command line ----------------------------------------------------------------------------------------
-
-
-def add_cli(sub: Any) -> None:
-    """Register `signaling` and `token` on an argparse subparsers object (sets `func` on each)."""
-    p = sub.add_parser("signaling", help="run the WebSocket signaling server (no lab needed)")
-    p.add_argument("--host", default=DEFAULT_HOST, help=f"listen address (default {DEFAULT_HOST})")
-    p.add_argument(
-        "--port", type=int, default=DEFAULT_PORT, help=f"TCP port, 0 = any (default {DEFAULT_PORT})"
-    )
-    p.add_argument("--secret", default=None, help=f"token secret (default: ${SECRET_ENV})")
-    p.add_argument(
-        "--rate", type=float, default=DEFAULT_RATE, help="messages/s per connection, 0 = unlimited"
-    )
-    p.add_argument("--burst", type=int, default=DEFAULT_BURST, help="rate limiter bucket size")
-    p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
-    p.set_defaults(func=cli_signaling)
-    t = sub.add_parser("token", help="print the signaling token of a user")
-    t.add_argument("--secret", default=None, help=f"token secret (default: ${SECRET_ENV})")
-    t.add_argument("user")
-    t.set_defaults(func=cli_token)
-
-
-def _secret(args: argparse.Namespace) -> str | None:
-    secret = args.secret or os.environ.get(SECRET_ENV)
-    if not secret:
-        print(f"netsim: a secret is required (--secret or ${SECRET_ENV})", file=sys.stderr)
-    return secret
-
-
-def cli_signaling(args: argparse.Namespace) -> int:
-    secret = _secret(args)
-    if not secret:
-        return 2
-
-    def announce(url: str) -> None:
-        print(f"signaling: listening on {url}/ws/{{user}}?token=T", flush=True)
-
-    serve(args.host, args.port, secret, args.rate, args.burst, log_level=args.log_level, on_ready=announce)
-    return 0
-
-
-def cli_token(args: argparse.Namespace) -> int:
-    secret = _secret(args)
-    if not secret:
-        return 2
-    if not USER_RE.fullmatch(args.user):
-        print(f"netsim: invalid user id {args.user!r}", file=sys.stderr)
-        return 2
-    print(make_token(secret, args.user))
-    return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`python -m netsim.signaling {signaling,token} ...` (same as the netsim subcommands)."""
-    parser = argparse.ArgumentParser(prog="python -m netsim.signaling")
-    add_cli(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    return int(args.func(args))
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -79,7 +79,8 @@ ERRORS = _Errors()
 def no_server_errors() -> Iterator[None]:
     """Any ERROR logged by uvicorn, asyncio or the app (crash, unretrieved task exception) fails the test."""
     loggers = [
-        logging.getLogger(name) for name in ("uvicorn", "uvicorn.error", "asyncio", "netsim.services.signaling")
+        logging.getLogger(name)
+        for name in ("uvicorn", "uvicorn.error", "asyncio", "netsim.services.signaling")
     ]
     for logger in loggers:
         logger.addHandler(ERRORS)
@@ -667,12 +668,12 @@ def _env() -> dict[str, str]:
 
 def test_cli_token_matches_make_token() -> None:
     out = subprocess.run(
-        [sys.executable, "-m", "netsim.services.signaling", "token", "--secret", "cli-secret", "dave"],
+        [sys.executable, "-m", "netsim", "token", "--secret", "cli-secret", "dave"],
         capture_output=True, text=True, env=_env(), check=True, timeout=20,
     )  # fmt: skip
     assert out.stdout.strip() == make_token("cli-secret", "dave")
     missing = subprocess.run(
-        [sys.executable, "-m", "netsim.services.signaling", "token", "dave"],
+        [sys.executable, "-m", "netsim", "token", "dave"],
         capture_output=True,
         text=True,
         env=_env(),
@@ -681,7 +682,7 @@ def test_cli_token_matches_make_token() -> None:
 
 
 def test_standalone_server_process_keeps_tokens_out_of_logs() -> None:
-    cmd = [sys.executable, "-m", "netsim.services.signaling", "signaling", "--host", "127.0.0.1", "--port", "0"]
+    cmd = [sys.executable, "-m", "netsim", "signaling", "--host", "127.0.0.1", "--port", "0"]
     proc = subprocess.Popen(
         [*cmd, "--secret", "proc-secret", "--log-level", "info"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(),

@@ -1,7 +1,8 @@
-"""Sessions: verdict rules (pure), then real pairings through emulated NATs and coturn (root)."""
+"""Sessions: real pairings through emulated NATs and coturn (root), and the peer configuration they use."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -9,51 +10,8 @@ from typing import Any
 import pytest
 
 from netsim.peers.launcher import Launcher
-from netsim.session.run import format_record, negotiated, peer_config, run_session, session_timings, verdict
-
-
-def _peer(local: str | None, remote: str | None, state: str = "connected") -> dict[str, Any]:
-    return {"state": state, "local_type": local, "remote_type": remote}
-
-
-@pytest.mark.parametrize(
-    ("a", "b", "expected"),
-    [
-        (_peer("host", "host"), _peer("host", "host"), ("direct-host", None)),
-        (_peer("host", "srflx"), _peer("host", "srflx"), ("direct", None)),
-        (_peer("host", "prflx"), _peer("host", "srflx"), ("direct", None)),
-        (_peer("relay", "prflx"), _peer("host", "relay"), ("relay", "a")),
-        (_peer("host", "relay"), _peer("relay", "srflx"), ("relay", "b")),
-        (_peer("relay", "relay"), _peer("relay", "relay"), ("relay", "both")),
-        (_peer("host", "host"), _peer(None, None, "failed"), ("failed", None)),
-        (_peer("relay", "relay", "failed"), _peer("relay", "relay"), ("failed", None)),
-    ],
-)
-def test_verdict(a: dict[str, Any], b: dict[str, Any], expected: tuple[str, str | None]) -> None:
-    assert verdict(a, b) == expected
-
-
-def test_session_timings_use_the_winning_offer_and_the_later_peer() -> None:
-    a: dict[str, Any] = {
-        "negotiation": {"offerer": True},
-        "marks": {"offer": 100.0, "ice_completed": 100.5, "channel_open": 100.6, "first_echo": 100.62},
-        "timings": {"gathering_s": 0.01, "rtt_ms": 0.9},
-    }
-    b: dict[str, Any] = {
-        "negotiation": {"offerer": False},
-        "marks": {"offer": 100.02, "ice_completed": 100.45, "channel_open": 100.7, "first_echo": 100.71},
-        "timings": {"gathering_s": 0.03, "rtt_ms": 0.8},
-    }
-    t = session_timings(a, b)
-    assert t == {
-        "gathering_s": 0.03,
-        "ice_completed_s": 0.5,
-        "channel_open_s": 0.7,
-        "first_echo_s": 0.71,
-        "rtt_ms": 0.8,
-    }
-    b["marks"] = {k: v for k, v in b["marks"].items() if k != "first_echo"}
-    assert session_timings(a, b)["first_echo_s"] is None
+from netsim.session.options import SessionOptions
+from netsim.session.run import peer_config, run_session
 
 
 def test_peer_config_matches_peer_config_fields() -> None:
@@ -63,33 +21,17 @@ def test_peer_config_matches_peer_config_fields() -> None:
 
     def cfg(side: str, glare: bool, first: str = "a") -> dict[str, Any]:
         servers: list[dict[str, Any]] = [{"urls": "stun:s"}]
-        return peer_config(
-            side,
-            f"{side}-1",
-            "x",
-            "ws://s",
-            "tok",
-            servers,
-            policy="relay",
-            glare=glare,
-            glare_first=first,
-            deadline_s=7.0,
-            media=True,
-        )
+        opts = SessionOptions(policy="relay", glare=glare, glare_first=first, deadline_s=7.0, media=True)
+        return peer_config(side, {"a": "a-1", "b": "b-1"}, "ws://s", "tok", servers, opts)
 
     assert set(cfg("a", False)) <= {f.name for f in fields(PeerConfig)}  # from_dict would drop a typo
     a, b = PeerConfig.from_dict(cfg("a", False)), PeerConfig.from_dict(cfg("b", False))
     assert (a.polite, a.offer, b.polite, b.offer) == (False, True, True, False)
+    assert (a.user, a.target, b.user, b.target) == ("a-1", "b-1", "b-1", "a-1")
     assert (a.policy, a.deadline_s, a.media, a.ice_servers) == ("relay", 7.0, True, [{"urls": "stun:s"}])
     assert cfg("a", True)["offer"] and cfg("b", True)["offer"]
     assert (cfg("a", True, "b")["offer_delay_s"], cfg("b", True, "b")["offer_delay_s"]) == (0.5, 0.0)
     assert (cfg("a", True, "a")["offer_delay_s"], cfg("b", True, "a")["offer_delay_s"]) == (0.0, 0.5)
-
-
-def test_negotiated() -> None:
-    assert negotiated({"candidates": {"local": ["x"], "remote": ["y"]}})
-    assert not negotiated({"candidates": {"local": ["x"], "remote": []}})
-    assert not negotiated({"state": "failed"})
 
 
 # --- real sessions ---------------------------------------------------------------------------------------
@@ -106,12 +48,13 @@ def _session(nat_a: str, nat_b: str, launcher: Launcher, **kwargs: Any) -> dict[
     from netsim.lab.lab import Lab
     from netsim.lab.topology import standard_topology
 
+    kwargs.setdefault("deadline_s", 10.0)  # generous: these tests assert outcomes, not speed
     with Lab(standard_topology(nat_a, nat_b)) as lab:
-        return run_session(lab, launcher=launcher, **kwargs)
+        return run_session(lab, SessionOptions(**kwargs), launcher=launcher)
 
 
 def _check_connected(rec: dict[str, Any]) -> None:
-    print("\n" + format_record(rec))  # shown by pytest when an assertion below fails
+    print("\n" + json.dumps(rec, indent=1, default=str))  # shown by pytest when an assertion below fails
     print({k: rec[k] for k in ("needs_relay", "needs_relay_run", "reason")})
     assert rec["verdict"] != "failed", rec["reason"]
     for side in ("a", "b"):
@@ -183,7 +126,7 @@ def test_port_restricted_cones_connect_directly(launcher: Launcher) -> None:
 @root
 @pytest.mark.usefixtures("no_leftovers")
 def test_udp_blocked_connects_through_turn_over_tcp_443(launcher: Launcher) -> None:
-    rec = _session("udp-blocked", "port-restricted-cone", launcher, turn="tcp", determine_needs_relay=False)
+    rec = _session("udp-blocked", "port-restricted-cone", launcher, turn="tcp", needs_relay=False)
     _check_connected(rec)
     assert rec["verdict"] == "relay" and rec["relay_side"] in ("a", "both")
     assert rec["a"]["local_type"] == "relay" and rec["a"]["turn_transport"] == "tcp"
@@ -214,9 +157,8 @@ def test_glare_resolves_ten_times_in_a_row(launcher: Launcher, first: str) -> No
 
     with Lab(standard_topology("port-restricted-cone", "full-cone")) as lab:
         for _ in range(10):
-            rec = run_session(
-                lab, launcher=launcher, glare=True, glare_first=first, determine_needs_relay=False
-            )
+            opts = SessionOptions(glare=True, glare_first=first, needs_relay=False, deadline_s=10.0)
+            rec = run_session(lab, opts, launcher=launcher)
             _check_connected(rec)
             neg_a, neg_b = rec["a"]["negotiation"], rec["b"]["negotiation"]
             assert neg_b["rollbacks"] == 1 and neg_a["rollbacks"] == 0, (neg_a, neg_b)

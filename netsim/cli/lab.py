@@ -1,0 +1,136 @@
+"""Lab commands: up, exec, down, list, cleanup, classify."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from netsim.cli.common import EXIT_OK, InputError, print_json
+from netsim.vocab import NAT_PRESETS
+
+
+def add_parsers(sub: Any) -> None:
+    up = sub.add_parser("up", help="build a lab and leave it up")
+    up.add_argument("scenario", nargs="?", help="scenario TOML file (default: the standard two-site lab)")
+    up.add_argument("--nat-a", default="port-restricted-cone", choices=NAT_PRESETS, metavar="KIND")
+    up.add_argument("--nat-b", default="port-restricted-cone", choices=NAT_PRESETS, metavar="KIND")
+    up.add_argument("--signaling", action="store_true", help="also start the signaling server")
+    up.add_argument("--json", action="store_true")
+    up.set_defaults(func=cmd_up)
+    ex = sub.add_parser("exec", help="run a command in a node's namespace")
+    ex.add_argument("lab")
+    ex.add_argument("node")
+    ex.add_argument("cmd", nargs=argparse.REMAINDER)
+    ex.set_defaults(func=cmd_exec)
+    down = sub.add_parser("down", help="tear a lab down")
+    down.add_argument("lab")
+    down.set_defaults(func=cmd_down)
+    clean = sub.add_parser("cleanup", help="remove labs left behind by runs that died")
+    clean.add_argument("--all", action="store_true", help="remove every netsim lab, kept ones included")
+    clean.set_defaults(func=cmd_cleanup)
+    ls = sub.add_parser("list", help="list netsim labs on this machine")
+    ls.set_defaults(func=cmd_list)
+    cl = sub.add_parser("classify", help="build a lab with one NAT and measure how it behaves")
+    cl.add_argument("type", nargs="?", choices=NAT_PRESETS, metavar="KIND", help="NAT preset")
+    cl.add_argument("--rules", help="a ruleset file instead of a preset")
+    cl.add_argument("--lifetime", action="store_true", help="also measure the mapping lifetime (slow)")
+    cl.add_argument("--json", action="store_true")
+    cl.set_defaults(func=cmd_classify)
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from netsim.lab.lab import Lab
+    from netsim.lab.topology import standard_topology
+    from netsim.suite.scenario import load_scenario_file
+
+    topo = load_scenario_file(args.scenario).topology if args.scenario else None
+    lab = Lab(topo or standard_topology(args.nat_a, args.nat_b), keep=True)
+    with lab:
+        if args.signaling:
+            lab.start_signaling(in_process=False)
+    info: dict[str, Any] = lab.describe()
+    if lab.signaling_url:
+        info["signaling"] = {"url": lab.signaling_url, "secret": lab.signaling_secret}
+    if lab.coturn is not None:
+        info["coturn"] = {
+            "ips": list(lab.coturn.ips),
+            "secret": lab.coturn.secret,
+            "log": str(lab.coturn.log_path),
+        }
+    if args.json:
+        print(json.dumps(info))
+        return EXIT_OK
+    print(f"lab {lab.id} is up ({lab.topology.name}); remove it with: netsim down {lab.id}")
+    for name, node in info["nodes"].items():
+        print(f"  {name:<10} {node['netns']:<24} {' '.join(node['addresses'])}")
+    return EXIT_OK
+
+
+def cmd_exec(args: argparse.Namespace) -> int:
+    from netsim.lab import netns, registry
+
+    entry = registry.lookup(args.lab)
+    node = entry["nodes"].get(args.node)
+    if node is None:
+        raise InputError(f"no node {args.node!r} in lab {args.lab} (nodes: {', '.join(entry['nodes'])})")
+    cmd = list(args.cmd)
+    if cmd and cmd[0] == "--":
+        cmd = cmd[1:]
+    if not cmd:
+        raise InputError("exec: no command given (netsim exec LAB NODE -- CMD ...)")
+    return netns.run(node["netns"], cmd).returncode
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    from netsim.lab import registry
+
+    registry.remove(registry.lookup(args.lab))
+    print(f"lab {args.lab} removed")
+    return EXIT_OK
+
+
+def cmd_cleanup(args: argparse.Namespace) -> int:
+    from netsim.lab import registry
+
+    removed = registry.cleanup(all_labs=args.all)
+    print(f"removed {len(removed)} lab(s){': ' + ' '.join(removed) if removed else ''}")
+    return EXIT_OK
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from netsim.lab import registry
+
+    for entry in registry.registered():
+        state = "kept" if entry.get("keep") else ("running" if registry.owner_alive(entry) else "orphaned")
+        print(f"{entry['lab']}  {entry.get('topology', '?'):<16} {state:<9} pid {entry['owner_pid']}")
+    return EXIT_OK
+
+
+def cmd_classify(args: argparse.Namespace) -> int:
+    from netsim.lab import probe
+    from netsim.lab.lab import Lab
+    from netsim.lab.nat import preset
+    from netsim.lab.topology import Site, Topology
+
+    if args.rules:
+        rules = Path(args.rules)
+        if not rules.is_file():
+            raise InputError(f"--rules: no such file: {rules}")
+        spec = preset("custom", rules_file=str(rules.resolve()))
+    elif args.type:
+        spec = preset(args.type)
+    else:
+        raise InputError("classify: give a NAT type or --rules FILE")
+    # Two hosts behind the NAT under test: hairpinning is judged between them (Linux never routes a
+    # packet back to the host that sent it).
+    sites = (Site("nat-a", spec, ("a", "a2")), Site("nat-b", preset("open"), ("b",)))
+    with Lab(Topology("classify", sites=sites)) as lab:
+        result = probe.classify(lab, "a", measure_lifetime=args.lifetime)
+    if args.json:
+        print_json(result)
+    else:
+        for key, value in result.items():
+            print(f"{key:<10} {value}")
+    return EXIT_OK

@@ -1,0 +1,191 @@
+"""Session commands: pair (one pairing), matrix, run (scenario files), population, report."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+from typing import Any
+
+from netsim.cli.common import EXIT_MISMATCH, EXIT_OK, InputError, positive_float, positive_int, print_json
+from netsim.vocab import FAILED, NAT_KINDS, NAT_PRESETS, POLICIES, SIDES, TURN_CHOICES
+
+DEFAULT_MIX = "open=0.05,full-cone=0.15,restricted-cone=0.15,port-restricted-cone=0.45,symmetric=0.2"
+REPORTS_ENV = "NETSIM_REPORTS"
+
+
+def add_parsers(sub: Any) -> None:
+    _pair_parser(sub)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--repeats", type=positive_int, default=1, help="run every scenario N times")
+    common.add_argument(
+        "--reports", default=None, help=f"reports root (default: ${REPORTS_ENV} or ./reports)"
+    )
+    common.add_argument(
+        "--expected",
+        type=Path,
+        default=None,
+        help="expectations (default: ./scenarios/expected.toml if present; else outcomes are unchecked)",
+    )
+    common.add_argument("--no-report", action="store_true", help="skip the HTML report")
+    common.add_argument("--pcap", action="store_true", help="capture the internet segment of every session")
+    mx = sub.add_parser("matrix", parents=[common], help="run the NAT x NAT matrix and write a report")
+    mx.add_argument("--turn", choices=TURN_CHOICES, default="udp")
+    mx.add_argument("--kinds", default=",".join(NAT_KINDS), help="comma-separated NAT kinds")
+    mx.set_defaults(func=cmd_matrix)
+    run = sub.add_parser("run", parents=[common], help="run the session of scenario TOML files")
+    run.add_argument("files", nargs="+", type=Path)
+    run.set_defaults(func=cmd_run)
+    pop = sub.add_parser("population", parents=[common], help="run pairings drawn from a NAT mix")
+    pop.add_argument("--size", type=positive_int, default=20)
+    pop.add_argument("--mix", default=DEFAULT_MIX, help=f"kind=weight,... (default {DEFAULT_MIX})")
+    pop.add_argument("--seed", type=int, default=1)
+    pop.add_argument("--turn", choices=TURN_CHOICES, default="udp")
+    pop.set_defaults(func=cmd_population)
+    rep = sub.add_parser("report", help="(re)build the HTML report of a run")
+    rep.add_argument("run_dir", metavar="RUN_DIR", type=Path, help="run directory, e.g. reports/<run-id>")
+    rep.set_defaults(func=cmd_report)
+
+
+def _pair_parser(sub: Any) -> None:
+    p = sub.add_parser("pair", help="run one WebRTC session between two NATed hosts in a fresh lab")
+    p.add_argument("--nat-a", required=True, choices=NAT_PRESETS, metavar="KIND", help="NAT in front of a")
+    p.add_argument("--nat-b", required=True, choices=NAT_PRESETS, metavar="KIND", help="NAT in front of b")
+    p.add_argument("--turn", choices=TURN_CHOICES, default="udp", help="TURN transport (default udp)")
+    p.add_argument("--policy", choices=POLICIES, default="all", help="ICE transport policy (default all)")
+    p.add_argument("--glare", action="store_true", help="both peers offer at once (perfect negotiation)")
+    p.add_argument("--glare-first", choices=SIDES, default="a", help="whose offer is sent first")
+    p.add_argument(
+        "--deadline",
+        type=positive_float,
+        default=None,
+        help="connect deadline in seconds (default: the suite's rule, 3 s; behind the UDP firewall 4 s plus "
+        "5 s per blocked side, whose gathering waits out the STUN timeout)",
+    )
+    p.add_argument("--media", action="store_true", help="also send a synthetic audio and video track")
+    p.add_argument("--no-needs-relay", action="store_true", help="skip the relay-less second run")
+    for side in SIDES:
+        p.add_argument(f"--loss-{side}", type=float, default=0.0, help=f"random loss at nat-{side}, percent")
+        p.add_argument(f"--rate-{side}", type=int, default=None, help=f"rate limit at nat-{side}, kbit/s")
+    p.add_argument("--json", action="store_true", help="print the result record as JSON")
+    p.set_defaults(func=cmd_pair)
+
+
+def cmd_pair(args: argparse.Namespace) -> int:
+    """Exit 0 when the session connected, 1 when it failed."""
+    from netsim.lab.impair import Impairment
+    from netsim.lab.lab import Lab
+    from netsim.lab.topology import standard_topology
+    from netsim.peers.launcher import Launcher
+    from netsim.session.run import run_session
+    from netsim.suite.scenario import default_options
+
+    impairs = {s: Impairment(getattr(args, f"loss_{s}"), getattr(args, f"rate_{s}")) for s in SIDES}
+    topo = standard_topology(args.nat_a, args.nat_b, impair_a=impairs["a"], impair_b=impairs["b"])
+    options: dict[str, Any] = dict(
+        turn=args.turn,
+        policy=args.policy,
+        glare=args.glare,
+        glare_first=args.glare_first,
+        media=args.media,
+        needs_relay=not args.no_needs_relay,
+    )
+    if args.deadline is not None:
+        options["deadline_s"] = args.deadline
+    opts = default_options(topo, **options)  # validated before anything is built
+    with Launcher() as launcher, Lab(topo) as lab:  # the launcher imports while the lab builds
+        record = run_session(lab, opts, launcher=launcher)
+    if args.json:
+        print_json(record)
+    else:
+        print(format_record(record))
+    return EXIT_OK if record["verdict"] != FAILED else EXIT_MISMATCH
+
+
+def format_record(rec: dict[str, Any]) -> str:
+    """A session record in a few lines for the terminal."""
+    lines = [
+        f"{rec['nat_a']} x {rec['nat_b']}  turn={rec['turn']} policy={rec['policy']} glare={rec['glare']}",
+        f"verdict: {rec['verdict']}"
+        + (f" (relayed by {rec['relay_side']})" if rec["relay_side"] else "")
+        + f"  needs_relay: {rec['needs_relay']}  connect_s: {rec['connect_s']}",
+    ]
+    for side in SIDES:
+        p = rec[side]
+        via = f" via TURN/{p['turn_transport']}" if p["turn_transport"] else ""
+        lines.append(
+            f"  {side}: {p['local_type']} {p['local']} -> {p['remote_type']} {p['remote']} ({p['role']}){via}"
+        )
+    lines.append("  timings: " + ", ".join(f"{k}={v}" for k, v in rec["timings"].items()))
+    if rec["reason"]:
+        lines.append(f"  reason: {rec['reason']}")
+    return "\n".join(lines)
+
+
+def reports_root(args: argparse.Namespace) -> Path:
+    """--reports, else $NETSIM_REPORTS, else ./reports of the working directory."""
+    return Path(args.reports or os.environ.get(REPORTS_ENV) or "reports")
+
+
+def _run(scenarios: list[Any], args: argparse.Namespace) -> int:
+    """Run scenarios into a new run directory; exit 1 if any expectation was violated."""
+    from netsim.results import store as results
+    from netsim.suite.runner import finish_run, run_many
+
+    if not scenarios:
+        raise InputError("nothing to run")
+    table = _expectations(args)
+    root = reports_root(args)
+    directory = results.run_dir(root, results.new_run_id())
+    failures = run_many(scenarios, args.repeats, table, directory, pcap=args.pcap)
+    summary = finish_run(directory, root, report=not args.no_report)
+    if summary is not None:
+        for _group, table_text in summary.matrices:
+            print(table_text)
+        print(summary.line)
+        if summary.report is not None:
+            print(f"HTML report: {summary.report}")
+    return EXIT_MISMATCH if failures else EXIT_OK
+
+
+def _expectations(args: argparse.Namespace) -> dict[str, Any]:
+    """--expected FILE, else ./scenarios/expected.toml when it exists, else none (outcomes unchecked)."""
+    from netsim.suite.expectations import load_expectations
+
+    if args.expected is not None:
+        return load_expectations(args.expected)
+    default = Path("scenarios") / "expected.toml"
+    return load_expectations(default) if default.is_file() else {}
+
+
+def cmd_matrix(args: argparse.Namespace) -> int:
+    from netsim.suite.catalog import matrix
+
+    kinds = tuple(k.strip() for k in args.kinds.split(",") if k.strip())
+    if not kinds:
+        raise InputError("--kinds: give at least one NAT kind")
+    for k in kinds:
+        if k not in NAT_KINDS:
+            raise InputError(f"--kinds: unknown NAT kind {k!r} (choose from {', '.join(NAT_KINDS)})")
+    return _run(matrix(args.turn, kinds), args)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from netsim.suite.scenario import load_scenario_file
+
+    return _run([load_scenario_file(f) for f in args.files], args)
+
+
+def cmd_population(args: argparse.Namespace) -> int:
+    from netsim.suite.catalog import parse_mix, population
+
+    return _run(population(args.size, parse_mix(args.mix), args.seed, args.turn), args)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from netsim.results.report import build_report
+
+    if not (args.run_dir / "results.jsonl").is_file():
+        raise InputError(f"{args.run_dir}: not a run directory (no results.jsonl)")
+    print(build_report(args.run_dir, point_latest=False))
+    return EXIT_OK

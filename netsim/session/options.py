@@ -1,0 +1,106 @@
+"""How one pairing runs: `SessionOptions`, validated once, passed whole from scenario file or CLI to the
+session.
+
+The connect deadline rule lives here too (`connect_deadline`), used by `netsim pair` and the suite alike.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from netsim.vocab import POLICIES, SIDES, TURN_CHOICES, Policy, Side, Turn
+
+# Sessions in a lab connect in under 1 s (at most ~0.7 s seen: hole punching pays one 500 ms STUN
+# retransmission), so 3 s leaves a wide margin while a failing pairing, which waits the whole deadline,
+# stays cheap.
+BASE_DEADLINE_S = 3.0
+# Behind the UDP-blocking firewall gathering is slower and varies: one second more, plus aioice's 5 s STUN
+# timeout, waited out by every blocked side's gathering (the answerer's only after the offer arrives).
+FIREWALL_BASE_S = 4.0
+UDP_BLOCKED_EXTRA_S = 5.0
+MAX_DEADLINE_S = 600.0
+
+
+class OptionsError(ValueError):
+    """A session option with a bad value; the message names the option (and the file, when there is one)."""
+
+
+def connect_deadline(udp_blocked_sides: int) -> float:
+    """The connect deadline for a pairing with this many sides behind the UDP-blocking firewall."""
+    if udp_blocked_sides <= 0:
+        return BASE_DEADLINE_S
+    return FIREWALL_BASE_S + UDP_BLOCKED_EXTRA_S * udp_blocked_sides
+
+
+@dataclass(frozen=True)
+class SessionOptions:
+    """Everything that says how a pairing runs, apart from the lab it runs in.
+
+    a is the impolite peer and offers; b is polite and offers only for glare (then `glare_first` sends
+    first). `hide_host` withholds host candidates, as browsers hiding them behind mDNS names look to a peer.
+    `needs_relay`: run the relay-less second pair that answers whether a relay was needed.
+    """
+
+    host_a: str = "a"
+    host_b: str = "b"
+    turn: Turn = "udp"
+    policy: Policy = "all"
+    glare: bool = False
+    glare_first: Side = "a"
+    hide_host: bool = False
+    media: bool = False
+    deadline_s: float = BASE_DEADLINE_S
+    needs_relay: bool = True
+
+    def __post_init__(self) -> None:
+        _choice("turn", self.turn, TURN_CHOICES)
+        _choice("policy", self.policy, POLICIES)
+        _choice("glare_first", self.glare_first, SIDES)
+        for name in ("glare", "hide_host", "media", "needs_relay"):
+            if not isinstance(getattr(self, name), bool):
+                raise OptionsError(f"{name}: expected true or false, got {getattr(self, name)!r}")
+        for name in ("host_a", "host_b"):
+            if not isinstance(getattr(self, name), str) or not getattr(self, name):
+                raise OptionsError(f"{name}: expected a host name, got {getattr(self, name)!r}")
+        deadline = self.deadline_s
+        if isinstance(deadline, bool) or not isinstance(deadline, int | float):
+            raise OptionsError(f"deadline_s: expected a number of seconds, got {deadline!r}")
+        if not 0 < deadline <= MAX_DEADLINE_S:
+            raise OptionsError(f"deadline_s: must be > 0 and <= {MAX_DEADLINE_S:g}, got {deadline!r}")
+        object.__setattr__(self, "deadline_s", float(deadline))
+
+    def replace(self, **changes: Any) -> SessionOptions:
+        """A copy with some options changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The options as plain JSON values, as results records keep them."""
+        return dataclasses.asdict(self)
+
+
+# The keys a scenario file's [session] table may set, beyond the options themselves.
+TABLE_ONLY_KEYS = ("a", "b", "group", "label_a", "label_b")
+_TABLE_RENAMES = {"a": "host_a", "b": "host_b"}
+
+
+def option_names() -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(SessionOptions))
+
+
+def from_table(table: Mapping[str, Any], defaults: Mapping[str, Any] | None = None) -> SessionOptions:
+    """Options from a [session] table (keys `a`/`b` name the hosts); the caller refuses unknown keys."""
+    names = set(option_names())
+    values: dict[str, Any] = dict(defaults or {})
+    for key, value in table.items():
+        name = _TABLE_RENAMES.get(key, key)
+        if name in names:
+            values[name] = value
+    return SessionOptions(**values)
+
+
+def _choice(name: str, value: object, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise OptionsError(f"{name}: unknown value {value!r} (choose from {', '.join(allowed)})")

@@ -1,0 +1,113 @@
+"""Expected outcomes: the editable table scenarios/expected.toml, and the check of a record against it."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from netsim.suite.scenario import Scenario
+from netsim.vocab import MATRIX_GROUPS, NAT_KINDS, NO_TURN, POPULATION, SIDES, VERDICTS
+
+ENTRY_KEYS = ("needs_relay", "connect", "verdict", "turn_transport", "notes")
+
+
+@dataclass(frozen=True)
+class Expectation:
+    """What a scenario must show: needs_relay, whether it connects, maybe the verdict and relay transport."""
+
+    needs_relay: bool | None
+    connect: bool = True
+    verdict: str | None = None
+    turn_transport: str | None = None
+    source: str = ""  # where in the table this came from, for the mismatch message
+    notes: str = field(default="", compare=False)
+
+
+class ExpectationError(ValueError):
+    pass
+
+
+def load_expectations(path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ExpectationError(f"expectations file not found: {path}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ExpectationError(f"{path}: not valid TOML: {e}") from None
+
+
+def _matrix_needs_relay(table: dict[str, Any], a: str, b: str) -> bool:
+    grid = table["matrix"]
+    kinds, rows = grid["kinds"], grid["needs_relay"]
+    if a not in kinds or b not in kinds:
+        raise ExpectationError(f"expected.toml: matrix.kinds has no {a if a not in kinds else b!r}")
+    value = rows[kinds.index(a)][kinds.index(b)]
+    if not isinstance(value, bool):
+        raise ExpectationError(
+            f"expected.toml: matrix.needs_relay[{a}][{b}]: expected true or false, got {value!r}"
+        )
+    return value
+
+
+def expectation(scn: Scenario, table: dict[str, Any]) -> Expectation:
+    """The expectation for one scenario: a `[scenario."<id>"]` entry wins, else the NAT matrix."""
+    entry = table.get("scenario", {}).get(scn.id)
+    if entry is not None:
+        return _from_entry(entry, f'scenario."{scn.id}"')
+    in_matrix = scn.nat_a in NAT_KINDS and scn.nat_b in NAT_KINDS
+    if scn.group in (*MATRIX_GROUPS, POPULATION) and in_matrix and "matrix" in table:
+        needs = _matrix_needs_relay(table, scn.nat_a, scn.nat_b)
+        source = f"matrix[{scn.nat_a}][{scn.nat_b}]"
+        if scn.options.turn == NO_TURN:
+            return Expectation(needs, connect=not needs, verdict="failed" if needs else None, source=source)
+        return Expectation(needs, connect=True, verdict="relay" if needs else None, source=source)
+    raise ExpectationError(f'expected.toml: no entry for scenario "{scn.id}" (add [scenario."{scn.id}"])')
+
+
+def _from_entry(entry: dict[str, Any], where: str) -> Expectation:
+    for key in entry:
+        if key not in ENTRY_KEYS:
+            raise ExpectationError(
+                f"expected.toml: {where}.{key}: unknown key (allowed: {', '.join(sorted(ENTRY_KEYS))})"
+            )
+    verdict = entry.get("verdict")
+    if verdict is not None and verdict not in VERDICTS:
+        raise ExpectationError(f"expected.toml: {where}.verdict: unknown verdict {verdict!r}")
+    needs = entry.get("needs_relay")
+    if needs is not None and not isinstance(needs, bool):
+        raise ExpectationError(f"expected.toml: {where}.needs_relay: expected true or false, got {needs!r}")
+    return Expectation(
+        needs_relay=needs,
+        connect=bool(entry.get("connect", verdict != "failed")),
+        verdict=verdict,
+        turn_transport=entry.get("turn_transport"),
+        source=where,
+        notes=str(entry.get("notes", "")),
+    )
+
+
+def mismatch(record: dict[str, Any], exp: Expectation) -> str | None:
+    """None when the record meets the expectation, else expectation and outcome side by side."""
+    problems: list[tuple[str, object, object]] = []
+    connected = record.get("verdict") != "failed"
+    if connected != exp.connect:
+        problems.append(("connects", exp.connect, connected))
+    if exp.needs_relay is not None and record.get("needs_relay") != exp.needs_relay:
+        problems.append(("needs_relay", exp.needs_relay, record.get("needs_relay")))
+    if exp.verdict is not None and record.get("verdict") != exp.verdict:
+        problems.append(("verdict", exp.verdict, record.get("verdict")))
+    if exp.turn_transport is not None:
+        used = {record.get(side, {}).get("turn_transport") for side in SIDES}
+        if exp.turn_transport not in used:
+            problems.append(("turn_transport", exp.turn_transport, sorted(str(u) for u in used)))
+    if not problems:
+        return None
+    lines = [f"{'':<15} {'expected':<12} actual", *(f"{k:<15} {e!s:<12} {a}" for k, e, a in problems)]
+    pair = " / ".join(
+        f"{side}: {record.get(side, {}).get('local_type')}->{record.get(side, {}).get('remote_type')}"
+        for side in SIDES
+    )
+    lines.append(f"(expectation from {exp.source}; selected pairs {pair}; reason: {record.get('reason')})")
+    return "\n".join(lines)

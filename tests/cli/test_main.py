@@ -1,0 +1,107 @@
+"""The command line's contract without a lab: every command listed, one-line errors, exit codes (no root)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from netsim.cli import build_parser, main
+
+COMMANDS = [
+    "up",
+    "exec",
+    "down",
+    "cleanup",
+    "list",
+    "classify",
+    "pair",
+    "matrix",
+    "run",
+    "population",
+    "report",
+    "signaling",
+    "token",
+]
+
+
+def test_help_lists_every_command() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "netsim", "--help"], capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0
+    for command in COMMANDS:
+        assert f"    {command}" in out.stdout, command
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    assert sorted(sub.choices) == sorted(COMMANDS)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (
+            ["pair", "--nat-a", "open", "--nat-b", "open", "--deadline", "-1"],
+            "must be greater than 0, got -1",
+        ),
+        (["pair", "--nat-a", "open", "--nat-b", "open", "--deadline", "0"], "must be greater than 0, got 0"),
+        (["pair", "--nat-a", "warp", "--nat-b", "open"], "invalid choice: 'warp'"),
+        (["matrix", "--repeats", "0"], "must be at least 1, got 0"),
+        (["signaling", "--port", "70000"], "must be 0-65535, got 70000"),
+    ],
+)
+def test_usage_errors_exit_2_naming_the_value(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["matrix", "--kinds", ""], "netsim: error: --kinds: give at least one NAT kind\n"),
+        (["matrix", "--kinds", "open,warp"], "netsim: error: --kinds: unknown NAT kind 'warp'"),
+        (["population", "--mix", "open=x"], "netsim: error: --mix: bad weight in 'open=x'"),
+        (["run", "nope.toml"], "netsim: error: nope.toml: no such file\n"),
+        (["token", "dave", "--secret", ""], "netsim: error: a secret is required"),
+        (["token", "--secret", "s", "bad user"], "netsim: error: invalid user id 'bad user'\n"),
+        (["down", "ns0nosuchlab"], "netsim: error: "),
+    ],
+)
+def test_bad_input_is_one_line_exit_2(
+    argv: list[str],
+    message: str,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("NETSIM_RUNTIME_DIR", str(tmp_path / "run"))
+    monkeypatch.delenv("NETSIM_SIGNALING_SECRET", raising=False)
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(message) and err.count("\n") == 1, err
+    assert not (tmp_path / "reports").exists()  # nothing was started, nothing left behind
+
+
+def test_report_of_a_directory_without_results(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["report", str(tmp_path)]) == 2
+    assert capsys.readouterr().err == f"netsim: error: {tmp_path}: not a run directory (no results.jsonl)\n"
+
+
+def test_an_internal_error_exits_3_with_a_traceback(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import netsim.cli.services as services
+
+    def broken(*args: object, **kwargs: object) -> str:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(services, "make_token", broken)
+    assert main(["token", "--secret", "s", "dave"]) == 3
+    err = capsys.readouterr().err
+    assert "Traceback" in err and "RuntimeError: boom" in err and "netsim: internal error" in err

@@ -1,0 +1,103 @@
+"""The expectations table and the mismatch check (no root)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from netsim.lab.topology import standard_topology
+from netsim.suite.catalog import catalog
+from netsim.suite.expectations import Expectation, ExpectationError, expectation, load_expectations, mismatch
+from netsim.suite.scenario import Scenario
+
+SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
+
+
+@pytest.fixture(scope="module")
+def table() -> dict[str, Any]:
+    return load_expectations(SCENARIOS / "expected.toml")
+
+
+def test_every_scenario_has_an_expectation(table: dict[str, Any]) -> None:
+    for scn in catalog(SCENARIOS):
+        assert expectation(scn, table).needs_relay is not None, scn.id
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "needs"),
+    [
+        ("open", "symmetric", False),
+        ("full-cone", "symmetric", False),
+        ("restricted-cone", "symmetric", False),
+        ("port-restricted-cone", "symmetric", True),
+        ("symmetric", "port-restricted-cone", True),
+        ("symmetric", "symmetric", True),
+        ("port-restricted-cone", "port-restricted-cone", False),
+    ],
+)
+def test_matrix_expectations_follow_libwebrtc(table: dict[str, Any], a: str, b: str, needs: bool) -> None:
+    by_id = {s.id: s for s in catalog(SCENARIOS)}
+    with_turn = expectation(by_id[f"matrix-turn/{a}__{b}"], table)
+    without = expectation(by_id[f"matrix-noturn/{a}__{b}"], table)
+    assert (with_turn.needs_relay, with_turn.connect, with_turn.verdict) == (
+        needs,
+        True,
+        "relay" if needs else None,
+    )
+    assert (without.needs_relay, without.connect, without.verdict) == (
+        needs,
+        not needs,
+        "failed" if needs else None,
+    )
+
+
+def _record(**kw: Any) -> dict[str, Any]:
+    base = {
+        "verdict": "direct",
+        "needs_relay": False,
+        "reason": None,
+        "a": {"local_type": "host", "remote_type": "srflx", "turn_transport": None},
+        "b": {"local_type": "host", "remote_type": "prflx", "turn_transport": None},
+    }
+    base.update(kw)
+    return base
+
+
+def test_mismatch_shows_expectation_and_outcome_side_by_side() -> None:
+    exp = Expectation(needs_relay=True, verdict="relay", source="matrix[x][y]")
+    assert mismatch(_record(), exp) == (
+        "                expected     actual\n"
+        "needs_relay     True         False\n"
+        "verdict         relay        direct\n"
+        "(expectation from matrix[x][y]; selected pairs a: host->srflx / b: host->prflx; reason: None)"
+    )
+    assert mismatch(_record(verdict="relay", needs_relay=True), exp) is None
+
+
+def test_mismatch_checks_connect_and_turn_transport() -> None:
+    exp = Expectation(needs_relay=True, turn_transport="tls")
+    relayed = _record(verdict="relay", needs_relay=True, a={"local_type": "relay", "turn_transport": "tcp"})
+    assert "turn_transport  tls          ['None', 'tcp']" in (mismatch(relayed, exp) or "")
+    failed = _record(verdict="failed", needs_relay=None)
+    assert "connects        True         False" in (mismatch(failed, Expectation(needs_relay=None)) or "")
+
+
+def test_missing_expectation_is_an_error_naming_the_scenario() -> None:
+    scn = Scenario("mine/x", "mine", standard_topology("open", "open"), "open", "open")
+    with pytest.raises(ExpectationError, match=r'no entry for scenario "mine/x"'):
+        expectation(scn, {"matrix": {"kinds": [], "needs_relay": []}})
+
+
+def test_bad_expectation_entries_name_the_key() -> None:
+    scn = catalog(SCENARIOS)[0]
+    with pytest.raises(ExpectationError, match=rf"scenario.\"{scn.id}\".verdict: unknown verdict 'teleport'"):
+        expectation(scn, {"scenario": {scn.id: {"verdict": "teleport"}}})
+    with pytest.raises(ExpectationError, match=r"\.colour: unknown key"):
+        expectation(scn, {"scenario": {scn.id: {"colour": 1}}})
+
+
+def test_unreadable_table_names_the_file(tmp_path: Path) -> None:
+    with pytest.raises(ExpectationError, match=r"expectations file not found: .*none.toml"):
+        load_expectations(tmp_path / "none.toml")
