@@ -1,8 +1,8 @@
-"""netsim.results.report: HTML report content, robustness, CLI glue, and rendering in headless Chromium (no root)."""
+"""netsim.results.report and .charts: the HTML report's content, robustness, `latest`, and rendering in
+headless Chromium (no root)."""
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import base64
 import io
@@ -20,8 +20,9 @@ from typing import Any
 import pytest
 from report_fixtures import RUN_ID, sample_records, write_results
 
-from netsim.results import report
+from netsim.results import charts, report
 from netsim.results import store as results
+from netsim.vocab import NAT_PRESETS
 
 CHROMIUM = Path("/usr/bin/chromium")
 
@@ -159,7 +160,7 @@ def test_metadata(built: tuple[Path, list[dict[str, Any]], str, Page]) -> None:
 def test_verdict_heatmap_cells(built: tuple[Path, list[dict[str, Any]], str, Page]) -> None:
     _, _, _, page = built
     turn = page.heatmaps["heatmap-matrix-turn"]
-    assert page.heatmap_rows["heatmap-matrix-turn"] == [*results.NAT_ORDER, "cgn-symmetric"]
+    assert page.heatmap_rows["heatmap-matrix-turn"] == [*NAT_PRESETS, "cgn-symmetric"]
     mixed = turn[("full-cone", "symmetric")]
     assert mixed["text"].startswith("direct 3/relay 2") and "×5" in mixed["text"]
     assert "linear-gradient" in mixed["style"]  # striped: 60% direct, 40% relay
@@ -168,7 +169,7 @@ def test_verdict_heatmap_cells(built: tuple[Path, list[dict[str, Any]], str, Pag
     assert turn[("open", "open")]["text"] == "direct host/host"
     failed = turn[("udp-blocked", "udp-blocked")]
     assert failed["text"] == "FAILED" and "mismatch" in failed["class"]
-    assert report.COLOURS["FAILED"] in failed["style"]
+    assert charts.COLOURS["FAILED"] in failed["style"]
     assert "mismatch" in turn[("cgn-symmetric", "full-cone")]["class"]
     assert turn[("cgn-symmetric", "open")]["class"] == "empty"
     assert "mismatch" not in turn[("open", "open")]["class"]
@@ -335,17 +336,23 @@ def test_refuses_to_replace_a_real_latest_directory(tmp_path: Path) -> None:
         report.build_report(run)
 
 
-def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    parser = argparse.ArgumentParser(prog="netsim")
-    report.add_cli(parser.add_subparsers(dest="cmd"))
-    run = tmp_path / "r1"
-    write_results(run, sample_records()[:5])
-    args = parser.parse_args(["report", str(run)])
-    assert args.func(args) == 0
-    assert capsys.readouterr().out.strip() == str(run / "index.html")
-    args = parser.parse_args(["report", str(tmp_path / "missing")])
-    assert report.cli_report(args) == 2
-    assert str(tmp_path / "missing") in capsys.readouterr().err
+def test_rebuild_without_moving_latest(built: tuple[Path, list[dict[str, Any]], str, Page]) -> None:
+    run, _, _, _ = built
+    newer = run.parent / "20261130-000000-0001"
+    write_results(newer, sample_records()[:3])
+    report.build_report(newer)
+    (run / "index.html").unlink()
+    out = report.build_report(run, point_latest=False)  # `netsim report` of an older run
+    assert out == run.resolve() / "index.html" and out.is_file()
+    assert os.readlink(run.parent / "latest") == newer.name
+
+
+def test_chart_is_deterministic_and_needs_a_connection() -> None:
+    records = sample_records()
+    png = charts.connect_time_chart(records)
+    assert png is not None and png == charts.connect_time_chart(records)
+    assert charts.connect_time_chart([r for r in records if r["verdict"] == "failed"]) is None
+    assert charts.connect_time_chart([]) is None
 
 
 # --- headless Chromium ---

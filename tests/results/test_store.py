@@ -1,7 +1,8 @@
-"""netsim.results.store: record files, summary.json, matrix table (no root)."""
+"""netsim.results.store and .versions: run ids and directories, results.jsonl, summary.json (no root)."""
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import multiprocessing
 import platform
@@ -13,6 +14,7 @@ import pytest
 from report_fixtures import sample_records, write_results
 
 from netsim.results import store as results
+from netsim.results import versions
 
 
 def rec(nat_a: str, nat_b: str, verdict: str, needs_relay: bool | None = False, **kw: Any) -> dict[str, Any]:
@@ -74,16 +76,21 @@ def test_summarize_shares_and_per_nat_counting() -> None:
         rec("symmetric", "udp-blocked", "failed", needs_relay=None, passed=False),
         rec("open", "open", "direct-host", needs_relay=False, run_id="R1"),
     ]
-    s = results.summarize(records)
-    assert s["run_id"] == "R1"
-    assert (s["sessions"], s["passed"], s["failed"]) == (4, 3, 1)
-    assert s["relay_needed_share"] == 0.3333  # 1 of 3: null needs_relay is left out of the denominator
-    assert s["relay_won_share"] == 0.25
-    # symmetric/symmetric counts once for "symmetric": 3 sessions, not 4.
-    assert s["per_nat"]["symmetric"] == {"sessions": 3, "relay_needed_share": 0.5, "relay_won_share": 0.3333}
-    assert s["per_nat"]["open"]["sessions"] == 1
-    assert s["per_nat"]["udp-blocked"] == {"sessions": 1, "relay_needed_share": None, "relay_won_share": 0.0}
-    assert list(s["per_nat"]) == ["open", "full-cone", "symmetric", "udp-blocked"]
+    assert results.summarize(records) == {
+        "run_id": "R1",  # the first record's that has one
+        "sessions": 4,
+        "passed": 3,
+        "failed": 1,
+        "relay_needed_share": 0.3333,  # 1 of 3: null needs_relay is left out of the denominator
+        "relay_won_share": 0.25,
+        "per_nat": {  # in display order; symmetric/symmetric counts once for "symmetric": 3 sessions, not 4
+            "open": {"sessions": 1, "relay_needed_share": 0.0, "relay_won_share": 0.0},
+            "full-cone": {"sessions": 1, "relay_needed_share": 0.0, "relay_won_share": 0.0},
+            "symmetric": {"sessions": 3, "relay_needed_share": 0.5, "relay_won_share": 0.3333},
+            "udp-blocked": {"sessions": 1, "relay_needed_share": None, "relay_won_share": 0.0},
+        },
+    }
+    assert results.summarize(records, run_id="given")["run_id"] == "given"
 
 
 def test_summarize_empty_and_partial_records() -> None:
@@ -96,8 +103,15 @@ def test_summarize_empty_and_partial_records() -> None:
         "relay_won_share": None,
         "per_nat": {},
     }
-    s = results.summarize([{}, {"verdict": "relay"}])
-    assert (s["sessions"], s["failed"], s["relay_won_share"], s["per_nat"]) == (2, 2, 0.5, {})
+    assert results.summarize([{}, {"verdict": "relay"}]) == {
+        "run_id": None,
+        "sessions": 2,
+        "passed": 0,
+        "failed": 2,  # a session without `passed` (netsim pair, a crash) did not pass
+        "relay_needed_share": None,
+        "relay_won_share": 0.5,
+        "per_nat": {},
+    }
 
 
 def test_write_summary_matches_summarize(tmp_path: Path) -> None:
@@ -110,76 +124,40 @@ def test_write_summary_matches_summarize(tmp_path: Path) -> None:
 def test_write_summary_falls_back_to_dir_name(tmp_path: Path) -> None:
     d = tmp_path / "20261129-000000-beef"
     write_results(d, [])
-    assert json.loads(results.write_summary(d).read_text())["run_id"] == "20261129-000000-beef"
+    path = results.write_summary(d)
+    assert path == d / "summary.json"
+    assert json.loads(path.read_text()) == {
+        "run_id": "20261129-000000-beef",
+        "sessions": 0,
+        "passed": 0,
+        "failed": 0,
+        "relay_needed_share": None,
+        "relay_won_share": None,
+        "per_nat": {},
+    }
+    assert sorted(p.name for p in d.iterdir()) == ["results.jsonl", "summary.json"]  # no temporary file left
 
 
-def test_versions_keys() -> None:
-    v = results.versions()
-    assert set(v) == {"aiortc", "aioice", "coturn", "kernel", "python"}
-    assert v["python"] == platform.python_version() and v["kernel"] == platform.release()
-
-
-def test_coturn_version_parsing_and_absence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("PATH", str(tmp_path))
-    assert results.coturn_version() is None
+def test_versions(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     fake = tmp_path / "turnserver"
     fake.write_text("#!/bin/sh\necho \"Coturn-4.6.1 'Gorst'\"\n")
     fake.chmod(0o755)
-    assert results.coturn_version() == "4.6.1"
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert versions.versions() == {
+        "aiortc": importlib.metadata.version("aiortc"),
+        "aioice": importlib.metadata.version("aioice"),
+        "coturn": "4.6.1",
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+    }
+    assert results.versions() == versions.versions()  # the transitional re-export for netsim.session
 
 
-def test_nat_order_known_then_alphabetical() -> None:
-    kinds = ["zeta", "symmetric", "udp-blocked", "cgn", "open", "restricted-cone", "full-cone"]
-    assert sorted(kinds, key=results.nat_sort_key) == [
-        "open",
-        "full-cone",
-        "restricted-cone",
-        "symmetric",
-        "udp-blocked",
-        "cgn",
-        "zeta",
-    ]
-
-
-def test_outcome_and_cell_labels() -> None:
-    direct = rec("a", "b", "direct", a={"local_type": "srflx", "remote_type": "prflx"})
-    relay_b = rec("a", "b", "relay", relay_side="b")
-    failed = rec("a", "b", "failed", a={"state": "failed"})
-    assert results.outcome_label(direct) == "direct srflx/prflx"
-    assert results.outcome_label(relay_b) == "relay(b)"
-    assert results.outcome_label(failed) == "FAILED"
-    assert results.outcome_label({}) == "FAILED"
-    assert results.cell_label([direct, direct]) == "direct srflx/prflx"
-    assert results.cell_label([direct, relay_b, direct, failed]) == "direct 2/relay 1/FAILED 1"
-    # Same verdict, different pairs: the distribution keeps the pairs.
-    other = rec("a", "b", "direct", a={"local_type": "srflx", "remote_type": "srflx"})
-    assert results.cell_label([direct, other, other]) == "direct srflx/srflx 2/direct srflx/prflx 1"
-
-
-def test_matrix_table_layout() -> None:
-    table = results.matrix_table(sample_records(), "matrix-turn")
-    lines = table.splitlines()
-    assert lines[0] == "matrix-turn:"
-    header = lines[1].split()
-    assert header[:3] == ["nat_a", "\\", "nat_b"]
-    assert header[3:] == [
-        "open",
-        "full-cone",
-        "restricted-cone",
-        "port-restricted-cone",
-        "symmetric",
-        "udp-blocked",
-    ]
-    rows = {line.split()[0]: line for line in lines[3:]}
-    assert list(rows) == [*header[3:], "cgn-symmetric"]  # unknown kinds last
-    assert "direct 3/relay 2" in rows["full-cone"]
-    assert rows["open"].split()[-1] == "relay(b)"
-    assert rows["udp-blocked"].split()[-1] == "FAILED"
-    assert rows["cgn-symmetric"].split()[1:] == ["-", "relay(a)", "-", "-", "-", "-"]
-    # columns line up: every cell starts where its header starts
-    col = lines[1].index("udp-blocked")
-    assert all(line[col:].split()[0] in {"relay(b)", "FAILED", "-"} for line in lines[3:])
-
-
-def test_matrix_table_empty_group() -> None:
-    assert results.matrix_table(sample_records(), "nope") == "nope: no sessions"
+def test_coturn_version_absent_or_silent(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert versions.coturn_version() is None
+    fake = tmp_path / "turnserver"
+    fake.write_text("#!/bin/sh\necho 'no version here'\n")
+    fake.chmod(0o755)
+    assert versions.coturn_version() is None
+    assert versions.dist_version("no-such-distribution-netsim") is None
