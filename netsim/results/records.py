@@ -3,8 +3,8 @@
 This module is the authority for record fields (docs/DESIGN.md points here). Who writes what:
 
 - `netsim.session.run.run_session` builds a `ResultRecord` with every key not marked `NotRequired`, and
-  its `_peer_view` builds each `PeerRecord` from a peer's raw record.
-- the suite (`netsim.suite.catalog.run_one`) adds the `NotRequired` keys: run id, scenario, group, repeat,
+  `netsim.session.verdict.peer_record` builds each `PeerRecord` from a peer's raw record.
+- the suite (`netsim.suite.runner.run_one`) adds the `NotRequired` keys: run id, scenario, group, repeat,
   expectation, pass/mismatch and pcap. A record of `netsim pair` has none of them.
 
 A peer that crashed or was killed leaves only a state and a reason, so its `PeerRecord` has every key with
