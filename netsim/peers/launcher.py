@@ -38,15 +38,19 @@ READY_TIMEOUT_S = 30.0
 # --- the fork server ---------------------------------------------------------------------------------
 
 
-def _preload() -> None:
+def preload() -> None:
     """Import everything a peer uses at run time, so that the children never import."""
     import aiortc.mediastreams  # noqa: F401
+    from aiortc import RTCCertificate
 
     import netsim.peers.agent  # noqa: F401
     import netsim.peers.echo  # noqa: F401
     import netsim.peers.negotiation  # noqa: F401
     import netsim.peers.trace  # noqa: F401
     import netsim.services.signaling_client  # noqa: F401  (imported lazily by the agent)
+
+    # The first DTLS certificate imports cryptography's OpenSSL backend (~3 ms): pay that here, once.
+    RTCCertificate.generateCertificate()
 
     with contextlib.suppress(Exception):  # the encodings a peer may hit, also lazily imported
         "x".encode("idna")
@@ -129,7 +133,7 @@ def _spawn(req: dict[str, Any], children: set[int]) -> None:
 def serve() -> int:
     # Ctrl-C reaches the whole process group: the client decides when we stop (EOF on stdin).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _preload()
+    preload()
     children: set[int] = set()
     # A peer's exit wakes the loop at once (SIGCHLD through a self-pipe) instead of at the next poll.
     wake_r, wake_w = os.pipe()
