@@ -1,4 +1,4 @@
-"""The peer agent: selected-pair internals, configuration, deadline (no network needed)."""
+"""The peer agent: selected-pair internals, configuration, the deadline, a whole peer run (no network)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,48 @@ from aiortc import RTCPeerConnection
 from aiortc.rtcconfiguration import RTCIceTransportPolicy
 
 from netsim.peers.agent import AiortcInternalsError, PeerConfig, rtc_configuration, run_peer, selected_pair
+
+# The record run_peer returns: docs/DESIGN.md's PEER record plus what netsim/session/run.py reads.
+RECORD_KEYS = {
+    "user",
+    "local_type",
+    "remote_type",
+    "local",
+    "remote",
+    "role",
+    "polite",
+    "turn_transport",
+    "state",
+    "ice_urls",
+    "candidates",
+    "states",
+    "timings",
+    "marks",
+    "negotiation",
+    "echo",
+    "media",
+    "reason",
+    "error",
+}
+# netsim.session.run builds PeerConfig dicts with these names (and from_dict drops unknown keys silently).
+CONFIG_FIELDS = [
+    "user",
+    "target",
+    "polite",
+    "signaling_url",
+    "token",
+    "ice_servers",
+    "policy",
+    "deadline_s",
+    "offer",
+    "offer_delay_s",
+    "echo_count",
+    "echo_interval_s",
+    "linger_s",
+    "media",
+    "hide_host",
+    "t0",
+]
 
 
 class _Protocol:
@@ -126,6 +168,7 @@ def testrtc_configuration_is_explicit() -> None:
 
 def test_peer_config_round_trip_ignores_unknown_keys() -> None:
     cfg = PeerConfig("a", "b", True, "ws://x", token="t", offer=True, offer_delay_s=0.2, deadline_s=3)
+    assert list(cfg.to_dict()) == CONFIG_FIELDS
     assert PeerConfig.from_dict({**cfg.to_dict(), "extra": 1}) == cfg
 
 
@@ -154,7 +197,18 @@ def test_peer_ends_failed_at_the_deadline() -> None:
     assert rec["state"] == "failed"
     assert "not connected within 0.5 s" in rec["reason"] and "signaling" in rec["reason"]
     assert elapsed < 0.5 + 1.5, elapsed
+    assert set(rec) == RECORD_KEYS
     assert rec["local_type"] is None and rec["timings"]["first_echo_s"] is None
+    assert rec["negotiation"] == {
+        "offers_sent": 0,
+        "ignored_offers": 0,
+        "rollbacks": 0,
+        "stale_answers": 0,
+        "offerer": False,
+    }
+    assert rec["echo"] == {"sent": 0, "received": 0} and rec["media"] == {"sent": [], "received": []}
+    notes = [(s["what"], s["state"]) for s in rec["states"]]
+    assert notes[0] == ("signaling", "connected") and ("signaling", "peer-present") not in notes, notes
 
 
 def test_peer_reports_remote_bye() -> None:
@@ -176,7 +230,7 @@ def test_peer_reports_remote_bye() -> None:
 
 
 def test_bad_policy_is_rejected() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="policy must be one of all, relay, not 'any'"):
         asyncio.run(run_peer(PeerConfig("a", "b", False, "ws://x", policy="any")))
 
 
