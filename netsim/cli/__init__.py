@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from netsim.cli import lab as lab_cmds
 from netsim.cli import run as run_cmds
 from netsim.cli import services as service_cmds
-from netsim.cli.common import EXIT_BROKEN, EXIT_INPUT, EXIT_INTERRUPTED, InputError, input_errors
+from netsim.cli.common import EXIT_BROKEN, EXIT_INPUT, EXIT_INTERRUPTED, input_errors
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,8 +33,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)  # usage errors: argparse's own message, exit 2
     try:
         return int(args.func(args))
-    except InputError as e:
-        return _input_error(e)
     except input_errors() as e:
         return _input_error(e)
     except KeyboardInterrupt:

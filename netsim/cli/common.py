@@ -29,6 +29,7 @@ def input_errors() -> tuple[type[BaseException], ...]:
     from netsim.suite.expectations import ExpectationError
 
     return (
+        InputError,
         TopologyError,
         NatError,
         ImpairError,
