@@ -125,3 +125,18 @@ def test_design_md_points_at_records_and_lists_every_field() -> None:
         listed[name.split("`")[1]] = re.findall(r"`(\w+)`", fields)
     for name in ("ResultRecord", "PeerRecord", "Summary"):
         assert listed.get(name) == list(get_type_hints(getattr(records, name))), name
+
+
+def test_readers_only_get_record_fields() -> None:
+    """mypy types `record.get("typo")` as object instead of flagging it: this catches such typos."""
+    fields = {
+        key for value in vars(records).values() if _is_typeddict(value) for key in get_type_hints(value)
+    }
+    package = Path(records.__file__).parent
+    used = {
+        (path.name, key)
+        for path in package.glob("*.py")
+        for key in re.findall(r"""\.get\(["'](\w+)["']""", path.read_text())
+    }
+    assert len(used) > 30  # the pattern still finds the readers' keys
+    assert sorted((name, key) for name, key in used if key not in fields) == []
