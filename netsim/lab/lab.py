@@ -1,17 +1,16 @@
 """A lab: the topology made real as network namespaces, veth links and NAT routers, with coturn.
 
-Every lab has a unique id (its namespace prefix) and a registry entry under /run/netsim/<id>/ naming what it
-created and which process owns it, so that `netsim cleanup` can remove labs whose owner died, and only those.
+Every lab has a unique id (its namespace prefix) and a registry entry (netsim.lab.registry) naming its
+namespaces and the process that owns it, so that `netsim cleanup` can remove labs whose owner died, and only
+those.
 """
 
 from __future__ import annotations
 
 import contextlib
 import ipaddress
-import json
 import os
 import secrets
-import shutil
 import signal
 import socket
 import subprocess
@@ -24,36 +23,21 @@ from typing import Any
 
 from pyroute2 import IPRoute
 
-from netsim.lab import impair
-from netsim.lab import nat
-from netsim.lab import netns
-from netsim.services.coturn import Coturn
+from netsim.lab import impair, nat, netns, registry
+from netsim.lab.registry import LabError
 from netsim.lab.topology import Iface, NodePlan, Topology, plan
+from netsim.services.coturn import Coturn
+from netsim.vocab import SIGNALING_PORT
 
-RUNTIME_DIR = Path(os.environ.get("NETSIM_RUNTIME_DIR", "/run/netsim"))
+__all__ = ["INET", "Lab", "LabError"]
+
 INET = "inet"  # the internet segment's namespace suffix and bridge name
 LOOPBACK_INDEX = 1  # lo is always the first link of a new namespace
-# Signaling on TCP 443 of the server's second address (coturn holds 443 on the first): like a web service,
-# it stays reachable from behind the udp-blocked firewall, which lets only TCP 443 out.
-SIGNALING_PORT = 443
-
-
-class LabError(RuntimeError):
-    pass
 
 
 def _new_id() -> str:
     # pid keeps ids of concurrent processes apart; the random part covers pid reuse after a crash.
     return f"ns{os.getpid():x}{secrets.token_hex(2)}"
-
-
-def _proc_start(pid: int) -> str | None:
-    """Process start time (field 22 of /proc/PID/stat): tells a live owner from a reused pid."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return stat.rsplit(")", 1)[1].split()[19]
 
 
 @dataclass
@@ -80,8 +64,7 @@ class Lab:
         self.keep = keep
         self.want_coturn = coturn
         self.id = lab_id or _new_id()
-        self.runtime_dir = runtime_dir or RUNTIME_DIR
-        self.workdir = self.runtime_dir / self.id
+        self.workdir = registry.lab_dir(self.id, runtime_dir)
         self.plan: dict[str, NodePlan] = plan(topology)
         self.namespaces: dict[str, str] = {INET: f"{self.id}-{INET}"}
         self.namespaces.update({n: f"{self.id}-{n}" for n in self.plan})
@@ -91,7 +74,7 @@ class Lab:
         self.timings: dict[str, float] = {}
         self._processes: list[subprocess.Popen[Any]] = []
         self._exit = contextlib.ExitStack()  # in-process services (signaling thread), closed at teardown
-        self._created: list[str] = []
+        self._claimed = False  # the lab's runtime directory was made by this lab: its id is ours to remove
 
     # ---- lifecycle -----------------------------------------------------------------------------------------
 
@@ -110,8 +93,13 @@ class Lab:
 
     def build(self) -> None:
         t0 = time.perf_counter()
-        self.workdir.mkdir(parents=True, exist_ok=False)
-        self._write_registry()
+        self.workdir.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.workdir.mkdir()  # claims the id: namespaces named after it are this lab's from here on
+        except FileExistsError:
+            raise LabError(f"lab id {self.id!r} is taken (a lab directory {self.workdir} exists)") from None
+        self._claimed = True
+        self._register()
         self._create_namespaces()
         self._wire()
         self._apply_nat()
@@ -122,7 +110,7 @@ class Lab:
             ips = tuple(self.plan[server].addresses[:2])
             self.coturn = Coturn(self.namespaces[server], (ips[0], ips[1]), self.workdir)
             self.timings["coturn_ready_s"] = self.coturn.start()
-        self._write_registry()
+        self._register()
 
     def teardown(self) -> None:
         t0 = time.perf_counter()
@@ -132,11 +120,8 @@ class Lab:
         for proc in self._processes:
             _terminate(proc)
         self._processes.clear()
-        _kill_namespace_processes(list(self.namespaces.values()))
-        for name in self.namespaces.values():
-            if netns.exists(name):
-                netns.delete(name)
-        shutil.rmtree(self.workdir, ignore_errors=True)
+        if self._claimed:
+            registry.discard(self.namespaces.values(), self.workdir)
         self.timings["teardown_s"] = time.perf_counter() - t0
 
     # ---- building ------------------------------------------------------------------------------------------
@@ -144,7 +129,6 @@ class Lab:
     def _create_namespaces(self) -> None:
         for name in self.namespaces.values():
             netns.create(name)
-            self._created.append(name)
             netns.write_sysctl(name, "net.ipv6.conf.all.disable_ipv6", "0" if self.topology.ipv6 else "1")
             netns.write_sysctl(name, "net.ipv6.conf.default.disable_ipv6", "0" if self.topology.ipv6 else "1")
         for node in self.plan.values():
@@ -242,6 +226,9 @@ class Lab:
     def start_signaling(self, in_process: bool = True, timeout_s: float = 15.0) -> str:
         """Run the signaling server (uvicorn) on the first server host; returns its ws:// URL.
 
+        It listens on TCP 443 of the server's second address (coturn holds 443 on the first): like a web
+        service, it stays reachable from behind the udp-blocked firewall, which lets only TCP 443 out.
+
         In-process, uvicorn serves from a thread on a listening socket made inside the server's namespace
         (a socket keeps its namespace), so peers reach it through their NATs without a 0.5 s interpreter
         start. `in_process=False` runs `netsim signaling` as a process in the namespace (for `netsim up`).
@@ -293,72 +280,14 @@ class Lab:
             proc.stderr.close()
 
     def describe(self) -> dict[str, Any]:
-        """`{"lab": ID, "nodes": {NAME: {"netns": NS, "addresses": [...]}}}` as `netsim up --json` prints."""
+        """`{"lab": ID, "topology": NAME, "nodes": {NODE: {"netns": NS, "addresses": [...]}}}`, as `netsim up
+        --json` prints it and the registry entry starts."""
         nodes = {n: {"netns": self.namespaces[n], "addresses": p.addresses} for n, p in self.plan.items()}
         return {"lab": self.id, "topology": self.topology.name, "nodes": nodes}
 
-    # ---- registry ------------------------------------------------------------------------------------------
-
-    def _write_registry(self) -> None:
-        entry = {
-            **self.describe(),
-            "owner_pid": os.getpid(),
-            "owner_start": _proc_start(os.getpid()),
-            "keep": self.keep,
-            "namespaces": list(self.namespaces.values()),
-            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        }
-        tmp = self.workdir / "lab.json.tmp"
-        tmp.write_text(json.dumps(entry, indent=2))
-        tmp.replace(self.workdir / "lab.json")
-
-
-# ---- registry-level operations (other processes' labs) -----------------------------------------------------
-
-
-def registered(runtime_dir: Path | None = None) -> list[dict[str, Any]]:
-    root = runtime_dir or RUNTIME_DIR
-    entries = []
-    for path in sorted(root.glob("*/lab.json")):
-        try:
-            entries.append(json.loads(path.read_text()))
-        except (OSError, ValueError):
-            continue
-    return entries
-
-
-def lookup(lab_id: str, runtime_dir: Path | None = None) -> dict[str, Any]:
-    for entry in registered(runtime_dir):
-        if entry["lab"] == lab_id:
-            return entry
-    raise LabError(
-        f"no lab {lab_id!r} (running labs: {', '.join(e['lab'] for e in registered(runtime_dir)) or 'none'})"
-    )
-
-
-def owner_alive(entry: dict[str, Any]) -> bool:
-    start = _proc_start(int(entry["owner_pid"]))
-    return start is not None and start == entry.get("owner_start")
-
-
-def remove(entry: dict[str, Any], runtime_dir: Path | None = None) -> None:
-    """Remove a registered lab: its processes (found by namespace), namespaces and runtime directory."""
-    names = [str(n) for n in entry["namespaces"]]
-    _kill_namespace_processes(names)
-    for name in names:
-        if netns.exists(name):
-            netns.delete(name)
-    shutil.rmtree((runtime_dir or RUNTIME_DIR) / str(entry["lab"]), ignore_errors=True)
-
-
-def cleanup(all_labs: bool = False, runtime_dir: Path | None = None) -> list[str]:
-    """Remove labs whose owner died (not those kept by `netsim up`); with all_labs, every netsim lab."""
-    removed = []
-    for entry in registered(runtime_dir):
-        if all_labs or (not entry.get("keep") and not owner_alive(entry)):
-            remove(entry, runtime_dir)
-            removed.append(str(entry["lab"]))
-    return removed
+    def _register(self) -> None:
+        namespaces = self.namespaces.values()
+        registry.write_entry(self.workdir, self.describe(), namespaces=namespaces, keep=self.keep)
 
 
 # ---- helpers -----------------------------------------------------------------------------------------------
@@ -402,24 +331,6 @@ def _terminate(proc: subprocess.Popen[Any], grace_s: float = 2.0) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
-
-
-def _kill_namespace_processes(names: list[str]) -> None:
-    """SIGKILL whatever still runs in these namespaces: they are the lab's own, so its processes only."""
-    inodes = set()
-    for name in names:
-        with contextlib.suppress(FileNotFoundError):
-            inodes.add(os.stat(netns.path(name)).st_ino)
-    if not inodes:
-        return
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) == os.getpid():
-            continue
-        try:
-            if os.stat(f"/proc/{entry}/ns/net").st_ino in inodes:
-                os.kill(int(entry), signal.SIGKILL)
-        except OSError:
-            continue
 
 
 def _read_line_until(stream: Any, marker: bytes, timeout_s: float) -> bool:

@@ -1,26 +1,24 @@
-"""The lab builder on a real kernel: namespaces, links, NAT path, coturn, teardown and cleanup (root)."""
+"""The lab builder on a real kernel: namespaces, links, NAT path, services, capture, teardown (root)."""
 
 from __future__ import annotations
 
-import json
-import os
 import signal
 import socket
 import ssl
 import subprocess
-import sys
-import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from netsim.lab import lab as labmod
-from netsim.lab import netns
-from netsim.services import stun
-from netsim.lab.lab import Lab
+from netsim.lab import netns, registry
+from netsim.lab.lab import INET, Lab, LabError
 from netsim.lab.topology import from_dict, standard_topology
+from netsim.services import stun
 
 pytestmark = [pytest.mark.root, pytest.mark.usefixtures("no_leftovers")]
+
+ChildLab = tuple[subprocess.Popen[str], str, list[str]]  # see the child_lab fixture
 
 
 def _root_state() -> tuple[str, str, str]:
@@ -61,11 +59,29 @@ def test_standard_lab_nodes_addresses_and_nat_path() -> None:
         # The server sees host a's packets from nat-a's public address: the NAT is on the path.
         seen = _udp_roundtrip(lab, "a", "server", "198.18.0.2")
         assert seen is not None and seen[0] == "198.18.1.1"
-        assert json.loads(json.dumps(lab.describe()))["nodes"]["server"]["addresses"] == [
-            "198.18.0.2",
-            "198.18.0.3",
+
+        def node(name: str, *addresses: str) -> dict[str, object]:
+            return {"netns": f"{lab.id}-{name}", "addresses": list(addresses)}
+
+        assert lab.describe() == {
+            "lab": lab.id,
+            "topology": "standard",
+            "nodes": {
+                "server": node("server", "198.18.0.2", "198.18.0.3"),
+                "nat-a": node("nat-a", "198.18.1.1", "10.1.0.1"),
+                "nat-b": node("nat-b", "198.18.2.1", "10.2.0.1"),
+                "a": node("a", "10.1.0.2"),
+                "b": node("b", "10.2.0.2"),
+            },
+        }
+        entry = registry.lookup(lab.id)
+        assert {k: entry[k] for k in lab.describe()} == lab.describe()
+        assert entry["namespaces"] == [
+            f"{lab.id}-{n}" for n in ("inet", "server", "nat-a", "a", "nat-b", "b")
         ]
     assert _root_state() == root_before
+    with pytest.raises(LabError, match=f"^no lab '{lab.id}'"):
+        registry.lookup(lab.id)
 
 
 def test_ipv6_is_off_and_nothing_routes_out_of_the_lab() -> None:
@@ -142,128 +158,34 @@ def test_exception_inside_the_lab_tears_it_down() -> None:
     assert not lab.workdir.exists()
 
 
-def test_bad_topology_builds_nothing() -> None:
-    before = set(netns.list_names())
-    with pytest.raises(Exception, match="symmetrical"):
-        standard_topology("symmetrical", "open")
-    assert set(netns.list_names()) == before
+def test_a_taken_lab_id_is_refused_and_its_lab_left_alone(tmp_path: Path) -> None:
+    taken = tmp_path / "nstaken"
+    taken.mkdir()
+    (taken / "lab.json").write_text("{}")
+    lab = Lab(standard_topology("open", "open"), coturn=False, lab_id="nstaken", runtime_dir=tmp_path)
+    with pytest.raises(LabError, match=r"^lab id 'nstaken' is taken \(a lab directory .*/nstaken exists\)$"):
+        with lab:
+            pass
+    assert (taken / "lab.json").read_text() == "{}"
 
 
-_CHILD = """
-import json, sys, time
-from netsim.lab.lab import Lab
-from netsim.lab.topology import standard_topology
-lab = Lab(standard_topology("full-cone", "open"), runtime_dir=__import__("pathlib").Path(sys.argv[1]))
-with lab:
-    print(json.dumps(list(lab.namespaces.values())), flush=True)
-    time.sleep(60)
-"""
-
-
-def _child_lab(runtime: Path) -> tuple[subprocess.Popen[str], list[str]]:
-    proc = subprocess.Popen([sys.executable, "-c", _CHILD, str(runtime)], stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    names = json.loads(proc.stdout.readline())
-    assert all(netns.exists(n) for n in names)
-    return proc, names
+def test_a_node_that_is_not_in_the_lab_is_named(tmp_path: Path) -> None:
+    with Lab(standard_topology("open", "open"), coturn=False, runtime_dir=tmp_path) as lab:
+        with pytest.raises(
+            LabError, match=r"^no node 'c' in lab ns\w+ \(nodes: server, nat-a, a, nat-b, b\)$"
+        ):
+            lab.netns("c")
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-def test_signals_tear_the_lab_down(tmp_path: Path, sig: signal.Signals) -> None:
-    proc, names = _child_lab(tmp_path)
+def test_signals_tear_the_lab_down(
+    tmp_path: Path, sig: signal.Signals, child_lab: Callable[[Path], ChildLab]
+) -> None:
+    proc, _, names = child_lab(tmp_path)
     proc.send_signal(sig)
     proc.wait(timeout=15)
     assert not any(netns.exists(n) for n in names)
     assert list(tmp_path.iterdir()) == []
-
-
-def test_cleanup_removes_dead_owners_labs_but_not_kept_ones(tmp_path: Path) -> None:
-    proc, names = _child_lab(tmp_path)
-    kept = Lab(standard_topology("open", "open"), keep=True, coturn=False, runtime_dir=tmp_path)
-    with kept:
-        pass
-    proc.kill()  # no chance to clean up: the lab is orphaned
-    proc.wait()
-    assert all(netns.exists(n) for n in names)
-    removed = labmod.cleanup(runtime_dir=tmp_path)
-    assert len(removed) == 1 and removed[0] in names[0]
-    assert not any(netns.exists(n) for n in names)
-    assert all(netns.exists(n) for n in kept.namespaces.values())
-    assert labmod.cleanup(runtime_dir=tmp_path) == []
-    assert labmod.cleanup(all_labs=True, runtime_dir=tmp_path) == [kept.id]
-    assert not any(netns.exists(n) for n in kept.namespaces.values())
-
-
-def test_cli_up_exec_down(tmp_path: Path) -> None:
-    env = {**os.environ, "NETSIM_RUNTIME_DIR": str(tmp_path)}
-    up = subprocess.run(
-        [sys.executable, "-m", "netsim", "up", "--nat-a", "full-cone", "--nat-b", "symmetric", "--json"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-    )
-    assert up.returncode == 0, up.stderr
-    info = json.loads(up.stdout)
-    lab_id = info["lab"]
-    try:
-        assert info["nodes"]["a"]["addresses"] == ["10.1.0.2"]
-        assert info["nodes"]["server"]["netns"] == f"{lab_id}-server"
-        ex = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "netsim",
-                "exec",
-                lab_id,
-                "a",
-                "--",
-                "ip",
-                "-o",
-                "-4",
-                "addr",
-                "show",
-                "eth0",
-            ],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=30,
-        )
-        assert ex.returncode == 0 and "10.1.0.2/24" in ex.stdout
-        code = subprocess.run(
-            [sys.executable, "-m", "netsim", "exec", lab_id, "a", "--", "sh", "-c", "exit 7"],
-            env=env,
-            timeout=30,
-        ).returncode
-        assert code == 7
-        # A kept lab survives a plain cleanup.
-        subprocess.run([sys.executable, "-m", "netsim", "cleanup"], env=env, check=True, timeout=30)
-        assert netns.exists(f"{lab_id}-a")
-    finally:
-        down = subprocess.run(
-            [sys.executable, "-m", "netsim", "down", lab_id],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=30,
-        )
-    assert down.returncode == 0, down.stderr
-    assert not netns.exists(f"{lab_id}-a")
-    time.sleep(0.2)
-    assert not any(p.name.startswith("ns") for p in tmp_path.iterdir())
-
-
-def test_cli_errors_name_the_value(tmp_path: Path) -> None:
-    env = {**os.environ, "NETSIM_RUNTIME_DIR": str(tmp_path)}
-    bad = subprocess.run(
-        [sys.executable, "-m", "netsim", "up", "--nat-a", "cone-ish"], capture_output=True, text=True, env=env
-    )
-    assert bad.returncode == 2 and "cone-ish" in bad.stderr
-    missing = subprocess.run(
-        [sys.executable, "-m", "netsim", "down", "nsnope"], capture_output=True, text=True, env=env
-    )
-    assert missing.returncode == 2 and "nsnope" in missing.stderr
 
 
 @pytest.mark.parametrize("in_process", [True, False])
@@ -272,7 +194,15 @@ def test_signaling_is_reachable_from_hosts_through_their_nats(in_process: bool) 
         url = lab.start_signaling(in_process=in_process)
         assert url == "ws://198.18.0.3:443"
         for host in ("a", "b"):
-            assert labmod._http_ok(lab.netns(host), "198.18.0.3", 443, "/healthz")
+            assert _http_get(lab.netns(host), "198.18.0.3", 443, "/healthz").startswith(b"HTTP/1.1 200")
+
+
+def _http_get(ns: str, ip: str, port: int, path: str) -> bytes:
+    with netns.socket_in(ns, socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(3)
+        sock.connect((ip, port))
+        sock.sendall(f"GET {path} HTTP/1.0\r\nHost: {ip}\r\n\r\n".encode())
+        return sock.recv(64)
 
 
 def test_capture_records_the_internet_segment(tmp_path: Path) -> None:
@@ -282,10 +212,14 @@ def test_capture_records_the_internet_segment(tmp_path: Path) -> None:
     with Lab(standard_topology("port-restricted-cone", "open"), coturn=False) as lab:
         with lab.capture(pcap):
             assert _udp_roundtrip(lab, "a", "server", "198.18.0.2", port=9999) is not None
-        pids = [p.pid for p in lab._processes]
+            assert _pids(lab.namespaces[INET]) != []  # tcpdump
+        assert _pids(lab.namespaces[INET]) == []  # stopped with the capture, not only at teardown
     packets = [p for p in rdpcap(str(pcap)) if UDP in p and 9999 in (p[UDP].sport, p[UDP].dport)]
     # The ping as it crossed the internet: already translated to nat-a's address; and the pong back.
     assert any(p["IP"].src == "198.18.1.1" and p[UDP].dport == 9999 for p in packets)
     assert any(p["IP"].dst == "198.18.1.1" and p[UDP].sport == 9999 for p in packets)
     assert not any(p["IP"].src.startswith("10.") for p in packets)  # private addresses never leave the site
-    assert all(not Path(f"/proc/{pid}").exists() for pid in pids)
+
+
+def _pids(ns: str) -> list[str]:
+    return subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True).stdout.split()

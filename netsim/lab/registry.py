@@ -1,0 +1,143 @@
+"""The lab registry: one entry per lab under /run/netsim/<lab>/lab.json, and removal of labs by entry.
+
+An entry names the lab's namespaces and the process that owns it (pid plus that process's start time, so a
+reused pid is not taken for a live owner). `cleanup` removes labs whose owner died, except those kept on
+purpose (`netsim up`); `remove` takes down any one lab by its entry. `NETSIM_RUNTIME_DIR` moves the registry
+(tests use a temporary directory).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from netsim.lab import netns
+
+RUNTIME_DIR = Path(os.environ.get("NETSIM_RUNTIME_DIR", "/run/netsim"))
+ENTRY_FILE = "lab.json"
+
+
+class LabError(RuntimeError):
+    """A lab that cannot be found, built or used; the message names the lab and what is wrong."""
+
+
+def lab_dir(lab_id: str, runtime_dir: Path | None = None) -> Path:
+    """The lab's runtime directory: its registry entry and its services' files (coturn config, logs)."""
+    return (runtime_dir or RUNTIME_DIR) / lab_id
+
+
+def write_entry(directory: Path, info: dict[str, Any], *, namespaces: Iterable[str], keep: bool) -> None:
+    """Register (or update) a lab owned by this process; `info` is `Lab.describe()`. Atomic: readers never
+    see half an entry."""
+    entry = {
+        **info,
+        "owner_pid": os.getpid(),
+        "owner_start": _proc_start(os.getpid()),
+        "keep": keep,
+        "namespaces": list(namespaces),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    tmp = directory / f"{ENTRY_FILE}.tmp"
+    tmp.write_text(json.dumps(entry, indent=2))
+    tmp.replace(directory / ENTRY_FILE)
+
+
+def registered(runtime_dir: Path | None = None) -> list[dict[str, Any]]:
+    """Every readable entry, sorted by lab id (an entry being written or removed is skipped)."""
+    entries = []
+    for path in sorted((runtime_dir or RUNTIME_DIR).glob(f"*/{ENTRY_FILE}")):
+        try:
+            entries.append(json.loads(path.read_text()))
+        except (OSError, ValueError):
+            continue
+    return entries
+
+
+def lookup(lab_id: str, runtime_dir: Path | None = None) -> dict[str, Any]:
+    """The entry of lab `lab_id`; LabError naming the running labs if there is none."""
+    entries = registered(runtime_dir)
+    for entry in entries:
+        if entry["lab"] == lab_id:
+            return entry
+    running = ", ".join(e["lab"] for e in entries) or "none"
+    raise LabError(f"no lab {lab_id!r} (running labs: {running})")
+
+
+def owner_alive(entry: dict[str, Any]) -> bool:
+    """Is the process that built the lab still running (same pid and the same start time)?"""
+    start = _proc_start(int(entry["owner_pid"]))
+    return start is not None and start == entry.get("owner_start")
+
+
+def remove(entry: dict[str, Any], runtime_dir: Path | None = None) -> None:
+    """Take a registered lab down: its processes, its namespaces and its runtime directory.
+
+    Only namespaces named `<lab>-...` are touched, whatever else a damaged entry lists.
+    """
+    lab_id = str(entry["lab"])
+    names = [str(n) for n in entry["namespaces"] if str(n).startswith(f"{lab_id}-")]
+    discard(names, lab_dir(lab_id, runtime_dir))
+
+
+def cleanup(all_labs: bool = False, runtime_dir: Path | None = None) -> list[str]:
+    """Remove labs whose owner died (not those kept by `netsim up`); with all_labs, every netsim lab.
+
+    Returns the ids of the labs removed.
+    """
+    removed = []
+    for entry in registered(runtime_dir):
+        if all_labs or (not entry.get("keep") and not owner_alive(entry)):
+            remove(entry, runtime_dir)
+            removed.append(str(entry["lab"]))
+    return removed
+
+
+def discard(namespaces: Iterable[str], directory: Path) -> None:
+    """SIGKILL whatever still runs in the namespaces, delete them, and remove the lab's directory."""
+    names = list(namespaces)
+    kill_processes_in(names)
+    for name in names:
+        if netns.exists(name):
+            netns.delete(name)
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+def kill_processes_in(namespaces: Iterable[str]) -> None:
+    """SIGKILL every process (but this one) whose network namespace is one of these live namespaces.
+
+    A namespace is identified by (st_dev, st_ino) of its bind mount, taken now: inode numbers are reused as
+    soon as a namespace is freed, so a remembered number could name another run's namespace. A name whose
+    bind mount is gone (a plain file left in /run/netns) has another st_dev and matches no process.
+    """
+    wanted = set()
+    for name in namespaces:
+        with contextlib.suppress(FileNotFoundError):
+            st = os.stat(netns.path(name))
+            wanted.add((st.st_dev, st.st_ino))
+    if not wanted:
+        return
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            st = os.stat(f"/proc/{pid}/ns/net")
+            if (st.st_dev, st.st_ino) in wanted:
+                os.kill(int(pid), signal.SIGKILL)
+        except OSError:
+            continue
+
+
+def _proc_start(pid: int) -> str | None:
+    """Process start time (field 22 of /proc/PID/stat): tells a live owner from a reused pid."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[19]
