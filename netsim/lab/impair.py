@@ -12,8 +12,7 @@ from dataclasses import dataclass
 
 from pyroute2 import IPRoute
 
-from netsim.lab import netns
-from netsim.lab import nftables
+from netsim.lab import netns, nftables
 
 KEYS = ("loss_pct", "rate_kbit")
 # TBF needs a bucket of at least one MTU-sized packet plus room for bursts at the configured rate.

@@ -1,8 +1,8 @@
-"""NAT behaviour model (RFC 4787 mapping x filtering) and rendering of the nftables rulesets in netsim/rules/.
+"""NAT behaviour model (RFC 4787 mapping x filtering) and rendering of the rulesets in netsim/lab/rules/.
 
-A preset names a classic NAT type; `custom` picks mapping and filtering independently. Rendering follows the
-scheme documented in each rules file and in docs/nat.md: `define` lines for interfaces and addresses are
-prepended, `@LIFETIME@` and `@SNAT@` are replaced, and `#@hairpin` lines are enabled only with hairpin on.
+A preset names a classic NAT type; `custom` picks mapping and filtering independently. Rendering follows
+docs/nat.md's "Rendering scheme": `define` lines for interfaces and addresses are prepended, `@LIFETIME@` and
+`@SNAT@` are replaced, and `#@hairpin` lines are enabled only with hairpin on.
 """
 
 from __future__ import annotations
@@ -11,15 +11,9 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
-from netsim.lab import netns
-from netsim.lab import nftables
+from netsim.lab import netns, nftables
+from netsim.vocab import ADM, APDM, BEHAVIOURS, CUSTOM_NAT, EIM, NAT_PRESETS, UDP_BLOCKED
 
-EIM = "endpoint-independent"
-ADM = "address-dependent"
-APDM = "address-and-port-dependent"
-MAPPINGS = FILTERINGS = (EIM, ADM, APDM)
-PRESETS = ("open", "full-cone", "restricted-cone", "port-restricted-cone", "symmetric", "udp-blocked")
-CUSTOM = "custom"
 RULES_DIR = Path(__file__).with_name("rules")
 MAX_LIFETIME_S = 86400
 HAIRPIN_MARK = "#@hairpin"
@@ -40,11 +34,11 @@ _PRESET_FIELDS: dict[str, dict[str, object]] = {
         "udp_blocked": False,
         "port_preservation": False,
     },
-    "udp-blocked": {"mapping": EIM, "filtering": APDM, "nat": True, "udp_blocked": True},
+    UDP_BLOCKED: {"mapping": EIM, "filtering": APDM, "nat": True, "udp_blocked": True},
 }
 # Rules file a custom spec renders from, by filtering behaviour.
 _FILE_BY_FILTERING = {EIM: "full-cone", ADM: "restricted-cone", APDM: "port-restricted-cone"}
-_TYPES = ", ".join((*PRESETS, CUSTOM))
+_TYPES = ", ".join((*NAT_PRESETS, CUSTOM_NAT))
 TOML_KEYS = ("type", "mapping", "filtering", "hairpin", "lifetime_s", "port_preservation", "rules_file")
 
 
@@ -71,8 +65,8 @@ class NatSpec:
 def _check_field(name: str, value: object, where: str) -> None:
     key = f"{where}.{name}"
     if name in ("mapping", "filtering"):
-        if value not in MAPPINGS:
-            raise NatError(f"{key}: unknown behaviour {value!r} (choose from {', '.join(MAPPINGS)})")
+        if value not in BEHAVIOURS:
+            raise NatError(f"{key}: unknown behaviour {value!r} (choose from {', '.join(BEHAVIOURS)})")
     elif name in ("hairpin", "port_preservation", "udp_blocked", "nat"):
         if not isinstance(value, bool):
             raise NatError(f"{key}: expected true or false, got {value!r}")
@@ -83,7 +77,7 @@ def _check_field(name: str, value: object, where: str) -> None:
         if value is not None and (not isinstance(value, str) or not value):
             raise NatError(f"{key}: expected a file path, got {value!r}")
     elif name == "kind":
-        if value not in (*PRESETS, CUSTOM):
+        if value not in (*NAT_PRESETS, CUSTOM_NAT):
             raise NatError(f"{where}.type: unknown NAT type {value!r} (choose from {_TYPES})")
     else:
         raise NatError(f"{key}: unknown key (choose from {', '.join(TOML_KEYS)})")
@@ -118,7 +112,7 @@ def validate(spec: NatSpec, where: str = "nat") -> None:
 
 def preset(name: str, **overrides: object) -> NatSpec:
     """The spec of a named NAT type, with knobs overridden; 'custom' starts from port-restricted-cone."""
-    if name not in (*PRESETS, CUSTOM):
+    if name not in (*NAT_PRESETS, CUSTOM_NAT):
         raise NatError(f"nat.type: unknown NAT type {name!r} (choose from {_TYPES})")
     return _build(name, overrides, "nat")
 
@@ -130,7 +124,7 @@ def _build(kind: str, overrides: dict[str, object], where: str) -> NatSpec:
             raise NatError(f"{where}.{key}: unknown key (choose from {', '.join(sorted(names))})")
         _check_field(key, value, where)
     base = dict(_PRESET_FIELDS.get(kind, {}))
-    if kind == CUSTOM and overrides.get("mapping", EIM) != EIM:
+    if kind == CUSTOM_NAT and overrides.get("mapping", EIM) != EIM:
         base["port_preservation"] = False  # a port-dependent mapping never preserves ports
     base.update(overrides)
     try:
@@ -147,7 +141,7 @@ def nat_from_dict(data: dict[str, object], where: str) -> NatSpec:
     kind = data.get("type")
     if kind is None:
         raise NatError(f"{where}.type: missing (choose from {_TYPES})")
-    if not isinstance(kind, str) or kind not in (*PRESETS, CUSTOM):
+    if not isinstance(kind, str) or kind not in (*NAT_PRESETS, CUSTOM_NAT):
         raise NatError(f"{where}.type: unknown NAT type {kind!r} (choose from {_TYPES})")
     return _build(kind, {k: v for k, v in data.items() if k != "type"}, where)
 
@@ -170,8 +164,8 @@ def rules_path(spec: NatSpec) -> Path:
     if not spec.nat:
         return RULES_DIR / "open.nft"
     if spec.udp_blocked:
-        return RULES_DIR / "udp-blocked.nft"
-    name = spec.kind if spec.kind in PRESETS else _FILE_BY_FILTERING[spec.filtering]
+        return RULES_DIR / f"{UDP_BLOCKED}.nft"
+    name = spec.kind if spec.kind in NAT_PRESETS else _FILE_BY_FILTERING[spec.filtering]
     return RULES_DIR / f"{name}.nft"
 
 

@@ -14,15 +14,16 @@ import secrets
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
-from typing import Any
+from contextlib import ExitStack
+from typing import TYPE_CHECKING, Any
 
 from netsim.lab import netns
 from netsim.services import stun
-from netsim.lab.nat import ADM, APDM, EIM
+from netsim.vocab import ADM, APDM, EIM, STUN_PORT
 
-STUN_PORT = 3478
+if TYPE_CHECKING:
+    from netsim.lab.lab import Lab
+
 PROBE_PORTS = range(40000, 41000)
 WAIT_S = 0.5  # a lab path answers in well under a millisecond; this only bounds a negative answer
 STUN_TIMEOUT_S = 1.0
@@ -116,24 +117,18 @@ def _local(sock: socket.socket) -> Address:
     return str(host), int(port)
 
 
-@contextmanager
-def _session() -> Iterator[ExitStack]:
-    with ExitStack() as stack:
-        yield stack
-
-
 # ---- the own probe -----------------------------------------------------------------------------------------
 
 
 def udp_works(host_ns: str, stun_server: Address) -> bool:
     """Does a STUN binding request from the host get answered at all?"""
-    with _session() as stack:
+    with ExitStack() as stack:
         return stun.binding(_bound(stack, host_ns, port=0), stun_server, STUN_TIMEOUT_S) is not None
 
 
 def mapping_behaviour(host_ns: str, server_ns: str, server_ips: tuple[str, str]) -> str | None:
     """RFC 4787 mapping: compare the external address seen by ip1:p1, ip1:p2 and ip2:p1 for one socket."""
-    with _session() as stack:
+    with ExitStack() as stack:
         host = _bound(stack, host_ns, port=0)
         first = _bound(stack, server_ns, server_ips[0])
         port = _local(first)[1]
@@ -151,7 +146,7 @@ def mapping_behaviour(host_ns: str, server_ns: str, server_ips: tuple[str, str])
 
 def filtering_behaviour(host_ns: str, server_ns: str, server_ips: tuple[str, str]) -> str | None:
     """RFC 4787 filtering: after the host sent to ip1:p1, may ip2 (EIF) or ip1:p2 (ADF) reach its mapping?"""
-    with _session() as stack:
+    with ExitStack() as stack:
         host = _bound(stack, host_ns, port=0)
         contacted = _bound(stack, server_ns, server_ips[0])
         mapped = _echo(host, contacted, _local(contacted))
@@ -165,13 +160,14 @@ def filtering_behaviour(host_ns: str, server_ns: str, server_ips: tuple[str, str
 
 
 def hole_punch(host_ns: str, server_ns: str, server_ips: tuple[str, str]) -> bool:
-    """Simultaneous open as ICE does it, remote first (the NOTES trap), then the host, then the remote again.
+    """Simultaneous open as ICE does it: the remote first, then the host, then the remote again.
 
     The host learns its mapping from STUN on ip1; the peer sits on ip2, so its first packet is unsolicited.
     Punching works if the host's packet leaves from the STUN-learned mapping and the peer's next packet to
-    that mapping gets through.
+    that mapping gets through. A NAT that keeps conntrack state for the unsolicited packet gives the host's
+    next flow to that peer a new external port: it still classifies right, but punching fails.
     """
-    with _session() as stack:
+    with ExitStack() as stack:
         host = _bound(stack, host_ns, port=0)
         mapped = stun.binding(host, (server_ips[0], STUN_PORT), STUN_TIMEOUT_S)
         if mapped is None:
@@ -190,7 +186,7 @@ def hairpin(first_ns: str, second_ns: str, stun_server: Address, *, same_port: b
     The two sockets must be on different hosts: Linux drops a routed packet whose source and destination
     are the same host, so one host cannot hairpin to itself through the router.
     """
-    with _session() as stack:
+    with ExitStack() as stack:
         first, second = _bound(stack, first_ns, port=0), _bound(stack, second_ns, port=0)
         first_mapped = stun.binding(first, stun_server, STUN_TIMEOUT_S)
         second_mapped = stun.binding(second, stun_server, STUN_TIMEOUT_S)
@@ -205,7 +201,7 @@ def hairpin(first_ns: str, second_ns: str, stun_server: Address, *, same_port: b
 
 def port_preserved(host_ns: str, stun_server: Address) -> bool | None:
     """Does the mapping keep the host's local port? None if STUN got no answer."""
-    with _session() as stack:
+    with ExitStack() as stack:
         host = _bound(stack, host_ns, port=0)
         mapped = stun.binding(host, stun_server, STUN_TIMEOUT_S)
         return None if mapped is None else mapped[1] == _local(host)[1]
@@ -227,7 +223,7 @@ def mapping_lifetime(
     even the shortest idle time failed; `upper_s` (a lower bound) if the longest one still got in.
     """
     delays = lifetime_delays(upper_s)
-    with _session() as stack:
+    with ExitStack() as stack:
         remote = _bound(stack, server_ns, server_ip)
         trials: list[tuple[float, socket.socket, Address]] = []
         for delay in delays:
@@ -246,14 +242,14 @@ def mapping_lifetime(
         return alive
 
 
-def classify(lab: Any, site_host: str = "a", measure_lifetime: bool = False) -> dict[str, Any]:
+def classify(lab: Lab, site_host: str = "a", measure_lifetime: bool = False) -> dict[str, Any]:
     """The own probe's verdict on the NAT in front of `site_host`.
 
     Keys: mapping, filtering (RFC 4787 names, None without UDP), udp, hole_punch, hairpin (None when the
     site has no second host to hairpin from), port_preservation, and lifetime_s when asked for.
     """
     host_ns = lab.netns(site_host)
-    server = _server_node(lab)
+    server = lab.topology.servers[0]
     server_ns = lab.netns(server)
     ips = lab.addresses(server)
     server_ips = (ips[0], ips[1])
@@ -277,15 +273,10 @@ def classify(lab: Any, site_host: str = "a", measure_lifetime: bool = False) -> 
     return result
 
 
-def _server_node(lab: Any) -> str:
-    servers = getattr(getattr(lab, "topology", None), "servers", None)
-    return str(servers[0]) if servers else "server"
-
-
-def _neighbour(lab: Any, host: str) -> str | None:
+def _neighbour(lab: Lab, host: str) -> str | None:
     """Another host on the same LAN, if the topology has one."""
     try:
         hosts = lab.topology.site_of(host).hosts
-    except (AttributeError, KeyError):
-        return None
+    except KeyError:
+        return None  # not a host behind a site (a server, say)
     return next((h for h in hosts if h != host), None)

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+import re
 import socket
 import subprocess
 import time
 
 import pytest
 
-from netsim.lab import impair
-from netsim.lab import netns
+from netsim.lab import impair, netns
 from netsim.lab.impair import ImpairError, Impairment, impair_from_dict
 from netsim.lab.lab import Lab
 from netsim.lab.topology import TopologyError, from_dict, standard_topology
@@ -19,21 +19,37 @@ from netsim.lab.topology import TopologyError, from_dict, standard_topology
     ("data", "message"),
     [
         ({"loss_pct": 120}, "site.impair.loss_pct: expected a number from 0 to 100, got 120"),
-        ({"loss_pct": "5"}, "loss_pct"),
-        ({"rate_kbit": 2.5}, "site.impair.rate_kbit"),
-        ({"rate_kbit": 4}, "at least 8, got 4"),
-        ({"delay_ms": 20}, "site.impair.delay_ms: unknown key"),
+        ({"loss_pct": -1}, "site.impair.loss_pct: expected a number from 0 to 100, got -1"),
+        ({"loss_pct": "5"}, "site.impair.loss_pct: expected a number from 0 to 100, got '5'"),
+        ({"loss_pct": True}, "site.impair.loss_pct: expected a number from 0 to 100, got True"),
+        ({"rate_kbit": 2.5}, "site.impair.rate_kbit: expected whole kbit/s of at least 8, got 2.5"),
+        ({"rate_kbit": 4}, "site.impair.rate_kbit: expected whole kbit/s of at least 8, got 4"),
+        ({"delay_ms": 20}, "site.impair.delay_ms: unknown key (choose from loss_pct, rate_kbit)"),
     ],
 )
 def test_bad_impairments_name_field_and_value(data: dict, message: str) -> None:
-    with pytest.raises(ImpairError) as err:
+    with pytest.raises(ImpairError, match=f"^{re.escape(message)}$"):
         impair_from_dict(data, "site.impair")
-    assert message in str(err.value)
+
+
+def test_impair_from_dict() -> None:
+    assert impair_from_dict({"loss_pct": 2.5, "rate_kbit": 64}, "x") == Impairment(loss_pct=2.5, rate_kbit=64)
+    assert impair_from_dict({}, "x") == Impairment()
+    assert not Impairment().active
+    assert Impairment(rate_kbit=64).active and Impairment(loss_pct=0.01).active
 
 
 def test_loss_renders_to_a_numgen_threshold() -> None:
-    assert "numgen random mod 10000 < 250 drop" in impair.render_ruleset(Impairment(loss_pct=2.5))
-    assert not Impairment().active and Impairment(rate_kbit=64).active
+    assert impair.render_ruleset(Impairment(loss_pct=2.5)) == (
+        "table inet netsim_impair\n"
+        "delete table inet netsim_impair\n"
+        "table inet netsim_impair {\n"
+        "\tchain forward {\n"
+        "\t\ttype filter hook forward priority filter - 10; policy accept;\n"
+        "\t\tnumgen random mod 10000 < 250 drop\n"
+        "\t}\n"
+        "}\n"
+    )
 
 
 def test_scenario_impair_table() -> None:

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from netsim.lab import nat
-from netsim.lab import netns
-from netsim.lab.nat import ADM, APDM, EIM, NatError, NatSpec
+from netsim.lab import nat, netns
+from netsim.lab.nat import NatError, NatSpec
+from netsim.vocab import ADM, APDM, BEHAVIOURS, EIM, NAT_PRESETS
 
 WHERE = {"wan_if": "wan0", "lan_if": "lan0", "wan_ip": "198.18.7.1", "lan_cidr": "10.7.0.0/24"}
 DEFINES = (
@@ -54,7 +54,7 @@ def test_presets_mean_their_rfc4787_behaviour(name: str, mapping: str, filtering
 
 
 def test_every_preset_has_a_rules_file() -> None:
-    assert sorted(p.stem for p in nat.RULES_DIR.glob("*.nft")) == sorted(nat.PRESETS)
+    assert sorted(p.stem for p in nat.RULES_DIR.glob("*.nft")) == sorted(NAT_PRESETS)
 
 
 def test_symmetric_does_not_preserve_ports() -> None:
@@ -147,7 +147,7 @@ def test_nat_from_dict_reads_every_key() -> None:
         "port_preservation": False,
         "rules_file": "my.nft",
     }
-    spec = nat.nat_from_dict(data, "sites.home.nat")
+    spec = nat.nat_from_dict(data, "site[0].nat")
     assert spec == NatSpec("custom", APDM, ADM, True, 7, False, rules_file="my.nft")
 
 
@@ -159,27 +159,27 @@ def test_nat_from_dict_preset_with_knobs() -> None:
 @pytest.mark.parametrize(
     ("data", "pattern"),
     [
-        ({}, r"^sites\.home\.nat\.type: missing"),
-        ({"type": "cone"}, r"^sites\.home\.nat\.type: unknown NAT type 'cone'"),
-        ({"type": 3}, r"^sites\.home\.nat\.type: unknown NAT type 3"),
-        ({"type": "full-cone", "hairpn": True}, r"^sites\.home\.nat\.hairpn: unknown key"),
-        ({"type": "full-cone", "udp_blocked": True}, r"^sites\.home\.nat\.udp_blocked: unknown key"),
-        ({"type": "custom", "mapping": "sticky"}, r"^sites\.home\.nat\.mapping: unknown behaviour 'sticky'"),
-        ({"type": "custom", "lifetime_s": "30"}, r"^sites\.home\.nat\.lifetime_s: .* got '30'"),
-        ({"type": "symmetric", "port_preservation": True}, r"^sites\.home\.nat\.port_preservation: True"),
-        ({"type": "symmetric", "mapping": EIM}, r"^sites\.home\.nat\.mapping: 'endpoint-independent' contra"),
+        ({}, r"^site\[0\]\.nat\.type: missing"),
+        ({"type": "cone"}, r"^site\[0\]\.nat\.type: unknown NAT type 'cone'"),
+        ({"type": 3}, r"^site\[0\]\.nat\.type: unknown NAT type 3"),
+        ({"type": "full-cone", "hairpn": True}, r"^site\[0\]\.nat\.hairpn: unknown key"),
+        ({"type": "full-cone", "udp_blocked": True}, r"^site\[0\]\.nat\.udp_blocked: unknown key"),
+        ({"type": "custom", "mapping": "sticky"}, r"^site\[0\]\.nat\.mapping: unknown behaviour 'sticky'"),
+        ({"type": "custom", "lifetime_s": "30"}, r"^site\[0\]\.nat\.lifetime_s: .* got '30'"),
+        ({"type": "symmetric", "port_preservation": True}, r"^site\[0\]\.nat\.port_preservation: True"),
+        ({"type": "symmetric", "mapping": EIM}, r"^site\[0\]\.nat\.mapping: 'endpoint-independent' contra"),
     ],
 )
 def test_nat_from_dict_errors_name_where_key_and_value(data: dict[str, object], pattern: str) -> None:
     with pytest.raises(NatError, match=pattern):
-        nat.nat_from_dict(data, "sites.home.nat")
+        nat.nat_from_dict(data, "site[0].nat")
 
 
 # ---- rendering ---------------------------------------------------------------------------------------------
 
 
 def test_rendering_prepends_the_defines_and_leaves_no_placeholder() -> None:
-    for name in nat.PRESETS:
+    for name in NAT_PRESETS:
         text = render(nat.preset(name))
         assert text.startswith(DEFINES), name
         placeholders = [r for r in rules(text) if re.search(r"@[A-Z]+@|#@", r)]
@@ -246,18 +246,25 @@ def test_filtering_chooses_the_inbound_rule() -> None:
         in adf
     )
     assert not any(r.startswith("iifname $WAN_IF") and "dnat ip to" in r for r in apdf)
-    for ruleset in (
-        eif,
-        adf,
-        apdf,
-    ):  # the hole-punching trap: unsolicited inbound must leave no conntrack
+    # Unsolicited inbound must leave no conntrack entry: the host's next flow would get a new port.
+    for ruleset in (eif, adf, apdf):
         assert "iifname $WAN_IF ct state new drop" in ruleset
 
 
 def test_custom_renders_from_the_file_of_its_filtering() -> None:
-    assert nat.rules_path(nat.preset("custom", mapping=APDM, filtering=EIM)).name == "full-cone.nft"
-    assert nat.rules_path(nat.preset("custom", filtering=ADM)).name == "restricted-cone.nft"
-    assert nat.rules_path(nat.preset("custom", udp_blocked=True)).name == "udp-blocked.nft"
+    assert (
+        nat.rules_path(nat.preset("custom", mapping=APDM, filtering=EIM)) == nat.RULES_DIR / "full-cone.nft"
+    )
+    assert nat.rules_path(nat.preset("custom", filtering=ADM)) == nat.RULES_DIR / "restricted-cone.nft"
+    assert nat.rules_path(nat.preset("custom")) == nat.RULES_DIR / "port-restricted-cone.nft"
+    assert nat.rules_path(nat.preset("custom", udp_blocked=True)) == nat.RULES_DIR / "udp-blocked.nft"
+    assert nat.rules_path(nat.preset("custom", rules_file="/x/my.nft")) == Path("/x/my.nft")
+
+
+def test_every_rules_file_points_at_the_rendering_contract() -> None:
+    for path in nat.RULES_DIR.glob("*.nft"):
+        header = path.read_text().split("\ntable inet netsim\n", 1)[0]
+        assert "docs/nat.md" in header, path.name
 
 
 def test_udp_blocked_drops_udp_and_lets_tcp_443_out() -> None:
@@ -277,12 +284,43 @@ def test_custom_rules_file_uses_the_same_scheme(tmp_path: Path) -> None:
         "#@hairpin  chain hp { type nat hook prerouting priority dstnat; iifname $LAN_IF; }\n"
         "}\n"
     )
-    text = render(nat.preset("full-cone", rules_file=str(own), lifetime_s=9, hairpin=True))
-    assert text.startswith('define WAN_IF = "wan0"\n')
-    assert "timeout 9s;" in text and "oifname $WAN_IF snat ip to $WAN_IP;" in text
-    assert "\n  chain hp { type nat hook prerouting" in text  # the hairpin line is enabled
+    on = render(nat.preset("full-cone", rules_file=str(own), lifetime_s=9, hairpin=True))
+    assert on == DEFINES + (
+        "table inet mine {\n"
+        "  set s { type ipv4_addr; flags timeout; timeout 9s; }\n"
+        "  chain post { type nat hook postrouting priority srcnat; oifname $WAN_IF snat ip to $WAN_IP; }\n"
+        "  chain hp { type nat hook prerouting priority dstnat; iifname $LAN_IF; }\n"
+        "}\n"
+    )
     off = render(nat.preset("full-cone", rules_file=str(own)))
-    assert "#@hairpin  chain hp" in off
+    assert off == DEFINES + (
+        "table inet mine {\n"
+        "  set s { type ipv4_addr; flags timeout; timeout 30s; }\n"
+        "  chain post { type nat hook postrouting priority srcnat; oifname $WAN_IF snat ip to $WAN_IP; }\n"
+        "#@hairpin  chain hp { type nat hook prerouting priority dstnat; iifname $LAN_IF; }\n"
+        "}\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("spec", "statement"),
+    [
+        (nat.preset("full-cone"), "snat ip to $WAN_IP"),
+        (
+            nat.preset("full-cone", port_preservation=False),
+            "meta l4proto { tcp, udp } snat ip to $WAN_IP : jhash ip saddr . th sport mod 16384 offset 49152",
+        ),
+        (
+            nat.preset("custom", mapping=ADM),
+            "meta l4proto { tcp, udp } snat ip to $WAN_IP : jhash ip saddr . th sport . ip daddr "
+            "mod 16384 offset 49152",
+        ),
+        (nat.preset("symmetric"), "snat ip to $WAN_IP fully-random"),
+    ],
+)
+def test_snat_placeholder_per_mapping_behaviour(spec: NatSpec, statement: str) -> None:
+    """The table in docs/nat.md's rendering scheme."""
+    assert nat.snat_statement(spec) == statement
 
 
 def test_missing_rules_file_names_the_file() -> None:
@@ -294,14 +332,13 @@ def test_missing_rules_file_names_the_file() -> None:
 
 
 def every_spec() -> list[NatSpec]:
-    specs = [nat.preset(p) for p in nat.PRESETS]
+    specs = [nat.preset(p) for p in NAT_PRESETS]
     specs += [
-        nat.preset(p, hairpin=True, lifetime_s=3) for p in nat.PRESETS if p not in ("open", "udp-blocked")
+        nat.preset(p, hairpin=True, lifetime_s=3) for p in NAT_PRESETS if p not in ("open", "udp-blocked")
     ]
     specs += [nat.preset("full-cone", port_preservation=False, hairpin=True)]
     specs += [
-        nat.preset("custom", mapping=m, filtering=f)
-        for m, f in itertools.product(nat.MAPPINGS, nat.FILTERINGS)
+        nat.preset("custom", mapping=m, filtering=f) for m, f in itertools.product(BEHAVIOURS, BEHAVIOURS)
     ]
     return specs
 

@@ -6,8 +6,7 @@ import subprocess
 
 import pytest
 
-from netsim.lab import netns
-from netsim.lab import nftables
+from netsim.lab import netns, nftables
 
 pytestmark = pytest.mark.root
 

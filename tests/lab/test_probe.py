@@ -8,12 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from netsim.lab import nat
-from netsim.lab import netns
-from netsim.lab import probe
+from netsim.lab import nat, netns, probe
 from netsim.lab.lab import Lab
-from netsim.lab.nat import ADM, APDM, EIM, NatSpec
+from netsim.lab.nat import NatSpec
 from netsim.lab.topology import Site, Topology, standard_topology
+from netsim.vocab import ADM, APDM, EIM
 
 NATDISCOVERY_SAMPLE = """
 -= Mapping Behavior Discovery =-
