@@ -1,14 +1,14 @@
 """The declarative lab model: an internet, sites behind NAT routers, optional carrier-grade NATs, servers.
 
-Plain data, loaded from TOML scenario files and validated with errors that name the field and the value.
-Addresses are derived from declaration order (see docs/DESIGN.md) unless a site names its own LAN.
+Plain data, built by `standard_topology` or `from_dict` (a TOML table: the topology part of a scenario file,
+which netsim.suite reads) and validated with errors that name the field and the value. Addresses are derived
+from declaration order (see docs/DESIGN.md) unless a site names its own LAN.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import re
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,16 +16,14 @@ from typing import Any
 from netsim.lab.impair import ImpairError, Impairment, impair_from_dict
 from netsim.lab.nat import NatError, NatSpec, nat_from_dict, preset
 
-INTERNET = ipaddress.IPv4Network("198.18.0.0/16")
 OPEN_LANS = ipaddress.IPv4Network("198.19.0.0/16")
-CGN_RANGE = ipaddress.IPv4Network("100.64.0.0/10")
 PRIVATE_LANS = ipaddress.IPv4Network("10.0.0.0/8")
 SERVER_ADDRESSES = ("198.18.0.2", "198.18.0.3")
 NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,11}$")
 
 
 class TopologyError(ValueError):
-    """A scenario that cannot be built; the message names the field and the value."""
+    """A topology that cannot be built; the message names the field and the value."""
 
 
 @dataclass(frozen=True)
@@ -50,12 +48,13 @@ class Carrier:
 
 @dataclass(frozen=True)
 class Topology:
+    """The whole lab: sites and carriers in declaration order (which fixes their addresses), and servers."""
+
     name: str
     sites: tuple[Site, ...]
     carriers: tuple[Carrier, ...] = ()
     servers: tuple[str, ...] = ("server",)
     ipv6: bool = False
-    description: str = ""
 
     def site(self, name: str) -> Site:
         for s in self.sites:
@@ -123,15 +122,14 @@ def _as_spec(nat: str | NatSpec, where: str) -> NatSpec:
     try:
         return preset(nat)
     except NatError as e:
-        raise TopologyError(f"{where}: {e}") from None
+        raise TopologyError(str(e).replace("nat.", f"{where}.", 1)) from None
 
 
 def _site_lan(site: Site, index: int) -> ipaddress.IPv4Network:
     if site.lan is not None:
         return ipaddress.IPv4Network(site.lan)
-    base = OPEN_LANS if not site.nat.nat else PRIVATE_LANS
-    if base is OPEN_LANS:
-        return ipaddress.IPv4Network(f"198.19.{index}.0/24")
+    if not site.nat.nat:
+        return ipaddress.IPv4Network(f"198.19.{index}.0/24")  # an open site's LAN is public
     return ipaddress.IPv4Network(f"10.{index}.0.0/24")
 
 
@@ -180,28 +178,20 @@ def plan(topo: Topology) -> dict[str, NodePlan]:
 
 # ---- loading and validation -------------------------------------------------------------------------------
 
-# `session` belongs to the scenario suite (netsim.suite): which hosts pair and how.
-_TOP_KEYS = {"name", "description", "ipv6", "site", "carrier", "server", "session"}
+_TOP_KEYS = {"name", "ipv6", "site", "carrier", "server"}
 _SITE_KEYS = {"name", "nat", "hosts", "behind", "lan", "impair"}
 _CARRIER_KEYS = {"name", "nat"}
 _SERVER_KEYS = {"name"}
 
 
-def load_scenario(path: str | Path) -> Topology:
-    """Load and validate a TOML scenario file."""
-    p = Path(path)
-    try:
-        data = tomllib.loads(p.read_text())
-    except FileNotFoundError:
-        raise TopologyError(f"scenario file not found: {p}") from None
-    except tomllib.TOMLDecodeError as e:
-        raise TopologyError(f"{p}: not valid TOML: {e}") from None
-    return from_dict(data, default_name=p.stem, base_dir=p.parent)
-
-
 def from_dict(
     data: dict[str, Any], *, default_name: str = "scenario", base_dir: Path | None = None
 ) -> Topology:
+    """A validated topology from a TOML table (`name`, `ipv6`, `[[site]]`, `[[carrier]]`, `[[server]]`).
+
+    `default_name` names it when the table does not; a site's relative `nat.rules_file` is resolved against
+    `base_dir` (the scenario file's directory).
+    """
     _unknown(data, _TOP_KEYS, "")
     carriers = tuple(_carrier(c, i, base_dir) for i, c in enumerate(_table_list(data, "carrier")))
     sites = tuple(_site(s, i, base_dir) for i, s in enumerate(_table_list(data, "site")))
@@ -215,7 +205,6 @@ def from_dict(
         carriers=carriers,
         servers=servers,
         ipv6=ipv6,
-        description=_str(data.get("description", ""), "description"),
     )
     validate(topo)
     return topo
@@ -224,7 +213,7 @@ def from_dict(
 def validate(topo: Topology) -> None:
     """Check names, references and subnets; raise TopologyError naming the field and value."""
     if not topo.sites:
-        raise TopologyError("site: a scenario needs at least one [[site]]")
+        raise TopologyError("site: a topology needs at least one [[site]]")
     seen: dict[str, str] = {}
     fields = [(f"server[{i}].name", n) for i, n in enumerate(topo.servers)]
     fields += [(f"carrier[{i}].name", c.name) for i, c in enumerate(topo.carriers)]
@@ -296,8 +285,8 @@ def _nat(value: Any, where: str, base_dir: Path | None) -> NatSpec:
                 value = {**value, "rules_file": str((base_dir / value["rules_file"]).resolve())}
             return nat_from_dict(value, where)
     except NatError as e:
-        msg = str(e)
-        raise TopologyError(msg if msg.startswith(where) else f"{where}: {msg}") from None
+        msg = str(e)  # preset() names the field "nat.<key>", nat_from_dict() names it from `where`
+        raise TopologyError(msg.replace("nat.", f"{where}.", 1) if msg.startswith("nat.") else msg) from None
     raise TopologyError(f"{where}: expected a NAT type name or a table, got {value!r}")
 
 
