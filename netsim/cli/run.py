@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from netsim.cli.common import EXIT_MISMATCH, EXIT_OK, InputError, positive_float, positive_int, print_json
+from netsim.results.records import ResultRecord
 from netsim.vocab import FAILED, NAT_KINDS, NAT_PRESETS, POLICIES, SIDES, TURN_CHOICES
 
 DEFAULT_MIX = "open=0.05,full-cone=0.15,restricted-cone=0.15,port-restricted-cone=0.45,symmetric=0.2"
@@ -102,7 +103,7 @@ def cmd_pair(args: argparse.Namespace) -> int:
     return EXIT_OK if record["verdict"] != FAILED else EXIT_MISMATCH
 
 
-def format_record(rec: dict[str, Any]) -> str:
+def format_record(rec: ResultRecord) -> str:
     """A session record in a few lines for the terminal."""
     lines = [
         f"{rec['nat_a']} x {rec['nat_b']}  turn={rec['turn']} policy={rec['policy']} glare={rec['glare']}",

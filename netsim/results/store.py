@@ -17,23 +17,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from netsim.results.records import ResultRecord, Shares, Summary
-from netsim.results.tables import matrix_table, nat_kinds
-from netsim.results.versions import versions as _versions
-
-# Transitional re-exports: scenarios/conftest.py imports matrix_table, and netsim/session/run.py versions,
-# from this module. New code imports them from netsim.results.tables and netsim.results.versions.
-__all__ = [
-    "RESULTS_FILE",
-    "SUMMARY_FILE",
-    "append_record",
-    "load_records",
-    "matrix_table",
-    "new_run_id",
-    "run_dir",
-    "summarize",
-    "versions",
-    "write_summary",
-]
+from netsim.results.tables import nat_kinds
 
 log = logging.getLogger(__name__)
 
@@ -53,10 +37,9 @@ def run_dir(reports_root: Path | str, run_id: str) -> Path:
     return path
 
 
-def append_record(run_dir: Path | str, record: ResultRecord | dict[str, Any]) -> None:
+def append_record(run_dir: Path | str, record: ResultRecord) -> None:
     """Append one record as a single line to run_dir/results.jsonl.
 
-    (`dict[str, Any]` is accepted until the session and the suite build `ResultRecord`s.)
 
     Several pytest-xdist workers append to the same file: O_APPEND makes each write land at the end, and the
     exclusive flock keeps a large line (which may need several write calls) from interleaving with others.
@@ -101,11 +84,6 @@ def load_records(run_dir: Path | str) -> list[ResultRecord]:
         else:
             log.warning("%s:%d: skipping non-object line", path, lineno)
     return records
-
-
-def versions() -> dict[str, str | None]:
-    """Transitional: netsim.results.versions.versions() as an untyped dict, for netsim/session/run.py."""
-    return {key: value for key, value in _versions().items() if isinstance(value, str | None)}
 
 
 def _share(hits: int, total: int) -> float | None:

@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from netsim.peers.launcher import Launcher, PeerProcess
-from netsim.results import store as results
+from netsim.results.records import LaunchFigures, NeedsRelayRun, ResultRecord, Versions
+from netsim.results.versions import versions
 from netsim.services.signaling import make_token
 from netsim.session.options import SessionOptions
 from netsim.session.verdict import failure_reason, negotiated, peer_record, session_timings, verdict
@@ -89,12 +90,12 @@ def wait_peers(procs: dict[str, PeerProcess], timeout_s: float) -> tuple[dict[st
 
 
 @functools.cache
-def _versions() -> dict[str, str | None]:
+def _versions() -> Versions:
     """aiortc, aioice, coturn, kernel and Python versions: once per process (coturn's costs a subprocess)."""
-    return results.versions()
+    return versions()
 
 
-def run_session(lab: Lab, opts: SessionOptions, launcher: Launcher | None = None) -> dict[str, Any]:
+def run_session(lab: Lab, opts: SessionOptions, launcher: Launcher | None = None) -> ResultRecord:
     """Run one pairing in `lab`; the result record (docs/DESIGN.md) without the run/scenario fields."""
     own = launcher is None
     launcher = launcher or Launcher()
@@ -144,7 +145,7 @@ def relay_less(opts: SessionOptions) -> bool:
 
 def _needs_relay(
     result: str, opts: SessionOptions, probe: dict[str, PeerProcess] | None
-) -> tuple[bool | None, dict[str, Any] | None]:
+) -> tuple[bool | None, NeedsRelayRun | None]:
     """(needs_relay, summary of the relay-less run or None when it was not needed)."""
     if result in DIRECT_VERDICTS:
         if probe is not None:
@@ -156,7 +157,7 @@ def _needs_relay(
         return None, None
     a, b = wait_peers(probe, opts.deadline_s + WAIT_MARGIN_S)
     second, _ = verdict(a, b)
-    summary: dict[str, Any] = {"verdict": second, "connect_s": None, "reason": failure_reason(a, b)}
+    summary: NeedsRelayRun = {"verdict": second, "connect_s": None, "reason": failure_reason(a, b)}
     if second == FAILED and not (negotiated(a) and negotiated(b)):
         # No offer/answer got through (e.g. signaling unreachable): this says nothing about ICE.
         return None, summary
@@ -164,7 +165,7 @@ def _needs_relay(
     return second == FAILED, summary
 
 
-def _launch_figures(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+def _launch_figures(a: dict[str, Any], b: dict[str, Any]) -> LaunchFigures:
     """Peer-ready latency (request to child in its namespace) and process start to first echo."""
     ready = [(p.get("launch") or {}).get("ready_ms") for p in (a, b)]
     first = [p.get("timings", {}).get("start_to_first_echo_s") for p in (a, b)]

@@ -7,11 +7,11 @@ exists. The verdict says which pair won; whether a relay was needed is answered 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
-from netsim.vocab import FAILED
+from netsim.results.records import TIMING_KEYS, PeerRecord, Timings
+from netsim.vocab import FAILED, RelaySide, Verdict
 
-TIMING_KEYS = ("gathering_s", "ice_completed_s", "channel_open_s", "first_echo_s", "rtt_ms")
 # The PEER record keys of docs/DESIGN.md that the session keeps from a peer's raw record.
 PEER_KEYS = (
     "local_type",
@@ -26,7 +26,7 @@ PEER_KEYS = (
 )
 
 
-def verdict(a: dict[str, Any], b: dict[str, Any]) -> tuple[str, str | None]:
+def verdict(a: dict[str, Any], b: dict[str, Any]) -> tuple[Verdict, RelaySide | None]:
     """(verdict, relay_side) from both PEER records.
 
     A side relayed if its own local candidate is a relay, or the other side sees a relay as remote.
@@ -52,7 +52,7 @@ def negotiated(peer: dict[str, Any]) -> bool:
     return bool(peer.get("candidates", {}).get("remote"))
 
 
-def session_timings(a: dict[str, Any], b: dict[str, Any]) -> dict[str, float | None]:
+def session_timings(a: dict[str, Any], b: dict[str, Any]) -> Timings:
     """Session timings from the winning offer's creation (both peers share CLOCK_MONOTONIC).
 
     A milestone counts when both peers reached it; gathering is the slower side's.
@@ -78,9 +78,9 @@ def session_timings(a: dict[str, Any], b: dict[str, Any]) -> dict[str, float | N
     }
 
 
-def peer_record(rec: dict[str, Any]) -> dict[str, Any]:
+def peer_record(rec: dict[str, Any]) -> PeerRecord:
     """The PEER record of docs/DESIGN.md from a peer's raw record (which also keeps its marks)."""
-    out = {k: rec.get(k) for k in PEER_KEYS}
+    out: dict[str, Any] = {k: rec.get(k) for k in PEER_KEYS}
     out.update(
         candidates=rec.get("candidates", {"local": [], "remote": []}),
         states=rec.get("states", []),
@@ -91,7 +91,7 @@ def peer_record(rec: dict[str, Any]) -> dict[str, Any]:
         launch=rec.get("launch"),
         reason=rec.get("reason"),
     )
-    return out
+    return cast(PeerRecord, out)  # raw records come from the peer process as JSON
 
 
 def failure_reason(a: dict[str, Any], b: dict[str, Any]) -> str | None:

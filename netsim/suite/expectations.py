@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from netsim.suite.scenario import Scenario
-from netsim.vocab import MATRIX_GROUPS, NAT_KINDS, NO_TURN, POPULATION, SIDES, VERDICTS
+from netsim.vocab import MATRIX_GROUPS, NAT_KINDS, NO_TURN, POPULATION, SIDES, VERDICTS, Verdict
 
 ENTRY_KEYS = ("needs_relay", "connect", "verdict", "turn_transport", "notes")
 
@@ -19,7 +20,7 @@ class Expectation:
 
     needs_relay: bool | None
     connect: bool = True
-    verdict: str | None = None
+    verdict: Verdict | None = None
     turn_transport: str | None = None
     source: str = ""  # where in the table this came from, for the mismatch message
     notes: str = field(default="", compare=False)
@@ -81,14 +82,14 @@ def _from_entry(entry: dict[str, Any], where: str) -> Expectation:
     return Expectation(
         needs_relay=needs,
         connect=bool(entry.get("connect", verdict != "failed")),
-        verdict=verdict,
+        verdict=cast(Verdict | None, verdict),
         turn_transport=entry.get("turn_transport"),
         source=where,
         notes=str(entry.get("notes", "")),
     )
 
 
-def mismatch(record: dict[str, Any], exp: Expectation) -> str | None:
+def mismatch(record: Mapping[str, Any], exp: Expectation) -> str | None:
     """None when the record meets the expectation, else expectation and outcome side by side."""
     problems: list[tuple[str, object, object]] = []
     connected = record.get("verdict") != "failed"

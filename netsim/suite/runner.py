@@ -12,6 +12,8 @@ from typing import Any
 from netsim.lab.lab import Lab
 from netsim.peers.launcher import Launcher
 from netsim.results import store as results
+from netsim.results.records import ResultRecord
+from netsim.results.tables import matrix_table
 from netsim.session.run import run_session
 from netsim.suite.expectations import Expectation, ExpectationError, expectation, mismatch
 from netsim.suite.scenario import Scenario
@@ -26,7 +28,7 @@ def run_one(
     repeat: int = 0,
     strict: bool = True,
     pcap_dir: Path | None = None,
-) -> tuple[dict[str, Any], str | None]:
+) -> tuple[ResultRecord, str | None]:
     """Run a scenario in a fresh lab; the result record (with expectation and outcome) and any mismatch.
 
     strict: a scenario missing from the expectations table is an error (the suite); otherwise (a
@@ -48,20 +50,20 @@ def run_one(
             pcap = stack.enter_context(lab.capture(pcap_dir / f"{scn.id.replace('/', '--')}-r{repeat}.pcap"))
         record = run_session(lab, scn.options, launcher=launcher)
     problem = None if expected is None else mismatch(record, expected)
-    record.update(
-        run_id=run_id,
-        scenario=scn.id,
-        group=scn.group,
-        nat_a=scn.nat_a,
-        nat_b=scn.nat_b,
-        repeat=repeat,
-        expected=None
-        if expected is None
-        else {"needs_relay": expected.needs_relay, "connect": expected.connect, "verdict": expected.verdict},
-        passed=problem is None,
-        mismatch=problem,
-        pcap=None if pcap is None else str(pcap.relative_to(pcap.parent.parent)),
-    )
+    record["run_id"] = run_id
+    record["scenario"] = scn.id
+    record["group"] = scn.group
+    record["nat_a"], record["nat_b"] = scn.nat_a, scn.nat_b
+    record["repeat"] = repeat
+    if expected is not None:
+        record["expected"] = {
+            "needs_relay": expected.needs_relay,
+            "connect": expected.connect,
+            "verdict": expected.verdict,
+        }
+    record["passed"] = problem is None
+    record["mismatch"] = problem
+    record["pcap"] = None if pcap is None else str(pcap.relative_to(pcap.parent.parent))
     return record, problem
 
 
@@ -108,7 +110,7 @@ def finish_run(directory: Path, reports_root: Path, report: bool = True) -> RunS
     records = results.load_records(directory)
     results.write_summary(directory)
     summary = results.summarize(records)
-    matrices = [(g, results.matrix_table(records, g)) for g in _groups(records) if g in MATRIX_GROUPS]
+    matrices = [(g, matrix_table(records, g)) for g in _groups(records) if g in MATRIX_GROUPS]
     line = (
         f"{summary['sessions']} sessions ({summary['passed']} passed, {summary['failed']} failed); "
         f"relay needed in {_pct(summary['relay_needed_share'])}, relay won in "

@@ -150,7 +150,6 @@ def test_versions(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         "kernel": platform.release(),
         "python": platform.python_version(),
     }
-    assert results.versions() == versions.versions()  # the transitional re-export for netsim.session
 
 
 def test_coturn_version_absent_or_silent(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
