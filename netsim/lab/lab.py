@@ -92,6 +92,7 @@ class Lab:
             self.teardown()
 
     def build(self) -> None:
+        """Claim the id, register, make namespaces, links, NAT rules and impairments, start coturn."""
         t0 = time.perf_counter()
         self.workdir.parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -113,6 +114,7 @@ class Lab:
         self._register()
 
     def teardown(self) -> None:
+        """Stop services and processes, delete the namespaces and the runtime directory (entry included)."""
         t0 = time.perf_counter()
         self._exit.close()
         if self.coturn is not None:

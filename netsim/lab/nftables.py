@@ -14,7 +14,7 @@ from netsim.lab import netns
 
 
 class NftError(RuntimeError):
-    pass
+    """nft refused a ruleset; the message is nft's own (line and token)."""
 
 
 @functools.cache
