@@ -122,3 +122,38 @@ def test_population_runs_the_drawn_pairings(tmp_path: Path) -> None:
     assert len(records) == 3 and all(r["group"] == "population" for r in records)
     assert {r["nat_a"] for r in records} | {r["nat_b"] for r in records} <= {"full-cone", "open"}
     assert all(r["passed"] for r in records)
+
+
+def test_up_exec_down_and_a_kept_lab_survives_cleanup(tmp_path: Path) -> None:
+    from netsim.lab import netns
+
+    up = _netsim("up", "--nat-a", "full-cone", "--nat-b", "symmetric", "--json", tmp_path=tmp_path)
+    assert up.returncode == 0, up.stderr
+    info = json.loads(up.stdout)
+    lab_id = info["lab"]
+    try:
+        assert info["nodes"]["a"]["addresses"] == ["10.1.0.2"]
+        assert info["nodes"]["server"]["netns"] == f"{lab_id}-server"
+        ex = _netsim("exec", lab_id, "a", "--", "ip", "-o", "-4", "addr", "show", "eth0", tmp_path=tmp_path)
+        assert ex.returncode == 0 and "10.1.0.2/24" in ex.stdout
+        assert _netsim("exec", lab_id, "a", "--", "sh", "-c", "exit 7", tmp_path=tmp_path).returncode == 7
+        assert _netsim("cleanup", tmp_path=tmp_path).returncode == 0
+        assert netns.exists(f"{lab_id}-a")  # kept: only labs whose owner died are cleaned up
+    finally:
+        down = _netsim("down", lab_id, tmp_path=tmp_path)
+    assert down.returncode == 0, down.stderr
+    assert not netns.exists(f"{lab_id}-a")
+    assert not any(p.name.startswith("ns") for p in (tmp_path / "run").iterdir())
+
+
+def test_lab_errors_name_the_value(tmp_path: Path) -> None:
+    bad = _netsim("up", "--nat-a", "cone-ish", tmp_path=tmp_path)
+    assert bad.returncode == 2 and "invalid choice: 'cone-ish'" in bad.stderr
+    missing = _netsim("down", "nsnope", tmp_path=tmp_path)
+    assert (
+        missing.returncode == 2
+        and missing.stderr.startswith("netsim: error: ")
+        and "nsnope" in missing.stderr
+    )
+    nonode = _netsim("exec", "nsnope", "a", "--", "true", tmp_path=tmp_path)
+    assert nonode.returncode == 2 and "nsnope" in nonode.stderr
