@@ -14,10 +14,13 @@ import sys
 import traceback
 from collections.abc import Sequence
 
+from netsim.cli import estimate as estimate_cmds
 from netsim.cli import lab as lab_cmds
+from netsim.cli import rules as rules_cmds
 from netsim.cli import run as run_cmds
 from netsim.cli import services as service_cmds
 from netsim.cli.common import EXIT_BROKEN, EXIT_INPUT, EXIT_INTERRUPTED, input_errors
+from netsim.pause import pause_point
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,12 +29,15 @@ def build_parser() -> argparse.ArgumentParser:
     lab_cmds.add_parsers(sub)
     run_cmds.add_parsers(sub)
     service_cmds.add_parsers(sub)
+    rules_cmds.add_parsers(sub)
+    estimate_cmds.add_parsers(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)  # usage errors: argparse's own message, exit 2
     try:
+        pause_point("imports")
         return int(args.func(args))
     except input_errors() as e:
         return _input_error(e)

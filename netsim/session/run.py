@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from netsim.pause import pause_point
 from netsim.peers.launcher import Launcher, PeerProcess
 from netsim.results.records import LaunchFigures, NeedsRelayRun, ResultRecord, Versions
 from netsim.results.versions import versions
@@ -104,6 +105,7 @@ def run_session(lab: Lab, opts: SessionOptions, launcher: Launcher | None = None
     try:
         url = str(lab.start_signaling())  # TCP 443, reachable through the udp-blocked firewall too
         main = start_peers(lab, launcher, url, opts)
+        pause_point("negotiation")
         # The relay-less run goes alongside (fresh sockets, so fresh NAT mappings): a pairing that needs a
         # relay costs one deadline, not two. It is ended at once when the main run connects without a relay.
         probe = None
