@@ -1,5 +1,5 @@
-"""Test-only pause points: with NETSIM_PAUSE_AT=<phase> a netsim process stops at that phase and waits for a
-signal, so a fault test can deliver SIGINT/SIGTERM/SIGKILL in exactly that phase instead of guessing with sleeps.
+"""Test-only pause points: with NETSIM_PAUSE_AT=<phase> a netsim process stops at that phase and waits for
+a signal, so a fault test can deliver SIGINT/SIGTERM/SIGKILL in exactly that phase instead of guessing.
 
 Unset (always, outside tests) a pause point costs one environment lookup.
 """
