@@ -29,9 +29,15 @@ TURN_CHOICES: Final = (*TURN_TRANSPORTS, NO_TURN)
 POLICIES: Final = ("all", "relay")
 SIDES: Final = ("a", "b")
 
+# Peer stacks: aiortc (Python) and Chromium (libwebrtc, the browser users ship).
+PEER_STACKS: Final = ("aiortc", "chromium")
+AIORTC: Final = "aiortc"
+CHROMIUM: Final = "chromium"
+
 Turn = Literal["udp", "tcp", "tls", "none"]
 Policy = Literal["all", "relay"]
 Side = Literal["a", "b"]
+Stack = Literal["aiortc", "chromium"]
 
 # --- outcomes ----------------------------------------------------------------------------------------------
 VERDICTS: Final = ("direct-host", "direct", "relay", "failed")

@@ -9,7 +9,7 @@ from typing import Any
 
 from netsim.cli.common import EXIT_MISMATCH, EXIT_OK, InputError, positive_float, positive_int, print_json
 from netsim.results.records import ResultRecord
-from netsim.vocab import FAILED, NAT_KINDS, NAT_PRESETS, POLICIES, SIDES, TURN_CHOICES
+from netsim.vocab import AIORTC, FAILED, PEER_STACKS, NAT_KINDS, NAT_PRESETS, POLICIES, SIDES, TURN_CHOICES
 
 DEFAULT_MIX = "open=0.05,full-cone=0.15,restricted-cone=0.15,port-restricted-cone=0.45,symmetric=0.2"
 REPORTS_ENV = "NETSIM_REPORTS"
@@ -52,6 +52,8 @@ def _pair_parser(sub: Any) -> None:
     p = sub.add_parser("pair", help="run one WebRTC session between two NATed hosts in a fresh lab")
     p.add_argument("--nat-a", required=True, choices=NAT_PRESETS, metavar="KIND", help="NAT in front of a")
     p.add_argument("--nat-b", required=True, choices=NAT_PRESETS, metavar="KIND", help="NAT in front of b")
+    p.add_argument("--peer-a", choices=PEER_STACKS, default=AIORTC, help="WebRTC stack of a (default aiortc)")
+    p.add_argument("--peer-b", choices=PEER_STACKS, default=AIORTC, help="WebRTC stack of b (default aiortc)")
     p.add_argument("--turn", choices=TURN_CHOICES, default="udp", help="TURN transport (default udp)")
     p.add_argument("--policy", choices=POLICIES, default="all", help="ICE transport policy (default all)")
     p.add_argument("--glare", action="store_true", help="both peers offer at once (perfect negotiation)")
@@ -84,6 +86,8 @@ def cmd_pair(args: argparse.Namespace) -> int:
     impairs = {s: Impairment(getattr(args, f"loss_{s}"), getattr(args, f"rate_{s}")) for s in SIDES}
     topo = standard_topology(args.nat_a, args.nat_b, impair_a=impairs["a"], impair_b=impairs["b"])
     options: dict[str, Any] = dict(
+        peer_a=args.peer_a,
+        peer_b=args.peer_b,
         turn=args.turn,
         policy=args.policy,
         glare=args.glare,

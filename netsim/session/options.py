@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from netsim.vocab import POLICIES, SIDES, TURN_CHOICES, Policy, Side, Turn
+from netsim.vocab import PEER_STACKS, POLICIES, SIDES, TURN_CHOICES, Policy, Side, Stack, Turn
 
 # Sessions in a lab connect in under 1 s (at most ~0.7 s seen: hole punching pays one 500 ms STUN
 # retransmission), so 3 s leaves a wide margin while a failing pairing, which waits the whole deadline,
@@ -42,10 +42,15 @@ class SessionOptions:
     a is the impolite peer and offers; b is polite and offers only for glare (then `glare_first` sends
     first). `hide_host` withholds host candidates, as browsers hiding them behind mDNS names look to a peer.
     `needs_relay`: run the relay-less second pair that answers whether a relay was needed.
+    `peer_a`/`peer_b`: the WebRTC stack of each side. `settle_s`: how long the selected pair must stay the
+    same while echoes flow both ways before it counts as settled (Chromium may switch pairs after
+    connecting; aiortc never renominates, so its first pair is its settled pair).
     """
 
     host_a: str = "a"
     host_b: str = "b"
+    peer_a: Stack = "aiortc"
+    peer_b: Stack = "aiortc"
     turn: Turn = "udp"
     policy: Policy = "all"
     glare: bool = False
@@ -54,11 +59,14 @@ class SessionOptions:
     media: bool = False
     deadline_s: float = BASE_DEADLINE_S
     needs_relay: bool = True
+    settle_s: float = 1.0
 
     def __post_init__(self) -> None:
         _choice("turn", self.turn, TURN_CHOICES)
         _choice("policy", self.policy, POLICIES)
         _choice("glare_first", self.glare_first, SIDES)
+        _choice("peer_a", self.peer_a, PEER_STACKS)
+        _choice("peer_b", self.peer_b, PEER_STACKS)
         for name in ("glare", "hide_host", "media", "needs_relay"):
             if not isinstance(getattr(self, name), bool):
                 raise OptionsError(f"{name}: expected true or false, got {getattr(self, name)!r}")
@@ -71,6 +79,10 @@ class SessionOptions:
         if not 0 < deadline <= MAX_DEADLINE_S:
             raise OptionsError(f"deadline_s: must be > 0 and <= {MAX_DEADLINE_S:g}, got {deadline!r}")
         object.__setattr__(self, "deadline_s", float(deadline))
+        settle = self.settle_s
+        if isinstance(settle, bool) or not isinstance(settle, int | float) or not 0 <= settle <= 60:
+            raise OptionsError(f"settle_s: expected seconds from 0 to 60, got {settle!r}")
+        object.__setattr__(self, "settle_s", float(settle))
 
     def replace(self, **changes: Any) -> SessionOptions:
         """A copy with some options changed (validated again)."""

@@ -15,6 +15,8 @@ def test_defaults_are_valid_and_serialise() -> None:
     assert SessionOptions().as_dict() == {
         "host_a": "a",
         "host_b": "b",
+        "peer_a": "aiortc",
+        "peer_b": "aiortc",
         "turn": "udp",
         "policy": "all",
         "glare": False,
@@ -23,6 +25,7 @@ def test_defaults_are_valid_and_serialise() -> None:
         "media": False,
         "deadline_s": 3.0,
         "needs_relay": True,
+        "settle_s": 1.0,
     }
 
 
@@ -41,6 +44,8 @@ def test_defaults_are_valid_and_serialise() -> None:
         ({"deadline_s": -1.0}, r"deadline_s: must be > 0"),
         ({"deadline_s": True}, r"deadline_s: expected a number"),
         ({"host_a": ""}, r"host_a: expected a host name"),
+        ({"peer_b": "firefox"}, r"peer_b: unknown value 'firefox' \(choose from aiortc, chromium\)"),
+        ({"settle_s": -1}, r"settle_s: expected seconds from 0 to 60, got -1"),
     ],
 )
 def test_bad_values_are_refused_naming_the_option(changes: dict[str, object], message: str) -> None:
