@@ -9,7 +9,7 @@ from typing import Any
 
 from netsim.cli.common import EXIT_MISMATCH, EXIT_OK, InputError, positive_float, positive_int, print_json
 from netsim.results.records import ResultRecord
-from netsim.vocab import AIORTC, FAILED, PEER_STACKS, NAT_KINDS, NAT_PRESETS, POLICIES, SIDES, TURN_CHOICES
+from netsim.vocab import AIORTC, FAILED, NAT_KINDS, NAT_PRESETS, PEER_STACKS, POLICIES, SIDES, TURN_CHOICES
 
 DEFAULT_MIX = "open=0.05,full-cone=0.15,restricted-cone=0.15,port-restricted-cone=0.45,symmetric=0.2"
 REPORTS_ENV = "NETSIM_REPORTS"
