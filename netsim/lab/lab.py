@@ -108,8 +108,8 @@ class Lab:
         self.timings["build_s"] = time.perf_counter() - t0
         if self.want_coturn:
             server = self.topology.servers[0]
-            ips = tuple(self.plan[server].addresses[:2])
-            self.coturn = Coturn(self.namespaces[server], (ips[0], ips[1]), self.workdir)
+            ips = self.plan[server].addresses
+            self.coturn = Coturn(self.namespaces[server], (ips[0], ips[1]), self.workdir, relay_ip=ips[2])
             self.timings["coturn_ready_s"] = self.coturn.start()
         self._register()
 
@@ -238,7 +238,7 @@ class Lab:
         if self.signaling_url:
             return self.signaling_url
         server = self.topology.servers[0]
-        ip = self.addresses(server)[-1]
+        ip = self.addresses(server)[1]  # the second listening address; the third is coturn's relay-ip
         if in_process:
             from netsim.services import signaling
 

@@ -19,6 +19,7 @@ from netsim.lab.nat import NatError, NatSpec, nat_from_dict, preset
 OPEN_LANS = ipaddress.IPv4Network("198.19.0.0/16")
 PRIVATE_LANS = ipaddress.IPv4Network("10.0.0.0/8")
 SERVER_ADDRESSES = ("198.18.0.2", "198.18.0.3")
+RELAY_ADDRESS = "198.18.0.4"  # coturn's relay-ip: no service listens there, so it may stay an allowed peer
 NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,11}$")
 
 
@@ -141,6 +142,7 @@ def plan(topo: Topology) -> dict[str, NodePlan]:
         if srv_index == 0:
             node.ifaces.append(Iface("eth0", f"{SERVER_ADDRESSES[0]}/16", "internet"))
             node.ifaces.append(Iface("eth0", f"{SERVER_ADDRESSES[1]}/16", "internet"))
+            node.ifaces.append(Iface("eth0", f"{RELAY_ADDRESS}/16", "internet"))
         else:
             node.ifaces.append(Iface("eth0", f"198.18.0.{10 + srv_index}/16", "internet"))
         nodes[srv] = node

@@ -7,6 +7,7 @@ import datetime
 import hashlib
 import hmac
 import ipaddress
+import os
 import secrets
 import subprocess
 import time
@@ -21,30 +22,64 @@ TLS_PORT = 5349
 AUX_PORT = 443  # TCP 443 gets through the udp-blocked firewall; coturn tells TLS from plain TCP itself
 RELAY_PORTS = (50000, 59999)
 REALM = "netsim.lab"
-# Peers a relay must never reach: loopback, "this network", v4-mapped IPv6 (CVE-2026-27624), and the lab's
-# private ranges (a relayed send to a private host candidate makes coturn drop the whole allocation).
+# Peers a relay must never reach (docs/turn.md): "this network", loopback, the lab's private and carrier
+# ranges (a relayed send to a private host candidate makes coturn drop the whole allocation), link-local,
+# multicast and broadcast, v4-mapped IPv6 (CVE-2026-27624). The server's own listening addresses are added
+# per lab. The lab's public addresses (198.18.0.0/15) stay allowed: NAT routers and open sites live there.
 DENIED_PEERS = (
     "0.0.0.0-0.255.255.255",
-    "127.0.0.0-127.255.255.255",
     "10.0.0.0-10.255.255.255",
     "100.64.0.0-100.127.255.255",
+    "127.0.0.0-127.255.255.255",
+    "169.254.0.0-169.254.255.255",
     "172.16.0.0-172.31.255.255",
     "192.168.0.0-192.168.255.255",
+    "198.18.255.255",  # the lab internet's broadcast address
+    "224.0.0.0-255.255.255.255",
     "::1",
     "::ffff:0.0.0.0-::ffff:255.255.255.255",
+    "fc00::-fdff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+    "fe80::-febf:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+    "ff00::-ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
 )
+# Quotas (docs/turn.md). coturn counts allocations per REST user (the part after "<expiry>:"), and peers get
+# one user each: a browser allocates over UDP, TCP and TLS and again after an ICE restart (6), so 32 leaves
+# room while one greedy user can no longer take every relay port (then everyone gets 508).
+USER_QUOTA = 32
+# 100 concurrent pairs x 2 peers x 6 allocations; far below the 10,000 relay ports, so ports never run out.
+TOTAL_QUOTA = 1200
+# Bytes per second per TURN session, each direction: 10 Mbit/s, several times what a lab session sends.
+MAX_BPS = 1_250_000
+# REST credentials: coturn checks the expiry only when a session first authenticates (established allocations
+# refresh on the cached key), so the lifetime only needs to cover a session's start. Sessions connect within
+# seconds and last minutes; 10 minutes covers the slowest start with margin, and nothing issues more than 1 h.
+CREDENTIAL_TTL_S = 600
+MAX_CREDENTIAL_TTL_S = 3600
 
 
 class CoturnError(RuntimeError):
     pass
 
 
-def rest_credentials(secret: str, user: str, ttl_s: int = 3600, now: float | None = None) -> tuple[str, str]:
-    """coturn use-auth-secret credentials: username "<expiry>:<user>", password b64 HMAC-SHA1 of it."""
+def rest_password(secret: str, username: str) -> str:
+    """coturn use-auth-secret password for `username`: base64 of HMAC-SHA1(secret, username)."""
+    digest = hmac.new(secret.encode(), username.encode(), hashlib.sha1).digest()
+    return base64.b64encode(digest).decode()
+
+
+def rest_credentials(
+    secret: str, user: str, ttl_s: int = CREDENTIAL_TTL_S, now: float | None = None
+) -> tuple[str, str]:
+    """Short-lived REST credentials: username "<expiry>:<user>" and its password.
+
+    `ttl_s` must be in 1..MAX_CREDENTIAL_TTL_S: coturn accepts any expiry ahead of it (even 32-bit-wrapped
+    ones), so the only limit on a credential's life is the one applied here.
+    """
+    if not 0 < ttl_s <= MAX_CREDENTIAL_TTL_S:
+        raise ValueError(f"ttl_s: {ttl_s!r} is not in 1..{MAX_CREDENTIAL_TTL_S} seconds")
     expiry = int((time.time() if now is None else now) + ttl_s)
     username = f"{expiry}:{user}"
-    digest = hmac.new(secret.encode(), username.encode(), hashlib.sha1).digest()
-    return username, base64.b64encode(digest).decode()
+    return username, rest_password(secret, username)
 
 
 def write_certificate(directory: Path, ips: tuple[str, ...]) -> tuple[Path, Path]:
@@ -72,22 +107,34 @@ def write_certificate(directory: Path, ips: tuple[str, ...]) -> tuple[Path, Path
     )
     cert_path, key_path = directory / "turn-cert.pem", directory / "turn-key.pem"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
-    key_path.chmod(0o600)
+    write_private(key_path, pem.decode())
     return cert_path, key_path
 
 
 def render_config(
-    ips: tuple[str, str], secret: str, cert: Path, key: Path, log_file: Path, pid_file: Path
+    ips: tuple[str, str],
+    secret: str,
+    cert: Path,
+    key: Path,
+    log_file: Path,
+    pid_file: Path,
+    relay_ip: str | None = None,
 ) -> str:
+    """turnserver.conf for one lab: listening on `ips`, relaying from `relay_ip` (default: `ips[0]`).
+
+    Every listening address is a denied peer, so nothing on the server host (signaling, coturn's own ports)
+    is reachable through a relay. The relay address stays an allowed peer for relay-to-relay, which is why it
+    must be an address of its own: with `relay_ip` None, relay-to-relay on this server is refused.
+    """
+    relay = relay_ip or ips[0]
+    denied = [*DENIED_PEERS, *(ip for ip in dict.fromkeys(ips) if ip != relay_ip)]
     lines = [
-        "# rendered by netsim for one lab; see netsim/coturn.py",
+        "# rendered by netsim for one lab; see netsim/services/coturn.py and docs/turn.md",
         *(f"listening-ip={ip}" for ip in ips),  # two addresses enable RFC 5780 NAT discovery
-        f"relay-ip={ips[0]}",
+        f"relay-ip={relay}",
         f"listening-port={STUN_PORT}",
         f"tls-listening-port={TLS_PORT}",
         f"aux-server={ips[0]}:{AUX_PORT}",
@@ -96,6 +143,9 @@ def render_config(
         "use-auth-secret",
         f"static-auth-secret={secret}",
         f"realm={REALM}",
+        f"user-quota={USER_QUOTA}",
+        f"total-quota={TOTAL_QUOTA}",
+        f"max-bps={MAX_BPS}",
         "fingerprint",
         f"cert={cert}",
         f"pkey={key}",
@@ -103,8 +153,8 @@ def render_config(
         "no-tlsv1_1",
         "no-cli",
         "no-multicast-peers",
-        *(f"denied-peer-ip={r}" for r in DENIED_PEERS),
-        f"allowed-peer-ip={ips[0]}",  # relay-to-relay on this server
+        *(f"denied-peer-ip={r}" for r in denied),
+        *([f"allowed-peer-ip={relay_ip}"] if relay_ip else []),  # relay-to-relay on this server
         f"log-file={log_file}",
         "simple-log",
         f"pidfile={pid_file}",
@@ -113,14 +163,23 @@ def render_config(
     return "\n".join(lines) + "\n"
 
 
+def write_private(path: Path, text: str) -> None:
+    """Write a secret-bearing file readable by its owner only (0600 from creation, no window at 0644)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # O_CREAT's mode applies only to a new file
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+
+
 @dataclass
 class Coturn:
     """A turnserver running in the lab's server namespace."""
 
     netns_name: str
-    ips: tuple[str, str]
+    ips: tuple[str, str]  # listening addresses (RFC 5780 needs two)
     workdir: Path
     secret: str = field(default_factory=lambda: secrets.token_hex(16))
+    relay_ip: str | None = None  # an address of the server where nothing listens; None: relay from ips[0]
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -135,8 +194,9 @@ class Coturn:
         """Start turnserver and wait until it answers a STUN binding; returns seconds to ready."""
         cert, key = write_certificate(self.workdir, self.ips)
         conf = self.workdir / "turnserver.conf"
-        conf.write_text(
-            render_config(self.ips, self.secret, cert, key, self.log_path, self.workdir / "turnserver.pid")
+        pid_file = self.workdir / "turnserver.pid"
+        write_private(
+            conf, render_config(self.ips, self.secret, cert, key, self.log_path, pid_file, self.relay_ip)
         )
         t0 = time.monotonic()
         self.process = netns.popen(
@@ -193,7 +253,7 @@ class Coturn:
         except FileNotFoundError:
             return 0
 
-    def ice_servers(self, turn: str, user: str, ttl_s: int = 3600) -> list[dict[str, str]]:
+    def ice_servers(self, turn: str, user: str, ttl_s: int = CREDENTIAL_TTL_S) -> list[dict[str, str]]:
         """STUN first, then one TURN URL for `turn` (udp, tcp, tls, tcp443, tls443 or none)."""
         ip = self.ips[0]
         servers: list[dict[str, str]] = [{"urls": f"stun:{ip}:{STUN_PORT}"}]
