@@ -1,13 +1,17 @@
 """NAT behaviour model (RFC 4787 mapping x filtering) and rendering of the rulesets in netsim/lab/rules/.
 
-A preset names a classic NAT type; `custom` picks mapping and filtering independently. Rendering follows
-docs/nat.md's "Rendering scheme": `define` lines for interfaces and addresses are prepended, `@LIFETIME@` and
-`@SNAT@` are replaced, and `#@hairpin` lines are enabled only with hairpin on.
+A preset names a classic NAT type; `custom` picks mapping and filtering independently. A rules file is a
+complete ruleset used as written (docs/nat.md, "Rules files"): rendering prepends `define`s of the router's
+interfaces and addresses (only those the file does not define itself), fills the optional `@LIFETIME@` and
+`@SNAT@` placeholders and enables `#@hairpin` lines with hairpin on. A shipped preset file also takes the
+spec's knobs in place of its own defaults (its `timeout 30s` and its mapping statement). nft's errors are
+mapped back to the file's own line and column.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,8 +21,16 @@ from netsim.vocab import ADM, APDM, BEHAVIOURS, CUSTOM_NAT, EIM, NAT_PRESETS, UD
 RULES_DIR = Path(__file__).with_name("rules")
 MAX_LIFETIME_S = 86400
 HAIRPIN_MARK = "#@hairpin"
-# Non-preserving deterministic ports: a hash of the internal endpoint (and remote IP for ADM) in this range.
-HASH_PORTS = "mod 16384 offset 49152"
+DEFAULT_LIFETIME_S = 30
+# Non-preserving deterministic ports: a hash of the internal endpoint (and remote IP for ADM). nft hands the
+# nat statement the hash's host-order register as the (big-endian) port, so "mod 16384 offset 49152" came out
+# byte-swapped (42985 for 59815). Setting the top two bits of both bytes keeps every port in 49344-65535 in
+# either byte order (4096 ports).
+HASH_PORTS = "mod 65536 | 0xc0c0"
+HASH_PORT_RANGE = range(0xC0C0, 0x10000)
+DEFINES = ("WAN_IF", "LAN_IF", "WAN_IP", "LAN_NET")
+# The router `rules check` renders for: site 1 of the standard lab.
+CHECK_ROUTER = {"wan_if": "wan", "lan_if": "lan", "wan_ip": "198.18.1.1", "lan_cidr": "10.1.0.0/24"}
 _HASHED = "meta l4proto { tcp, udp }"  # nft needs a transport match before a port from a hash
 
 # What each preset fixes; the knobs (hairpin, lifetime_s, port_preservation where it can hold) stay free.
@@ -52,7 +64,7 @@ class NatSpec:
     mapping: str = EIM
     filtering: str = APDM
     hairpin: bool = False
-    lifetime_s: int = 30
+    lifetime_s: int = DEFAULT_LIFETIME_S
     port_preservation: bool = True
     udp_blocked: bool = False
     nat: bool = True
@@ -169,31 +181,128 @@ def rules_path(spec: NatSpec) -> Path:
     return RULES_DIR / f"{name}.nft"
 
 
-def _enable_hairpin(text: str, on: bool) -> str:
-    lines = []
-    for line in text.splitlines():
-        stripped = line.lstrip()
-        if stripped.startswith(HAIRPIN_MARK) and on:
-            line = line[: len(line) - len(stripped)] + stripped[len(HAIRPIN_MARK) :]
-        lines.append(line)
-    return "\n".join(lines) + "\n"
+def preset_text(name: str) -> str:
+    """A preset's complete rules file, as a researcher copies it (`netsim rules show NAME`)."""
+    if name not in NAT_PRESETS:
+        raise NatError(f"unknown preset {name!r} (choose from {', '.join(NAT_PRESETS)})")
+    return (RULES_DIR / f"{name}.nft").read_text()
+
+
+# ---- rendering with a map back to the file -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Piece:
+    """A stretch of one rendered line: copied from the file at `src` (literal) or put in for a placeholder."""
+
+    start: int  # 0-based column in the rendered line
+    length: int
+    src: int  # 0-based column in the file's line
+    literal: bool
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """A rendered ruleset and how to find a rendered position in the rules file it came from."""
+
+    path: Path
+    text: str
+    source_lines: list[str]
+    prefix_lines: int  # the prepended defines
+    pieces: list[list[_Piece]] = dataclasses.field(repr=False)
+
+    def locate(self, line: int, col: int) -> tuple[int, int] | None:
+        """The file's 1-based (line, column) of rendered `line`:`col` (1-based); None inside the defines."""
+        index = line - 1 - self.prefix_lines
+        if not 0 <= index < len(self.source_lines):
+            return None
+        for piece in self.pieces[index]:
+            if piece.start <= col - 1 < piece.start + max(piece.length, 1):
+                offset = col - 1 - piece.start if piece.literal else 0
+                return line - self.prefix_lines, piece.src + offset + 1
+        return line - self.prefix_lines, min(col, len(self.source_lines[index]) + 1)
+
+
+def _substitutions(spec: NatSpec, shipped: bool) -> dict[str, str]:
+    """Regex -> replacement for one line: the placeholders, and for a shipped preset its knob defaults."""
+    subs = {re.escape("@LIFETIME@"): str(spec.lifetime_s), re.escape("@SNAT@"): snat_statement(spec)}
+    if shipped:
+        own = snat_statement(preset(rules_path(spec).stem)) if rules_path(spec).stem != "open" else None
+        if own is not None and own != snat_statement(spec):
+            subs[re.escape(own) + r"(?=\s*(?:;|#|$))"] = snat_statement(spec)
+        if spec.lifetime_s != DEFAULT_LIFETIME_S:
+            subs[rf"\btimeout {DEFAULT_LIFETIME_S}s\b"] = f"timeout {spec.lifetime_s}s"
+    return subs
+
+
+def _render_line(line: str, subs: dict[str, str], hairpin: bool) -> tuple[str, list[_Piece]]:
+    src_shift = 0
+    stripped = line.lstrip()
+    if hairpin and stripped.startswith(HAIRPIN_MARK):
+        indent = len(line) - len(stripped)
+        line, src_shift = line[:indent] + stripped[len(HAIRPIN_MARK) :], len(HAIRPIN_MARK)
+    else:
+        indent = len(line)
+    pattern = re.compile("|".join(f"(?:{p})" for p in subs)) if subs else None
+    out, pieces, pos = "", [], 0
+
+    def literal(upto: int) -> None:
+        nonlocal out
+        for a, b in ((pos, min(upto, indent)), (max(pos, indent), upto)):
+            if a < b:
+                shift = 0 if a < indent else src_shift
+                pieces.append(_Piece(len(out), b - a, a + shift, True))
+                out += line[a:b]
+
+    for match in pattern.finditer(line) if pattern else ():
+        literal(match.start())
+        value = next(v for p, v in subs.items() if re.fullmatch(p, match.group(0)))
+        shift = 0 if match.start() < indent else src_shift
+        pieces.append(_Piece(len(out), len(value), match.start() + shift, False))
+        out += value
+        pos = match.end()
+    literal(len(line))
+    return out, pieces
+
+
+def _defines(text: str, wan_if: str, lan_if: str, wan_ip: str, lan_cidr: str) -> list[str]:
+    """The router's defines, minus those the file makes itself (a file may define every one)."""
+    values = {"WAN_IF": f'"{wan_if}"', "LAN_IF": f'"{lan_if}"', "WAN_IP": wan_ip, "LAN_NET": lan_cidr}
+    own = set(re.findall(r"^\s*(?:re)?define\s+(\w+)", text, flags=re.MULTILINE))
+    return [f"define {name} = {values[name]}" for name in DEFINES if name not in own]
+
+
+def render(spec: NatSpec, *, wan_if: str, lan_if: str, wan_ip: str, lan_cidr: str) -> Rendered:
+    """The ruleset text to load in the router's namespace, with its map back to the rules file."""
+    path = rules_path(spec)
+    text = _read(path)
+    subs = _substitutions(spec, shipped=spec.rules_file is None)
+    source_lines = text.splitlines()
+    rendered = [_render_line(line, subs, spec.hairpin) for line in source_lines]
+    defines = _defines(text, wan_if, lan_if, wan_ip, lan_cidr)
+    body = "\n".join([*defines, *(r[0] for r in rendered)]) + "\n"
+    return Rendered(path, body, source_lines, len(defines), [r[1] for r in rendered])
 
 
 def render_ruleset(spec: NatSpec, *, wan_if: str, lan_if: str, wan_ip: str, lan_cidr: str) -> str:
     """The ruleset text to load with `nft -f -` in the router's namespace."""
-    path = rules_path(spec)
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise NatError(f"nat.rules_file: cannot read {str(path)!r}: {exc.strerror}") from None
-    text = text.replace("@LIFETIME@", str(spec.lifetime_s)).replace("@SNAT@", snat_statement(spec))
-    defines = (
-        f'define WAN_IF = "{wan_if}"\n'
-        f'define LAN_IF = "{lan_if}"\n'
-        f"define WAN_IP = {wan_ip}\n"
-        f"define LAN_NET = {lan_cidr}\n"
-    )
-    return defines + _enable_hairpin(text, spec.hairpin)
+    return render(spec, wan_if=wan_if, lan_if=lan_if, wan_ip=wan_ip, lan_cidr=lan_cidr).text
+
+
+def describe_errors(rendered: Rendered, error: nftables.NftError) -> list[str]:
+    """nft's complaints, each `PATH:LINE:COL: message` then `    | the line`, in the rules file's own terms
+    (a complaint about netsim's own defines names no line)."""
+    if not error.messages:
+        return [f"{rendered.path}: {' '.join(str(error).split())}"]
+    out = []
+    for msg in error.messages:
+        where = rendered.locate(msg.line, msg.col) if msg.line else None
+        if where is None:
+            out.append(f"{rendered.path}: {msg.text}")
+            continue
+        line, col = where
+        out.append(f"{rendered.path}:{line}:{col}: {msg.text}\n    | {rendered.source_lines[line - 1]}")
+    return out
 
 
 def sysctls(spec: NatSpec) -> dict[str, str]:
@@ -208,7 +317,7 @@ def sysctls(spec: NatSpec) -> dict[str, str]:
 
 def apply(netns_name: str, spec: NatSpec, *, wan_if: str, lan_if: str, wan_ip: str, lan_cidr: str) -> None:
     """Configure the router namespace `netns_name` as the spec says (never touches the root namespace)."""
-    ruleset = render_ruleset(spec, wan_if=wan_if, lan_if=lan_if, wan_ip=wan_ip, lan_cidr=lan_cidr)
+    rendered = render(spec, wan_if=wan_if, lan_if=lan_if, wan_ip=wan_ip, lan_cidr=lan_cidr)
     for key, value in sysctls(spec).items():
         netns.write_sysctl(netns_name, key, value)
     # A hairpinned packet leaves on the interface it came in by: an ICMP redirect would send the host around
@@ -216,7 +325,28 @@ def apply(netns_name: str, spec: NatSpec, *, wan_if: str, lan_if: str, wan_ip: s
     for scope in ("all", lan_if):
         netns.write_sysctl(netns_name, f"net.ipv4.conf.{scope}.send_redirects", "0")
     try:
-        nftables.load(netns_name, ruleset)
+        nftables.load(netns_name, rendered.text)
     except nftables.NftError as e:
-        source = str(rules_path(spec))
-        raise NatError(f"nat.rules_file: nft rejected the ruleset from {source!r}: {e}") from None
+        raise NatError("\n".join(describe_errors(rendered, e))) from None
+
+
+def check(path: Path) -> None:
+    """Validate a rules file as a site would load it, without a lab: nft's dry run in a scratch namespace
+    of this process (removed afterwards), with hairpin off and, if the file has #@hairpin lines, on.
+    NatError in `PATH:LINE:COL: message` form, each complaint followed by the offending line."""
+    found: list[str] = []
+    for hairpin in (False, True) if HAIRPIN_MARK in _read(path) else (False,):
+        rendered = render(preset(CUSTOM_NAT, rules_file=str(path), hairpin=hairpin), **CHECK_ROUTER)
+        try:
+            nftables.check(rendered.text)
+        except nftables.NftError as e:
+            found += [m for m in describe_errors(rendered, e) if m not in found]
+    if found:
+        raise NatError("\n".join(found))
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError as exc:
+        raise NatError(f"nat.rules_file: cannot read {str(path)!r}: {exc.strerror}") from None
