@@ -113,10 +113,24 @@ class TurnClient:
         self.stream = sock.type == socket.SOCK_STREAM
         self.realm: str | None = None
         self.nonce: bytes | None = None
+        self.relayed: tuple[str, int] | None = None  # the allocation's relayed address, once allocated
         self._buffer = b""
 
     def allocate(self, transport: int = UDP_TRANSPORT) -> TurnReply:
-        return self.request(stun.Method.ALLOCATE, {"REQUESTED-TRANSPORT": transport, "LIFETIME": 600})
+        reply = self.request(stun.Method.ALLOCATE, {"REQUESTED-TRANSPORT": transport, "LIFETIME": 600})
+        if reply.ok:
+            self.relayed = reply.attributes.get("XOR-RELAYED-ADDRESS")
+        return reply
+
+    def release(self) -> None:
+        """Delete the allocation (Refresh with lifetime 0), so it does not hold a port and quota until it
+        expires; errors are ignored (the server may have dropped it already)."""
+        if self.relayed is not None:
+            self.relayed = None
+            try:
+                self.request(stun.Method.REFRESH, {"LIFETIME": 0})
+            except (OSError, ValueError):
+                pass
 
     def create_permission(self, peer_ip: str) -> TurnReply:
         return self.request(stun.Method.CREATE_PERMISSION, {"XOR-PEER-ADDRESS": (peer_ip, 0)})
