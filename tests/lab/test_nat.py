@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from netsim.lab import nat, netns
+from netsim.lab import nat, netns, nftables
 from netsim.lab.nat import NatError, NatSpec
 from netsim.vocab import ADM, APDM, BEHAVIOURS, EIM, NAT_PRESETS
 
@@ -226,7 +226,7 @@ def test_fully_random_only_for_a_port_dependent_mapping() -> None:
 
 def test_port_preservation_off_hashes_the_internal_endpoint() -> None:
     text = render(nat.preset("full-cone", port_preservation=False))
-    assert "snat ip to $WAN_IP : jhash ip saddr . th sport mod 16384 offset 49152" in text
+    assert "snat ip to $WAN_IP : jhash ip saddr . th sport mod 65536 | 0xc0c0" in text
     assert not any("fully-random" in r for r in rules(text))
 
 
@@ -308,12 +308,12 @@ def test_custom_rules_file_uses_the_same_scheme(tmp_path: Path) -> None:
         (nat.preset("full-cone"), "snat ip to $WAN_IP"),
         (
             nat.preset("full-cone", port_preservation=False),
-            "meta l4proto { tcp, udp } snat ip to $WAN_IP : jhash ip saddr . th sport mod 16384 offset 49152",
+            "meta l4proto { tcp, udp } snat ip to $WAN_IP : jhash ip saddr . th sport mod 65536 | 0xc0c0",
         ),
         (
             nat.preset("custom", mapping=ADM),
             "meta l4proto { tcp, udp } snat ip to $WAN_IP : jhash ip saddr . th sport . ip daddr "
-            "mod 16384 offset 49152",
+            "mod 65536 | 0xc0c0",
         ),
         (nat.preset("symmetric"), "snat ip to $WAN_IP fully-random"),
     ],
@@ -392,5 +392,156 @@ def test_apply_reports_a_ruleset_nft_rejects(router_netns: str, tmp_path: Path) 
         pytest.skip("needs root")
     bad = tmp_path / "bad.nft"
     bad.write_text("table inet netsim { chain c { nonsense } }\n")
-    with pytest.raises(NatError, match=r"^nat\.rules_file: nft rejected the ruleset from '.*bad\.nft'"):
+    with pytest.raises(NatError) as caught:
         nat.apply(router_netns, nat.preset("custom", rules_file=str(bad)), **ROUTER)
+    assert str(caught.value).split("\n")[:2] == [
+        f"{bad}:1:40: syntax error, unexpected '}}'",  # the user's line 1, not netsim's first define
+        "    | table inet netsim { chain c { nonsense } }",
+    ]
+
+
+# ---- rules files used as written (issue 11, findings 2 and 4) ---------------------------------------------
+
+
+def test_preset_files_are_complete_and_render_unchanged() -> None:
+    """A preset's file states its own mapping and lifetime: rendering its defaults adds only the defines."""
+    for name in NAT_PRESETS:
+        text = (nat.RULES_DIR / f"{name}.nft").read_text()
+        assert not re.search(r"@[A-Z]+@", text), name
+        assert render(nat.preset(name)) == DEFINES + text, name
+        assert nat.preset_text(name) == text
+
+
+def test_no_two_presets_share_a_body() -> None:
+    bodies = {name: rules((nat.RULES_DIR / f"{name}.nft").read_text()) for name in NAT_PRESETS}
+    for first, second in itertools.combinations(NAT_PRESETS, 2):
+        assert bodies[first] != bodies[second], (first, second)
+
+
+def test_each_preset_file_states_its_mapping() -> None:
+    snat = {name: [r for r in rules(nat.preset_text(name)) if " snat " in r] for name in NAT_PRESETS}
+    assert snat["symmetric"] == ["oifname $WAN_IF ip saddr $LAN_NET snat ip to $WAN_IP fully-random"]
+    for name in ("full-cone", "restricted-cone", "port-restricted-cone", "udp-blocked"):
+        assert snat[name] == ["oifname $WAN_IF ip saddr $LAN_NET snat ip to $WAN_IP"], name  # port preserving
+    assert snat["open"] == []
+
+
+def test_a_copied_preset_is_used_as_written_whatever_the_spec_knobs(tmp_path: Path) -> None:
+    """`classify --rules copy.nft` runs a custom spec (EIM by default): the copied file still decides."""
+    copy = tmp_path / "symmetric.nft"
+    copy.write_text(nat.preset_text("symmetric"))
+    spec = nat.preset("custom", rules_file=str(copy), lifetime_s=5, port_preservation=True)
+    assert render(spec) == DEFINES + copy.read_text()
+
+
+def test_knobs_still_apply_to_netsims_own_specs() -> None:
+    text = rules(render(nat.preset("custom", mapping=APDM, filtering=EIM, lifetime_s=4)))
+    assert "oifname $WAN_IF ip saddr $LAN_NET snat ip to $WAN_IP fully-random" in text  # from full-cone.nft
+    assert "timeout 4s" in text and "timeout 30s" not in text
+
+
+def test_defines_a_file_makes_itself_are_not_prepended(tmp_path: Path) -> None:
+    own = tmp_path / "own.nft"
+    own.write_text('define WAN_IF = "eth9"\nredefine LAN_NET = 10.9.0.0/24\ntable inet t { }\n')
+    text = render(nat.preset("custom", rules_file=str(own)))
+    assert text == 'define LAN_IF = "lan0"\ndefine WAN_IP = 198.18.7.1\n' + own.read_text()
+
+
+def test_locate_maps_rendered_positions_back_to_the_file(tmp_path: Path) -> None:
+    own = tmp_path / "own.nft"
+    own.write_text(
+        "table inet t {\n\tchain c { oifname $WAN_IF @SNAT@ bogus }\n#@hairpin\tchain h { x }\n}\n"
+    )
+    spec = nat.preset("custom", rules_file=str(own), hairpin=True)
+    rendered = nat.render(spec, **WHERE)
+    lines = rendered.text.splitlines()
+    assert rendered.prefix_lines == 4
+    post, hairpin = lines[5], lines[6]
+    assert post == "\tchain c { oifname $WAN_IF snat ip to $WAN_IP bogus }"
+    assert rendered.locate(6, post.index("bogus") + 1) == (
+        2,
+        own.read_text().splitlines()[1].index("bogus") + 1,
+    )
+    assert rendered.locate(6, post.index("snat") + 3) == (2, 28)  # inside a placeholder: its start
+    assert rendered.locate(7, hairpin.index("x") + 1) == (3, "#@hairpin\tchain h { x }".index("x") + 1)
+    assert rendered.locate(2, 1) is None  # netsim's own defines
+
+
+def test_errors_are_described_in_the_files_own_terms(tmp_path: Path) -> None:
+    own = tmp_path / "own.nft"
+    own.write_text("table inet t {\n  chain c { bogus }\n}\n")
+    rendered = nat.render(nat.preset("custom", rules_file=str(own)), **WHERE)
+    error = nftables.NftError(
+        "/proc/self/fd/6:6:18-18: Error: syntax error, unexpected '}'\n"
+        "  chain c { bogus }\n                 ^\n"
+        "/proc/self/fd/6:1:1-6: Error: something about the defines"
+    )
+    assert nat.describe_errors(rendered, error) == [
+        f"{own}:2:18: syntax error, unexpected '}}'\n    |   chain c {{ bogus }}",
+        f"{own}: something about the defines",
+    ]
+
+
+def test_hashed_ports_are_in_range_in_either_byte_order() -> None:
+    """`| 0xc0c0` sets the top two bits of both bytes: whichever byte nft takes first, 49344-65535."""
+    assert nat.HASH_PORTS == "mod 65536 | 0xc0c0"
+    for value in range(0, 65536, 7):
+        port = value | 0xC0C0
+        swapped = ((port & 0xFF) << 8) | (port >> 8)
+        assert port in nat.HASH_PORT_RANGE and swapped in nat.HASH_PORT_RANGE
+    assert nat.HASH_PORT_RANGE.start >= 49152 and nat.HASH_PORT_RANGE.stop == 65536
+
+
+def test_unknown_preset_text_names_the_choices() -> None:
+    with pytest.raises(NatError, match=r"^unknown preset 'x' \(choose from open, full-cone"):
+        nat.preset_text("x")
+
+
+@pytest.mark.root
+def test_check_points_at_the_users_line_and_leaves_nothing(tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("needs root")
+    bad = tmp_path / "bad.nft"
+    lines = nat.preset_text("port-restricted-cone").splitlines()
+    at = lines.index("\t\tiifname $WAN_IF ct state new drop")
+    lines[at] = "\t\tiifname $WAN_IF ct state new dorp"
+    lines.insert(at + 1, "#@hairpin\t\tbogus")
+    bad.write_text("\n".join(lines) + "\n")
+    before = set(netns.list_names())
+    with pytest.raises(NatError) as caught:
+        nat.check(bad)
+    mine = f"ns{os.getpid():x}"
+    assert [n for n in set(netns.list_names()) - before if n.startswith(mine)] == []  # scratch ns gone
+    col = lines[at].index("dorp") + 1
+    first, *rest = str(caught.value).split("\n")
+    assert re.fullmatch(rf"{re.escape(str(bad))}:{at + 1}:\d+: syntax error, .*", first), first
+    assert rest[0] == f"    | {lines[at]}"
+    assert int(first.split(":")[2]) in (col, col + len("dorp"))  # nft points at or just after the bad word
+    assert any(r.startswith(f"{bad}:{at + 2}:") for r in rest), rest  # the hairpin line is checked too
+    nat.check(nat.RULES_DIR / "symmetric.nft")  # a preset passes
+
+
+@pytest.mark.root
+@pytest.mark.parametrize(
+    "spec",
+    [nat.preset("full-cone", port_preservation=False), nat.preset("custom", mapping=ADM, filtering=EIM)],
+    ids=["eim-not-preserving", "adm"],
+)
+def test_hashed_ports_through_a_real_nat_stay_in_range(spec: NatSpec, no_leftovers: None) -> None:
+    """Issue 11, finding 6: `mod 16384 offset 49152` came out byte-swapped (42985, 3054, ...)."""
+    from netsim.lab.lab import Lab
+    from netsim.lab.topology import Site, Topology
+    from netsim.services import stun
+
+    with Lab(Topology("hash", sites=(Site("nat-a", spec, ("a",)),))) as lab:
+        servers = [(ip, 3478) for ip in lab.addresses("server")[:2]]
+        ports = []
+        for _ in range(12):
+            with netns.socket_in(lab.netns("a")) as sock:
+                sock.bind(("0.0.0.0", 0))
+                for server in servers:
+                    mapped = stun.binding(sock, server, 2.0)
+                    assert mapped is not None
+                    ports.append(mapped[1])
+    assert all(49152 <= port <= 65535 for port in ports), ports
+    assert len(set(ports)) > 6  # a hash of the endpoint, not one fixed port

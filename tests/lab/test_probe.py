@@ -189,3 +189,52 @@ def test_probe_catches_the_hole_punching_trap_natdiscovery_misses(tmp_path: Path
     assert (independent["mapping"], independent["filtering"]) == (EIM, APDM)
     assert (seen["mapping"], seen["filtering"]) == (EIM, APDM)
     assert seen["hole_punch"] is False
+
+
+# The mapping lifetime written into a rules file (docs/nat.md, "Lifetimes"): a ct timeout policy attached
+# after conntrack; it wins over the router's sysctl (lifetime_s) for the flows it is attached to.
+FILE_LIFETIME = """
+	ct timeout mapping-lifetime {
+		protocol udp; l3proto ip
+		policy = { unreplied : 3, replied : 3 }
+	}
+
+	chain lifetime {
+		type filter hook prerouting priority filter; policy accept;
+		ct state new meta l4proto udp ct timeout set "mapping-lifetime"
+	}
+}
+"""
+
+
+def with_file_lifetime(preset_name: str) -> str:
+    """A preset's file with FILE_LIFETIME added at the end of its table."""
+    body = nat.preset_text(preset_name).rstrip()
+    assert body.endswith("}")
+    return body[:-1] + FILE_LIFETIME.lstrip("\n")
+
+
+@pytest.mark.root
+def test_a_lifetime_written_in_the_file_is_honoured(tmp_path: Path, no_leftovers: None) -> None:
+    """Issue 11, finding 3: the file says 3 s, lifetime_s (the sysctl) says 30 s: the file wins."""
+    own = tmp_path / "short.nft"
+    own.write_text(with_file_lifetime("port-restricted-cone"))
+    spec = nat.preset("custom", rules_file=str(own), lifetime_s=30)
+    assert nat.sysctls(spec)["net.netfilter.nf_conntrack_udp_timeout"] == "30"
+    with Lab(one_site(spec)) as lab:
+        server_ns, ips = server(lab)
+        measured = probe.mapping_lifetime(lab.netns("a"), server_ns, ips[0], upper_s=20)
+    assert measured is not None and 2.0 <= measured <= 3.0
+
+
+@pytest.mark.root
+@pytest.mark.parametrize("kind", ["symmetric", "port-restricted-cone", "full-cone", "restricted-cone"])
+def test_a_copied_preset_file_behaves_as_the_preset(kind: str, tmp_path: Path, no_leftovers: None) -> None:
+    """Issue 11, finding 2: the copy runs under a custom spec (EIM by default), yet classifies as `kind`."""
+    copy = tmp_path / f"{kind}.nft"
+    copy.write_text(nat.preset_text(kind))
+    with Lab(one_site(nat.preset("custom", rules_file=str(copy)))) as lab:
+        seen = probe.classify(lab, "a")
+    mapping, filtering, punches = EXPECTED[kind]
+    assert (seen["mapping"], seen["filtering"], seen["hole_punch"]) == (mapping, filtering, punches)
+    assert seen["port_preservation"] is (kind != "symmetric")
