@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack
 
 import pytest
+from aioice.stun import Method
 
 from netsim.lab import netns
 from netsim.lab.lab import Lab
@@ -209,6 +210,18 @@ def test_coturn_accepts_any_expiry_ahead_so_netsim_never_issues_one(clients: _Cl
     assert client.allocate().ok
     with pytest.raises(ValueError, match="ttl_s"):
         coturn.rest_credentials(clients.coturn.secret, "far", ahead_s)
+
+
+def test_an_allocation_outlives_its_credential(clients: _Clients) -> None:
+    """coturn checks the expiry only when a session authenticates: why a credential needs to cover a
+    session's start, not its length (docs/turn.md)."""
+    credentials = coturn.rest_credentials(clients.coturn.secret, "brief", ttl_s=1)
+    client = clients.new("brief", credentials=credentials)
+    assert client.allocate().ok
+    time.sleep(max(0.0, int(credentials[0].split(":")[0]) + 1.1 - time.time()))
+    assert client.create_permission(PUBLIC_PEER).ok
+    assert client.request(Method.REFRESH, {"LIFETIME": 600}).ok
+    assert clients.new("brief", credentials=credentials).allocate().code == UNAUTHORIZED
 
 
 def test_a_greedy_user_is_refused_while_another_still_allocates(clients: _Clients) -> None:
