@@ -2,8 +2,71 @@
 
 from __future__ import annotations
 
+import argparse
+from pathlib import Path
 from typing import Any
+
+from netsim.cli.common import EXIT_OK, InputError, positive_float, print_json
 
 
 def add_parsers(sub: Any) -> None:
-    """Registers the estimate and merge commands (none yet)."""
+    """Registers `netsim estimate` and `netsim merge`."""
+    est = sub.add_parser(
+        "estimate",
+        help="expected shares of calls that need a relay, for a NAT mix, from a matrix run",
+        description="Expected shares of calls that need a relay, win on a relay and connect without TURN, "
+        "with 95 %% intervals, from a matrix run's per-cell outcomes and a NAT mix file "
+        "(docs/population.md).",
+    )
+    est.add_argument("--matrix", required=True, type=Path, metavar="RUN_DIR", help="a matrix run directory")
+    est.add_argument("--mix", required=True, type=Path, metavar="FILE", help="the callers' NAT mix (mixes/)")
+    est.add_argument("--mix-b", type=Path, metavar="FILE", help="the callees' NAT mix (default: --mix)")
+    est.add_argument(
+        "--bitrate-kbps",
+        type=positive_float,
+        default=None,
+        help="media bitrate of a call, each way, for relay capacity (default 1000)",
+    )
+    est.add_argument("--json", action="store_true", help="print the estimate as JSON")
+    est.set_defaults(func=cmd_estimate)
+    mrg = sub.add_parser("merge", help="merge run directories (e.g. shards) into one run with a report")
+    mrg.add_argument("runs", nargs="+", type=Path, metavar="RUN_DIR")
+    mrg.add_argument("-o", "--out", required=True, type=Path, metavar="OUT", help="the new run directory")
+    mrg.add_argument(
+        "--force", action="store_true", help="merge runs whose versions, schema or expectations differ"
+    )
+    mrg.add_argument("--no-report", action="store_true", help="skip the HTML report")
+    mrg.set_defaults(func=cmd_merge)
+
+
+def cmd_estimate(args: argparse.Namespace) -> int:
+    from netsim.results.estimate import DEFAULT_BITRATE_KBPS, EstimateError, as_json, estimate, format_table
+    from netsim.suite.mixes import load_mix
+
+    mix = load_mix(args.mix)
+    mix_b = load_mix(args.mix_b) if args.mix_b is not None else None
+    bitrate = args.bitrate_kbps if args.bitrate_kbps is not None else DEFAULT_BITRATE_KBPS
+    try:
+        est = estimate(args.matrix, mix, mix_b, bitrate)
+    except EstimateError as e:
+        raise InputError(str(e)) from None
+    if args.json:
+        print_json(as_json(est))
+    else:
+        print(format_table(est))
+    return EXIT_OK
+
+
+def cmd_merge(args: argparse.Namespace) -> int:
+    from netsim.results.merge import MergeError, merge_runs
+
+    try:
+        merged = merge_runs(args.runs, args.out, force=args.force, report=not args.no_report)
+    except MergeError as e:
+        raise InputError(str(e)) from None
+    for problem in merged.overridden:
+        print(f"netsim: warning: merged anyway: {problem}")
+    print(f"{merged.out}: {merged.sessions} sessions from {merged.runs} runs")
+    if merged.report is not None:
+        print(f"HTML report: {merged.report}")
+    return EXIT_OK

@@ -1,0 +1,202 @@
+"""NAT mix files (mixes/*.toml): which share of a population's endpoints sits behind which kind of NAT.
+
+A mix file names its source and gives, per NAT kind, a weight and where that weight comes from:
+
+    name = "residential"                      # optional; the file's stem otherwise
+    source = ["Halkes & Pouwelse, IFIP Networking 2011, section 4"]   # a string or a list of strings
+    note = "per-AS shares are not per-user shares"                    # optional
+
+    [kinds."port-restricted-cone"]
+    weight = 0.52
+    from = "EIM+APDF 52 % of peers"           # the source's figure this weight is read from, or
+    # assumption = "why this number"          # marks the weight as an assumption (exactly one of the two)
+
+Kinds are the matrix's NAT kinds (`vocab.NAT_KINDS`), `udp-blocked`, and CGN-layered kinds
+`HOME+cgn-CGN` (a home NAT of kind HOME behind a carrier-grade NAT of kind CGN, e.g.
+`port-restricted-cone+cgn-symmetric`). Weights are relative: they are divided by their sum.
+
+`cells_needed(mix_a, mix_b)` lists the (nat_a, nat_b) cells of the NAT matrix an estimate for the mix reads;
+`netsim matrix --mix FILE` runs exactly those, and `netsim estimate` refuses a run that lacks one.
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+from netsim.suite.catalog import MixError
+from netsim.vocab import NAT_KINDS, UDP_BLOCKED
+
+CGN_MARK: Final = "+cgn-"  # HOME+cgn-CGN
+# A CGN or a home NAT in front of a layered kind must translate: "open" is no NAT at all.
+LAYER_KINDS: Final = tuple(k for k in NAT_KINDS if k != "open")
+TOP_KEYS: Final = ("name", "source", "note", "kinds")
+KIND_KEYS: Final = ("weight", "from", "assumption")
+FROM: Final = "from"
+ASSUMPTION: Final = "assumption"
+
+
+class MixFileError(MixError):
+    """A mix file that cannot be used; the message names the file and the field."""
+
+
+@dataclass(frozen=True)
+class KindWeight:
+    """One kind of a mix: its weight as written, its share (weight / sum), and where it comes from."""
+
+    kind: str
+    weight: float
+    share: float
+    basis: str  # FROM (read from the source) or ASSUMPTION
+    text: str  # the figure it is read from, or why it was assumed
+
+
+@dataclass(frozen=True)
+class Mix:
+    name: str
+    path: str
+    source: str | list[str]  # as the file gives it (the estimate's JSON repeats it)
+    note: str | None
+    kinds: tuple[KindWeight, ...]  # in display order; zero weights included
+
+    @property
+    def shares(self) -> dict[str, float]:
+        """kind -> share of endpoints (sums to 1), kinds with a positive weight only."""
+        return {k.kind: k.share for k in self.kinds if k.share > 0}
+
+    @property
+    def assumptions(self) -> dict[str, str]:
+        return {k.kind: k.text for k in self.kinds if k.basis == ASSUMPTION}
+
+
+def layered(home: str, cgn: str) -> str:
+    """The kind name of a home NAT `home` behind a carrier-grade NAT `cgn`."""
+    return f"{home}{CGN_MARK}{cgn}"
+
+
+def split_kind(kind: str) -> tuple[str, str | None]:
+    """(home NAT kind, CGN kind or None) of a mix kind; raises ValueError for an unknown kind."""
+    home, mark, cgn = kind.partition(CGN_MARK)
+    if not mark:
+        if kind in (*NAT_KINDS, UDP_BLOCKED):
+            return kind, None
+        raise ValueError(f"unknown NAT kind {kind!r}")
+    if home not in LAYER_KINDS or cgn not in LAYER_KINDS:
+        raise ValueError(
+            f"unknown layered kind {kind!r} (HOME{CGN_MARK}CGN with both from {', '.join(LAYER_KINDS)})"
+        )
+    return home, cgn
+
+
+def kind_sort_key(kind: str) -> tuple[int, int, str]:
+    """Plain kinds in vocab order, udp-blocked, then layered kinds by CGN and home kind."""
+    order = (*NAT_KINDS, UDP_BLOCKED)
+    try:
+        home, cgn = split_kind(kind)
+    except ValueError:
+        return (len(order) + 1, 0, kind)
+    if cgn is None:
+        return (order.index(home), 0, "")
+    return (len(order), order.index(cgn) * len(order) + order.index(home), "")
+
+
+def load_mix(path: Path | str) -> Mix:
+    """Read and validate a mix file; MixFileError names the file and the field for anything wrong."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise MixFileError(f"{path}: mix file not found") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise MixFileError(f"{path}: cannot read the mix file ({e})") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise MixFileError(f"{path}: not valid TOML ({e})") from None
+    return mix_from_dict(data, str(path), default_name=path.stem)
+
+
+def mix_from_dict(data: dict[str, Any], where: str, default_name: str = "mix") -> Mix:
+    """A Mix from a parsed mix file; `where` names the file in error messages."""
+    unknown = sorted(set(data) - set(TOP_KEYS))
+    if unknown:
+        raise MixFileError(f"{where}: unknown key {unknown[0]!r} (known: {', '.join(TOP_KEYS)})")
+    name = data.get("name", default_name)
+    if not isinstance(name, str) or not name.strip():
+        raise MixFileError(f"{where}: name: expected a non-empty string, got {name!r}")
+    source = _source(data.get("source"), where)
+    note = data.get("note")
+    if note is not None and not isinstance(note, str):
+        raise MixFileError(f"{where}: note: expected a string, got {note!r}")
+    table = data.get("kinds")
+    if not isinstance(table, dict) or not table:
+        raise MixFileError(
+            f'{where}: kinds: expected a table of NAT kinds ([kinds."symmetric"] weight = ...)'
+        )
+    raw = [_kind_entry(kind, entry, where) for kind, entry in table.items()]
+    total = math.fsum(weight for _, weight, _, _ in raw)
+    if not total > 0:
+        raise MixFileError(f"{where}: kinds: the weights must add up to a positive number, got {total:g}")
+    kinds = tuple(
+        sorted(
+            (KindWeight(kind, weight, weight / total, basis, why) for kind, weight, basis, why in raw),
+            key=lambda k: kind_sort_key(k.kind),
+        )
+    )
+    return Mix(name.strip(), where, source, note, kinds)
+
+
+def _source(value: object, where: str) -> str | list[str]:
+    if isinstance(value, str) and value.strip():
+        return value
+    if isinstance(value, list) and value and all(isinstance(v, str) and v.strip() for v in value):
+        return list(value)
+    raise MixFileError(f"{where}: source: expected a non-empty string or list of strings naming the source")
+
+
+def _kind_entry(kind: str, entry: object, where: str) -> tuple[str, float, str, str]:
+    """(kind, weight, basis, text) of one [kinds."KIND"] table."""
+    field = f"kinds.{kind!r}"
+    try:
+        split_kind(kind)
+    except ValueError as e:
+        raise MixFileError(f"{where}: {field}: {e}") from None
+    if not isinstance(entry, dict):
+        raise MixFileError(f"{where}: {field}: expected a table with weight and from or assumption")
+    unknown = sorted(set(entry) - set(KIND_KEYS))
+    if unknown:
+        raise MixFileError(f"{where}: {field}: unknown key {unknown[0]!r} (known: {', '.join(KIND_KEYS)})")
+    weight = entry.get("weight")
+    if isinstance(weight, bool) or not isinstance(weight, int | float) or not math.isfinite(weight):
+        raise MixFileError(f"{where}: {field}.weight: expected a number, got {weight!r}")
+    if weight < 0:
+        raise MixFileError(f"{where}: {field}.weight: must not be negative, got {weight}")
+    given = [key for key in (FROM, ASSUMPTION) if key in entry]
+    if len(given) != 1:
+        raise MixFileError(
+            f"{where}: {field}: give exactly one of 'from' (the source's figure) or 'assumption' (why)"
+        )
+    text = entry[given[0]]
+    if not isinstance(text, str) or not text.strip():
+        raise MixFileError(f"{where}: {field}.{given[0]}: expected a non-empty string")
+    return kind, float(weight), given[0], text.strip()
+
+
+def cells_needed(mix_a: Mix, mix_b: Mix | None = None) -> list[tuple[str, str]]:
+    """The (nat_a, nat_b) cells an estimate of calls from mix_a to mix_b reads (mix_b defaults to mix_a).
+
+    Host a (the caller, the offerer in a matrix session) is drawn from mix_a, host b from mix_b; both
+    orders of a pair of kinds are separate cells, since the offerer's side matters. Kinds with a zero
+    weight need no cell. Sorted by kind order, rows (nat_a) first.
+    """
+    kinds_b = (mix_b or mix_a).shares
+    return [(a, b) for a in mix_a.shares for b in kinds_b]
+
+
+def cell_weights(mix_a: Mix, mix_b: Mix | None = None) -> dict[tuple[str, str], float]:
+    """cell -> probability that a call falls in it (the two sides drawn independently; sums to 1)."""
+    shares_b = (mix_b or mix_a).shares
+    return {(a, b): wa * wb for a, wa in mix_a.shares.items() for b, wb in shares_b.items()}

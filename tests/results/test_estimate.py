@@ -1,0 +1,233 @@
+"""netsim.results.estimate: shares of calls that need a relay for a NAT mix, with intervals (and the CLI)."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from report_fixtures import make_record, write_results
+
+from netsim.cli import main
+from netsim.results.estimate import (
+    EstimateError,
+    Interval,
+    as_json,
+    estimate,
+    estimate_records,
+    format_table,
+    weighted_share,
+    wilson,
+)
+from netsim.suite.mixes import Mix, cells_needed, load_mix, mix_from_dict
+from netsim.vocab import NAT_KINDS
+
+MIXES = Path(__file__).resolve().parents[2] / "mixes"
+
+
+def _mix(name: str, **weights: float) -> Mix:
+    kinds = {k.replace("_", "-"): {"weight": w, "assumption": "test"} for k, w in weights.items()}
+    return mix_from_dict({"name": name, "source": "test", "kinds": kinds}, f"{name}.toml")
+
+
+def _matrix(kinds: tuple[str, ...] = NAT_KINDS, repeats: int = 5, **overrides: Any) -> list[dict[str, Any]]:
+    """A matrix-turn run with the textbook outcomes, `repeats` sessions per cell."""
+    rng = random.Random(3)
+    return [
+        make_record(rng, "matrix-turn", a, b, repeat=i, scenario=f"matrix-turn/{a}__{b}", **overrides)
+        for a in kinds
+        for b in kinds
+        for i in range(repeats)
+    ]
+
+
+def test_wilson_matches_published_values() -> None:
+    assert wilson(5, 10) == pytest.approx((0.2366, 0.7634), abs=1e-4)
+    assert wilson(0, 5) == pytest.approx((0.0, 0.4345), abs=1e-4)
+    assert wilson(5, 5) == pytest.approx((0.5655, 1.0), abs=1e-4)
+    with pytest.raises(ValueError):
+        wilson(0, 0)
+
+
+def test_one_cell_is_its_wilson_interval() -> None:
+    iv = weighted_share([(1.0, 3, 10)])
+    assert iv == Interval(pytest.approx(0.3), *(pytest.approx(x) for x in wilson(3, 10)))  # type: ignore[arg-type]
+
+
+def test_the_interval_covers_the_true_share_95_percent_of_the_time() -> None:
+    """Simulated matrices with known per-cell rates: the interval must hold the true weighted share."""
+    rng = np.random.default_rng(11)
+    weights = rng.dirichlet(np.ones(9))
+    for n in (5, 20):
+        hits, trials = 0, 1500
+        for _ in range(trials):
+            p = rng.uniform(0, 1, 9)
+            k = rng.binomial(n, p)
+            iv = weighted_share([(float(w), int(x), n) for w, x in zip(weights, k, strict=True)])
+            hits += iv.low <= float(weights @ p) <= iv.high
+        assert hits / trials >= 0.93, (n, hits / trials)
+
+
+def test_illustrative_mix_on_the_textbook_matrix_gives_22_percent() -> None:
+    est = estimate_records(_matrix(), load_mix(MIXES / "illustrative.toml"))
+    assert est.needs_relay.share == pytest.approx(0.22)
+    assert est.relay_won.share == pytest.approx(0.22)
+    assert est.direct.share == pytest.approx(0.78)
+    for iv in (est.needs_relay, est.relay_won, est.direct):
+        assert iv.low < iv.share < iv.high  # 5 repeats per cell: an interval, never a point
+    assert len(est.cells) == 25 and {n.sessions for _, n in est.cells.values()} == {5}
+
+
+def test_more_repeats_narrow_the_interval() -> None:
+    mix = load_mix(MIXES / "illustrative.toml")
+    few, many = (estimate_records(_matrix(repeats=r), mix).needs_relay for r in (5, 50))
+    assert many.high - many.low < (few.high - few.low) / 2
+    assert few.share == many.share
+
+
+def test_cells_use_their_own_proportions_and_weights() -> None:
+    """Two kinds, hand-computed: P(sym) = 0.5 each side; sym x sym needs a relay 3 of 4 times."""
+    rng = random.Random(1)
+    recs = []
+    for a, b, needs in [("open", "open", [False] * 4), ("open", "symmetric", [False] * 4)]:
+        recs += [make_record(rng, "matrix-turn", a, b, verdict="direct", needs_relay=x) for x in needs]
+        recs += [make_record(rng, "matrix-turn", b, a, verdict="direct", needs_relay=x) for x in needs]
+    for needs in [True, True, True, False]:
+        verdict = "relay" if needs else "direct"
+        recs.append(
+            make_record(rng, "matrix-turn", "symmetric", "symmetric", verdict=verdict, needs_relay=needs)
+        )
+    est = estimate_records(recs, _mix("half", open=1, symmetric=1))
+    assert est.needs_relay.share == pytest.approx(0.25 * 0.75)
+    assert est.relay_won.share == pytest.approx(0.25 * 0.75)
+    assert est.direct.share == pytest.approx(1 - 0.25 * 0.75)
+
+
+def test_callee_mix_picks_rows_from_one_mix_and_columns_from_the_other() -> None:
+    caller, callee = _mix("caller", symmetric=1), _mix("callee", open=1, port_restricted_cone=3)
+    assert cells_needed(caller, callee) == [("symmetric", "open"), ("symmetric", "port-restricted-cone")]
+    est = estimate_records(_matrix(), caller, callee)
+    assert est.needs_relay.share == pytest.approx(0.75)
+    assert as_json(est)["mix_b"] == "callee"
+
+
+def test_only_cell_measuring_sessions_count() -> None:
+    """A hairpin pair behind one port-restricted NAT needs a relay; it is not the prc x prc cell."""
+    rng = random.Random(2)
+    extra = [
+        make_record(
+            rng,
+            group,
+            "port-restricted-cone",
+            "port-restricted-cone",
+            verdict="relay",
+            needs_relay=True,
+            **kw,
+        )
+        for group, kw in [
+            ("hairpin", {}),
+            ("population", {}),
+            ("matrix-noturn", {"turn": "none"}),
+            ("policy", {"policy": "relay"}),
+        ]
+    ]
+    recs = _matrix(kinds=("port-restricted-cone",)) + extra
+    est = estimate_records(recs, _mix("prc", port_restricted_cone=1))
+    assert est.needs_relay.share == 0.0 and est.cells[("port-restricted-cone",) * 2][1].sessions == 5
+
+
+def test_unknown_needs_relay_is_left_out_of_that_share_only() -> None:
+    rng = random.Random(4)
+    recs = [
+        make_record(rng, "matrix-turn", "open", "open", verdict="direct", needs_relay=None) for _ in range(2)
+    ]
+    recs += [make_record(rng, "matrix-turn", "open", "open", verdict="direct", needs_relay=True)]
+    est = estimate_records(recs, _mix("open", open=1))
+    assert est.needs_relay.share == 1.0 and est.direct.share == 1.0
+    with pytest.raises(EstimateError, match="cell open x open has no session with a known needs_relay"):
+        estimate_records(recs[:2], _mix("open", open=1))
+
+
+def test_a_run_lacking_a_cell_is_refused_naming_it() -> None:
+    recs = [r for r in _matrix() if not (r["nat_a"] == "symmetric" and r["nat_b"] == "open")]
+    with pytest.raises(EstimateError, match=r"lacks 1 cell\(s\) mix 'illustrative' needs: symmetric x open"):
+        estimate_records(recs, load_mix(MIXES / "illustrative.toml"), where="run/results.jsonl")
+
+
+def test_a_record_without_a_needed_key_is_refused() -> None:
+    recs = _matrix(kinds=("open",))
+    del recs[2]["verdict"]
+    with pytest.raises(
+        EstimateError, match=r"run/results.jsonl: record 3 \(matrix-turn/open__open\) has no 'verdict' key"
+    ):
+        estimate_records(recs, _mix("open", open=1), where="run/results.jsonl")
+    del recs[1]["group"]
+    with pytest.raises(EstimateError, match="record 2 has no 'group' key"):
+        estimate_records(recs, _mix("open", open=1))
+
+
+def test_capacity_counts_relayed_paths_and_both_directions() -> None:
+    rng = random.Random(5)
+    recs = [
+        make_record(rng, "matrix-turn", "symmetric", "symmetric", verdict="relay", relay_side=side)
+        for side in ("both", "a", "both", "b")
+    ]
+    est = estimate_records(recs, _mix("sym", symmetric=1), bitrate_kbps=1500)
+    cap = est.capacity
+    assert cap.relayed_calls.share == pytest.approx(1000)
+    assert cap.allocations.share == pytest.approx(1500)  # half the calls relay on both sides
+    assert cap.relay_mbps.share == pytest.approx(1500 * 2 * 1.5)  # each path: both directions in (and out)
+    assert cap.allocations.low == pytest.approx(cap.relayed_calls.low * 1.5)
+
+
+def test_json_has_the_issue_shape_and_the_table_states_the_bitrate(tmp_path: Path) -> None:
+    est = estimate_records(_matrix(), load_mix(MIXES / "illustrative.toml"))
+    out = as_json(est)
+    assert out["mix"] == "illustrative" and out["source"].startswith("none: invented")
+    for key in ("needs_relay", "relay_won", "direct"):
+        assert set(out[key]) == {"share", "low", "high"} and out[key]["low"] < out[key]["high"]
+    assert out["capacity"]["bitrate_kbps"] == 1000.0 and len(out["cells"]) == 25
+    assert set(out["assumptions"]["a"]) == set(NAT_KINDS)
+    text = format_table(est)
+    assert "calls that need a relay" in text and "22.0 %" in text and "1000 kbit/s each way" in text
+
+
+def test_estimate_reads_a_run_directory(tmp_path: Path) -> None:
+    write_results(tmp_path / "run", _matrix())
+    est = estimate(tmp_path / "run", load_mix(MIXES / "illustrative.toml"))
+    assert est.needs_relay.share == pytest.approx(0.22) and est.run == str(tmp_path / "run")
+    with pytest.raises(EstimateError, match="run directory not found"):
+        estimate(tmp_path / "nope", load_mix(MIXES / "illustrative.toml"))
+
+
+# --- the command ---
+
+
+def test_cli_prints_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write_results(tmp_path / "run", _matrix())
+    argv = [
+        "estimate",
+        "--matrix",
+        str(tmp_path / "run"),
+        "--mix",
+        str(MIXES / "illustrative.toml"),
+        "--json",
+    ]
+    assert main(argv) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["needs_relay"]["share"] == 0.22 and out["mix_b"] is None
+
+
+def test_cli_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write_results(tmp_path / "run", _matrix(kinds=("open", "symmetric")))
+    assert main(["estimate", "--matrix", str(tmp_path / "run"), "--mix", str(MIXES / "mobile.toml")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "netsim: error:" in err and "open x port-restricted-cone" in err
+    bad = tmp_path / "bad.toml"
+    bad.write_text('source = "x"\n[kinds.cone]\nweight = 1\nfrom = "y"\n')
+    assert main(["estimate", "--matrix", str(tmp_path / "run"), "--mix", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert err == f"netsim: error: {bad}: kinds.'cone': unknown NAT kind 'cone'\n"
