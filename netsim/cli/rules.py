@@ -116,8 +116,9 @@ def cmd_stun(args: argparse.Namespace) -> int:
 def _print_stun(
     args: argparse.Namespace, local: int, answers: list[tuple[tuple[str, int], tuple[str, int] | None]]
 ) -> int:
-    mapped = {m for _, m in answers if m is not None}
-    changed = len(mapped) > 1 if len(answers) > 1 and len(mapped) == len(answers) else None
+    answered = [m for _, m in answers if m is not None]
+    # Whether the mapping changed is known only when every one of two or more servers answered.
+    changed = len(set(answered)) > 1 if len(answers) > 1 and len(answered) == len(answers) else None
     silent = [f"{ip}:{port}" for (ip, port), m in answers if m is None]
     if args.json:
         print_json(
