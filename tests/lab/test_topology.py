@@ -43,7 +43,11 @@ def test_standard_plan() -> None:
         "server": NodePlan(
             "server",
             "server",
-            [Iface("eth0", "198.18.0.2/16", "internet"), Iface("eth0", "198.18.0.3/16", "internet")],
+            [
+                Iface("eth0", "198.18.0.2/16", "internet"),
+                Iface("eth0", "198.18.0.3/16", "internet"),
+                Iface("eth0", "198.18.0.4/16", "internet"),  # coturn's relay address
+            ],
         ),
         "nat-a": NodePlan(
             "nat-a",

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from netsim.lab.topology import RELAY_ADDRESS
 from netsim.peers.launcher import Launcher
 from netsim.session.options import SessionOptions
 from netsim.session.run import peer_config, run_session
@@ -106,7 +107,7 @@ def test_symmetric_x_symmetric_needs_and_uses_a_relay(launcher: Launcher) -> Non
     peers = (rec["a"], rec["b"])
     relay_ends = [p["local"] for p in peers if p["local_type"] == "relay"]
     relay_ends += [p["remote"] for p in peers if p["remote_type"] == "relay"]
-    assert relay_ends and all(end.rsplit(":", 1)[0] in ("198.18.0.2", "198.18.0.3") for end in relay_ends)
+    assert relay_ends and all(end.rsplit(":", 1)[0] == RELAY_ADDRESS for end in relay_ends)
     for p in peers:
         assert p["turn_transport"] == ("udp" if p["local_type"] == "relay" else None)
     assert rec["needs_relay"] is True
