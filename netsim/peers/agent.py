@@ -23,7 +23,9 @@ from aiortc.rtcconfiguration import RTCIceTransportPolicy
 from netsim.peers.echo import Echo
 from netsim.peers.negotiation import CLOSE_TIMEOUT_S, Negotiation
 from netsim.peers.trace import Trace
-from netsim.vocab import POLICIES
+from netsim.vocab import AIORTC, POLICIES
+
+PAIR_POLL_S = 0.1
 
 
 @dataclass
@@ -46,6 +48,7 @@ class PeerConfig:
     media: bool = False
     # Send no host candidates (a browser whose mDNS names the other side can't resolve).
     hide_host: bool = False
+    settle_s: float = 1.0  # unused by aiortc (it never renominates); the session passes it to every stack
     t0: float | None = None  # time.monotonic() when the peer was requested; defaults to run_peer start
 
     def to_dict(self) -> dict[str, Any]:
@@ -183,6 +186,8 @@ class _Peer:
         self.trace = Trace(cfg.t0)
         self.failed: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self.pair: dict[str, Any] | None = None
+        self.pairs: list[dict[str, Any]] = []  # the selected pair over time: {"t": monotonic, **pair}
+        self.pair_watch: asyncio.Task[None] | None = None
         self.tracks_received: list[str] = []
         self.reader: asyncio.Task[None] | None = None
         self.echo = Echo(
@@ -249,11 +254,29 @@ class _Peer:
         """Read the selected pair as the channel opens; a session without it must not pass as connected."""
         assert self.negotiation.pc is not None
         try:
-            self.pair = selected_pair(self.negotiation.pc) or self.pair
+            self.note_pair()
         except AiortcInternalsError as exc:
             self.fail(str(exc))
             return False
+        self.pair_watch = asyncio.get_running_loop().create_task(self.watch_pair())
         return True
+
+    def note_pair(self) -> None:
+        """Read the selected pair; a change goes into the timeline with its time."""
+        pc = self.negotiation.pc
+        pair = selected_pair(pc) if pc is not None else None
+        if pair is None:
+            return
+        self.pair = pair
+        if not self.pairs or {**self.pairs[-1], "t": None} != {**pair, "t": None}:
+            self.pairs.append({"t": round(self.trace.now(), 6), **pair})
+
+    async def watch_pair(self) -> None:
+        """aioice never renominates, but the controlled side may follow a controlling browser's new pair."""
+        while True:
+            await asyncio.sleep(PAIR_POLL_S)
+            with contextlib.suppress(AiortcInternalsError):
+                self.note_pair()
 
     async def read_loop(self) -> None:
         assert self.sig is not None
@@ -270,6 +293,8 @@ class _Peer:
                 await self.negotiation.on_offer(msg)
             elif kind == "answer":
                 await self.negotiation.on_answer(msg)
+            elif kind == "candidate":
+                await self.negotiation.on_candidate(msg)
             elif kind == "bye":
                 self.fail(f"remote gave up: {msg.get('reason')}")
 
@@ -316,7 +341,7 @@ class _Peer:
             reason, error = f"error: {exc!r}", repr(exc)
         finally:
             await self.shutdown(state != "connected", reason)
-        return self.trace.record(
+        record = self.trace.record(
             user=self.cfg.user,
             polite=self.cfg.polite,
             ice_urls=[s["urls"] for s in self.cfg.ice_servers],  # credentials stay out of records
@@ -330,13 +355,16 @@ class _Peer:
             media_sent=["audio", "video"] if self.cfg.media else [],
             media_received=self.tracks_received,
         )
+        # The winner over time (docs/peers.md): aiortc's pair is settled as soon as it is nominated.
+        record.update(peer=AIORTC, pairs=self.pairs, stable=True, hide_host=self.cfg.hide_host)
+        return record
 
     async def shutdown(self, tell_remote: bool, reason: str | None) -> None:
         """Read the pair one last time, say bye if we failed, then close everything within bounded waits."""
-        pc = self.negotiation.pc
-        if pc is not None:
-            with contextlib.suppress(Exception):
-                self.pair = selected_pair(pc) or self.pair
+        if self.pair_watch is not None:
+            self.pair_watch.cancel()
+        with contextlib.suppress(Exception):
+            self.note_pair()
         if tell_remote and self.sig is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.send({"type": "bye", "reason": reason}), timeout=1.0)

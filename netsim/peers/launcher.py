@@ -28,9 +28,12 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from netsim.lab import netns
+
+if TYPE_CHECKING:
+    from netsim.peers.chromium import Browsers
 
 READY_TIMEOUT_S = 30.0
 
@@ -180,7 +183,13 @@ class LauncherError(RuntimeError):
     pass
 
 
-class PeerProcess:
+class PeerProcess(Protocol):
+    """A running peer of either stack (ForkedPeer, or chromium.BrowserPeer); `wait` returns its raw record."""
+
+    def wait(self, timeout_s: float) -> dict[str, Any]: ...
+
+
+class ForkedPeer:
     """A peer forked by the launcher; `wait` returns its PEER record."""
 
     def __init__(self, launcher: Launcher, result: Path, pid: int) -> None:
@@ -225,6 +234,15 @@ class Launcher:
         self._reader.start()
         self.started_at = t0
         self.ready_s: float | None = None
+        self._browsers: Browsers | None = None
+
+    def browsers(self) -> Browsers:
+        """The Chromium peers' browsers (netsim.peers.chromium), created on first use, closed with us."""
+        if self._browsers is None:
+            from netsim.peers.chromium import Browsers
+
+            self._browsers = Browsers()
+        return self._browsers
 
     def wait_ready(self, timeout_s: float = READY_TIMEOUT_S) -> float:
         """Block until the server has imported aiortc; returns seconds since it was started."""
@@ -258,7 +276,7 @@ class Launcher:
         result: Path,
         log: Path,
         env: dict[str, str] | None = None,
-    ) -> PeerProcess:
+    ) -> ForkedPeer:
         """Fork a peer into `netns_name` running `cfg` (PeerConfig.to_dict()); its record goes to `result`."""
         self.wait_ready()
         with self._cond:
@@ -284,7 +302,7 @@ class Launcher:
             msg = self._spawned.pop(req_id, None)
         if msg is None or msg["op"] != "spawned":
             raise LauncherError(f"spawn failed: {msg}")
-        return PeerProcess(self, result, int(msg["pid"]))
+        return ForkedPeer(self, result, int(msg["pid"]))
 
     def _wait_exit(self, pid: int, timeout_s: float) -> bool:
         with self._cond:
@@ -292,7 +310,10 @@ class Launcher:
             return pid in self._exits
 
     def close(self) -> None:
-        """EOF to the server: it kills its remaining children by pid and exits."""
+        """Close the browsers; EOF to the server: it kills its remaining children by pid and exits."""
+        if self._browsers is not None:
+            self._browsers.close()
+            self._browsers = None
         if self.proc.stdin is not None and not self.proc.stdin.closed:
             with contextlib.suppress(OSError):
                 self.proc.stdin.close()

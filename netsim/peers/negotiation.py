@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from aiortc import AudioStreamTrack, RTCPeerConnection, RTCSessionDescription, VideoStreamTrack
+from aiortc.sdp import candidate_from_sdp
 
 from netsim.peers.echo import Echo
 from netsim.peers.trace import Trace
@@ -42,6 +43,14 @@ def outgoing_sdp(sdp: str, hide_host: bool) -> str:
         return sdp
     lines = sdp.split("\r\n")
     return "\r\n".join(ln for ln in lines if not (ln.startswith("a=candidate:") and " typ host" in ln))
+
+
+def sdp_ufrag(sdp: str) -> str | None:
+    """The first `a=ice-ufrag:` of an SDP (bundled: one for the whole session)."""
+    for line in sdp.splitlines():
+        if line.startswith("a=ice-ufrag:"):
+            return line.split(":", 1)[1].strip()
+    return None
 
 
 def add_media(pc: RTCPeerConnection) -> None:
@@ -81,6 +90,7 @@ class Negotiation:
         self.offer_task: asyncio.Task[None] | None = None
         self.retiring: list[asyncio.Task[None]] = []
         self.counts = {"offers_sent": 0, "ignored_offers": 0, "rollbacks": 0, "stale_answers": 0}
+        self.remote_queue: list[dict[str, Any]] = []  # trickled candidates that came before their description
 
     def start(self) -> None:
         """Open the first connection (once signaling is up)."""
@@ -193,6 +203,7 @@ class Negotiation:
         self.trace.marks["offer"] = self.trace.now()  # the answerer's negotiation starts here
         await pc.setRemoteDescription(RTCSessionDescription(sdp=msg["sdp"], type="offer"))
         self.trace.candidates["remote"] = sdp_candidates(msg["sdp"])
+        await self.flush_remote(pc)
         if self.cfg.media:
             add_media(pc)
         started = self.trace.now()
@@ -215,6 +226,45 @@ class Negotiation:
             return
         await pc.setRemoteDescription(RTCSessionDescription(sdp=msg["sdp"], type="answer"))
         self.trace.candidates["remote"] = sdp_candidates(msg["sdp"])
+        await self.flush_remote(pc)
+
+    async def on_candidate(self, msg: dict[str, Any]) -> None:
+        """A trickled candidate (a browser peer trickles; aiortc itself puts all of its own in the SDP).
+
+        Invariant: a candidate is added only to a connection holding the remote description it belongs to
+        (same ICE ufrag); earlier ones wait in remote_queue. End-of-candidates and `.local` (mDNS) names,
+        which this peer cannot resolve, are not added.
+        """
+        pc = self.pc
+        assert pc is not None
+        if pc.remoteDescription is None:
+            self.remote_queue.append(msg)
+            return
+        await self.add_remote(pc, msg)
+
+    async def flush_remote(self, pc: RTCPeerConnection) -> None:
+        queued, self.remote_queue = self.remote_queue, []
+        for msg in queued:
+            await self.add_remote(pc, msg)
+
+    async def add_remote(self, pc: RTCPeerConnection, msg: dict[str, Any]) -> None:
+        line = msg.get("candidate") or ""
+        ufrag = msg.get("usernameFragment")
+        remote = pc.remoteDescription
+        if not line or (ufrag and remote is not None and ufrag != sdp_ufrag(remote.sdp)):
+            return  # end of candidates, or a candidate of an offer we ignored
+        candidate = candidate_from_sdp(line.removeprefix("candidate:"))
+        if candidate.ip.endswith(".local"):
+            self.trace.note("candidate", "mdns-unresolved")
+            return
+        candidate.sdpMid = msg.get("sdpMid")
+        candidate.sdpMLineIndex = msg.get("sdpMLineIndex")
+        try:
+            await pc.addIceCandidate(candidate)
+        except Exception as exc:  # a malformed or unmatched candidate must not end the session
+            self.trace.note("candidate", f"refused: {exc!r}")
+            return
+        self.trace.candidates["remote"].append(line)
 
     def summary(self) -> dict[str, Any]:
         """The record's `negotiation`: the counts, and whether this side's offer carried the session."""

@@ -17,13 +17,21 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from netsim.pause import pause_point
+from netsim.peers import chromium
 from netsim.peers.launcher import Launcher, PeerProcess
 from netsim.results.records import LaunchFigures, NeedsRelayRun, ResultRecord, Versions
 from netsim.results.versions import versions
 from netsim.services.signaling import make_token
 from netsim.session.options import SessionOptions
-from netsim.session.verdict import failure_reason, negotiated, peer_record, session_timings, verdict
-from netsim.vocab import DIRECT_VERDICTS, FAILED, NO_TURN, SIDES
+from netsim.session.verdict import (
+    failure_reason,
+    negotiated,
+    peer_record,
+    session_timings,
+    verdict,
+    with_timelines,
+)
+from netsim.vocab import CHROMIUM, DIRECT_VERDICTS, FAILED, NO_TURN, SIDES
 
 if TYPE_CHECKING:
     from netsim.lab.lab import Lab
@@ -64,21 +72,35 @@ def peer_config(
 
 
 def start_peers(lab: Lab, launcher: Launcher, url: str, opts: SessionOptions) -> dict[str, PeerProcess]:
-    """Fork peers a (impolite) and b (polite) for one negotiation; fresh user names every time."""
+    """Start peers a (impolite) and b (polite) for one negotiation, each on its stack (an aiortc peer forked
+    into its host's namespace, or a page in that host's browser); fresh user names every time."""
     tag = secrets.token_hex(3)
     users = {"a": f"a-{tag}", "b": f"b-{tag}"}
     hosts = {"a": opts.host_a, "b": opts.host_b}
+    stacks = {"a": opts.peer_a, "b": opts.peer_b}
     coturn = lab.coturn
     env = {"SSL_CERT_FILE": str(coturn.ca_file)} if coturn is not None and opts.turn == "tls" else {}
     peers_dir = Path(lab.workdir) / "peers"
     peers_dir.mkdir(parents=True, exist_ok=True)
-    procs = {}
+    procs: dict[str, PeerProcess] = {}
+    ca = coturn.ca_file if coturn is not None else None  # trusted by the lab's browsers only
+    specs = {
+        side: chromium.browser_spec(lab.netns(hosts[side]), Path(lab.workdir), url, opts.hide_host, ca)
+        for side in SIDES
+        if stacks[side] == CHROMIUM
+    }
+    if specs:
+        launcher.browsers().start(list(specs.values()))  # before any peer: start-up is not connect time
     for side in SIDES:
         # Always an explicit list: with none, aiortc would use a public STUN server.
         ice = list(coturn.ice_servers(opts.turn, users[side])) if coturn is not None else []
         token = make_token(str(lab.signaling_secret), users[side])
         cfg = peer_config(side, users, url, token, ice, opts)
+        cfg.update(settle_s=opts.settle_s, linger_s=chromium.linger_s(tuple(stacks.values()), opts.settle_s))
         name = users[side]
+        if side in specs:
+            procs[side] = launcher.browsers().spawn(specs[side], cfg)
+            continue
         procs[side] = launcher.spawn(
             lab.netns(hosts[side]), cfg, peers_dir / f"{name}.json", peers_dir / f"{name}.log", env
         )
@@ -86,8 +108,9 @@ def start_peers(lab: Lab, launcher: Launcher, url: str, opts: SessionOptions) ->
 
 
 def wait_peers(procs: dict[str, PeerProcess], timeout_s: float) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Both raw peer records; a peer still running after timeout_s is killed (0 ends them now)."""
-    return procs["a"].wait(timeout_s), procs["b"].wait(timeout_s)
+    """Both raw peer records, their pair timelines in seconds from the offer; a peer still running after
+    timeout_s is ended (0 ends them now)."""
+    return with_timelines(procs["a"].wait(timeout_s), procs["b"].wait(timeout_s))
 
 
 @functools.cache

@@ -1,0 +1,566 @@
+// netsim's Chromium peer: the browser side of netsim.peers (docs/peers.md). Same protocols as the aiortc
+// peer (netsim/peers/agent.py): the lab's signaling server, perfect negotiation with the same roles and
+// offer ids, the `echo` data channel; plus trickle ICE and the selected pair over time.
+// The controller (netsim/peers/chromium.py) calls window.netsimPeer(cfg), which resolves to the raw PEER
+// record, and window.netsimStop(user, reason) to end a peer early. Times are on the controller's
+// time.monotonic() clock: performance.now() / 1000 + cfg.clock_offset.
+"use strict";
+
+const KEEP_INTERVAL_S = 0.25; // pings both ways while the pair settles (the controlled side follows data)
+const SETTLE_EXTRA_S = 3.0; // how much longer than settle_s a peer waits for a stable pair
+const POLL_S = 0.1; // selected-pair poll, besides the selectedcandidatepairchange event
+const PONG_TIMEOUT_S = 1.0; // a pong later than this counts as lost; the next ping goes out
+const peers = {};
+
+const sleep = (s) => new Promise((resolve) => setTimeout(resolve, s * 1000));
+const round = (x, n) => (x === null || x === undefined ? null : Number(x.toFixed(n)));
+const sdpCandidates = (sdp) =>
+  sdp.split(/\r?\n/).filter((l) => l.startsWith("a=candidate:")).map((l) => l.slice(2));
+
+class Failed extends Error {}
+
+// PeerConfig's defaults (netsim/peers/agent.py) for keys the session leaves out.
+const DEFAULTS = {
+  policy: "all",
+  deadline_s: 10.0,
+  offer: false,
+  offer_delay_s: 0.0,
+  echo_count: 5,
+  echo_interval_s: 0.005,
+  linger_s: 2.0,
+  media: false,
+  hide_host: false,
+  settle_s: 1.0,
+  ice_servers: [],
+};
+
+class Peer {
+  constructor(cfg) {
+    this.cfg = { ...DEFAULTS, ...cfg };
+    cfg = this.cfg;
+    this.t0 = cfg.t0 !== null && cfg.t0 !== undefined ? cfg.t0 : this.now();
+    this.states = [];
+    this.marks = {};
+    this.candidates = { local: [], remote: [] };
+    this.gatheringStarted = null;
+    this.gathering_s = null;
+    this.counts = { offers_sent: 0, ignored_offers: 0, rollbacks: 0, stale_answers: 0 };
+    this.makingOffer = false;
+    this.present = false;
+    this.answered = false;
+    this.offerId = 0;
+    this.pc = null;
+    this.channel = null;
+    this.pongs = new Map();
+    this.rtts = [];
+    this.pingsSent = 0;
+    this.remoteDone = false;
+    this.pairs = []; // {t, local_type, remote_type, local, remote, role, turn_transport}
+    this.localQueue = []; // our candidates, held until our description went out
+    this.descriptionSent = false;
+    this.remoteQueue = []; // theirs, held until their description is applied
+    this.tracksReceived = [];
+    this.mediaSent = [];
+    this.failedWith = null;
+    this.failWaiters = [];
+    this.connectedWaiters = [];
+    this.connected = false;
+  }
+
+  now() {
+    return performance.now() / 1000 + this.cfg.clock_offset;
+  }
+
+  note(what, state) {
+    this.states.push({ t: round(this.now() - this.t0, 4), what, state });
+  }
+
+  fail(reason) {
+    if (this.failedWith !== null) return;
+    this.failedWith = reason;
+    this.failWaiters.forEach((f) => f());
+  }
+
+  failed() {
+    return new Promise((resolve) => {
+      if (this.failedWith !== null) resolve();
+      else this.failWaiters.push(resolve);
+    });
+  }
+
+  async send(payload) {
+    if (!this.ws || this.ws.readyState !== WebSocket.OPEN) throw new Failed("signaling closed");
+    this.ws.send(JSON.stringify({ ...payload, target: this.cfg.target }));
+  }
+
+  // --- signaling -------------------------------------------------------------------------------------
+  openSignaling() {
+    const { signaling_url: url, user, token } = this.cfg;
+    const endpoint = `${url.replace(/\/$/, "")}/ws/${encodeURIComponent(user)}?token=${encodeURIComponent(token)}`;
+    return new Promise((resolve, reject) => {
+      const ws = new WebSocket(endpoint);
+      this.ws = ws;
+      ws.onmessage = (ev) => {
+        const msg = JSON.parse(ev.data);
+        if (msg.type === "welcome") {
+          this.marks.signed_in = this.now();
+          this.note("signaling", "connected");
+          resolve();
+          const status = (msg.presence || {})[this.cfg.target];
+          if (status === "online" || status === "busy") this.onPresent();
+          return;
+        }
+        this.dispatch(msg).catch((e) => this.fail(`error: ${e}`));
+      };
+      ws.onerror = () => reject(new Failed("signaling connection failed"));
+      ws.onclose = (ev) => {
+        reject(new Failed(`signaling closed (${ev.code})`));
+        if (!this.connected) this.fail(`signaling closed (${ev.code})`);
+      };
+    });
+  }
+
+  async dispatch(msg) {
+    if (msg.type === "presence") {
+      if (msg.user !== this.cfg.target) return;
+      this.note("remote", String(msg.status));
+      if (msg.status === "online" || msg.status === "busy") this.onPresent();
+    } else if (msg.type === "error") {
+      this.note("signaling-error", `${msg.code}: ${msg.message}`);
+    } else if (msg.sender !== this.cfg.target) {
+      return;
+    } else if (msg.type === "offer") {
+      await this.onOffer(msg);
+    } else if (msg.type === "answer") {
+      await this.onAnswer(msg);
+    } else if (msg.type === "candidate") {
+      await this.onCandidate(msg);
+    } else if (msg.type === "bye") {
+      this.fail(`remote gave up: ${msg.reason}`);
+    }
+  }
+
+  // --- the connection --------------------------------------------------------------------------------
+  newPc() {
+    const servers = this.cfg.ice_servers.map((s) => {
+      const out = { urls: s.urls };
+      if (s.username) out.username = s.username;
+      if (s.credential) out.credential = s.credential;
+      return out;
+    });
+    const pc = new RTCPeerConnection({ iceServers: servers, iceTransportPolicy: this.cfg.policy });
+    pc.onicecandidate = (ev) => this.onLocalCandidate(ev.candidate);
+    pc.onicegatheringstatechange = () => {
+      this.note("gathering", pc.iceGatheringState);
+      if (pc.iceGatheringState === "complete" && this.gatheringStarted !== null && this.gathering_s === null) {
+        this.gathering_s = this.now() - this.gatheringStarted;
+      }
+    };
+    pc.oniceconnectionstatechange = () => {
+      const state = pc.iceConnectionState;
+      this.note("ice", state);
+      if ((state === "connected" || state === "completed") && !("ice_completed" in this.marks)) {
+        this.marks.ice_completed = this.now();
+        this.watchPair();
+      }
+      if (state === "failed") this.fail("ICE failed");
+    };
+    pc.onconnectionstatechange = () => this.note("pc", pc.connectionState);
+    pc.onsignalingstatechange = () => this.note("signaling", pc.signalingState);
+    pc.ondatachannel = (ev) => this.attach(ev.channel);
+    pc.ontrack = (ev) => this.tracksReceived.push(ev.track.kind);
+    pc.onicecandidateerror = (ev) => this.note("candidate-error", `${ev.errorCode} ${ev.url}`);
+    return pc;
+  }
+
+  addMedia() {
+    // Synthetic tracks (no getUserMedia on a plain-http page): a canvas and an oscillator.
+    const canvas = document.createElement("canvas");
+    canvas.width = 160;
+    canvas.height = 120;
+    const ctx = canvas.getContext("2d");
+    setInterval(() => {
+      ctx.fillStyle = `hsl(${Date.now() % 360}, 60%, 50%)`;
+      ctx.fillRect(0, 0, 160, 120);
+    }, 40);
+    const audio = new AudioContext();
+    const osc = audio.createOscillator();
+    const dest = audio.createMediaStreamDestination();
+    osc.connect(dest);
+    osc.start();
+    const stream = new MediaStream([...dest.stream.getAudioTracks(), ...canvas.captureStream(25).getVideoTracks()]);
+    stream.getTracks().forEach((track) => this.pc.addTrack(track, stream));
+    this.mediaSent = ["audio", "video"];
+  }
+
+  onLocalCandidate(candidate) {
+    if (candidate === null || !candidate.candidate) return; // end of gathering: the state note says it
+    const init = candidate.toJSON();
+    if (this.descriptionSent) this.sendCandidate(init);
+    else this.localQueue.push(init);
+  }
+
+  sendCandidate(init) {
+    this.candidates.local.push(init.candidate);
+    this.send({ type: "candidate", ...init }).catch(() => {});
+  }
+
+  flushLocal() {
+    this.descriptionSent = true;
+    const queued = this.localQueue;
+    this.localQueue = [];
+    queued.forEach((init) => this.sendCandidate(init));
+  }
+
+  // --- perfect negotiation (Chromium rolls back for real; the counts match the aiortc peer's) ---------
+  onPresent() {
+    if (this.present) return;
+    this.present = true;
+    this.note("signaling", "peer-present");
+    if (this.cfg.offer && !this.answered) {
+      this.makingOffer = true; // synchronously, as in the aiortc peer: a later offer is a collision
+      this.makeOffer().catch((e) => this.fail(`offer failed: ${e}`));
+    }
+  }
+
+  async makeOffer() {
+    const pc = this.pc;
+    try {
+      this.attach(pc.createDataChannel("echo"));
+      if (this.cfg.media) this.addMedia();
+      const started = this.now();
+      this.gatheringStarted = started;
+      await pc.setLocalDescription();
+      if (pc !== this.pc || this.answered) return;
+      this.marks.offer = started;
+      this.offerId += 1;
+      if (this.cfg.offer_delay_s > 0) {
+        const paused = this.now();
+        await sleep(this.cfg.offer_delay_s);
+        this.marks.offer += this.now() - paused; // the deliberate delay is not negotiation time
+      }
+      if (pc.signalingState !== "have-local-offer" || this.answered) return;
+      await this.send({ type: "offer", sdp: pc.localDescription.sdp, id: this.offerId });
+      this.counts.offers_sent += 1;
+      this.flushLocal();
+    } finally {
+      this.makingOffer = false;
+    }
+  }
+
+  async onOffer(msg) {
+    const collision = this.makingOffer || this.pc.signalingState !== "stable";
+    if (collision && !this.cfg.polite) {
+      this.counts.ignored_offers += 1;
+      this.note("signaling", "ignored-offer");
+      return;
+    }
+    if (collision) {
+      // The polite peer's rollback: setRemoteDescription(offer) rolls our offer back. Our own echo
+      // channel and queued candidates belonged to that offer.
+      this.counts.rollbacks += 1;
+      this.note("signaling", "rolled-back");
+      if (this.channel) this.channel.close();
+      this.channel = null;
+      this.localQueue = [];
+      delete this.marks.offer;
+      this.gathering_s = null;
+    }
+    this.answered = true;
+    this.makingOffer = false;
+    this.marks.offer = this.now();
+    await this.pc.setRemoteDescription({ type: "offer", sdp: msg.sdp });
+    this.candidates.remote = sdpCandidates(msg.sdp);
+    await this.flushRemote();
+    if (this.cfg.media) this.addMedia();
+    this.gatheringStarted = this.now();
+    this.gathering_s = null;
+    await this.pc.setLocalDescription();
+    await this.send({ type: "answer", sdp: this.pc.localDescription.sdp, id: msg.id });
+    this.flushLocal();
+  }
+
+  async onAnswer(msg) {
+    const pc = this.pc;
+    if (pc.signalingState !== "have-local-offer" || msg.id !== this.offerId) {
+      this.counts.stale_answers += 1;
+      return;
+    }
+    await pc.setRemoteDescription({ type: "answer", sdp: msg.sdp });
+    this.candidates.remote = sdpCandidates(msg.sdp);
+    await this.flushRemote();
+  }
+
+  async onCandidate(msg) {
+    const init = { candidate: msg.candidate || "", sdpMid: msg.sdpMid, sdpMLineIndex: msg.sdpMLineIndex };
+    if (msg.usernameFragment) init.usernameFragment = msg.usernameFragment;
+    if (!this.pc.remoteDescription) this.remoteQueue.push(init);
+    else await this.addRemote(init);
+  }
+
+  async flushRemote() {
+    const queued = this.remoteQueue;
+    this.remoteQueue = [];
+    for (const init of queued) await this.addRemote(init);
+  }
+
+  async addRemote(init) {
+    try {
+      await this.pc.addIceCandidate(init.candidate ? init : null);
+      if (init.candidate) this.candidates.remote.push(init.candidate);
+    } catch (e) {
+      // A candidate of an offer we ignored or rolled back: it belongs to no current description.
+      this.note("candidate-ignored", String(e.name));
+    }
+  }
+
+  // --- the selected pair over time -------------------------------------------------------------------
+  async readPair() {
+    const stats = await this.pc.getStats();
+    let transport = null;
+    stats.forEach((s) => {
+      if (s.type === "transport" && s.selectedCandidatePairId) transport = s;
+    });
+    if (transport === null) return null;
+    const pair = stats.get(transport.selectedCandidatePairId);
+    const local = pair && stats.get(pair.localCandidateId);
+    const remote = pair && stats.get(pair.remoteCandidateId);
+    if (!local || !remote) return null;
+    const where = (c) => (c.address ? `${c.address}:${c.port}` : null); // remote prflx: no address
+    return {
+      local_type: local.candidateType,
+      remote_type: remote.candidateType,
+      local: where(local),
+      remote: where(remote),
+      role: transport.iceRole || null,
+      turn_transport: local.candidateType === "relay" ? local.relayProtocol || null : null,
+    };
+  }
+
+  async notePair(t) {
+    const pair = await this.readPair().catch(() => null);
+    if (pair === null) return;
+    const last = this.pairs[this.pairs.length - 1];
+    const key = (p) => [p.local_type, p.remote_type, p.local, p.remote].join("|");
+    if (last === undefined || key(last) !== key(pair)) this.pairs.push({ t, ...pair });
+  }
+
+  watchPair() {
+    if (this.pairTimer) return;
+    const ice = this.pc.sctp && this.pc.sctp.transport && this.pc.sctp.transport.iceTransport;
+    if (ice) ice.onselectedcandidatepairchange = () => this.notePair(this.now());
+    this.pairTimer = setInterval(() => this.notePair(this.now()), POLL_S * 1000);
+    this.notePair(this.now());
+  }
+
+  lastChange() {
+    return this.pairs.length ? this.pairs[this.pairs.length - 1].t : null;
+  }
+
+  // --- echo ------------------------------------------------------------------------------------------
+  attach(channel) {
+    this.channel = channel;
+    channel.onmessage = (ev) => {
+      if (channel === this.channel) this.onEcho(channel, ev.data);
+    };
+    if (channel.readyState === "open") this.opened();
+    else channel.onopen = () => channel === this.channel && this.opened();
+  }
+
+  opened() {
+    if ("channel_open" in this.marks) return;
+    this.marks.channel_open = this.now();
+    this.note("channel", "open");
+    this.watchPair();
+    this.pingTask = this.pings();
+  }
+
+  onEcho(channel, raw) {
+    const msg = JSON.parse(raw);
+    if (msg.t === "ping") {
+      channel.send(JSON.stringify({ t: "pong", seq: msg.seq, ts: msg.ts }));
+    } else if (msg.t === "pong") {
+      const waiter = this.pongs.get(msg.seq);
+      if (waiter) waiter(this.now());
+    } else if (msg.t === "done") {
+      this.remoteDone = true;
+    }
+  }
+
+  ping(seq, timeoutS) {
+    const channel = this.channel;
+    return new Promise((resolve) => {
+      const sent = this.now();
+      const timer = setTimeout(() => resolve(null), timeoutS * 1000);
+      this.pongs.set(seq, (got) => {
+        clearTimeout(timer);
+        resolve(got - sent);
+      });
+      this.pingsSent += 1;
+      channel.send(JSON.stringify({ t: "ping", seq, ts: sent }));
+    });
+  }
+
+  settled() {
+    const first = this.marks.first_echo;
+    if (first === undefined) return false;
+    const since = Math.max(first, this.lastChange() || first);
+    return this.now() - since >= this.cfg.settle_s;
+  }
+
+  async pings() {
+    // echo_count pings as the aiortc peer sends them, then keep pinging until the pair is settled.
+    const timeout = PONG_TIMEOUT_S;
+    for (let seq = 0; this.channel && this.channel.readyState === "open"; seq++) {
+      const counted = seq < this.cfg.echo_count;
+      if (!counted && (this.settled() || this.settleCapReached())) break;
+      const rtt = await this.ping(seq, timeout);
+      if (rtt !== null) {
+        this.rtts.push(rtt * 1000);
+        if (!this.connected) {
+          this.marks.first_echo = this.now();
+          this.connected = true;
+          this.connectedWaiters.forEach((f) => f());
+        }
+      }
+      await sleep(counted ? this.cfg.echo_interval_s : KEEP_INTERVAL_S);
+    }
+    if (this.channel && this.channel.readyState === "open") this.channel.send(JSON.stringify({ t: "done" }));
+  }
+
+  settleCapReached() {
+    const first = this.marks.first_echo;
+    return first !== undefined && this.now() - first >= this.cfg.settle_s + SETTLE_EXTRA_S;
+  }
+
+  whenConnected() {
+    return new Promise((resolve) => {
+      if (this.connected) resolve();
+      else this.connectedWaiters.push(resolve);
+    });
+  }
+
+  async finish() {
+    // Our pings (until settled) and the other side's `done`, within linger_s (which the session makes
+    // long enough to settle: chromium.linger_s).
+    const limit = this.now() + this.cfg.linger_s;
+    while (this.now() < limit && this.failedWith === null) {
+      const open = this.channel && this.channel.readyState === "open";
+      if (!open || (this.pingsDone && this.remoteDone)) break;
+      await sleep(0.05);
+    }
+  }
+
+  // --- the run ---------------------------------------------------------------------------------------
+  whereStuck() {
+    const pc = this.pc;
+    if (!this.present) return "signaling";
+    if ("channel_open" in this.marks) return "data channel open but no echo";
+    return `ice=${pc.iceConnectionState} signaling=${pc.signalingState} gathering=${pc.iceGatheringState}`;
+  }
+
+  async connect() {
+    let timer;
+    const deadline = new Promise((resolve) => {
+      timer = setTimeout(resolve, this.cfg.deadline_s * 1000);
+    });
+    try {
+      const signedIn = this.openSignaling();
+      const first = await Promise.race([signedIn.then(() => "in"), deadline.then(() => "late"), this.failed()]);
+      if (first === "late") throw new Failed(`not connected within ${this.cfg.deadline_s} s (signaling)`);
+      if (this.failedWith !== null) throw new Failed(this.failedWith);
+      const got = await Promise.race([
+        this.whenConnected().then(() => "up"),
+        deadline.then(() => "late"),
+        this.failed().then(() => "failed"),
+      ]);
+      if (got === "failed") throw new Failed(this.failedWith);
+      if (got === "late") throw new Failed(`not connected within ${this.cfg.deadline_s} s (${this.whereStuck()})`);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  async run() {
+    peers[this.cfg.user] = this;
+    let state = "failed";
+    let reason = null;
+    let error = null;
+    this.pc = this.newPc();
+    try {
+      await this.connect();
+      state = "connected";
+      this.pingTask.then(() => {
+        this.pingsDone = true;
+      });
+      await this.finish();
+    } catch (e) {
+      reason = e instanceof Failed ? e.message : `error: ${e}`;
+      error = e instanceof Failed ? null : String(e);
+    }
+    await this.shutdown(state !== "connected", reason);
+    delete peers[this.cfg.user];
+    return this.record(state, reason, error);
+  }
+
+  async shutdown(tellRemote, reason) {
+    if (this.pc.connectionState !== "closed") await this.notePair(this.now());
+    clearInterval(this.pairTimer);
+    if (tellRemote) await this.send({ type: "bye", reason }).catch(() => {});
+    this.pc.close();
+    if (this.ws) this.ws.close();
+  }
+
+  record(state, reason, error) {
+    const settled = this.pairs.length ? this.pairs[this.pairs.length - 1] : {};
+    const offer = this.marks.offer;
+    const since = (k) => (this.marks[k] !== undefined && offer !== undefined ? round(this.marks[k] - offer, 4) : null);
+    const sorted = [...this.rtts].sort((x, y) => x - y);
+    const mid = Math.floor(sorted.length / 2);
+    const median = sorted.length ? (sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2) : null;
+    const marks = { start: this.t0, ...this.marks };
+    Object.keys(marks).forEach((k) => {
+      marks[k] = round(marks[k], 6);
+    });
+    return {
+      user: this.cfg.user,
+      peer: "chromium",
+      local_type: settled.local_type || null,
+      remote_type: settled.remote_type || null,
+      local: settled.local || null,
+      remote: settled.remote || null,
+      role: settled.role || null,
+      polite: this.cfg.polite,
+      turn_transport: settled.turn_transport || null,
+      state,
+      ice_urls: this.cfg.ice_servers.map((s) => s.urls),
+      candidates: this.candidates,
+      states: this.states,
+      timings: {
+        gathering_s: round(this.gathering_s, 4),
+        ice_completed_s: since("ice_completed"),
+        channel_open_s: since("channel_open"),
+        first_echo_s: since("first_echo"),
+        rtt_ms: round(median, 3),
+        start_to_first_echo_s: this.marks.first_echo !== undefined ? round(this.marks.first_echo - this.t0, 4) : null,
+      },
+      marks,
+      pairs: this.pairs.map((p) => ({ ...p, t: round(p.t, 6) })),
+      stable: this.settled(),
+      hide_host: this.cfg.hide_host,
+      negotiation: { ...this.counts, offerer: !this.answered && this.marks.offer !== undefined },
+      echo: { sent: this.pingsSent, received: this.rtts.length },
+      media: { sent: this.mediaSent, received: this.tracksReceived },
+      reason,
+      error,
+    };
+  }
+}
+
+window.netsimPeer = (cfg) => new Peer(cfg).run();
+window.netsimStop = (user, reason) => {
+  const peer = peers[user];
+  if (peer) peer.fail(reason);
+  return Boolean(peer);
+};
+window.netsimReady = true;
