@@ -1,0 +1,161 @@
+"""pytest plugin: `--shard I/N` runs a deterministic, duration-balanced share of the collected tests.
+
+Load it with `-p netsim.suite.shard` or from a conftest (scenarios/conftest.py). Every one of N machines
+(CI jobs) collects the same tests and keeps its own share; together the shards run each test exactly once.
+Shares are balanced by stored durations (scenarios/durations.json, written by `--store-durations`): the
+longest tests are dealt first, each to the shard with the least work so far (longest processing time
+first). Tests without a stored duration count as the mean of the stored ones (1 s when none are stored).
+The assignment depends only on the collected test ids and the durations file, so every worker of every
+shard computes the same one.
+
+Durations are keyed by node id without the scenario suite's repeat prefix (`[r3-...]` -> `[...]`), so one
+stored duration serves every repeat.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Final
+
+import pytest
+
+DURATIONS_FILE: Final = "durations.json"
+DEFAULT_DURATION_S: Final = 1.0
+_REPEAT_PREFIX = re.compile(r"\[(?:r\d+)?-")
+
+
+class ShardError(ValueError):
+    """A shard spec or durations file that cannot be used; the message names the option or file."""
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """'I/N' -> (I, N) with 1 <= I <= N."""
+    index, slash, count = text.partition("/")
+    try:
+        i, n = int(index), int(count)
+    except ValueError:
+        raise ShardError(f"--shard: expected I/N such as 1/4, got {text!r}") from None
+    if not slash or n < 1 or not 1 <= i <= n:
+        raise ShardError(f"--shard: {text!r}: I must be between 1 and N (N at least 1)")
+    return i, n
+
+
+def duration_key(nodeid: str) -> str:
+    """The node id without the suite's repeat prefix."""
+    return _REPEAT_PREFIX.sub("[", nodeid, count=1)
+
+
+def load_durations(path: Path) -> dict[str, float]:
+    """Stored durations (node id key -> seconds); {} when the file does not exist."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as e:
+        raise ShardError(f"{path}: not a durations file ({e})") from None
+    if not isinstance(data, dict):
+        raise ShardError(f"{path}: expected an object of test id -> seconds")
+    for key, value in data.items():
+        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+            raise ShardError(f"{path}: {key}: expected seconds (a number >= 0), got {value!r}")
+    return {str(k): float(v) for k, v in data.items()}
+
+
+def assign(nodeids: Sequence[str], shards: int, durations: Mapping[str, float]) -> list[int]:
+    """0-based shard of each node id: longest first, each to the least-loaded shard (ties: lowest index)."""
+    known = [durations[k] for k in map(duration_key, nodeids) if k in durations]
+    default = sum(known) / len(known) if known else DEFAULT_DURATION_S
+    cost = [durations.get(duration_key(nid), default) for nid in nodeids]
+    order = sorted(range(len(nodeids)), key=lambda i: (-cost[i], nodeids[i]))
+    load = [0.0] * shards
+    out = [0] * len(nodeids)
+    for i in order:
+        target = min(range(shards), key=lambda s: (load[s], s))
+        out[i] = target
+        load[target] += cost[i]
+    return out
+
+
+def _durations_path(config: pytest.Config) -> Path:
+    given = config.getoption("--shard-durations")
+    return Path(given) if given else config.rootpath / "scenarios" / DURATIONS_FILE
+
+
+# --- pytest hooks ---
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("shard")
+    group.addoption("--shard", default=None, metavar="I/N", help="run the I-th of N duration-balanced shares")
+    group.addoption(
+        "--shard-durations",
+        default=None,
+        metavar="FILE",
+        help=f"stored test durations (default: scenarios/{DURATIONS_FILE} under the rootdir)",
+    )
+    group.addoption(
+        "--store-durations", action="store_true", help="write this run's test durations into that file"
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    spec = config.getoption("--shard")
+    try:
+        config.netsim_shard = parse_shard(spec) if spec else None  # type: ignore[attr-defined]
+    except ShardError as e:
+        raise pytest.UsageError(str(e)) from None
+    if config.getoption("--store-durations"):
+        config.pluginmanager.register(DurationRecorder(_durations_path(config)), "netsim-shard-durations")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    shard = getattr(config, "netsim_shard", None)
+    if shard is None:
+        return
+    index, count = shard
+    try:
+        durations = load_durations(_durations_path(config))
+    except ShardError as e:
+        raise pytest.UsageError(str(e)) from None
+    owner = assign([item.nodeid for item in items], count, durations)
+    keep = [item for item, s in zip(items, owner, strict=True) if s == index - 1]
+    dropped = [item for item, s in zip(items, owner, strict=True) if s != index - 1]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+    items[:] = keep
+
+
+class DurationRecorder:
+    """Registered with --store-durations: sums each test's phases, writes the file at the end (xdist: the
+    controller, which sees every worker's reports)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.seconds: dict[str, float] = {}  # node id -> setup + call + teardown
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        self.seconds[report.nodeid] = self.seconds.get(report.nodeid, 0.0) + report.duration
+
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        if not hasattr(session.config, "workerinput") and self.seconds:
+            store_durations(self.path, self.seconds)
+
+
+def store_durations(path: Path, seconds: Mapping[str, float]) -> None:
+    """Merge measured durations (node id -> seconds) into the file; the repeats of a test average."""
+    try:
+        stored = load_durations(path)
+    except ShardError:
+        stored = {}  # a broken file is replaced by the measurements
+    per_key: dict[str, list[float]] = {}
+    for nodeid, value in seconds.items():
+        per_key.setdefault(duration_key(nodeid), []).append(value)
+    for key, values in per_key.items():
+        stored[key] = round(sum(values) / len(values), 3)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(dict(sorted(stored.items())), indent=1) + "\n", encoding="utf-8")
+    os.replace(tmp, path)

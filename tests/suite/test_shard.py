@@ -1,0 +1,106 @@
+"""netsim.suite.shard: deterministic, duration-balanced shards of a pytest run (the plugin in real pytest)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from netsim.suite.shard import ShardError, assign, duration_key, load_durations, parse_shard, store_durations
+
+TESTS = """
+import pytest
+
+@pytest.mark.parametrize("n", range(10))
+def test_n(n):
+    pass
+"""
+
+
+def test_parse_shard() -> None:
+    assert parse_shard("1/1") == (1, 1) and parse_shard("3/4") == (3, 4)
+    for bad in ("3/2", "0/2", "1/0", "2", "a/b", "1/2/3"):
+        with pytest.raises(ShardError, match="--shard"):
+            parse_shard(bad)
+
+
+def test_repeat_prefix_is_not_part_of_the_key() -> None:
+    base = "scenarios/test_scenarios.py::test_scenario[matrix-turn/open__open]"
+    for nodeid in (base, base.replace("[", "[-"), base.replace("[", "[r12-")):
+        assert duration_key(nodeid) == base
+
+
+def test_every_test_in_exactly_one_shard_and_balanced() -> None:
+    ids = [f"t[{i}]" for i in range(40)]
+    durations = {f"t[{i}]": float(1 + i % 7) for i in range(40)}
+    owners = assign(ids, 4, durations)
+    assert sorted(set(owners)) == [0, 1, 2, 3]
+    loads = [sum(durations[i] for i, o in zip(ids, owners, strict=True) if o == s) for s in range(4)]
+    assert max(loads) - min(loads) <= 7  # never worse than the longest single test
+    assert assign(list(reversed(ids)), 4, durations) == list(
+        reversed(owners)
+    )  # order of collection is irrelevant
+
+
+def test_the_longest_tests_go_to_different_shards() -> None:
+    ids = ["slow1", "slow2", "a", "b", "c", "d"]
+    owners = assign(ids, 2, {"slow1": 10, "slow2": 10, "a": 1, "b": 1, "c": 1, "d": 1})
+    assert owners[0] != owners[1] and owners.count(0) == owners.count(1) == 3
+
+
+def test_unknown_tests_cost_the_mean() -> None:
+    owners = assign(["known", "new1", "new2", "short"], 2, {"known": 4.0, "short": 2.0})
+    assert owners == [0, 1, 1, 0]  # new1 and new2 cost 3 s each: 4 + 2 against 3 + 3
+
+
+def test_durations_file(tmp_path: Path) -> None:
+    path = tmp_path / "durations.json"
+    assert load_durations(path) == {}
+    store_durations(path, {"t[-x]": 2.0, "t[r1-x]": 4.0, "u": 1.25})
+    assert load_durations(path) == {"t[x]": 3.0, "u": 1.25}
+    path.write_text('{"t": "slow"}')
+    with pytest.raises(ShardError, match=r"durations.json: t: expected seconds"):
+        load_durations(path)
+    path.write_text("[")
+    with pytest.raises(ShardError, match="not a durations file"):
+        load_durations(path)
+
+
+def _pytest(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    (tmp_path / "test_many.py").write_text(TESTS)
+    cmd = [sys.executable, "-m", "pytest", "-p", "netsim.suite.shard", "-p", "no:cacheprovider", "-q", *args]
+    env = {**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}  # only this plugin: faster, and isolated
+    return subprocess.run(
+        cmd, cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False, env=env
+    )
+
+
+def _selected(result: subprocess.CompletedProcess[str]) -> list[str]:
+    return [line for line in result.stdout.splitlines() if "::" in line]
+
+
+def test_the_plugin_splits_a_real_run(tmp_path: Path) -> None:
+    durations = {f"test_many.py::test_n[{i}]": 30.0 if i == 0 else 1.0 for i in range(10)}
+    (tmp_path / "durations.json").write_text(json.dumps(durations))
+    shards = [
+        _selected(_pytest(tmp_path, "--collect-only", f"--shard={i}/3", "--shard-durations=durations.json"))
+        for i in (1, 2, 3)
+    ]
+    everything = sorted(sum(shards, []))
+    assert everything == sorted(f"test_many.py::test_n[{i}]" for i in range(10))
+    assert shards[0] == ["test_many.py::test_n[0]"]  # the 30 s test fills shard 1 alone
+    assert len(shards[1]) + len(shards[2]) == 9
+
+
+def test_the_plugin_stores_durations_and_rejects_bad_specs(tmp_path: Path) -> None:
+    result = _pytest(tmp_path, "--store-durations", "--shard-durations=d.json")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert sorted(json.loads((tmp_path / "d.json").read_text())) == sorted(
+        f"test_many.py::test_n[{i}]" for i in range(10)
+    )
+    bad = _pytest(tmp_path, "--shard=3/2")
+    assert bad.returncode == 4 and "--shard: '3/2': I must be between 1 and N" in bad.stderr
