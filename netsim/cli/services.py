@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import argparse
 import os
+import ssl
+import stat
+import sys
+from pathlib import Path
 from typing import Any
 
-from netsim.cli.common import EXIT_OK, InputError, port
+from netsim.cli.common import EXIT_OK, InputError, port, positive_int
 from netsim.services.signaling import (
     DEFAULT_BURST,
     DEFAULT_HOST,
+    DEFAULT_MAX_CONNECTIONS,
     DEFAULT_PORT,
     DEFAULT_RATE,
     SECRET_ENV,
@@ -25,35 +30,106 @@ def add_parsers(sub: Any) -> None:
     p.add_argument(
         "--port", type=port, default=DEFAULT_PORT, help=f"TCP port, 0 = any (default {DEFAULT_PORT})"
     )
-    p.add_argument("--secret", default=None, help=f"token secret (default: ${SECRET_ENV})")
+    _secret_arguments(p)
     p.add_argument(
         "--rate", type=float, default=DEFAULT_RATE, help="messages/s per connection, 0 = unlimited"
     )
     p.add_argument("--burst", type=int, default=DEFAULT_BURST, help="rate limiter bucket size")
+    p.add_argument(
+        "--max-connections",
+        type=positive_int,
+        default=DEFAULT_MAX_CONNECTIONS,
+        help=f"open connections before new ones get HTTP 503 (default {DEFAULT_MAX_CONNECTIONS})",
+    )
+    p.add_argument(
+        "--tls", nargs=2, metavar=("CERT", "KEY"), help="serve wss:// with this certificate and key (PEM)"
+    )
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     p.set_defaults(func=cmd_signaling)
     t = sub.add_parser("token", help="print the signaling token of a user")
-    t.add_argument("--secret", default=None, help=f"token secret (default: ${SECRET_ENV})")
+    _secret_arguments(t)
     t.add_argument("user")
     t.set_defaults(func=cmd_token)
 
 
+def _secret_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--secret-file",
+        type=Path,
+        default=None,
+        help="file holding the token secret (surrounding whitespace ignored)",
+    )
+    p.add_argument(
+        "--secret",
+        default=None,
+        help=f"token secret; visible to every user in ps (default: --secret-file, else ${SECRET_ENV})",
+    )
+
+
 def _secret(args: argparse.Namespace) -> str:
-    secret = args.secret or os.environ.get(SECRET_ENV)
+    if args.secret is not None and args.secret_file is not None:
+        raise InputError("give --secret or --secret-file, not both")
+    secret = args.secret
+    if args.secret_file is not None:
+        secret = _read_secret_file(args.secret_file)
+    elif secret is None:
+        secret = os.environ.get(SECRET_ENV)
     if not secret:
-        raise InputError(f"a secret is required (--secret or ${SECRET_ENV})")
+        raise InputError(f"a secret is required (--secret-file, ${SECRET_ENV} or --secret)")
     return str(secret)
+
+
+def _read_secret_file(path: Path) -> str:
+    try:
+        text = path.read_text().strip()
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise InputError(f"--secret-file {path}: no such file") from None
+    except UnicodeDecodeError:
+        raise InputError(f"--secret-file {path}: not a text file") from None
+    except OSError as e:
+        raise InputError(f"--secret-file {path}: {e.strerror or e}") from None
+    if not text:
+        raise InputError(f"--secret-file {path}: the file is empty")
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        print(
+            f"netsim: warning: --secret-file {path} is readable by other users (chmod 600)", file=sys.stderr
+        )
+    return text
+
+
+def _check_tls(tls: list[str] | None) -> tuple[str, str] | None:
+    """The certificate and key must load here, so a bad file is one line, not uvicorn's traceback."""
+    if tls is None:
+        return None
+    cert, key = tls
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert, key)
+    except (OSError, ssl.SSLError) as e:
+        raise InputError(
+            f"--tls {cert} {key}: cannot load the certificate and key ({e.strerror or e})"
+        ) from None
+    return cert, key
 
 
 def cmd_signaling(args: argparse.Namespace) -> int:
     secret = _secret(args)
+    tls = _check_tls(args.tls)
 
     def announce(url: str) -> None:
         print(f"signaling: listening on {url}/ws/{{user}}?token=T", flush=True)
 
     try:
         serve(
-            args.host, args.port, secret, args.rate, args.burst, log_level=args.log_level, on_ready=announce
+            args.host,
+            args.port,
+            secret,
+            args.rate,
+            args.burst,
+            log_level=args.log_level,
+            on_ready=announce,
+            max_connections=args.max_connections,
+            tls=tls,
         )
     except OSError as e:
         raise InputError(

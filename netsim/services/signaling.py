@@ -10,6 +10,11 @@ Design notes:
   stalls the sender; a client whose backlog grows past SEND_BACKLOG_CHARS is dropped instead.
 - A connection only removes the registry entry if the entry is still itself, so a replaced connection's
   cleanup cannot evict its successor (the KeyError / lockout bug of naive managers).
+- Whatever one client sends can only hurt that client: frames are refused at the sender unless they can be
+  forwarded as they are (bounded nesting, valid UTF-8 text), and a write that fails anyway closes only the
+  connection it was for (1011), never leaving it registered-but-deaf.
+- Transport limits uvicorn lacks (_GuardedHttp): every HTTP request, WebSocket handshakes included, must be
+  complete within REQUEST_TIMEOUT_S; connections over the limit get a 503 instead of exhausting files.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import hmac
 import json
 import logging
 import re
+import resource
 import socket
 import threading
 import time
@@ -29,8 +35,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import uvicorn
-from fastapi import FastAPI, WebSocket
+from fastapi import FastAPI, WebSocket, WebSocketDisconnect
 from uvicorn.config import WS_PROTOCOLS
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 log = logging.getLogger("netsim.services.signaling")
 
@@ -42,16 +49,26 @@ DEFAULT_RATE = 50.0  # messages per second per connection (sustained)
 DEFAULT_BURST = 100  # token bucket size: a trickle-ICE burst fits comfortably
 DEFAULT_MAX_STRIKES = 50  # consecutive rejected frames before the connection is closed
 SEND_BACKLOG_CHARS = 4 * 1024 * 1024  # queued outbound text beyond which a client counts as stuck
+MAX_DEPTH = 32  # JSON nesting (objects and arrays) a frame may have; browsers' signaling frames have 1-2
+REQUEST_TIMEOUT_S = 10.0  # an HTTP request (or WebSocket handshake) must be complete within this
+DEFAULT_MAX_CONNECTIONS = 4096  # open TCP connections in any state; more get HTTP 503
+OVER_LIMIT_SLACK = 256  # connections beyond the limit that still get a 503 reply (the rest: closed at once)
+OVER_LIMIT_TIMEOUT_S = 2.0  # how long a refused connection may take to send its request
+FD_TARGET = 65536  # soft RLIMIT_NOFILE the server raises itself to (never above the hard limit)
+FD_RESERVE = 64  # files kept for everything but client connections (listening socket, logs, imports)
 SECRET_ENV = "NETSIM_SIGNALING_SECRET"
 
 CLOSE_REPLACED = 4000  # a newer connection took over this user id: do not reconnect automatically
 CLOSE_POLICY = 1008  # sustained abuse
 CLOSE_TOO_SLOW = 1013  # client does not read its messages; reconnecting is fine
+CLOSE_SEND_FAILED = 1011  # a frame for this client could not be sent (a server fault, not the client's)
 
 USER_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
 FORWARD_TYPES = frozenset({"offer", "answer", "candidate", "bye"})
 STATUSES = frozenset({"online", "busy"})
 _TOKEN_IN_TEXT = re.compile(r"(token=)[^&\s\"']*")
+# JSON strings (skipped whole, escapes included) or a bracket: enough to measure nesting without parsing.
+_STRUCTURE = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]')
 
 
 # --- tokens ---------------------------------------------------------------------------------------------
@@ -259,6 +276,7 @@ class Hub:
                 raise BadMessage("binary frames are not accepted; send JSON text")
             self._dispatch(conn, _parse(text))
         except BadMessage as exc:
+            log.debug("bad-message from %s: %s", conn.user, exc)
             self.error(conn, "bad-message", str(exc))
             return
         conn.strikes = 0
@@ -282,6 +300,8 @@ class Hub:
 
     def _forward(self, conn: Conn, obj: dict[str, Any]) -> None:
         target = validate_forward(obj)
+        if target == conn.user:
+            raise BadMessage("'target' is yourself: messages are only forwarded to other users")
         out = {key: value for key, value in obj.items() if key != "target"}
         out["sender"] = conn.user  # authenticated identity, whatever the payload claimed
         dest = self.conns.get(target)
@@ -290,20 +310,48 @@ class Hub:
 
 
 def _parse(text: str) -> dict[str, Any]:
+    _check_depth(text)  # before json.loads: deep nesting would exhaust its recursion
     try:
         obj = json.loads(text, parse_constant=_no_constants)
     except ValueError as exc:  # JSONDecodeError and BadMessage are both ValueError
         raise BadMessage(exc.args[0] if isinstance(exc, BadMessage) else f"not JSON: {exc}") from None
     if not isinstance(obj, dict):
         raise BadMessage("a message must be a JSON object")
+    # Only a \u escape can smuggle a lone surrogate into a str decoded from valid UTF-8.
+    if "\\u" in text and not _encodable(obj):
+        raise BadMessage("invalid text: a lone surrogate escape (\\ud800-\\udfff) is not a character")
     return obj
+
+
+def _check_depth(text: str) -> None:
+    """Refuse nesting deeper than MAX_DEPTH; cheap unless the frame has many brackets."""
+    if text.count("{") + text.count("[") <= MAX_DEPTH:
+        return
+    depth = 0
+    for match in _STRUCTURE.finditer(text):
+        char = match.group()
+        if char in "[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise BadMessage(f"nested deeper than {MAX_DEPTH} levels")
+        elif char in "]}":
+            depth -= 1
+
+
+def _encodable(obj: dict[str, Any]) -> bool:
+    try:
+        _dump(obj).encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 # --- the app ---------------------------------------------------------------------------------------------
 
 
 async def _writer(hub: Hub, conn: Conn) -> None:
-    """Drain the outbound queue; a failed send means the peer is gone."""
+    """Drain the outbound queue. A failed send ends this connection: unregistered, and closed with 1011
+    unless the peer is gone already (then the session's receive loop sees the disconnect)."""
     try:
         while True:
             item = await conn.queue.get()
@@ -313,8 +361,11 @@ async def _writer(hub: Hub, conn: Conn) -> None:
             conn.backlog -= len(item)
             await conn.ws.send_text(item)
     except Exception as exc:  # ClientDisconnected, WebSocketDisconnect, RuntimeError after close, OSError
-        log.debug("send to %s failed: %r", conn.user, exc)
+        gone = isinstance(exc, OSError | RuntimeError | WebSocketDisconnect)  # the peer left first
+        (log.debug if gone else log.warning)("send to %s failed, closing it: %r", conn.user, exc)
         hub.leave(conn)
+        with contextlib.suppress(Exception):  # the transport may be gone already
+            await conn.ws.close(CLOSE_SEND_FAILED, "a message for you could not be sent")
 
 
 async def _refuse(ws: WebSocket, reason: str) -> None:
@@ -395,11 +446,169 @@ class _RedactTokens(logging.Filter):
         return True
 
 
-def _install_redaction() -> None:
-    for name in ("uvicorn.error", "uvicorn.access"):
+class _OneLineInvalidUtf8(logging.Filter):
+    """uvicorn logs a client's invalid UTF-8 (which it closes with 1007) as an error with a traceback: the
+    client's fault, so one warning line."""
+
+    MESSAGE = "Invalid UTF-8 sequence received from client."
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.msg == self.MESSAGE and record.exc_info:
+            exc = record.exc_info[1]
+            record.msg = "closed a WebSocket with 1007: invalid UTF-8 in a text frame (%s)"
+            record.args = (exc,)
+            record.exc_info, record.exc_text = None, None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
+def _install_log_filters() -> None:
+    for name, kind in (("uvicorn.error", _RedactTokens), ("uvicorn.access", _RedactTokens)):
         logger = logging.getLogger(name)
-        if not any(isinstance(f, _RedactTokens) for f in logger.filters):
-            logger.addFilter(_RedactTokens())
+        if not any(isinstance(f, kind) for f in logger.filters):
+            logger.addFilter(kind())
+    error_log = logging.getLogger("uvicorn.error")
+    if not any(isinstance(f, _OneLineInvalidUtf8) for f in error_log.filters):
+        error_log.addFilter(_OneLineInvalidUtf8())
+
+
+class _Tally:
+    """Counts an event, logged at most every `every_s`: one line per burst of an attack, not per socket."""
+
+    def __init__(self, what: str, every_s: float = 10.0) -> None:
+        self.what = what
+        self.every_s = every_s
+        self.count = 0
+        self.last = -every_s
+
+    def add(self) -> None:
+        self.count += 1
+        now = time.monotonic()
+        if now - self.last >= self.every_s:
+            log.warning("%s (%d since the last report)", self.what, self.count)
+            self.count, self.last = 0, now
+
+
+class _GuardedHttp(HttpToolsProtocol):
+    """uvicorn's HTTP protocol plus what it lacks: a deadline for each request (its keep-alive timer runs only
+    between requests, so an unfinished request held a connection forever) and a connection limit that also
+    covers WebSocket handshakes (its limit_concurrency does not) with a clear 503.
+
+    The deadline runs from the connection's start or the previous response to the response (or WebSocket
+    upgrade) of the next request; a WebSocket is authenticated in its handshake, so a connection that
+    never authenticates is closed by it too. Subclasses made by _http_protocol set the class attributes."""
+
+    max_connections = DEFAULT_MAX_CONNECTIONS
+    request_timeout_s = REQUEST_TIMEOUT_S
+    refusing = 0  # connections over the limit waiting for their 503 (per server class)
+    timeouts = _Tally("closed connections with no complete request in time")
+    refusals = _Tally("refused connections over the connection limit")
+    _deadline: asyncio.TimerHandle | None = None
+    _state = "serving"  # or "refusing" (over the limit: 503 once the request is in) or "dropped"
+    _head = b""
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        if len(self.connections) < self.max_connections:
+            super().connection_made(transport)
+            self._arm(self.request_timeout_s)
+            return
+        self.transport = transport
+        cls = type(self)
+        cls.refusals.add()
+        if cls.refusing >= OVER_LIMIT_SLACK:  # a flood: no reply, keep the files for the ones we serve
+            self._state = "dropped"
+            transport.abort()
+            return
+        cls.refusing += 1
+        self._state = "refusing"
+        self._arm(OVER_LIMIT_TIMEOUT_S)
+
+    def data_received(self, data: bytes) -> None:
+        if self._state == "refusing":
+            self._head = (self._head + data)[-8192:]
+            if b"\r\n\r\n" in self._head:  # reply once the request is read, so closing sends no RST
+                self._refuse()
+        elif self._state == "serving":
+            if self._deadline is None:
+                self._arm(self.request_timeout_s)
+            super().data_received(data)
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if not self.transport.is_closing():
+            self._arm(self.request_timeout_s)  # the next request, if any, gets a fresh deadline
+
+    def handle_websocket_upgrade(self) -> None:
+        self._disarm()  # the request is complete: the app authenticates (or refuses) it right away
+        super().handle_websocket_upgrade()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        if self._state == "refusing":
+            type(self).refusing -= 1
+        if self._state == "serving":
+            super().connection_lost(exc)
+        self._state = "lost"
+
+    def _refuse(self) -> None:
+        body = f"signaling: connection limit reached ({self.max_connections} open); try again later\n"
+        head = "HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain; charset=utf-8\r\n"
+        head += f"retry-after: 1\r\nconnection: close\r\ncontent-length: {len(body)}\r\n\r\n"
+        self.transport.write((head + body).encode())
+        self.transport.close()
+        self._disarm()
+
+    def _arm(self, delay: float) -> None:
+        self._disarm()
+        self._deadline = self.loop.call_later(delay, self._expire)
+
+    def _disarm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _expire(self) -> None:
+        self._deadline = None
+        if not self.transport.is_closing():
+            if self._state == "serving":
+                type(self).timeouts.add()
+            self.transport.abort()  # an unread request must not keep the socket in a closing state
+
+
+def _http_protocol(limit: int, timeout_s: float) -> type[_GuardedHttp]:
+    """A protocol class per server: the limits and counters belong to one server."""
+
+    class SignalingHttp(_GuardedHttp):
+        max_connections = limit
+        request_timeout_s = timeout_s
+        refusing = 0
+        timeouts = _Tally(f"closed connections with no complete request within {timeout_s:g} s")
+        refusals = _Tally(f"refused connections over the limit of {limit}")
+
+    return SignalingHttp
+
+
+def raise_fd_limit(target: int = FD_TARGET) -> int:
+    """Raise the soft RLIMIT_NOFILE towards `target` (never above the hard limit); return the soft limit.
+
+    Each client holds a file: at the usual 1024 a few hundred idle sockets locked everybody out."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = target if hard == resource.RLIM_INFINITY else min(target, hard)
+    if soft != resource.RLIM_INFINITY and soft < want:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+            soft = want
+        except (ValueError, OSError) as exc:
+            log.warning("could not raise the open-file limit from %d to %d: %s", soft, want, exc)
+    return soft
+
+
+def connection_limit(requested: int, soft_fd_limit: int) -> int:
+    """The connection limit actually used: `requested`, lowered to what the open-file limit can carry
+    (client sockets plus the over-limit slack plus FD_RESERVE)."""
+    if soft_fd_limit == resource.RLIM_INFINITY:
+        return requested
+    return max(1, min(requested, soft_fd_limit - FD_RESERVE - OVER_LIMIT_SLACK))
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
@@ -410,9 +619,20 @@ def bind_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def make_config(app: FastAPI, log_level: str = "info") -> uvicorn.Config:
+def make_config(
+    app: FastAPI,
+    log_level: str = "info",
+    max_connections: int = DEFAULT_MAX_CONNECTIONS,
+    request_timeout_s: float = REQUEST_TIMEOUT_S,
+    tls: tuple[str, str] | None = None,
+) -> uvicorn.Config:
+    """uvicorn settings of the signaling server; also raises this process's open-file limit.
+
+    tls: (certificate file, key file) to serve wss:// and https://."""
+    limit = connection_limit(max_connections, raise_fd_limit())
     config = uvicorn.Config(
         app,
+        http=_http_protocol(limit, request_timeout_s),
         # sansio: the maintained protocol (uvicorn >= 0.35); older uvicorns pick their own default.
         ws="websockets-sansio" if "websockets-sansio" in WS_PROTOCOLS else "auto",
         ws_max_size=HARD_MAX_FRAME,
@@ -421,8 +641,10 @@ def make_config(app: FastAPI, log_level: str = "info") -> uvicorn.Config:
         log_level=log_level,
         access_log=False,
         timeout_graceful_shutdown=5,
+        ssl_certfile=tls[0] if tls else None,
+        ssl_keyfile=tls[1] if tls else None,
     )
-    _install_redaction()
+    _install_log_filters()
     return config
 
 
@@ -457,12 +679,17 @@ def serve(
     max_strikes: int = DEFAULT_MAX_STRIKES,
     log_level: str = "info",
     on_ready: Callable[[str], None] | None = None,
+    max_connections: int = DEFAULT_MAX_CONNECTIONS,
+    tls: tuple[str, str] | None = None,
 ) -> None:
-    """Run the server until SIGINT/SIGTERM (blocking). on_ready gets the ws:// base URL once serving."""
+    """Run the server until SIGINT/SIGTERM (blocking). on_ready gets the ws:// (wss:// with tls) base URL
+    once serving."""
     app = create_app(secret, rate_per_s, burst, max_strikes)
+    config = make_config(app, log_level, max_connections, tls=tls)  # before binding: it checks the TLS files
+    config.load()
     sock = bind_socket(host, port)
-    url = _base_url(sock, "ws")
-    server = _Server(make_config(app, log_level), (lambda: on_ready(url)) if on_ready else None)
+    url = _base_url(sock, "wss" if tls else "ws")
+    server = _Server(config, (lambda: on_ready(url)) if on_ready else None)
     server.run(sockets=[sock])
 
 
@@ -473,13 +700,20 @@ def _base_url(sock: socket.socket, scheme: str) -> str:
 
 @contextlib.contextmanager
 def run_in_thread(
-    app: FastAPI, host: str = "127.0.0.1", port: int = 0, log_level: str = "warning"
+    app: FastAPI,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    log_level: str = "warning",
+    max_connections: int = DEFAULT_MAX_CONNECTIONS,
+    request_timeout_s: float = REQUEST_TIMEOUT_S,
 ) -> Iterator[str]:
-    """Serve `app` from a background thread (tests); yields the http:// base URL, stops cleanly on exit."""
+    """Serve `app` from a background thread (tests, the lab); yields the http:// base URL, stops cleanly
+    on exit. Raises this process's soft open-file limit (raise_fd_limit)."""
+    config = make_config(app, log_level, max_connections, request_timeout_s)
     sock = bind_socket(host, port)
     url = _base_url(sock, "http")
     ready = threading.Event()
-    server = _Server(make_config(app, log_level), ready.set)
+    server = _Server(config, ready.set)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="signaling", daemon=True)
     thread.start()
     try:

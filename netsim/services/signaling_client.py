@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 from types import TracebackType
 from typing import Any
 from urllib.parse import quote
@@ -41,16 +42,28 @@ class SignalingClient:
         self.user: str | None = None
         self.welcome: dict[str, Any] | None = None
 
-    async def connect(self, url: str, user: str, token: str, timeout: float = 10.0) -> dict[str, Any]:
-        """Connect to base `url` (ws://host:port) as `user`; return the server's welcome message.
+    async def connect(
+        self, url: str, user: str, token: str, timeout: float = 10.0, ca_file: str | None = None
+    ) -> dict[str, Any]:
+        """Connect to base `url` (ws://host:port, or wss://) as `user`; return the server's welcome message.
 
-        Raises websockets.exceptions.InvalidStatus (HTTP 403) for a bad user id or token.
+        For wss://, the server's certificate is verified (hostname or IP included) against `ca_file` (PEM:
+        the lab certificate, which is its own CA), else against the system's trusted CAs.
+        Raises websockets.exceptions.InvalidStatus (HTTP 403) for a bad user id or token, 503 when the
+        server is at its connection limit; ssl.SSLCertVerificationError for an untrusted certificate.
         """
         endpoint = f"{url.rstrip('/')}/ws/{quote(user, safe='')}?token={quote(token, safe='')}"
+        tls = ssl.create_default_context(cafile=ca_file) if url.startswith("wss:") else None
         # proxy=None: lab peers talk straight to the server, never through an environment proxy.
         # max_queue=None: unread presence events must not pause reading, or close() would stall.
         self._ws = await connect(
-            endpoint, proxy=None, compression=None, open_timeout=timeout, max_queue=None, close_timeout=2
+            endpoint,
+            proxy=None,
+            compression=None,
+            open_timeout=timeout,
+            max_queue=None,
+            close_timeout=2,
+            ssl=tls,
         )
         self.user = user
         welcome = await self.recv(timeout)

@@ -248,7 +248,7 @@ def test_welcome_carries_presence_snapshot(server: Server) -> None:
     async def scenario() -> None:
         alice = await Peer.join(server, "alice")
         await alice.send(type="status", status="busy")
-        await alice.sentinel_from(alice, "status-processed")
+        assert await _settled(server, {"alice": "busy"})
         client = SignalingClient()
         welcome = await client.connect(server.ws, "bob", make_token(SECRET, "bob"))
         assert welcome == {"type": "welcome", "user": "bob", "presence": {"alice": "busy", "bob": "online"}}
@@ -361,9 +361,12 @@ def test_user_offline(server: Server) -> None:
         await alice.send(**offer_to("nobody"))
         error = await alice.recv()
         assert error["type"] == "error" and error["code"] == "user-offline" and "nobody" in error["message"]
-        await alice.send(**offer_to("alice", "to myself"))  # still usable
-        assert (await alice.recv())["sdp"] == "to myself"
+        bob = await Peer.join(server, "bob")
+        assert (await alice.recv())["user"] == "bob"
+        await alice.send(**offer_to("bob", "still usable"))
+        assert (await bob.recv())["sdp"] == "still usable"
         await alice.close()
+        await bob.close()
 
     run(scenario())
 
@@ -472,9 +475,12 @@ def test_client_library_reports_replacement(server: Server) -> None:
         with pytest.raises(SignalingClosed) as closed:
             await first.recv(timeout=10)
         assert closed.value.code == 4000
-        await second.send({"type": "bye", "target": "carol"})
-        assert await second.recv(timeout=10) == {"type": "bye", "sender": "carol"}
+        dave = await Peer.join(server, "dave")
+        assert await second.recv(timeout=10) == {"type": "presence", "user": "dave", "status": "online"}
+        await second.send({"type": "bye", "target": "dave"})
+        assert await dave.recv() == {"type": "bye", "sender": "carol"}
         await second.close()
+        await dave.close()
 
     run(scenario())
 
@@ -545,10 +551,13 @@ def test_target_disconnects_mid_flood(server: Server) -> None:
                 "user": "target",
                 "status": "offline",
             }
-        await sender.send(**offer_to("sender", "alive"))
-        assert (await _skip_offline_errors(sender))["sdp"] == "alive"
         assert server.presence() == {"sender": "online"}
+        last = await Peer.join(server, "last")
+        assert await _skip_offline_errors(sender) == {"type": "presence", "user": "last", "status": "online"}
+        await sender.send(**offer_to("last", "alive"))
+        assert (await last.recv())["sdp"] == "alive"
         await sender.close()
+        await last.close()
         assert httpx.get(f"{server.http}/healthz").status_code == 200
 
     run(scenario())
@@ -570,10 +579,12 @@ def test_churn_while_forwarding(server: Server) -> None:
     async def scenario() -> None:
         await asyncio.gather(*(churn(i) for i in range(20)))
         assert await _settled(server, {})
-        survivor = await Peer.join(server, "churn0")
-        await survivor.send(**offer_to("churn0", "ok"))
+        survivor, other = await Peer.join(server, "churn0"), await Peer.join(server, "churn1")
+        await other.send(**offer_to("churn0", "ok"))
+        assert await survivor.recv() == {"type": "presence", "user": "churn1", "status": "online"}
         assert (await survivor.recv())["sdp"] == "ok"
         await survivor.close()
+        await other.close()
 
     run(scenario())
 
@@ -695,11 +706,13 @@ def test_standalone_server_process_keeps_tokens_out_of_logs() -> None:
         token = make_token("proc-secret", "erin")
 
         async def scenario() -> None:
-            client = SignalingClient()
-            await client.connect(base, "erin", token)
-            await client.send({"type": "offer", "target": "erin", "sdp": "loop"})
-            assert await client.recv(timeout=10) == {"type": "offer", "sdp": "loop", "sender": "erin"}
-            await client.close()
+            erin, fred = SignalingClient(), SignalingClient()
+            await erin.connect(base, "erin", token)
+            await fred.connect(base, "fred", make_token("proc-secret", "fred"))
+            await erin.send({"type": "offer", "target": "fred", "sdp": "hi"})
+            assert await fred.recv(timeout=10) == {"type": "offer", "sdp": "hi", "sender": "erin"}
+            await erin.close()
+            await fred.close()
 
         run(scenario())
         health = httpx.get(base.replace("ws://", "http://") + "/healthz")
