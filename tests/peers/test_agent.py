@@ -37,6 +37,11 @@ RECORD_KEYS = {
     "media",
     "reason",
     "error",
+    # the winner over time, and which stack and mDNS choice (the Chromium peer's record has the same keys)
+    "peer",
+    "pairs",
+    "stable",
+    "hide_host",
 }
 # netsim.session.run builds PeerConfig dicts with these names (and from_dict drops unknown keys silently).
 CONFIG_FIELDS = [
@@ -55,6 +60,7 @@ CONFIG_FIELDS = [
     "linger_s",
     "media",
     "hide_host",
+    "settle_s",
     "t0",
 ]
 

@@ -6,7 +6,19 @@ from typing import Any
 
 import pytest
 
-from netsim.session.verdict import negotiated, peer_record, session_timings, verdict
+from netsim.session.verdict import (
+    disagreement,
+    first_pair,
+    first_verdict,
+    negotiated,
+    pair_view,
+    peer_record,
+    session_timings,
+    settled_pair,
+    verdict,
+    winner,
+    with_timelines,
+)
 
 
 def _peer(local: str | None, remote: str | None, state: str = "connected") -> dict[str, Any]:
@@ -72,3 +84,110 @@ def test_peer_record_keeps_the_design_keys_only() -> None:
         "rtt_ms": 1.5,
     }
     assert rec["candidates"] == {"local": [], "remote": []}
+
+
+# --- the winner over time --------------------------------------------------------------------------------
+
+RELAY_FIRST = {"t": 100.2, "local_type": "relay", "remote_type": "srflx", "local": "198.18.0.4:50000",
+               "remote": "198.18.2.1:4000", "turn_transport": "udp", "role": "controlling"}  # fmt: skip
+DIRECT_LATER = {"t": 100.7, "local_type": "srflx", "remote_type": "srflx", "local": "198.18.1.1:3000",
+                "remote": "198.18.2.1:4000", "turn_transport": None, "role": "controlling"}  # fmt: skip
+
+
+def _timeline_peer(pairs: list[dict[str, Any]], offerer: bool, state: str = "connected") -> dict[str, Any]:
+    """A raw record as peers write it: the record's own pair is the last of its timeline."""
+    last = pairs[-1] if pairs else {}
+    return {
+        "state": state,
+        "negotiation": {"offerer": offerer},
+        "marks": {"offer": 100.0} if offerer else {"offer": 100.05},
+        "pairs": pairs,
+        **{k: last.get(k) for k in ("local_type", "remote_type", "local", "remote", "turn_transport")},
+    }
+
+
+def test_timelines_are_seconds_from_the_winning_offer_and_the_raw_records_stay_as_they_were() -> None:
+    a = _timeline_peer([RELAY_FIRST, DIRECT_LATER], offerer=True)
+    b = _timeline_peer([{**DIRECT_LATER, "t": 100.5, "role": "controlled"}], offerer=False)
+    a2, b2 = with_timelines(a, b)
+    assert [p["t"] for p in a2["pairs"]] == [0.2, 0.7]
+    assert [p["t"] for p in b2["pairs"]] == [0.5]  # the offerer's offer, not b's own receipt of it
+    assert a["pairs"][0]["t"] == 100.2  # copies: waiting twice must not shift twice
+    no_offer = with_timelines({"pairs": [RELAY_FIRST]}, {"pairs": []})
+    assert no_offer[0]["pairs"][0]["t"] is None
+
+
+def test_first_and_settled_pairs() -> None:
+    a = _timeline_peer([RELAY_FIRST, DIRECT_LATER], offerer=True)
+    assert first_pair(a) == {k: RELAY_FIRST[k] for k in ("local_type", "remote_type", "local", "remote",
+                                                         "turn_transport")}  # fmt: skip
+    assert settled_pair(a) is not None and settled_pair(a)["local_type"] == "srflx"  # type: ignore[index]
+    assert settled_pair({**a, "state": "failed"}) is None
+    # a record without a timeline (an older peer): its one pair is both first and settled
+    old = {"state": "connected", "local_type": "host", "remote_type": "srflx", "local": "x", "remote": "y"}
+    assert first_pair(old) == {**{k: old[k] for k in ("local_type", "remote_type", "local", "remote")},
+                               "turn_transport": None}  # fmt: skip
+    assert first_pair({"state": "failed"}) is None
+
+
+def test_first_verdict_is_the_pair_at_connect_and_verdict_the_settled_one() -> None:
+    a = _timeline_peer([RELAY_FIRST, DIRECT_LATER], offerer=True)
+    b = _timeline_peer(
+        [
+            {**RELAY_FIRST, "local_type": "srflx", "remote_type": "relay"},
+            {**DIRECT_LATER, "role": "controlled"},
+        ],
+        offerer=False,
+    )
+    assert first_verdict(a, b) == ("relay", "a")
+    assert verdict(a, b) == ("direct", None)
+    failed = {**b, "state": "failed"}
+    assert first_verdict(a, failed) == ("failed", None)
+    assert first_verdict({"state": "failed"}, {"state": "failed"}) == ("failed", None)
+
+
+@pytest.mark.parametrize(
+    ("pair", "view"),
+    [
+        ({"local_type": "host", "remote_type": "host"}, "direct-host"),
+        ({"local_type": "srflx", "remote_type": "prflx"}, "direct"),
+        ({"local_type": "host", "remote_type": "srflx"}, "direct"),
+        ({"local_type": "host", "remote_type": "relay"}, "relay"),
+        ({"local_type": "relay", "remote_type": "prflx"}, "relay"),
+    ],
+)
+def test_pair_view(pair: dict[str, Any], view: str) -> None:
+    assert pair_view(pair) == view
+
+
+def test_disagreement_names_both_sides_when_only_one_relays() -> None:
+    a = _timeline_peer([RELAY_FIRST], offerer=True)
+    b = _timeline_peer([{**DIRECT_LATER, "role": "controlled"}], offerer=False)
+    assert disagreement(a, b) == (
+        "a ends relay (relay 198.18.0.4:50000 -> srflx 198.18.2.1:4000); "
+        "b ends direct (srflx 198.18.1.1:3000 -> srflx 198.18.2.1:4000)"
+    )
+    # the stacks label the same direct path differently (aiortc: host base, Chromium: srflx): no disagreement
+    aiortc_side = {**b, "local_type": "host", "remote_type": "srflx"}
+    assert disagreement(_timeline_peer([DIRECT_LATER], offerer=True), aiortc_side) is None
+    assert disagreement(a, {**b, "state": "failed"}) is None  # a failed session has no settled pairs
+
+
+def test_winner_fields_for_the_session_record() -> None:
+    a = _timeline_peer([RELAY_FIRST, DIRECT_LATER], offerer=True)
+    b = _timeline_peer([{**DIRECT_LATER, "t": 100.75, "role": "controlled"}], offerer=False)
+    a2, b2 = with_timelines(a, b)
+    assert winner(a2, b2) == {"first_verdict": "relay", "disagreement": None, "settled_s": 0.75}
+    assert winner({"state": "failed"}, {"state": "failed"})["settled_s"] is None
+
+
+def test_peer_record_carries_stack_timeline_first_and_settled() -> None:
+    raw = {**_timeline_peer([RELAY_FIRST, DIRECT_LATER], offerer=True), "peer": "chromium", "hide_host": True,
+           "browser": {"version": "156.0.8078.108", "flags": ["--headless"], "mdns": True}}  # fmt: skip
+    rec: dict[str, Any] = dict(peer_record(raw))
+    assert rec["peer"] == "chromium" and rec["hide_host"] is True
+    assert rec["pairs"] == raw["pairs"]
+    assert rec["first"]["local_type"] == "relay" and rec["settled"]["local_type"] == "srflx"
+    assert rec["browser"]["version"] == "156.0.8078.108"
+    failed: dict[str, Any] = dict(peer_record({"state": "failed", "reason": "browser crashed"}))
+    assert (failed["peer"], failed["first"], failed["settled"], failed["pairs"]) == ("aiortc", None, None, [])
