@@ -16,6 +16,7 @@ from collections.abc import Sequence
 
 from netsim.cli import estimate as estimate_cmds
 from netsim.cli import lab as lab_cmds
+from netsim.cli import results as results_cmds
 from netsim.cli import rules as rules_cmds
 from netsim.cli import run as run_cmds
 from netsim.cli import services as service_cmds
@@ -28,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     lab_cmds.add_parsers(sub)
     run_cmds.add_parsers(sub)
+    results_cmds.add_parsers(sub)
     service_cmds.add_parsers(sub)
     rules_cmds.add_parsers(sub)
     estimate_cmds.add_parsers(sub)

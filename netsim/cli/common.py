@@ -24,9 +24,11 @@ def input_errors() -> tuple[type[BaseException], ...]:
     from netsim.lab.nat import NatError
     from netsim.lab.registry import LabError
     from netsim.lab.topology import TopologyError
+    from netsim.results.store import SchemaError
     from netsim.session.options import OptionsError
     from netsim.suite.catalog import MixError
     from netsim.suite.expectations import ExpectationError
+    from netsim.suite.experiment import RerunError
 
     return (
         InputError,
@@ -37,6 +39,8 @@ def input_errors() -> tuple[type[BaseException], ...]:
         OptionsError,
         ExpectationError,
         MixError,
+        SchemaError,
+        RerunError,
         FileNotFoundError,
         NotADirectoryError,
     )

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 from pathlib import Path
 from typing import Any
 
 from netsim.cli.common import EXIT_MISMATCH, EXIT_OK, InputError, positive_float, positive_int, print_json
 from netsim.results.records import ResultRecord
-from netsim.vocab import AIORTC, FAILED, NAT_KINDS, NAT_PRESETS, PEER_STACKS, POLICIES, SIDES, TURN_CHOICES
+from netsim.vocab import AIORTC, NAT_KINDS, NAT_PRESETS, PEER_STACKS, POLICIES, SIDES, TURN_CHOICES
 
 DEFAULT_MIX = "open=0.05,full-cone=0.15,restricted-cone=0.15,port-restricted-cone=0.45,symmetric=0.2"
 REPORTS_ENV = "NETSIM_REPORTS"
@@ -30,6 +31,9 @@ def add_parsers(sub: Any) -> None:
     )
     common.add_argument("--no-report", action="store_true", help="skip the HTML report")
     common.add_argument("--pcap", action="store_true", help="capture the internet segment of every session")
+    common.add_argument(
+        "-j", "--jobs", type=positive_int, default=1, help="sessions at once, each in its own lab (default 1)"
+    )
     mx = sub.add_parser("matrix", parents=[common], help="run the NAT x NAT matrix and write a report")
     mx.add_argument("--turn", choices=TURN_CHOICES, default="udp")
     mx.add_argument("--kinds", default=",".join(NAT_KINDS), help="comma-separated NAT kinds")
@@ -43,9 +47,11 @@ def add_parsers(sub: Any) -> None:
     pop.add_argument("--seed", type=int, default=1)
     pop.add_argument("--turn", choices=TURN_CHOICES, default="udp")
     pop.set_defaults(func=cmd_population)
-    rep = sub.add_parser("report", help="(re)build the HTML report of a run")
-    rep.add_argument("run_dir", metavar="RUN_DIR", type=Path, help="run directory, e.g. reports/<run-id>")
-    rep.set_defaults(func=cmd_report)
+    rerun = sub.add_parser("rerun", parents=[common], help="run one session of a run again, from its record")
+    rerun.add_argument("run_dir", metavar="RUN_DIR", type=Path, help="run directory, e.g. reports/<run-id>")
+    rerun.add_argument("scenario", metavar="SCENARIO_ID", help="the record's scenario, e.g. lan/same-lan")
+    rerun.add_argument("--repeat", type=int, default=None, help="which repeat's record (default: the first)")
+    rerun.set_defaults(func=cmd_rerun)
 
 
 def _pair_parser(sub: Any) -> None:
@@ -70,18 +76,25 @@ def _pair_parser(sub: Any) -> None:
     for side in SIDES:
         p.add_argument(f"--loss-{side}", type=float, default=0.0, help=f"random loss at nat-{side}, percent")
         p.add_argument(f"--rate-{side}", type=int, default=None, help=f"rate limit at nat-{side}, kbit/s")
+    expect = p.add_mutually_exclusive_group()
+    expect.add_argument("--expect-fail", action="store_true", help="the pairing must not connect")
+    expect.add_argument(
+        "--expect-relay", action="store_true", help="the pairing must need a relay (the relay-less run fails)"
+    )
+    expect.add_argument(
+        "--expect-direct", action="store_true", help="the pairing must not need a relay (a direct path works)"
+    )
     p.add_argument("--json", action="store_true", help="print the result record as JSON")
     p.set_defaults(func=cmd_pair)
 
 
 def cmd_pair(args: argparse.Namespace) -> int:
-    """Exit 0 when the session connected, 1 when it failed."""
+    """Exit 0 when the session did what was expected (by default: connect), 1 when it did not."""
     from netsim.lab.impair import Impairment
-    from netsim.lab.lab import Lab
     from netsim.lab.topology import standard_topology
     from netsim.peers.launcher import Launcher
-    from netsim.session.run import run_session
-    from netsim.suite.scenario import default_options
+    from netsim.suite.runner import run_one
+    from netsim.suite.scenario import Scenario, default_options
 
     impairs = {s: Impairment(getattr(args, f"loss_{s}"), getattr(args, f"rate_{s}")) for s in SIDES}
     topo = standard_topology(args.nat_a, args.nat_b, impair_a=impairs["a"], impair_b=impairs["b"])
@@ -98,13 +111,35 @@ def cmd_pair(args: argparse.Namespace) -> int:
     if args.deadline is not None:
         options["deadline_s"] = args.deadline
     opts = default_options(topo, **options)  # validated before anything is built
-    with Launcher() as launcher, Lab(topo) as lab:  # the launcher imports while the lab builds
-        record = run_session(lab, opts, launcher=launcher)
+    scn = Scenario(
+        f"pair/{args.nat_a}__{args.nat_b}",
+        "pair",
+        topo,
+        args.nat_a,
+        args.nat_b,
+        opts,
+        _pair_expectation(args),
+    )
+    with Launcher() as launcher:  # the launcher imports while the lab builds
+        record, _ = run_one(scn, launcher, {}, None)
     if args.json:
         print_json(record)
     else:
         print(format_record(record))
-    return EXIT_OK if record["verdict"] != FAILED else EXIT_MISMATCH
+    return EXIT_MISMATCH if record["outcome"] == "failed" else EXIT_OK
+
+
+def _pair_expectation(args: argparse.Namespace) -> Any:
+    """What one pairing must do: connect, unless --expect-fail/--expect-relay/--expect-direct say more."""
+    from netsim.suite.expectations import Expectation
+
+    if args.expect_fail:
+        return Expectation(needs_relay=None, connect=False, source="--expect-fail")
+    if args.expect_relay:
+        return Expectation(needs_relay=True, connect=True, source="--expect-relay")
+    if args.expect_direct:
+        return Expectation(needs_relay=False, connect=True, source="--expect-direct")
+    return Expectation(needs_relay=None, connect=True, source="netsim pair (connects)")
 
 
 def format_record(rec: ResultRecord) -> str:
@@ -124,6 +159,10 @@ def format_record(rec: ResultRecord) -> str:
     lines.append("  timings: " + ", ".join(f"{k}={v}" for k, v in rec["timings"].items()))
     if rec["reason"]:
         lines.append(f"  reason: {rec['reason']}")
+    if rec.get("outcome") == "failed":
+        lines.append("  expectation violated:\n    " + str(rec.get("mismatch")).replace("\n", "\n    "))
+    else:
+        lines.append(f"  outcome: {rec.get('outcome')}")
     return "\n".join(lines)
 
 
@@ -132,17 +171,17 @@ def reports_root(args: argparse.Namespace) -> Path:
     return Path(args.reports or os.environ.get(REPORTS_ENV) or "reports")
 
 
-def _run(scenarios: list[Any], args: argparse.Namespace) -> int:
+def _run(scenarios: list[Any], args: argparse.Namespace, table: dict[str, Any] | None = None) -> int:
     """Run scenarios into a new run directory; exit 1 if any expectation was violated."""
     from netsim.results import store as results
     from netsim.suite.runner import finish_run, run_many
 
     if not scenarios:
         raise InputError("nothing to run")
-    table = _expectations(args)
+    table = _expectations(args) if table is None else table
     root = reports_root(args)
     directory = results.run_dir(root, results.new_run_id())
-    failures = run_many(scenarios, args.repeats, table, directory, pcap=args.pcap)
+    failures = run_many(scenarios, args.repeats, table, directory, pcap=args.pcap, jobs=args.jobs)
     summary = finish_run(directory, root, report=not args.no_report)
     if summary is not None:
         for _group, table_text in summary.matrices:
@@ -187,10 +226,25 @@ def cmd_population(args: argparse.Namespace) -> int:
     return _run(population(args.size, parse_mix(args.mix), args.seed, args.turn), args)
 
 
-def cmd_report(args: argparse.Namespace) -> int:
-    from netsim.results.report import build_report
+def cmd_rerun(args: argparse.Namespace) -> int:
+    """The session of a record, run again exactly: its topology, rules text, options and expectation."""
+    from netsim.results.store import load_run
+    from netsim.suite.expectations import from_entry
+    from netsim.suite.experiment import scenario_from_record
 
-    if not (args.run_dir / "results.jsonl").is_file():
-        raise InputError(f"{args.run_dir}: not a run directory (no results.jsonl)")
-    print(build_report(args.run_dir, point_latest=False))
-    return EXIT_OK
+    records = load_run(args.run_dir, need=2)
+    mine = [r for r in records if r.get("scenario") == args.scenario]
+    if args.repeat is not None:
+        mine = [r for r in mine if r.get("repeat") == args.repeat]
+    if not mine:
+        known = sorted({str(r.get("scenario")) for r in records})
+        raise InputError(
+            f"{args.run_dir}: no session {args.scenario!r} (sessions: {', '.join(known[:8])}...)"
+        )
+    record = mine[0]
+    scn = scenario_from_record(dict(record))
+    expected = record.get("expected")
+    if expected:
+        entry = {k: v for k, v in expected.items() if k in ("needs_relay", "connect", "verdict")}
+        scn = dataclasses.replace(scn, expect=from_entry(entry, f"{args.run_dir}: {args.scenario}: expected"))
+    return _run([scn], args, table={})  # exactly the record's expectation, or none

@@ -14,7 +14,7 @@ are not validated and may come from an older netsim, so a missing key must never
 
 # No `from __future__ import annotations` here: TypedDict needs real annotations at runtime to tell
 # NotRequired keys (__optional_keys__) on Python 3.11.
-from typing import Final, Literal, NotRequired, TypedDict
+from typing import Any, Final, Literal, NotRequired, TypedDict
 
 from netsim.vocab import Policy, RelaySide, Turn, Verdict
 
@@ -22,6 +22,11 @@ CandidateType = Literal["host", "srflx", "prflx", "relay"]  # vocab.CANDIDATE_TY
 TurnTransport = Literal["udp", "tcp", "tls"]  # vocab.TURN_TRANSPORTS
 IceRole = Literal["controlling", "controlled"]
 PeerState = Literal["connected", "failed"]
+
+# 2: outcome (passed/failed/unchecked), experiment, schema_version. 1: the records before (no version key).
+SCHEMA_VERSION: Final = 2
+Outcome = Literal["passed", "failed", "unchecked"]
+OUTCOMES: Final = ("passed", "failed", "unchecked")
 
 TIMING_KEYS: Final = ("gathering_s", "ice_completed_s", "channel_open_s", "first_echo_s", "rtt_ms")
 
@@ -135,11 +140,68 @@ class Versions(TypedDict):
 
 
 class Expected(TypedDict):
-    """The expectation a session was checked against (scenarios/expected.toml); nulls: not checked."""
+    """The expectation a session was checked against; needs_relay/verdict null: that part not checked."""
 
     needs_relay: bool | None
     connect: bool
     verdict: Verdict | None
+    source: NotRequired[str]  # where it came from: a scenario file's [expect], expected.toml's matrix, ...
+
+
+class RulesFile(TypedDict):
+    """A researcher's nftables rules file as the session used it (the text is kept: files change)."""
+
+    site: str  # the site or carrier whose NAT it is
+    path: str
+    sha256: str
+    text: str
+
+
+class PopulationDraw(TypedDict):
+    """How a population session was drawn: rerunning the draw with seed and mix gives the same pairing."""
+
+    seed: int
+    mix: dict[str, float]
+    size: int
+    index: int
+
+
+class SiteTable(TypedDict):
+    """A site in scenario-file form; `nat` is its NAT table with every knob spelled out."""
+
+    name: str
+    nat: dict[str, Any]
+    hosts: list[str]
+    behind: NotRequired[str]
+    lan: NotRequired[str]
+    impair: NotRequired[dict[str, Any]]
+
+
+class CarrierTable(TypedDict):
+    name: str
+    nat: dict[str, Any]
+
+
+class TopologyTable(TypedDict):
+    """A topology in scenario-file form: netsim.lab.topology.from_dict reads it back."""
+
+    name: str
+    ipv6: bool
+    site: list[SiteTable]
+    carrier: NotRequired[list[CarrierTable]]
+    server: list[dict[str, str]]
+
+
+class Experiment(TypedDict):
+    """Everything needed to run the session again (`netsim rerun`); never a secret."""
+
+    topology: TopologyTable
+    addresses: dict[str, list[str]]  # node -> its addresses in the lab
+    options: dict[str, Any]  # netsim.session.options.SessionOptions, as plain values
+    rules: list[RulesFile]
+    scenario_file: str | None  # the scenario file it came from, as given
+    scenario_text: str | None  # that file's text as read
+    population: PopulationDraw | None
 
 
 class ResultRecord(TypedDict):
@@ -150,11 +212,14 @@ class ResultRecord(TypedDict):
     scenario: NotRequired[str]  # unique per pairing, e.g. "matrix-turn/full-cone__symmetric"
     group: NotRequired[str]  # matrix-turn, matrix-noturn, firewall, lan, hairpin, double-nat, ...
     repeat: NotRequired[int]  # 0-based repeat of the scenario
-    expected: NotRequired[Expected]
-    passed: NotRequired[bool]
+    expected: NotRequired[Expected | None]  # null: no expectation, the outcome is unchecked
+    outcome: NotRequired[Outcome]
+    passed: NotRequired[bool | None]  # null when unchecked
+    experiment: NotRequired[Experiment]
     mismatch: NotRequired[str | None]  # expectation and outcome side by side
     pcap: NotRequired[str | None]  # capture file, relative to the run directory
     # --- the session ---
+    schema_version: int  # SCHEMA_VERSION of the netsim that wrote it
     nat_a: str | None  # NAT kind in front of each host; null when the topology does not say
     nat_b: str | None
     turn: Turn
@@ -190,7 +255,8 @@ class Summary(TypedDict):
     run_id: str | None
     sessions: int
     passed: int
-    failed: int  # every session that did not pass, unchecked ones included
+    failed: int  # violated an expectation
+    unchecked: int  # had no expectation
     relay_needed_share: float | None
     relay_won_share: float | None
     per_nat: dict[str, Shares]

@@ -100,7 +100,7 @@ def _most_interesting(records: Sequence[ResultRecord], positions: list[int]) -> 
         if records[i].get("mismatch"):
             return i
     for i in positions:
-        if records[i].get("passed") is not True:
+        if tables.coarse_outcome(records[i]) == tables.FAILED_LABEL:
             return i
     return positions[0]
 
@@ -126,13 +126,14 @@ def _group_rows(records: Sequence[ResultRecord]) -> list[dict[str, Any]]:
     rows = []
     for g in groups:
         mine = [r for r in records if str(r.get("group") or "?") == g]
-        passed = sum(r.get("passed") is True for r in mine)
+        outcomes = Counter(tables.outcome(r) for r in mine)
         rows.append(
             {
                 "group": g,
                 "sessions": len(mine),
-                "passed": passed,
-                "failed": len(mine) - passed,
+                "passed": outcomes["passed"],
+                "failed": outcomes["failed"],
+                "unchecked": outcomes["unchecked"],
                 "verdicts": Counter(tables.coarse_outcome(r) for r in mine),
             }
         )
@@ -155,17 +156,22 @@ def _meta(run_dir: Path, records: Sequence[ResultRecord], summary: Summary) -> d
         date = datetime.fromtimestamp(mtime, UTC).strftime("%Y-%m-%dT%H:%M:%SZ") + " (file time)"
     else:
         date = "unknown"
-    scenarios: dict[str, bool] = {}
+    # A scenario failed if any of its sessions did, passed if all were checked and passed.
+    per_scenario: dict[str, set[str]] = {}
     for r in records:
-        name = str(r.get("scenario") or "?")
-        scenarios[name] = scenarios.get(name, True) and r.get("passed") is True
+        per_scenario.setdefault(str(r.get("scenario") or "?"), set()).add(tables.outcome(r))
+    scenarios = Counter(
+        "failed" if "failed" in seen else "passed" if seen == {"passed"} else "unchecked"
+        for seen in per_scenario.values()
+    )
     return {
         "run_id": summary["run_id"] or run_dir.name,
         "date": date,
         "generated": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "versions": {k: _distinct(records, k) for k in ("aiortc", "aioice", "coturn", "kernel", "python")},
-        "scenarios_passed": sum(scenarios.values()),
-        "scenarios_failed": len(scenarios) - sum(scenarios.values()),
+        "scenarios_passed": scenarios["passed"],
+        "scenarios_failed": scenarios["failed"],
+        "scenarios_unchecked": scenarios["unchecked"],
     }
 
 
@@ -178,7 +184,7 @@ def _fmt_s(value: object) -> str:
 
 def _expected_text(expected: object) -> str:
     if not isinstance(expected, Mapping):
-        return "–"
+        return "none (unchecked)"
     connect = expected.get("connect")
     nr = expected.get("needs_relay")
     parts = ["connect" if connect else "no connect" if connect is False else "connect ?"]
@@ -267,8 +273,9 @@ def _session(run_dir: Path, index: int, r: ResultRecord) -> dict[str, Any]:
         "pair": tables.pair_types(r) or "–",
         "needs_relay": _needs_relay_word(r),
         "expected": _expected_text(r.get("expected")),
-        "passed": r.get("passed") is True,
+        "check": tables.outcome(r),
         "mismatch": r.get("mismatch"),
+        "settings": _settings(r),
         "reason": r.get("reason"),
         "connect": _fmt_s(r.get("connect_s")),
         "timings": _mapping(r.get("timings")),
@@ -279,6 +286,36 @@ def _session(run_dir: Path, index: int, r: ResultRecord) -> dict[str, Any]:
         "pcap": _pcap_href(run_dir, r.get("pcap")),
         "started_at": r.get("started_at") or "?",
     }
+
+
+def _settings(r: ResultRecord) -> list[tuple[str, str]]:
+    """The experiment in a few rows for the drill-down: options, each NAT with its knobs, impairments."""
+    exp = _mapping(r.get("experiment"))
+    if not exp:
+        return []
+    rows = [("options", ", ".join(f"{k}={v}" for k, v in _mapping(exp.get("options")).items()))]
+    topo = _mapping(exp.get("topology"))
+    for kind in ("carrier", "site"):
+        for item in topo.get(kind) or []:
+            nat = ", ".join(f"{k}={v}" for k, v in _mapping(item.get("nat")).items())
+            extra = f"; impair {_mapping(item.get('impair'))}" if item.get("impair") else ""
+            hosts = f" hosts {', '.join(item.get('hosts') or [])}" if kind == "site" else ""
+            rows.append((f"{kind} {item.get('name')}", f"{nat}{extra}{hosts}"))
+    for rules in exp.get("rules") or []:
+        rows.append(
+            (
+                f"rules of {rules.get('site')}",
+                f"{rules.get('path')} (sha256 {str(rules.get('sha256'))[:12]}…)",
+            )
+        )
+    if exp.get("scenario_file"):
+        rows.append(("scenario file", str(exp.get("scenario_file"))))
+    if exp.get("population"):
+        draw = _mapping(exp.get("population"))
+        rows.append(
+            ("population draw", f"seed {draw.get('seed')}, #{draw.get('index')} of {draw.get('size')}")
+        )
+    return rows
 
 
 # --- report ---
@@ -300,7 +337,10 @@ def report_context(run_dir: Path, records: Sequence[ResultRecord]) -> dict[str, 
     """Everything the template shows, from the run's records in file order (session i is `#s-i`)."""
     summary = store.summarize(records)
     heatmaps = []
-    for group in MATRIX_GROUPS:
+    groups = _matrix_groups(records)
+    # needs_relay is a property of the pairing: pool the suite's matrices, else every matrix shown.
+    pooled = [g for g in groups if g in MATRIX_GROUPS] or groups
+    for group in groups:
         hm = _heatmap(records, [group], "verdict")
         if hm is not None:
             heatmaps.append({"group": group, "title": f"{group}: verdict and winning pair", **hm})
@@ -308,13 +348,25 @@ def report_context(run_dir: Path, records: Sequence[ResultRecord]) -> dict[str, 
         "meta": _meta(run_dir, records, summary),
         "summary": summary,
         "heatmaps": heatmaps,
-        "needs_relay_map": _heatmap(records, MATRIX_GROUPS, "needs_relay"),
+        "needs_relay_map": _heatmap(records, pooled, "needs_relay"),
         "shares": _share_rows(summary),
         "groups": _group_rows(records),
         "chart": connect_time_chart(records),
         "sessions": [_session(run_dir, i, r) for i, r in enumerate(records)],
         "colours": COLOURS,
     }
+
+
+def _matrix_groups(records: Sequence[ResultRecord]) -> list[str]:
+    """Groups shown as NAT x NAT matrices: the suite's matrices first, then any group with NAT labels on
+    more than one cell (a researcher's own scenarios, populations)."""
+    cells: dict[str, set[tuple[str, str]]] = {}
+    for r in records:
+        if r.get("nat_a") and r.get("nat_b"):
+            cells.setdefault(str(r.get("group") or "?"), set()).add((str(r["nat_a"]), str(r["nat_b"])))
+    order = {g: i for i, g in enumerate(MATRIX_GROUPS)}
+    shown = [g for g, c in cells.items() if g in order or len(c) > 1]
+    return sorted(shown, key=lambda g: (order.get(g, len(order)), g))
 
 
 def render(run_dir: Path, records: Sequence[ResultRecord]) -> str:

@@ -12,12 +12,13 @@ import logging
 import os
 import secrets
 import time
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, cast
 
-from netsim.results.records import ResultRecord, Shares, Summary
-from netsim.results.tables import nat_kinds
+from netsim.results.records import SCHEMA_VERSION, ResultRecord, Shares, Summary
+from netsim.results.tables import nat_kinds, outcome
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +87,31 @@ def load_records(run_dir: Path | str) -> list[ResultRecord]:
     return records
 
 
+class SchemaError(ValueError):
+    """Records this netsim cannot read (written by a newer one, or without what a command needs)."""
+
+
+def schema_version(record: ResultRecord) -> int:
+    """The record's schema; records before schema 2 carry no version and count as 1."""
+    value = record.get("schema_version", 1)
+    return value if isinstance(value, int) else 0
+
+
+def load_run(run_dir: Path | str, need: int = 1) -> list[ResultRecord]:
+    """A run's records, refused (SchemaError naming the run) when empty, newer than this netsim, or
+    older than schema `need` (what the calling command needs)."""
+    records = load_records(run_dir)
+    if not records:
+        raise SchemaError(f"{run_dir}: results.jsonl has no records")
+    versions = {schema_version(r) for r in records}
+    newest, oldest = max(versions), min(versions)
+    if newest > SCHEMA_VERSION:
+        raise SchemaError(f"{run_dir}: records of schema {newest}; this netsim reads up to {SCHEMA_VERSION}")
+    if oldest < need:
+        raise SchemaError(f"{run_dir}: records of schema {oldest}; this command needs schema {need} or later")
+    return records
+
+
 def _share(hits: int, total: int) -> float | None:
     return round(hits / total, 4) if total else None
 
@@ -104,7 +130,7 @@ def summarize(records: Iterable[ResultRecord], run_id: str | None = None) -> Sum
     recs = list(records)
     if run_id is None:
         run_id = next((str(r["run_id"]) for r in recs if r.get("run_id")), None)
-    passed = sum(r.get("passed") is True for r in recs)
+    outcomes = Counter(outcome(r) for r in recs)
     per_nat: dict[str, Shares] = {}
     for kind in nat_kinds(recs):
         # A session counts for each of its NAT kinds, once when both sides share the kind.
@@ -113,8 +139,9 @@ def summarize(records: Iterable[ResultRecord], run_id: str | None = None) -> Sum
     return {
         "run_id": run_id,
         "sessions": len(recs),
-        "passed": passed,
-        "failed": len(recs) - passed,
+        "passed": outcomes["passed"],
+        "failed": outcomes["failed"],
+        "unchecked": outcomes["unchecked"],
         "relay_needed_share": overall["relay_needed_share"],
         "relay_won_share": overall["relay_won_share"],
         "per_nat": per_nat,

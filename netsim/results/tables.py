@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Sequence
 
-from netsim.results.records import ResultRecord
+from netsim.results.records import OUTCOMES, Outcome, ResultRecord
 from netsim.vocab import FAILED, NAT_PRESETS
 
 FAILED_LABEL = "FAILED"  # upper case so a failed cell stands out in a table of lower-case words
@@ -31,6 +31,20 @@ def nat_kinds(records: Iterable[ResultRecord]) -> list[str]:
 
 
 # --- outcome labels ---
+
+
+def outcome(record: ResultRecord) -> Outcome:
+    """passed, failed (an expectation was violated) or unchecked (there was none to check).
+
+    Records written before schema 2 have no `outcome`: a record without an expectation is unchecked there
+    too, whatever its `passed` said (it used to say true).
+    """
+    value = record.get("outcome")
+    if value in OUTCOMES:
+        return value
+    if not record.get("expected") or "passed" not in record:
+        return "unchecked"
+    return "passed" if record.get("passed") is True else "failed"
 
 
 def pair_types(record: ResultRecord) -> str | None:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from netsim.pause import pause_point
 from netsim.peers import chromium
 from netsim.peers.launcher import Launcher, PeerProcess
-from netsim.results.records import LaunchFigures, NeedsRelayRun, ResultRecord, Versions
+from netsim.results.records import SCHEMA_VERSION, LaunchFigures, NeedsRelayRun, ResultRecord, Versions
 from netsim.results.versions import versions
 from netsim.services.signaling import make_token
 from netsim.session.options import SessionOptions
@@ -142,6 +142,7 @@ def run_session(lab: Lab, opts: SessionOptions, launcher: Launcher | None = None
             launcher.close()
     timings = session_timings(a, b)
     return {
+        "schema_version": SCHEMA_VERSION,
         "nat_a": _nat_kind(lab, opts.host_a),
         "nat_b": _nat_kind(lab, opts.host_b),
         "turn": opts.turn,

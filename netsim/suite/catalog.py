@@ -6,10 +6,12 @@ directory and expectations in its expected.toml.
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from pathlib import Path
 
 from netsim.lab.topology import Topology, standard_topology
+from netsim.results.records import PopulationDraw
 from netsim.suite.scenario import Scenario, default_options, file_scenarios
 from netsim.vocab import MATRIX_NOTURN, MATRIX_TURN, NAT_KINDS, NO_TURN, POPULATION, UDP_BLOCKED, Turn
 
@@ -94,5 +96,7 @@ def population(size: int, mix: dict[str, float], seed: int, turn: Turn = "udp") 
     out = []
     for i in range(size):
         a, b = rng.choices(kinds, weights, k=2)
-        out.append(pairing(f"{POPULATION}/{i:04d}__{a}__{b}", POPULATION, a, b, turn=turn))
+        scn = pairing(f"{POPULATION}/{i:04d}__{a}__{b}", POPULATION, a, b, turn=turn)
+        draw: PopulationDraw = {"seed": seed, "mix": dict(mix), "size": size, "index": i}
+        out.append(dataclasses.replace(scn, draw=draw))
     return out

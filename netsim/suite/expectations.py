@@ -6,10 +6,21 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
-from netsim.suite.scenario import Scenario
-from netsim.vocab import MATRIX_GROUPS, NAT_KINDS, NO_TURN, POPULATION, SIDES, VERDICTS, Verdict
+from netsim.vocab import (
+    MATRIX_GROUPS,
+    NAT_KINDS,
+    NO_TURN,
+    POPULATION,
+    SIDES,
+    TURN_TRANSPORTS,
+    VERDICTS,
+    Verdict,
+)
+
+if TYPE_CHECKING:
+    from netsim.suite.scenario import Scenario
 
 ENTRY_KEYS = ("needs_relay", "connect", "verdict", "turn_transport", "notes")
 
@@ -27,7 +38,11 @@ class Expectation:
 
 
 class ExpectationError(ValueError):
-    pass
+    """A bad expectations table or entry; the message names the file and the key."""
+
+
+class MissingExpectation(ExpectationError):
+    """No expectation for a scenario: the suite refuses it, the run commands record it as unchecked."""
 
 
 def load_expectations(path: Path) -> dict[str, Any]:
@@ -53,10 +68,13 @@ def _matrix_needs_relay(table: dict[str, Any], a: str, b: str) -> bool:
 
 
 def expectation(scn: Scenario, table: dict[str, Any]) -> Expectation:
-    """The expectation for one scenario: a `[scenario."<id>"]` entry wins, else the NAT matrix."""
+    """The expectation for one scenario: its own file's `[expect]` table wins, then a `[scenario."<id>"]`
+    entry of the table, then the NAT matrix."""
+    if scn.expect is not None:
+        return scn.expect
     entry = table.get("scenario", {}).get(scn.id)
     if entry is not None:
-        return _from_entry(entry, f'scenario."{scn.id}"')
+        return from_entry(entry, f'expected.toml: scenario."{scn.id}"')
     in_matrix = scn.nat_a in NAT_KINDS and scn.nat_b in NAT_KINDS
     if scn.group in (*MATRIX_GROUPS, POPULATION) and in_matrix and "matrix" in table:
         needs = _matrix_needs_relay(table, scn.nat_a, scn.nat_b)
@@ -64,24 +82,38 @@ def expectation(scn: Scenario, table: dict[str, Any]) -> Expectation:
         if scn.options.turn == NO_TURN:
             return Expectation(needs, connect=not needs, verdict="failed" if needs else None, source=source)
         return Expectation(needs, connect=True, verdict="relay" if needs else None, source=source)
-    raise ExpectationError(f'expected.toml: no entry for scenario "{scn.id}" (add [scenario."{scn.id}"])')
+    raise MissingExpectation(
+        f'expected.toml: no entry for scenario "{scn.id}" (add [scenario."{scn.id}"] or an [expect] table)'
+    )
 
 
-def _from_entry(entry: dict[str, Any], where: str) -> Expectation:
+def from_entry(entry: dict[str, Any], where: str) -> Expectation:
+    """An expectation from a table (an expected.toml entry, a scenario file's [expect]); `where` names it
+    in errors, e.g. 'my.toml: expect'."""
+    if not isinstance(entry, dict):
+        raise ExpectationError(f"{where}: expected a table, got {entry!r}")
     for key in entry:
         if key not in ENTRY_KEYS:
-            raise ExpectationError(
-                f"expected.toml: {where}.{key}: unknown key (allowed: {', '.join(sorted(ENTRY_KEYS))})"
-            )
+            raise ExpectationError(f"{where}.{key}: unknown key (allowed: {', '.join(sorted(ENTRY_KEYS))})")
     verdict = entry.get("verdict")
     if verdict is not None and verdict not in VERDICTS:
-        raise ExpectationError(f"expected.toml: {where}.verdict: unknown verdict {verdict!r}")
+        raise ExpectationError(
+            f"{where}.verdict: unknown verdict {verdict!r} (choose from {', '.join(VERDICTS)})"
+        )
     needs = entry.get("needs_relay")
     if needs is not None and not isinstance(needs, bool):
-        raise ExpectationError(f"expected.toml: {where}.needs_relay: expected true or false, got {needs!r}")
+        raise ExpectationError(f"{where}.needs_relay: expected true or false, got {needs!r}")
+    connect = entry.get("connect", verdict != "failed")
+    if not isinstance(connect, bool):
+        raise ExpectationError(f"{where}.connect: expected true or false, got {connect!r}")
+    if verdict is not None and connect != (verdict != "failed"):
+        raise ExpectationError(f"{where}: connect = {str(connect).lower()} contradicts verdict = {verdict!r}")
+    transport = entry.get("turn_transport")
+    if transport is not None and transport not in TURN_TRANSPORTS:
+        raise ExpectationError(f"{where}.turn_transport: unknown transport {transport!r}")
     return Expectation(
         needs_relay=needs,
-        connect=bool(entry.get("connect", verdict != "failed")),
+        connect=connect,
         verdict=cast(Verdict | None, verdict),
         turn_transport=entry.get("turn_transport"),
         source=where,

@@ -4,7 +4,9 @@ run's results.jsonl; `finish_run` writes the summary and the report (the same fo
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterable, Mapping
+import multiprocessing
+import queue
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,10 +14,12 @@ from typing import Any
 from netsim.lab.lab import Lab
 from netsim.peers.launcher import Launcher
 from netsim.results import store as results
-from netsim.results.records import ResultRecord
+from netsim.results.records import Expected, ResultRecord
 from netsim.results.tables import matrix_table
 from netsim.session.run import run_session
-from netsim.suite.expectations import Expectation, ExpectationError, expectation, mismatch
+from netsim.suite.expectations import Expectation, MissingExpectation, expectation, mismatch
+from netsim.suite.experiment import experiment
+from netsim.suite.progress import RunProgress
 from netsim.suite.scenario import Scenario
 from netsim.vocab import MATRIX_GROUPS
 
@@ -24,7 +28,7 @@ def run_one(
     scn: Scenario,
     launcher: Launcher,
     table: dict[str, Any],
-    run_id: str,
+    run_id: str | None,
     repeat: int = 0,
     strict: bool = True,
     pcap_dir: Path | None = None,
@@ -39,10 +43,11 @@ def run_one(
     expected: Expectation | None
     try:
         expected = expectation(scn, table)
-    except ExpectationError:
+    except MissingExpectation:
         if strict:
             raise
         expected = None
+    exp = experiment(scn)  # before the run: a rules file may change while it runs
     pcap: Path | None = None
     with Lab(scn.topology) as lab, contextlib.ExitStack() as stack:
         if pcap_dir is not None:
@@ -50,21 +55,68 @@ def run_one(
             pcap = stack.enter_context(lab.capture(pcap_dir / f"{scn.id.replace('/', '--')}-r{repeat}.pcap"))
         record = run_session(lab, scn.options, launcher=launcher)
     problem = None if expected is None else mismatch(record, expected)
-    record["run_id"] = run_id
+    if run_id is not None:
+        record["run_id"] = run_id
     record["scenario"] = scn.id
     record["group"] = scn.group
     record["nat_a"], record["nat_b"] = scn.nat_a, scn.nat_b
     record["repeat"] = repeat
-    if expected is not None:
-        record["expected"] = {
-            "needs_relay": expected.needs_relay,
-            "connect": expected.connect,
-            "verdict": expected.verdict,
-        }
-    record["passed"] = problem is None
+    record["expected"] = None if expected is None else expected_entry(expected)
+    record["outcome"] = "unchecked" if expected is None else ("passed" if problem is None else "failed")
+    record["passed"] = None if expected is None else problem is None
     record["mismatch"] = problem
+    record["experiment"] = exp
     record["pcap"] = None if pcap is None else str(pcap.relative_to(pcap.parent.parent))
     return record, problem
+
+
+def expected_entry(exp: Expectation) -> Expected:
+    """An expectation as the record keeps it."""
+    return {
+        "needs_relay": exp.needs_relay,
+        "connect": exp.connect,
+        "verdict": exp.verdict,
+        "source": exp.source,
+    }
+
+
+@dataclass(frozen=True)
+class Done:
+    """What a worker reports about one finished session (the record itself is already in results.jsonl)."""
+
+    scenario: str
+    repeat: int
+    verdict: str
+    needs_relay: bool | None
+    outcome: str
+    mismatch: str | None
+
+
+Task = tuple[Scenario, int]  # a scenario and its repeat index
+
+
+def schedule(scenarios: list[Scenario], repeats: int) -> list[Task]:
+    """Every (scenario, repeat), the longest deadlines first so parallel workers finish together."""
+    tasks = [(scn, r) for scn in scenarios for r in range(repeats)]
+    return sorted(tasks, key=lambda task: -task[0].options.deadline_s)
+
+
+def _run_task(task: Task, launcher: Launcher, table: dict[str, Any], directory: Path, pcap: bool) -> Done:
+    scn, repeat = task
+    pcap_dir = directory / "pcap" if pcap else None
+    record, problem = run_one(scn, launcher, table, directory.name, repeat, strict=False, pcap_dir=pcap_dir)
+    results.append_record(directory, record)
+    return Done(scn.id, repeat, record["verdict"], record["needs_relay"], record["outcome"], problem)
+
+
+def _worker(tasks: Any, done: Any, table: dict[str, Any], directory: Path, pcap: bool) -> None:
+    """A worker process: its own launcher, sessions from the task queue until the None that ends it."""
+    with Launcher() as launcher:
+        while (task := tasks.get()) is not None:
+            try:
+                done.put(_run_task(task, launcher, table, directory, pcap))
+            except Exception as exc:  # reported, counted as failed; the run goes on
+                done.put(Done(task[0].id, task[1], "error", None, "failed", f"{type(exc).__name__}: {exc}"))
 
 
 def run_many(
@@ -73,24 +125,65 @@ def run_many(
     table: dict[str, Any],
     directory: Path,
     pcap: bool = False,
-    show: Callable[[str], None] = print,
+    jobs: int = 1,
 ) -> int:
-    """Run scenarios one after another with one launcher into `directory`; returns the mismatch count."""
+    """Run every scenario `repeats` times into `directory`, `jobs` sessions at a time (each in its own lab,
+    each worker with its own launcher); shows progress and returns how many violated an expectation."""
+    tasks = schedule(scenarios, repeats)
     failures = 0
-    with Launcher() as launcher:
-        for scn in scenarios:
-            for repeat in range(repeats):
-                pcap_dir = directory / "pcap" if pcap else None
-                record, problem = run_one(
-                    scn, launcher, table, directory.name, repeat, strict=False, pcap_dir=pcap_dir
-                )
-                results.append_record(directory, record)
-                failures += problem is not None
-                mark = "ok" if problem is None else "MISMATCH"
-                show(f"{scn.id:<64} {record['verdict']:<11} needs_relay={record['needs_relay']!s:<5} {mark}")
-                if problem:
-                    show("    " + problem.replace("\n", "\n    "))
+    with RunProgress(len(tasks)) as progress:
+        for item in (
+            _run_serial(tasks, table, directory, pcap)
+            if jobs == 1
+            else _run_parallel(tasks, table, directory, pcap, jobs)
+        ):
+            failures += item.outcome == "failed"
+            mark = {"passed": "ok", "failed": "FAILED", "unchecked": "unchecked"}.get(
+                item.outcome, item.outcome
+            )
+            line = f"{item.scenario:<60} {item.verdict:<11} needs_relay={item.needs_relay!s:<5} {mark}"
+            progress.session(line, item.verdict, item.outcome, item.mismatch)
     return failures
+
+
+def _run_serial(tasks: list[Task], table: dict[str, Any], directory: Path, pcap: bool) -> Iterator[Done]:
+    with Launcher() as launcher:
+        for task in tasks:
+            yield _run_task(task, launcher, table, directory, pcap)
+
+
+def _run_parallel(
+    tasks: list[Task], table: dict[str, Any], directory: Path, pcap: bool, jobs: int
+) -> Iterator[Done]:
+    """Worker processes (spawned: a clean interpreter each, no inherited locks or threads)."""
+    ctx = multiprocessing.get_context("spawn")
+    todo, done = ctx.Queue(), ctx.Queue()
+    workers = [ctx.Process(target=_worker, args=(todo, done, table, directory, pcap)) for _ in range(jobs)]
+    for task in tasks:
+        todo.put(task)
+    for _ in workers:
+        todo.put(None)
+    for w in workers:
+        w.start()
+    try:
+        received = 0
+        while received < len(tasks):
+            try:
+                item = done.get(timeout=1.0)
+            except queue.Empty:
+                if not any(w.is_alive() for w in workers):
+                    raise RuntimeError(
+                        f"every worker exited with {len(tasks) - received} sessions to go"
+                    ) from None
+                continue
+            received += 1
+            yield item
+    finally:
+        for w in workers:
+            w.join(timeout=30)
+            if w.is_alive():  # interrupted: SIGTERM makes its lab tear down, then it exits
+                w.terminate()
+                w.join(timeout=30)
 
 
 @dataclass(frozen=True)
@@ -112,7 +205,8 @@ def finish_run(directory: Path, reports_root: Path, report: bool = True) -> RunS
     summary = results.summarize(records)
     matrices = [(g, matrix_table(records, g)) for g in _groups(records) if g in MATRIX_GROUPS]
     line = (
-        f"{summary['sessions']} sessions ({summary['passed']} passed, {summary['failed']} failed); "
+        f"{summary['sessions']} sessions ({summary['passed']} passed, {summary['failed']} failed, "
+        f"{summary['unchecked']} unchecked); "
         f"relay needed in {_pct(summary['relay_needed_share'])}, relay won in "
         f"{_pct(summary['relay_won_share'])}; results in {directory}"
     )

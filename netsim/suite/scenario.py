@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from netsim.lab.topology import Topology, TopologyError, from_dict
+from netsim.results.records import PopulationDraw
 from netsim.session.options import (
     TABLE_ONLY_KEYS,
     OptionsError,
@@ -20,6 +21,7 @@ from netsim.session.options import (
     connect_deadline,
     option_names,
 )
+from netsim.suite.expectations import Expectation, ExpectationError, from_entry
 from netsim.vocab import UDP_BLOCKED
 
 EXPECTED_FILE = "expected.toml"  # the expectations table beside the scenario files, not a scenario
@@ -31,7 +33,11 @@ class ScenarioError(TopologyError):
 
 @dataclass(frozen=True)
 class Scenario:
-    """One pairing to run: a topology, the NAT labels of its two sides, and the session options."""
+    """One pairing to run: a topology, the NAT labels of its two sides, and the session options.
+
+    `expect`: the scenario's own expectation (a scenario file's [expect]), which wins over expected.toml.
+    `source`/`source_text`: the scenario file and its text as read; `draw`: how a population drew it.
+    """
 
     id: str
     group: str
@@ -39,6 +45,10 @@ class Scenario:
     nat_a: str
     nat_b: str
     options: SessionOptions = field(default_factory=SessionOptions)
+    expect: Expectation | None = None
+    source: str | None = None
+    source_text: str | None = None
+    draw: PopulationDraw | None = None
 
 
 def udp_blocked_sides(topo: Topology, host_a: str, host_b: str) -> int:
@@ -53,22 +63,27 @@ def default_options(topo: Topology, **options: Any) -> SessionOptions:
     return SessionOptions(**options)
 
 
-def read_toml(path: Path) -> dict[str, Any]:
+def read_text(path: Path) -> str:
     try:
-        return tomllib.loads(path.read_text())
+        return path.read_text()
     except FileNotFoundError:
         raise ScenarioError(f"{path}: no such file") from None
     except IsADirectoryError:
         raise ScenarioError(f"{path}: is a directory, not a scenario file") from None
-    except tomllib.TOMLDecodeError as e:
-        raise ScenarioError(f"{path}: not valid TOML: {e}") from None
+    except (UnicodeDecodeError, PermissionError) as e:
+        raise ScenarioError(f"{path}: cannot read it: {e}") from None
 
 
 def load_scenario_file(path: Path | str) -> Scenario:
     """A TOML scenario: its topology plus the `[session]` table's hosts, group, labels and options."""
     path = Path(path)
-    data = read_toml(path)
+    text = read_text(path)
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ScenarioError(f"{path}: not valid TOML: {e}") from None
     session = data.pop("session", {})
+    expect_table = data.pop("expect", None)
     if not isinstance(session, dict):
         raise ScenarioError(f"{path}: session: expected a table, got {session!r}")
     allowed = {*TABLE_ONLY_KEYS, *option_names()} - {"host_a", "host_b"}
@@ -89,6 +104,10 @@ def load_scenario_file(path: Path | str) -> Scenario:
         opts = default_options(topo, host_a=host_a, host_b=host_b, **options)
     except OptionsError as e:
         raise ScenarioError(f"{path}: session.{e}") from None
+    try:
+        expect = None if expect_table is None else from_entry(expect_table, f"{path}: expect")
+    except ExpectationError as e:
+        raise ScenarioError(str(e)) from None
     group = str(session.get("group", path.stem))
     return Scenario(
         id=f"{group}/{topo.name}",
@@ -97,6 +116,9 @@ def load_scenario_file(path: Path | str) -> Scenario:
         nat_a=str(session.get("label_a", topo.site_of(host_a).nat.kind)),
         nat_b=str(session.get("label_b", topo.site_of(host_b).nat.kind)),
         options=opts,
+        expect=expect,
+        source=str(path),
+        source_text=text,
     )
 
 

@@ -21,9 +21,16 @@ COMMANDS = [
     "matrix",
     "run",
     "population",
+    "rerun",
     "report",
+    "compare",
+    "export",
     "signaling",
     "token",
+    "rules",
+    "stun",
+    "estimate",
+    "merge",
 ]
 
 

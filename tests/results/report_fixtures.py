@@ -226,6 +226,7 @@ def make_record(
         reason = "ICE failed: all candidate pairs failed (no relay configured)"
     t = connect_s or 0.0
     record: dict[str, Any] = {
+        "schema_version": 2,
         "run_id": RUN_ID,
         "scenario": scenario or f"{group}/{nat_a}__{nat_b}",
         "group": group,
@@ -239,6 +240,7 @@ def make_record(
         "relay_side": relay_side if verdict == "relay" else None,
         "needs_relay": nr,
         "expected": expected,
+        "outcome": "passed" if mismatch is None else "failed",
         "passed": mismatch is None,
         "mismatch": mismatch,
         "reason": reason,

@@ -98,7 +98,18 @@ def test_a_crashed_peer_fits_peer_record() -> None:
 
 def test_a_pair_record_has_no_suite_keys() -> None:
     """`netsim pair` records (no run, scenario, group, repeat, expectation, pcap) are ResultRecords too."""
-    suite_keys = {"run_id", "scenario", "group", "repeat", "expected", "passed", "mismatch", "pcap"}
+    suite_keys = {
+        "run_id",
+        "scenario",
+        "group",
+        "repeat",
+        "expected",
+        "outcome",
+        "passed",
+        "experiment",
+        "mismatch",
+        "pcap",
+    }
     assert ResultRecord.__optional_keys__ == suite_keys
     pair = {k: v for k, v in sample_records()[0].items() if k not in suite_keys}
     assert problems(pair, ResultRecord) == []

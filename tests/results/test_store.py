@@ -19,7 +19,9 @@ from netsim.results import versions
 
 def rec(nat_a: str, nat_b: str, verdict: str, needs_relay: bool | None = False, **kw: Any) -> dict[str, Any]:
     r: dict[str, Any] = {"group": "matrix-turn", "nat_a": nat_a, "nat_b": nat_b, "verdict": verdict}
-    r.update(needs_relay=needs_relay, passed=kw.pop("passed", True), **kw)
+    passed = kw.pop("passed", True)
+    outcome = kw.pop("outcome", "passed" if passed else "failed")
+    r.update(needs_relay=needs_relay, passed=passed, outcome=outcome, **kw)
     return r
 
 
@@ -74,13 +76,14 @@ def test_summarize_shares_and_per_nat_counting() -> None:
         rec("full-cone", "symmetric", "direct", needs_relay=False),
         rec("symmetric", "symmetric", "relay", needs_relay=True, relay_side="both"),
         rec("symmetric", "udp-blocked", "failed", needs_relay=None, passed=False),
-        rec("open", "open", "direct-host", needs_relay=False, run_id="R1"),
+        rec("open", "open", "direct-host", needs_relay=False, run_id="R1", outcome="unchecked", passed=None),
     ]
     assert results.summarize(records) == {
         "run_id": "R1",  # the first record's that has one
         "sessions": 4,
-        "passed": 3,
+        "passed": 2,
         "failed": 1,
+        "unchecked": 1,
         "relay_needed_share": 0.3333,  # 1 of 3: null needs_relay is left out of the denominator
         "relay_won_share": 0.25,
         "per_nat": {  # in display order; symmetric/symmetric counts once for "symmetric": 3 sessions, not 4
@@ -99,17 +102,21 @@ def test_summarize_empty_and_partial_records() -> None:
         "sessions": 0,
         "passed": 0,
         "failed": 0,
+        "unchecked": 0,
         "relay_needed_share": None,
         "relay_won_share": None,
         "per_nat": {},
     }
-    assert results.summarize([{}, {"verdict": "relay"}]) == {
+    # Schema 1 records (no outcome): without an expectation a session is unchecked, whatever `passed` says.
+    old = [{}, {"verdict": "relay", "passed": True}, {"expected": {"connect": True}, "passed": False}]
+    assert results.summarize(old) == {
         "run_id": None,
-        "sessions": 2,
+        "sessions": 3,
         "passed": 0,
-        "failed": 2,  # a session without `passed` (netsim pair, a crash) did not pass
+        "failed": 1,
+        "unchecked": 2,
         "relay_needed_share": None,
-        "relay_won_share": 0.5,
+        "relay_won_share": 0.3333,
         "per_nat": {},
     }
 
@@ -131,6 +138,7 @@ def test_write_summary_falls_back_to_dir_name(tmp_path: Path) -> None:
         "sessions": 0,
         "passed": 0,
         "failed": 0,
+        "unchecked": 0,
         "relay_needed_share": None,
         "relay_won_share": None,
         "per_nat": {},

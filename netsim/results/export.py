@@ -1,0 +1,83 @@
+"""Flat exports of a run: one CSV row per session, for spreadsheets and pandas."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Callable, Iterable
+from typing import Any, TextIO, cast
+
+from netsim.results.records import ResultRecord
+from netsim.results.tables import outcome
+
+
+def _peer(side: str, key: str) -> Callable[[ResultRecord], Any]:
+    def get(record: ResultRecord) -> Any:
+        peer: Any = cast("dict[str, Any]", record).get(side)  # side is "a" or "b"
+        return peer.get(key) if isinstance(peer, dict) else None
+
+    return get
+
+
+def _option(key: str) -> Callable[[ResultRecord], Any]:
+    def get(record: ResultRecord) -> Any:
+        experiment: Any = record.get("experiment") or {}
+        return (experiment.get("options") or {}).get(key)
+
+    return get
+
+
+def _timing(key: str) -> Callable[[ResultRecord], Any]:
+    def get(record: ResultRecord) -> Any:
+        timings: Any = record.get("timings") or {}
+        return timings.get(key)
+
+    return get
+
+
+COLUMNS: dict[str, Callable[[ResultRecord], Any]] = {
+    "run_id": lambda r: r.get("run_id"),
+    "scenario": lambda r: r.get("scenario"),
+    "group": lambda r: r.get("group"),
+    "repeat": lambda r: r.get("repeat"),
+    "nat_a": lambda r: r.get("nat_a"),
+    "nat_b": lambda r: r.get("nat_b"),
+    "peer_a": _option("peer_a"),
+    "peer_b": _option("peer_b"),
+    "turn": lambda r: r.get("turn"),
+    "policy": lambda r: r.get("policy"),
+    "glare": lambda r: r.get("glare"),
+    "verdict": lambda r: r.get("verdict"),
+    "relay_side": lambda r: r.get("relay_side"),
+    "needs_relay": lambda r: r.get("needs_relay"),
+    "outcome": outcome,
+    "connect_s": lambda r: r.get("connect_s"),
+    "first_echo_s": _timing("first_echo_s"),
+    "rtt_ms": _timing("rtt_ms"),
+    "a_local_type": _peer("a", "local_type"),
+    "a_remote_type": _peer("a", "remote_type"),
+    "b_local_type": _peer("b", "local_type"),
+    "b_remote_type": _peer("b", "remote_type"),
+    "a_turn_transport": _peer("a", "turn_transport"),
+    "b_turn_transport": _peer("b", "turn_transport"),
+    "reason": lambda r: r.get("reason"),
+    "started_at": lambda r: r.get("started_at"),
+}
+
+
+def _cell(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return str(value).lower()
+    return value
+
+
+def write_csv(records: Iterable[ResultRecord], out: TextIO) -> int:
+    """Write a header and one row per record; returns the number of rows."""
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(COLUMNS)
+    n = 0
+    for record in records:
+        writer.writerow([_cell(get(record)) for get in COLUMNS.values()])
+        n += 1
+    return n
