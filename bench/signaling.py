@@ -2,7 +2,7 @@
 
     python bench/signaling.py [--clients 100] [--rate 2000] [--duration 10] [--flood 20000] [--json out.json]
 
-The server runs in its own process (`python -m netsim.signaling signaling`, rate limit off), this process is
+The server runs in its own process (`python -m netsim signaling`, rate limit off), this process is
 the load generator. Phase 1 offers a paced load (default 2,000 msg/s) of browser-shaped candidate frames,
 client i -> client (i + N/2) mod N, each stamped with its send time; latency is receive time minus send time,
 both read in this process. Phase 2 floods the server (every client sends as fast as it can) and reports the
