@@ -80,6 +80,8 @@ def cmd_exec(args: argparse.Namespace) -> int:
         cmd = cmd[1:]
     if not cmd:
         raise InputError("exec: no command given (netsim exec LAB NODE -- CMD ...)")
+    if not netns.exists(node["netns"]):
+        raise registry.LabError(f"lab {args.lab}: namespace {node['netns']} is gone (netsim down {args.lab})")
     return netns.run(node["netns"], cmd).returncode
 
 
@@ -114,11 +116,10 @@ def cmd_classify(args: argparse.Namespace) -> int:
     from netsim.lab.nat import preset
     from netsim.lab.topology import Site, Topology
 
+    if args.rules and args.type:
+        raise InputError(f"classify: give a NAT type or --rules FILE, not both (got {args.type!r})")
     if args.rules:
-        rules = Path(args.rules)
-        if not rules.is_file():
-            raise InputError(f"--rules: no such file: {rules}")
-        spec = preset("custom", rules_file=str(rules.resolve()))
+        spec = preset("custom", rules_file=str(_readable_rules(Path(args.rules))))
     elif args.type:
         spec = preset(args.type)
     else:
@@ -126,7 +127,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
     # Two hosts behind the NAT under test: hairpinning is judged between them (Linux never routes a
     # packet back to the host that sent it).
     sites = (Site("nat-a", spec, ("a", "a2")), Site("nat-b", preset("open"), ("b",)))
-    with Lab(Topology("classify", sites=sites)) as lab:
+    with Lab(Topology("classify", sites=sites)) as lab:  # nft judges the rules themselves inside the lab
         result = probe.classify(lab, "a", measure_lifetime=args.lifetime)
     if args.json:
         print_json(result)
@@ -134,3 +135,16 @@ def cmd_classify(args: argparse.Namespace) -> int:
         for key, value in result.items():
             print(f"{key:<10} {value}")
     return EXIT_OK
+
+
+def _readable_rules(path: Path) -> Path:
+    """A ruleset file that exists and reads as text, checked before a lab is built; its absolute path."""
+    if not path.is_file():
+        raise InputError(f"--rules: no such file: {path}")
+    try:
+        path.read_text()
+    except OSError as e:
+        raise InputError(f"--rules: cannot read {path}: {e.strerror}") from None
+    except UnicodeDecodeError:
+        raise InputError(f"--rules: {path} is not a text file (not UTF-8)") from None
+    return path.resolve()

@@ -15,6 +15,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from pyroute2 import IPRoute
 from netsim.lab import impair, nat, netns, registry
 from netsim.lab.registry import LabError
 from netsim.lab.topology import Iface, NodePlan, Topology, plan
+from netsim.pause import pause_point
 from netsim.services.coturn import Coturn
 from netsim.vocab import SIGNALING_PORT
 
@@ -75,6 +77,8 @@ class Lab:
         self._processes: list[subprocess.Popen[Any]] = []
         self._exit = contextlib.ExitStack()  # in-process services (signaling thread), closed at teardown
         self._claimed = False  # the lab's runtime directory was made by this lab: its id is ours to remove
+        self._made: list[str] = []  # namespaces this lab made (teardown deletes only these)
+        self._torn_down = False
 
     # ---- lifecycle -----------------------------------------------------------------------------------------
 
@@ -87,22 +91,35 @@ class Lab:
             raise
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        if not self.keep:
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+        # A kept lab is marked kept only once it is up and its `with` body succeeded: a lab that failed or
+        # was interrupted half-way is removed now, or by `netsim cleanup` if its owner is killed.
+        if exc_type is not None or not self.keep:
             self.teardown()
+        else:
+            self._register(keep=True)
 
     def build(self) -> None:
-        """Claim the id, register, make namespaces, links, NAT rules and impairments, start coturn."""
+        """Claim the id, register, make namespaces, links, NAT rules and impairments, start coturn.
+
+        The entry says "not kept" until `__exit__` of a kept lab: a lab whose owner dies while building is
+        always removed by `netsim cleanup`.
+        """
         t0 = time.perf_counter()
-        self.workdir.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            self.workdir.mkdir()  # claims the id: namespaces named after it are this lab's from here on
-        except FileExistsError:
-            raise LabError(f"lab id {self.id!r} is taken (a lab directory {self.workdir} exists)") from None
-        self._claimed = True
-        self._register()
+        if os.geteuid() != 0:
+            raise LabError("building a lab needs root (network namespaces, nftables)")
+        registry.ensure_runtime_dir(self.workdir.parent)
+        with _signals_held():  # an interrupt between claim and entry would leave an unlisted directory
+            try:
+                self.workdir.mkdir()  # claims the id: namespaces named after it are this lab's from here on
+            except FileExistsError:
+                taken = f"lab id {self.id!r} is taken (a lab directory {self.workdir} exists)"
+                raise LabError(taken) from None
+            self._claimed = True
+            self._register(keep=False)
         self._create_namespaces()
         self._wire()
+        pause_point("lab-build")
         self._apply_nat()
         self._apply_impairments()
         self.timings["build_s"] = time.perf_counter() - t0
@@ -111,26 +128,41 @@ class Lab:
             ips = self.plan[server].addresses
             self.coturn = Coturn(self.namespaces[server], (ips[0], ips[1]), self.workdir, relay_ip=ips[2])
             self.timings["coturn_ready_s"] = self.coturn.start()
-        self._register()
+            pause_point("coturn-start")
+        self._register(keep=False)
 
     def teardown(self) -> None:
-        """Stop services and processes, delete the namespaces and the runtime directory (entry included)."""
-        t0 = time.perf_counter()
-        self._exit.close()
-        if self.coturn is not None:
-            self.coturn.stop()
-        for proc in self._processes:
-            _terminate(proc)
-        self._processes.clear()
-        if self._claimed:
-            registry.discard(self.namespaces.values(), self.workdir)
-        self.timings["teardown_s"] = time.perf_counter() - t0
+        """Stop services and processes, delete the namespaces and the runtime directory (entry included).
+
+        SIGINT/SIGTERM are held while it runs (milliseconds) and act once it is done: a second Ctrl-C must
+        not leave half a lab behind.
+        """
+        if self._torn_down:
+            return
+        with _signals_held() as held:
+            pause_point("teardown", until=lambda: bool(held))
+            t0 = time.perf_counter()
+            self._exit.close()
+            if self.coturn is not None:
+                self.coturn.stop()
+            for proc in self._processes:
+                _terminate(proc)
+            self._processes.clear()
+            if self._claimed:
+                registry.discard(self._made, self.workdir)
+            self._torn_down = True
+            self.timings["teardown_s"] = time.perf_counter() - t0
 
     # ---- building ------------------------------------------------------------------------------------------
 
     def _create_namespaces(self) -> None:
         for name in self.namespaces.values():
-            netns.create(name)
+            with _signals_held():  # `_made` must say exactly which namespaces are ours
+                try:
+                    netns.create(name)
+                except FileExistsError:
+                    raise LabError(f"namespace {name} exists already: it is not this lab's") from None
+                self._made.append(name)
             netns.write_sysctl(name, "net.ipv6.conf.all.disable_ipv6", "0" if self.topology.ipv6 else "1")
             netns.write_sysctl(name, "net.ipv6.conf.default.disable_ipv6", "0" if self.topology.ipv6 else "1")
         for node in self.plan.values():
@@ -287,9 +319,9 @@ class Lab:
         nodes = {n: {"netns": self.namespaces[n], "addresses": p.addresses} for n, p in self.plan.items()}
         return {"lab": self.id, "topology": self.topology.name, "nodes": nodes}
 
-    def _register(self) -> None:
+    def _register(self, *, keep: bool) -> None:
         namespaces = self.namespaces.values()
-        registry.write_entry(self.workdir, self.describe(), namespaces=namespaces, keep=self.keep)
+        registry.write_entry(self.workdir, self.describe(), namespaces=namespaces, keep=keep)
 
 
 # ---- helpers -----------------------------------------------------------------------------------------------
@@ -369,13 +401,39 @@ def _http_ok(ns: str, ip: str, port: int, path: str) -> bool:
             return False
 
 
+HELD_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[list[int]]:
+    """Hold SIGINT/SIGTERM while the body runs (the list says which came), then let the first one act.
+
+    Python-level handlers are swapped rather than the signal mask, because in a process with threads the
+    kernel hands a process-directed signal to any thread that does not block it. Only the main thread can
+    set handlers; elsewhere signals are not ours to hold and the body just runs.
+    """
+    held: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield held
+        return
+    previous = {s: signal.getsignal(s) for s in HELD_SIGNALS}
+    ours = [s for s, handler in previous.items() if handler is not None]  # None: set outside Python
+    for s in ours:
+        signal.signal(s, lambda signum, frame: held.append(signum))
+    try:
+        yield held
+    finally:
+        for s in ours:
+            signal.signal(s, previous[s])
+        if held:
+            signal.raise_signal(held[0])  # now the restored handler acts (raises, or ends the process)
+
+
 def _sigterm_as_exit() -> None:
     """SIGTERM behaves like Ctrl-C from the first lab on, so `with Lab(...)` cleans up on both.
 
     Only from the main thread (signal handlers live there), and only where nobody set a handler.
     """
-    import threading
-
     if threading.current_thread() is threading.main_thread():
         if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
             signal.signal(signal.SIGTERM, _raise_exit)

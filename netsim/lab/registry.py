@@ -11,17 +11,20 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 from netsim.lab import netns
 
-RUNTIME_DIR = Path(os.environ.get("NETSIM_RUNTIME_DIR", "/run/netsim"))
+RUNTIME_ENV = "NETSIM_RUNTIME_DIR"
+RUNTIME_DIR = Path(os.environ.get(RUNTIME_ENV, "/run/netsim"))
 ENTRY_FILE = "lab.json"
+LAB_ID = re.compile(r"ns([0-9a-f]+)[0-9a-f]{4}")  # ns<owner pid in hex><4 random hex digits>
 
 
 class LabError(RuntimeError):
@@ -31,6 +34,16 @@ class LabError(RuntimeError):
 def lab_dir(lab_id: str, runtime_dir: Path | None = None) -> Path:
     """The lab's runtime directory: its registry entry and its services' files (coturn config, logs)."""
     return (runtime_dir or RUNTIME_DIR) / lab_id
+
+
+def ensure_runtime_dir(directory: Path) -> None:
+    """Make the registry directory, or say in one line why it cannot be used."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        not_dir = isinstance(e, (FileExistsError, NotADirectoryError))
+        why = "a file, not a directory" if not_dir else f"cannot use it as a directory ({e.strerror})"
+        raise LabError(f"{RUNTIME_ENV} {str(directory)!r}: {why}") from None
 
 
 def write_entry(directory: Path, info: dict[str, Any], *, namespaces: Iterable[str], keep: bool) -> None:
@@ -96,6 +109,25 @@ def cleanup(all_labs: bool = False, runtime_dir: Path | None = None) -> list[str
         if all_labs or (not entry.get("keep") and not owner_alive(entry)):
             remove(entry, runtime_dir)
             removed.append(str(entry["lab"]))
+    return removed + _remove_unlisted(runtime_dir or RUNTIME_DIR)
+
+
+def _remove_unlisted(root: Path) -> list[str]:
+    """Remove lab directories without an entry whose owner (the pid in the id) is gone.
+
+    A lab writes its entry right after claiming its directory and before it makes any namespace, so such a
+    directory (its owner killed in between) holds nothing else to remove. A live pid is left alone: it may
+    be writing its entry right now, or be a reused pid (then the directory waits for a later cleanup).
+    """
+    removed = []
+    for directory in sorted(root.glob("ns*")):
+        match = LAB_ID.fullmatch(directory.name)
+        if not match or not directory.is_dir() or (directory / ENTRY_FILE).exists():
+            continue
+        if Path(f"/proc/{int(match.group(1), 16)}").exists():
+            continue
+        shutil.rmtree(directory, ignore_errors=True)
+        removed.append(directory.name)
     return removed
 
 
@@ -110,28 +142,47 @@ def discard(namespaces: Iterable[str], directory: Path) -> None:
 
 
 def kill_processes_in(namespaces: Iterable[str]) -> None:
-    """SIGKILL every process (but this one) whose network namespace is one of these live namespaces.
+    """SIGKILL every process (but this one) whose network namespace is one of these live namespaces."""
+    with held_open(namespaces) as wanted:
+        if not wanted:
+            return
+        for pid in os.listdir("/proc"):
+            if not pid.isdigit() or int(pid) == os.getpid():
+                continue
+            try:
+                st = os.stat(f"/proc/{pid}/ns/net")
+                if (st.st_dev, st.st_ino) in wanted:
+                    os.kill(int(pid), signal.SIGKILL)
+            except OSError:
+                continue
 
-    A namespace is identified by (st_dev, st_ino) of its bind mount, taken now: inode numbers are reused as
-    soon as a namespace is freed, so a remembered number could name another run's namespace. A name whose
-    bind mount is gone (a plain file left in /run/netns) has another st_dev and matches no process.
+
+@contextlib.contextmanager
+def held_open(namespaces: Iterable[str]) -> Iterator[set[tuple[int, int]]]:
+    """The (st_dev, st_ino) identities of those namespaces whose bind mount exists, valid inside the block.
+
+    Inode numbers are reused as soon as a namespace is freed, so an identity is only good while the
+    namespace is known to be alive: each one is opened here and held open (which keeps it alive) until the
+    block ends. A name without a bind mount (a plain file left in /run/netns) is not a namespace and is left
+    out, as is one that is gone.
     """
+    nsfs = os.stat("/proc/self/ns/net").st_dev
+    fds = []
     wanted = set()
-    for name in namespaces:
-        with contextlib.suppress(FileNotFoundError):
-            st = os.stat(netns.path(name))
-            wanted.add((st.st_dev, st.st_ino))
-    if not wanted:
-        return
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit() or int(pid) == os.getpid():
-            continue
-        try:
-            st = os.stat(f"/proc/{pid}/ns/net")
-            if (st.st_dev, st.st_ino) in wanted:
-                os.kill(int(pid), signal.SIGKILL)
-        except OSError:
-            continue
+    try:
+        for name in namespaces:
+            try:
+                fd = os.open(netns.path(name), os.O_RDONLY | os.O_CLOEXEC)
+            except OSError:
+                continue
+            fds.append(fd)
+            st = os.fstat(fd)
+            if st.st_dev == nsfs:
+                wanted.add((st.st_dev, st.st_ino))
+        yield wanted
+    finally:
+        for fd in fds:
+            os.close(fd)
 
 
 def _proc_start(pid: int) -> str | None:

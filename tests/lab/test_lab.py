@@ -67,7 +67,7 @@ def test_standard_lab_nodes_addresses_and_nat_path() -> None:
             "lab": lab.id,
             "topology": "standard",
             "nodes": {
-                "server": node("server", "198.18.0.2", "198.18.0.3"),
+                "server": node("server", "198.18.0.2", "198.18.0.3", "198.18.0.4"),
                 "nat-a": node("nat-a", "198.18.1.1", "10.1.0.1"),
                 "nat-b": node("nat-b", "198.18.2.1", "10.2.0.1"),
                 "a": node("a", "10.1.0.2"),
@@ -223,3 +223,53 @@ def test_capture_records_the_internet_segment(tmp_path: Path) -> None:
 
 def _pids(ns: str) -> list[str]:
     return subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True).stdout.split()
+
+
+def test_a_kept_lab_is_marked_kept_only_once_it_is_up(tmp_path: Path) -> None:
+    lab = Lab(standard_topology("open", "open"), keep=True, coturn=False, runtime_dir=tmp_path)
+    with lab:
+        assert registry.lookup(lab.id, tmp_path)["keep"] is False  # killed now, `netsim cleanup` removes it
+    try:
+        assert registry.lookup(lab.id, tmp_path)["keep"] is True
+    finally:
+        registry.remove(registry.lookup(lab.id, tmp_path), tmp_path)
+
+
+def test_a_kept_lab_whose_body_fails_is_removed(tmp_path: Path) -> None:
+    lab = Lab(standard_topology("open", "open"), keep=True, coturn=False, runtime_dir=tmp_path)
+    with pytest.raises(RuntimeError, match="signaling broke"), lab:
+        raise RuntimeError("signaling broke")
+    assert not any(netns.exists(n) for n in lab.namespaces.values())
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_namespace_of_the_same_name_is_refused_and_left_alone(tmp_path: Path) -> None:
+    lab = Lab(standard_topology("open", "open"), coturn=False, runtime_dir=tmp_path)
+    other = lab.namespaces["a"]
+    netns.create(other)  # as if another lab (in another registry) had the same id
+    try:
+        with pytest.raises(LabError, match=f"^namespace {other} exists already: it is not this lab's$"), lab:
+            pass
+        assert netns.exists(other)
+        assert not netns.exists(lab.namespaces["server"])  # what it did make is gone
+        assert list(tmp_path.iterdir()) == []
+    finally:
+        netns.delete(other)
+
+
+def test_signals_during_teardown_act_once_it_is_done(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    lab = Lab(standard_topology("open", "open"), coturn=False, runtime_dir=tmp_path)
+    lab.__enter__()
+    real_discard = registry.discard
+
+    def discard_interrupted(namespaces: list[str], directory: Path) -> None:
+        signal.raise_signal(signal.SIGINT)  # a second and third Ctrl-C in the middle of teardown
+        signal.raise_signal(signal.SIGINT)
+        real_discard(namespaces, directory)
+
+    monkeypatch.setattr(registry, "discard", discard_interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        lab.teardown()
+    assert not any(netns.exists(n) for n in lab.namespaces.values())
+    assert list(tmp_path.iterdir()) == []
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

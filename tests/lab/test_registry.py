@@ -148,3 +148,34 @@ def test_remove_touches_only_namespaces_named_after_the_lab(tmp_path: Path, scra
     registry.remove(registry.lookup("nsg1", tmp_path), tmp_path)
     assert netns.exists(scratch_netns)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_cleanup_removes_an_unlisted_directory_of_a_dead_owner_only(tmp_path: Path) -> None:
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    (tmp_path / f"ns{dead.pid:x}beef").mkdir()  # claimed, then killed before the entry was written
+    (tmp_path / f"ns{os.getpid():x}beef").mkdir()  # a live owner may be writing its entry right now
+    (tmp_path / "notalab").mkdir()
+    assert registry.cleanup(runtime_dir=tmp_path) == [f"ns{dead.pid:x}beef"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([f"ns{os.getpid():x}beef", "notalab"])
+
+
+def test_a_runtime_dir_that_is_a_file_is_named(tmp_path: Path) -> None:
+    afile = tmp_path / "run"
+    afile.write_text("")
+    with pytest.raises(LabError, match=rf"^NETSIM_RUNTIME_DIR '{afile}': a file, not a directory$"):
+        registry.ensure_runtime_dir(afile)
+    registry.ensure_runtime_dir(tmp_path / "new" / "run")
+    assert (tmp_path / "new" / "run").is_dir()
+
+
+@pytest.mark.root
+def test_held_open_identifies_only_live_bind_mounts(tmp_path: Path, scratch_netns: str) -> None:
+    plain = f"ns{os.getpid():x}f00d-plain"  # a file left in /run/netns without its bind mount
+    netns.path(plain).touch()
+    try:
+        with registry.held_open([scratch_netns, plain, "ns0000-missing"]) as wanted:
+            st = os.stat(netns.path(scratch_netns))
+            assert wanted == {(st.st_dev, st.st_ino)}
+    finally:
+        netns.path(plain).unlink()
