@@ -19,6 +19,11 @@ SCENARIOS = Path(__file__).resolve().parent
 EXPECTED = SCENARIOS / "expected.toml"
 
 
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    """--shard I/N and --store-durations (netsim.suite.shard); its option and configure hooks are historic."""
+    pluginmanager.import_plugin("netsim.suite.shard")
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("netsim")
     group.addoption("--repeats", type=int, default=1, help="run every scenario N times (default 1)")

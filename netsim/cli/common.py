@@ -24,6 +24,8 @@ def input_errors() -> tuple[type[BaseException], ...]:
     from netsim.lab.nat import NatError
     from netsim.lab.registry import LabError
     from netsim.lab.topology import TopologyError
+    from netsim.results.estimate import EstimateError
+    from netsim.results.merge import MergeError
     from netsim.results.store import SchemaError
     from netsim.session.options import OptionsError
     from netsim.suite.catalog import MixError
@@ -40,6 +42,8 @@ def input_errors() -> tuple[type[BaseException], ...]:
         ExpectationError,
         MixError,
         SchemaError,
+        EstimateError,
+        MergeError,
         RerunError,
         FileNotFoundError,
         NotADirectoryError,

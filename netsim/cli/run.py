@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -171,7 +172,12 @@ def reports_root(args: argparse.Namespace) -> Path:
     return Path(args.reports or os.environ.get(REPORTS_ENV) or "reports")
 
 
-def _run(scenarios: list[Any], args: argparse.Namespace, table: dict[str, Any] | None = None) -> int:
+def _run(
+    scenarios: list[Any],
+    args: argparse.Namespace,
+    table: dict[str, Any] | None = None,
+    directory: Path | None = None,
+) -> int:
     """Run scenarios into a new run directory; exit 1 if any expectation was violated."""
     from netsim.results import store as results
     from netsim.suite.runner import finish_run, run_many
@@ -180,7 +186,7 @@ def _run(scenarios: list[Any], args: argparse.Namespace, table: dict[str, Any] |
         raise InputError("nothing to run")
     table = _expectations(args) if table is None else table
     root = reports_root(args)
-    directory = results.run_dir(root, results.new_run_id())
+    directory = directory or results.run_dir(root, results.new_run_id())
     failures = run_many(scenarios, args.repeats, table, directory, pcap=args.pcap, jobs=args.jobs)
     summary = finish_run(directory, root, report=not args.no_report)
     if summary is not None:
@@ -228,23 +234,32 @@ def cmd_population(args: argparse.Namespace) -> int:
 
 def cmd_rerun(args: argparse.Namespace) -> int:
     """The session of a record, run again exactly: its topology, rules text, options and expectation."""
-    from netsim.results.store import load_run
+    from netsim.results import store as results
     from netsim.suite.expectations import from_entry
     from netsim.suite.experiment import scenario_from_record
 
-    records = load_run(args.run_dir, need=2)
+    if not (args.run_dir / results.RESULTS_FILE).is_file():
+        raise InputError(f"{args.run_dir}: not a run directory (no results.jsonl)")
+    records = results.load_run(args.run_dir, need=2)
     mine = [r for r in records if r.get("scenario") == args.scenario]
     if args.repeat is not None:
         mine = [r for r in mine if r.get("repeat") == args.repeat]
     if not mine:
         known = sorted({str(r.get("scenario")) for r in records})
+        more = ", ..." if len(known) > 8 else ""
         raise InputError(
-            f"{args.run_dir}: no session {args.scenario!r} (sessions: {', '.join(known[:8])}...)"
+            f"{args.run_dir}: no session {args.scenario!r} (sessions: {', '.join(known[:8])}{more})"
         )
     record = mine[0]
-    scn = scenario_from_record(dict(record))
+    directory = results.run_dir(reports_root(args), results.new_run_id())
+    try:
+        scn = scenario_from_record(dict(record), rules_dir=directory / "rules")  # the kept rules text
+    except Exception:
+        shutil.rmtree(directory)  # bad input leaves nothing behind
+        raise
     expected = record.get("expected")
     if expected:
         entry = {k: v for k, v in expected.items() if k in ("needs_relay", "connect", "verdict")}
-        scn = dataclasses.replace(scn, expect=from_entry(entry, f"{args.run_dir}: {args.scenario}: expected"))
-    return _run([scn], args, table={})  # exactly the record's expectation, or none
+        where = f"{args.run_dir}: {args.scenario}: expected"
+        scn = dataclasses.replace(scn, expect=from_entry(entry, where))
+    return _run([scn], args, table={}, directory=directory)  # exactly the record's expectation, or none

@@ -120,6 +120,7 @@ def _with_kept_rules(table: dict[str, Any], rules: list[RulesFile], rules_dir: P
     if not rules:
         return table
     directory = rules_dir or Path(tempfile.mkdtemp(prefix="netsim-rerun-"))
+    directory.mkdir(parents=True, exist_ok=True)
     kept = {}
     for entry in rules:
         path = directory / f"{entry['site']}-{entry['sha256'][:12]}.nft"

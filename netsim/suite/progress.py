@@ -30,7 +30,8 @@ class RunProgress:
     def __init__(self, total: int, stream: TextIO | None = None) -> None:
         self.total = total
         self.done = 0
-        self.counts: Counter[str] = Counter()
+        self.verdicts: Counter[str] = Counter()
+        self.outcomes: Counter[str] = Counter()
         self.started = time.monotonic()
         self.console = Console(file=stream or sys.stdout, highlight=False)
         self.live = self.console.is_terminal
@@ -60,7 +61,11 @@ class RunProgress:
             self._bar.__exit__(kind, exc, tb)
 
     def counts_text(self) -> str:
-        return " ".join(f"{name} {n}" for name, n in sorted(self.counts.items()))
+        """Verdicts, then the outcomes that need a look, e.g. 'direct 3 relay 1 | violated 1 unchecked 2'."""
+        text = " ".join(f"{name} {n}" for name, n in sorted(self.verdicts.items()))
+        checks = {"violated": self.outcomes["failed"], "unchecked": self.outcomes["unchecked"]}
+        marks = " ".join(f"{name} {n}" for name, n in checks.items() if n)
+        return f"{text} | {marks}" if marks else text
 
     def eta_s(self) -> float | None:
         if not self.done:
@@ -71,19 +76,18 @@ class RunProgress:
     def session(self, line: str, verdict: str, outcome: str, detail: str | None = None) -> None:
         """One finished session: its line (and the mismatch detail, indented), then the bar moves on."""
         self.done += 1
-        self.counts[verdict] += 1
-        if outcome != "passed":
-            self.counts[outcome] += 1
+        self.verdicts[verdict] += 1
+        self.outcomes[outcome] += 1
         if self.live and self._bar is not None and self._task is not None:
-            self._bar.console.print(line, markup=False)
+            self._bar.console.print(line, markup=False, soft_wrap=True)
             if detail:
-                self._bar.console.print("    " + detail.replace("\n", "\n    "), markup=False)
+                self._bar.console.print("    " + detail.replace("\n", "\n    "), markup=False, soft_wrap=True)
             self._bar.update(self._task, advance=1, counts=self.counts_text())
             return
         elapsed = time.monotonic() - self.started
         eta = self.eta_s()
         eta_text = "-" if eta is None else f"{eta:.0f}s"
         status = f"elapsed {elapsed:.0f}s, ETA {eta_text}; {self.counts_text()}"
-        self.console.print(f"[{self.done}/{self.total}] {line}  ({status})", markup=False)
+        self.console.print(f"[{self.done}/{self.total}] {line}  ({status})", markup=False, soft_wrap=True)
         if detail:
-            self.console.print("    " + detail.replace("\n", "\n    "), markup=False)
+            self.console.print("    " + detail.replace("\n", "\n    "), markup=False, soft_wrap=True)

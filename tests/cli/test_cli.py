@@ -157,3 +157,50 @@ def test_lab_errors_name_the_value(tmp_path: Path) -> None:
     )
     nonode = _netsim("exec", "nsnope", "a", "--", "true", tmp_path=tmp_path)
     assert nonode.returncode == 2 and "nsnope" in nonode.stderr
+
+
+SYMSYM = (
+    '[[site]]\nname = "nat-a"\nnat = "symmetric"\nhosts = ["a"]\n'
+    '[[site]]\nname = "nat-b"\nnat = "symmetric"\nhosts = ["b"]\n'
+    '[session]\ngroup = "mine"\nturn = "none"\n'
+)
+
+
+def test_own_scenarios_fail_honestly_and_rerun_from_their_record(tmp_path: Path) -> None:
+    """A session without an expectation is unchecked (exit 0); one whose [expect] is violated fails (exit 1)
+    everywhere: terminal, records, summary, report; rerun reproduces it from its record; compare and export
+    read the run."""
+    reports = tmp_path / "reports"
+    unchecked, expect = tmp_path / "unchecked.toml", tmp_path / "expect.toml"
+    unchecked.write_text('name = "unchecked"\n' + SYMSYM)
+    expect.write_text('name = "expect"\n' + SYMSYM + "[expect]\nconnect = true\n")
+    alone = _netsim("run", str(unchecked), "--reports", str(reports), tmp_path=tmp_path)
+    assert alone.returncode == 0, alone.stdout + alone.stderr
+    assert "unchecked" in alone.stdout and " ok" not in alone.stdout
+    both = _netsim(
+        "run", str(unchecked), str(expect), "-j", "2", "--reports", str(reports), tmp_path=tmp_path
+    )
+    assert both.returncode == 1, both.stdout + both.stderr
+    assert "FAILED" in both.stdout and "0 passed, 1 failed, 1 unchecked" in both.stdout
+    first, second = sorted(p for p in reports.iterdir() if p.name != "latest")
+    records = {r["scenario"]: r for r in map(json.loads, (second / "results.jsonl").read_text().splitlines())}
+    assert records["mine/unchecked"]["outcome"] == "unchecked" and records["mine/unchecked"]["passed"] is None
+    assert records["mine/expect"]["outcome"] == "failed" and records["mine/expect"]["verdict"] == "failed"
+    assert records["mine/expect"]["experiment"]["scenario_text"] == expect.read_text()
+    summary = json.loads((second / "summary.json").read_text())
+    assert (summary["passed"], summary["failed"], summary["unchecked"]) == (0, 1, 1)
+    html = (second / "index.html").read_text()
+    assert 'id="n-unchecked">1<' in html and 'id="n-failed">1<' in html
+    rerun = _netsim(
+        "rerun", str(second), "mine/expect", "--reports", str(reports), "--no-report", tmp_path=tmp_path
+    )
+    assert rerun.returncode == 1 and "FAILED" in rerun.stdout, rerun.stdout + rerun.stderr
+    third = max(p for p in reports.iterdir() if p.name != "latest")
+    again = json.loads((third / "results.jsonl").read_text())
+    assert again["experiment"] == records["mine/expect"]["experiment"]
+    assert again["expected"]["connect"] is True and again["outcome"] == "failed"
+    same = _netsim("compare", str(second), str(third), "--fail-on-change", tmp_path=tmp_path)
+    assert same.returncode == 1 and "mine/unchecked  presence" in same.stdout  # only in the second run
+    assert _netsim("compare", str(first), str(second), tmp_path=tmp_path).returncode == 0
+    csv_out = _netsim("export", str(second), "--csv", tmp_path=tmp_path)
+    assert csv_out.returncode == 0 and len(csv_out.stdout.splitlines()) == 3

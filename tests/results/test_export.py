@@ -1,0 +1,52 @@
+"""CSV export: one flat row per session (no root)."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+from netsim.results.export import COLUMNS, write_csv
+
+
+def test_rows_are_flat_and_complete() -> None:
+    record = {
+        "run_id": "R",
+        "scenario": "mine/x",
+        "group": "mine",
+        "repeat": 0,
+        "nat_a": "symmetric",
+        "nat_b": "full-cone",
+        "turn": "none",
+        "verdict": "failed",
+        "needs_relay": True,
+        "expected": {"connect": True},
+        "outcome": "failed",
+        "timings": {"first_echo_s": None, "rtt_ms": 1.5},
+        "a": {"local_type": "relay", "turn_transport": "udp"},
+        "b": None,
+        "experiment": {"options": {"peer_a": "aiortc", "peer_b": "chromium"}},
+        "reason": 'a: "quoted", with comma',
+    }
+    out = io.StringIO()
+    assert write_csv([record, {}], out) == 2
+    rows = list(csv.DictReader(io.StringIO(out.getvalue())))
+    assert list(rows[0]) == list(COLUMNS)
+    assert {k: v for k, v in rows[0].items() if v} == {
+        "run_id": "R",
+        "scenario": "mine/x",
+        "group": "mine",
+        "repeat": "0",
+        "nat_a": "symmetric",
+        "nat_b": "full-cone",
+        "peer_a": "aiortc",
+        "peer_b": "chromium",
+        "turn": "none",
+        "verdict": "failed",
+        "needs_relay": "true",
+        "outcome": "failed",
+        "rtt_ms": "1.5",
+        "a_local_type": "relay",
+        "a_turn_transport": "udp",
+        "reason": 'a: "quoted", with comma',
+    }
+    assert {k: v for k, v in rows[1].items() if v} == {"outcome": "unchecked"}
