@@ -112,3 +112,27 @@ def test_an_internal_error_exits_3_with_a_traceback(
     assert main(["token", "--secret", "s", "dave"]) == 3
     err = capsys.readouterr().err
     assert "Traceback" in err and "RuntimeError: boom" in err and "netsim: internal error" in err
+
+
+def test_report_of_an_old_run_leaves_latest_alone(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "results"))
+    from report_fixtures import sample_records, write_results
+
+    old, new = tmp_path / "20261101-000000-aaaa", tmp_path / "20261102-000000-bbbb"
+    write_results(old, sample_records())
+    write_results(new, sample_records())
+    (tmp_path / "latest").symlink_to(new.name)
+    assert main(["report", str(old)]) == 0
+    assert capsys.readouterr().out.strip() == str(old / "index.html")
+    assert (old / "index.html").is_file() and (tmp_path / "latest").resolve() == new
+
+
+def test_run_commands_default_to_reports_of_the_working_directory(monkeypatch: pytest.MonkeyPatch) -> None:
+    from netsim.cli.run import reports_root
+
+    args = build_parser().parse_args(["matrix"])
+    monkeypatch.delenv("NETSIM_REPORTS", raising=False)
+    assert reports_root(args) == Path("reports")
+    monkeypatch.setenv("NETSIM_REPORTS", "/data/runs")
+    assert reports_root(args) == Path("/data/runs")
+    assert reports_root(build_parser().parse_args(["matrix", "--reports", "x"])) == Path("x")
