@@ -28,9 +28,9 @@ def input_errors() -> tuple[type[BaseException], ...]:
     from netsim.results.merge import MergeError
     from netsim.results.store import SchemaError
     from netsim.session.options import OptionsError
-    from netsim.suite.catalog import MixError
     from netsim.suite.expectations import ExpectationError
     from netsim.suite.experiment import RerunError
+    from netsim.suite.mixes import MixError
 
     return (
         InputError,

@@ -38,13 +38,27 @@ def add_parsers(sub: Any) -> None:
     mx = sub.add_parser("matrix", parents=[common], help="run the NAT x NAT matrix and write a report")
     mx.add_argument("--turn", choices=TURN_CHOICES, default="udp")
     mx.add_argument("--kinds", default=",".join(NAT_KINDS), help="comma-separated NAT kinds")
+    mx.add_argument(
+        "--mix", type=Path, default=None, metavar="FILE", help="run exactly the cells this mix needs"
+    )
+    mx.add_argument("--mix-b", type=Path, default=None, metavar="FILE", help="the callees' mix (with --mix)")
     mx.set_defaults(func=cmd_matrix)
     run = sub.add_parser("run", parents=[common], help="run the session of scenario TOML files")
     run.add_argument("files", nargs="+", type=Path)
     run.set_defaults(func=cmd_run)
     pop = sub.add_parser("population", parents=[common], help="run pairings drawn from a NAT mix")
     pop.add_argument("--size", type=positive_int, default=20)
-    pop.add_argument("--mix", default=DEFAULT_MIX, help=f"kind=weight,... (default {DEFAULT_MIX})")
+    pop.add_argument(
+        "--mix",
+        default=DEFAULT_MIX,
+        help=f"a mix file (mixes/*.toml) or kind=weight,... (default {DEFAULT_MIX})",
+    )
+    pop.add_argument(
+        "--mix-b", default=None, help="the callees' mix, file or kind=weight,... (default: --mix)"
+    )
+    pop.add_argument(
+        "--matrix", type=Path, default=None, metavar="RUN_DIR", help="a matrix run: show its estimate beside"
+    )
     pop.add_argument("--seed", type=int, default=1)
     pop.add_argument("--turn", choices=TURN_CHOICES, default="udp")
     pop.set_defaults(func=cmd_population)
@@ -178,6 +192,15 @@ def _run(
     table: dict[str, Any] | None = None,
     directory: Path | None = None,
 ) -> int:
+    return _run_in(scenarios, args, table, directory)[0]
+
+
+def _run_in(
+    scenarios: list[Any],
+    args: argparse.Namespace,
+    table: dict[str, Any] | None = None,
+    directory: Path | None = None,
+) -> tuple[int, Path | None]:
     """Run scenarios into a new run directory; exit 1 if any expectation was violated."""
     from netsim.results import store as results
     from netsim.suite.runner import finish_run, run_many
@@ -195,7 +218,7 @@ def _run(
         print(summary.line)
         if summary.report is not None:
             print(f"HTML report: {summary.report}")
-    return EXIT_MISMATCH if failures else EXIT_OK
+    return (EXIT_MISMATCH if failures else EXIT_OK), directory
 
 
 def _expectations(args: argparse.Namespace) -> dict[str, Any]:
@@ -209,7 +232,14 @@ def _expectations(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_matrix(args: argparse.Namespace) -> int:
-    from netsim.suite.catalog import matrix
+    from netsim.suite.catalog import matrix, mix_cells
+    from netsim.suite.mixes import load_mix
+
+    if args.mix is not None:
+        mix_b = load_mix(args.mix_b) if args.mix_b is not None else None
+        return _run(mix_cells(load_mix(args.mix), mix_b, turn=args.turn), args)
+    if args.mix_b is not None:
+        raise InputError("--mix-b: goes with --mix")
 
     kinds = tuple(k.strip() for k in args.kinds.split(",") if k.strip())
     if not kinds:
@@ -227,9 +257,69 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_population(args: argparse.Namespace) -> int:
-    from netsim.suite.catalog import parse_mix, population
+    """Sessions drawn from a mix; with a mix file, the sampled shares with Wilson intervals (and a matrix
+    run's estimate beside them, with --matrix)."""
+    from netsim.suite.catalog import population
 
-    return _run(population(args.size, parse_mix(args.mix), args.seed, args.turn), args)
+    mix, mix_file = _mix_weights(args.mix, "--mix")
+    mix_b, mix_b_file = _mix_weights(args.mix_b, "--mix-b") if args.mix_b is not None else (None, None)
+    est = _estimate_for(args.matrix, mix_file, mix_b_file)  # before the run: a bad matrix fails fast
+    scenarios = population(args.size, mix, args.seed, args.turn, mix_b=mix_b)
+    code, directory = _run_in(scenarios, args)
+    if directory is not None:
+        print(_sampled_shares(directory, est))
+    return code
+
+
+def _mix_weights(text: str, option: str) -> tuple[dict[str, float], Any]:
+    """(kind -> share, the Mix) from a mix file, or (kind -> weight, None) from kind=weight,..."""
+    from netsim.suite.catalog import parse_mix
+    from netsim.suite.mixes import load_mix
+
+    if text.endswith(".toml") or Path(text).is_file():
+        mix = load_mix(text)
+        return mix.shares, mix
+    try:
+        return parse_mix(text), None
+    except ValueError as e:
+        raise InputError(str(e).replace("--mix", option, 1)) from None
+
+
+def _estimate_for(matrix: Path | None, mix: Any, mix_b: Any) -> Any:
+    from netsim.results.estimate import estimate
+
+    if matrix is None:
+        return None
+    if mix is None:
+        raise InputError("--matrix: needs --mix FILE (a mix file, not kind=weight)")
+    return estimate(matrix, mix, mix_b)
+
+
+def _sampled_shares(directory: Path, est: Any) -> str:
+    """The population's own shares with Wilson 95 % intervals, beside the estimate when there is one."""
+    from netsim.results import store as results
+    from netsim.results.estimate import wilson
+    from netsim.vocab import DIRECT_VERDICTS
+
+    records = results.load_records(directory)
+    known = [r for r in records if r.get("needs_relay") is not None]
+    counts = {
+        "needs_relay": (sum(r.get("needs_relay") is True for r in known), len(known)),
+        "relay_won": (sum(r.get("verdict") == "relay" for r in records), len(records)),
+        "direct": (sum(r.get("verdict") in DIRECT_VERDICTS for r in records), len(records)),
+    }
+    lines = [
+        "sampled shares (Wilson 95 %)" + ("  vs  estimate from the matrix run" if est is not None else "")
+    ]
+    for name, (k, n) in counts.items():
+        low, high = wilson(k, n) if n else (0.0, 1.0)
+        line = f"  {name:<12} {k}/{n} = {k / n if n else 0:.1%}  [{low:.1%}, {high:.1%}]"
+        if est is not None:
+            iv = getattr(est, name)
+            verdict = "agree" if iv.low <= high and low <= iv.high else "DISAGREE"  # intervals overlap?
+            line += f"   estimate {iv.share:.1%} [{iv.low:.1%}, {iv.high:.1%}]  {verdict}"
+        lines.append(line)
+    return "\n".join(lines)
 
 
 def cmd_rerun(args: argparse.Namespace) -> int:

@@ -162,6 +162,7 @@ class PopulationDraw(TypedDict):
 
     seed: int
     mix: dict[str, float]
+    mix_b: NotRequired[dict[str, float]]  # the callee's mix, when it differs
     size: int
     index: int
 

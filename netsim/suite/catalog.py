@@ -10,14 +10,12 @@ import dataclasses
 import random
 from pathlib import Path
 
-from netsim.lab.topology import Topology, standard_topology
+from netsim.lab.nat import preset
+from netsim.lab.topology import Carrier, Site, Topology, standard_topology
 from netsim.results.records import PopulationDraw
+from netsim.suite.mixes import Mix, MixError, split_kind
 from netsim.suite.scenario import Scenario, default_options, file_scenarios
 from netsim.vocab import MATRIX_NOTURN, MATRIX_TURN, NAT_KINDS, NO_TURN, POPULATION, UDP_BLOCKED, Turn
-
-
-class MixError(ValueError):
-    """A NAT mix or population size that cannot be drawn from; the message names the option."""
 
 
 def pairing(scenario_id: str, group: str, nat_a: str, nat_b: str, **options: object) -> Scenario:
@@ -53,6 +51,32 @@ def policy_and_glare() -> list[Scenario]:
     ]
 
 
+def _layered_site(side: str, kind: str) -> tuple[Site, Carrier | None]:
+    """A site for a mix kind: its home NAT, behind a carrier-grade NAT of its own when the kind says so."""
+    home, cgn = split_kind(kind)
+    carrier = None if cgn is None else Carrier(f"cgn-{side}", preset(cgn))
+    site = Site(f"nat-{side}", preset(home), (side,), behind=None if carrier is None else carrier.name)
+    return site, carrier
+
+
+def mix_pairing(kind_a: str, kind_b: str, turn: Turn = "udp", **options: object) -> Scenario:
+    """A scenario for one cell of a mix: kinds may be CGN-layered (HOME+cgn-CGN) or udp-blocked.
+
+    The group is the one the estimate reads the cell from: firewall when a side blocks UDP (TURN then goes
+    over TCP 443), double-nat when a side is behind a CGN, else the matrix.
+    """
+    sites, carriers = zip(*(_layered_site(s, k) for s, k in (("a", kind_a), ("b", kind_b))), strict=True)
+    topo = Topology("mix", sites=tuple(sites), carriers=tuple(c for c in carriers if c is not None))
+    if UDP_BLOCKED in (kind_a, kind_b):
+        group, turn = "firewall", "tcp" if turn == "udp" else turn
+    elif any(c is not None for c in carriers):
+        group = "double-nat"
+    else:
+        group = MATRIX_NOTURN if turn == NO_TURN else MATRIX_TURN
+    opts = default_options(topo, turn=turn, **options)
+    return Scenario(f"{group}/{kind_a}__{kind_b}", group, topo, kind_a, kind_b, opts)
+
+
 def catalog(directory: Path) -> list[Scenario]:
     """Every scenario of the suite, in a stable order (their ids are pytest ids); `directory` holds the
     scenario files.
@@ -68,6 +92,13 @@ def catalog(directory: Path) -> list[Scenario]:
     ]
 
 
+def mix_cells(mix_a: Mix, mix_b: Mix | None = None, turn: Turn = "udp") -> list[Scenario]:
+    """Exactly the cells an estimate for this mix needs (netsim matrix --mix)."""
+    from netsim.suite.mixes import cells_needed
+
+    return [mix_pairing(a, b, turn=turn) for a, b in cells_needed(mix_a, mix_b)]
+
+
 def parse_mix(text: str) -> dict[str, float]:
     """`kind=weight,...` as a dict."""
     mix = {}
@@ -80,23 +111,34 @@ def parse_mix(text: str) -> dict[str, float]:
     return mix
 
 
-def population(size: int, mix: dict[str, float], seed: int, turn: Turn = "udp") -> list[Scenario]:
-    """`size` pairings whose two NAT kinds are drawn independently from `mix` (kind -> weight)."""
-    for kind, weight in mix.items():
-        if kind not in NAT_KINDS:
-            raise MixError(f"--mix: unknown NAT kind {kind!r} (choose from {', '.join(NAT_KINDS)})")
+def population(
+    size: int, mix: dict[str, float], seed: int, turn: Turn = "udp", mix_b: dict[str, float] | None = None
+) -> list[Scenario]:
+    """`size` pairings whose two NAT kinds are drawn independently from `mix` (kind -> weight; the callee's
+    from `mix_b` when given). Kinds are those of mix files: the matrix kinds, udp-blocked, HOME+cgn-CGN."""
+    for kind, weight in [*mix.items(), *(mix_b or {}).items()]:
+        try:
+            split_kind(kind)
+        except ValueError as e:
+            raise MixError(
+                f"--mix: {e} (choose from {', '.join(NAT_KINDS)}, {UDP_BLOCKED} or HOME+cgn-CGN)"
+            ) from None
         if weight < 0:
             raise MixError(f"--mix: negative weight for {kind!r}: {weight}")
-    if sum(mix.values()) <= 0:
+    if sum(mix.values()) <= 0 or (mix_b is not None and sum(mix_b.values()) <= 0):
         raise MixError("--mix: the weights must add up to a positive number")
     if size < 1:
         raise MixError(f"--size: needs at least one session, got {size}")
     rng = random.Random(seed)
-    kinds, weights = list(mix), list(mix.values())
+    callee = mix_b or mix
     out = []
     for i in range(size):
-        a, b = rng.choices(kinds, weights, k=2)
-        scn = pairing(f"{POPULATION}/{i:04d}__{a}__{b}", POPULATION, a, b, turn=turn)
+        a = rng.choices(list(mix), list(mix.values()))[0]
+        b = rng.choices(list(callee), list(callee.values()))[0]
+        cell = mix_pairing(a, b, turn=turn)
+        scn = dataclasses.replace(cell, id=f"{POPULATION}/{i:04d}__{a}__{b}", group=POPULATION)
         draw: PopulationDraw = {"seed": seed, "mix": dict(mix), "size": size, "index": i}
+        if mix_b is not None:
+            draw["mix_b"] = dict(mix_b)
         out.append(dataclasses.replace(scn, draw=draw))
     return out

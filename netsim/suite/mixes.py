@@ -27,7 +27,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from netsim.suite.catalog import MixError
 from netsim.vocab import NAT_KINDS, UDP_BLOCKED
 
 CGN_MARK: Final = "+cgn-"  # HOME+cgn-CGN
@@ -37,6 +36,10 @@ TOP_KEYS: Final = ("name", "source", "note", "kinds")
 KIND_KEYS: Final = ("weight", "from", "assumption")
 FROM: Final = "from"
 ASSUMPTION: Final = "assumption"
+
+
+class MixError(ValueError):
+    """A NAT mix or population size that cannot be drawn from; the message names the option or field."""
 
 
 class MixFileError(MixError):

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from netsim.suite.catalog import MixError
 from netsim.suite.mixes import (
     ASSUMPTION,
+    MixError,
     MixFileError,
     cell_weights,
     cells_needed,
