@@ -78,3 +78,26 @@ def test_parse_mix() -> None:
     assert parse_mix("open=0.5, symmetric=1") == {"open": 0.5, "symmetric": 1.0}
     with pytest.raises(MixError, match=r"--mix: bad weight in 'open'"):
         parse_mix("open")
+
+
+def test_mix_pairings_layer_cgns_and_pick_the_group_the_estimate_reads() -> None:
+    plain = mix_pairing("full-cone", "symmetric")
+    assert (plain.id, plain.group, plain.options.turn) == (
+        "matrix-turn/full-cone__symmetric",
+        "matrix-turn",
+        "udp",
+    )
+    layered = mix_pairing("port-restricted-cone+cgn-symmetric", "open")
+    assert layered.group == "double-nat" and layered.nat_a == "port-restricted-cone+cgn-symmetric"
+    assert [c.name for c in layered.topology.carriers] == ["cgn-a"]
+    assert layered.topology.site("nat-a").behind == "cgn-a" and layered.topology.site("nat-b").behind is None
+    assert layered.topology.carriers[0].nat.kind == "symmetric"
+    blocked = mix_pairing("udp-blocked", "port-restricted-cone")
+    assert (blocked.group, blocked.options.turn, blocked.options.deadline_s) == ("firewall", "tcp", 9.0)
+
+
+def test_population_from_mix_file_kinds() -> None:
+    mix = {"udp-blocked": 1.0, "full-cone+cgn-port-restricted-cone": 1.0}
+    drawn = population(6, mix, seed=2, mix_b={"open": 1.0})
+    assert {s.nat_b for s in drawn} == {"open"} and {s.nat_a for s in drawn} <= set(mix)
+    assert all(s.draw is not None and s.draw.get("mix_b") == {"open": 1.0} for s in drawn)
