@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from netsim.suite.catalog import catalog, matrix, parse_mix, population
+from netsim.suite.catalog import catalog, matrix, mix_pairing, parse_mix, population
 from netsim.suite.mixes import MixError
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
