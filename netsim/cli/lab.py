@@ -56,6 +56,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     if lab.coturn is not None:
         info["coturn"] = {
             "ips": list(lab.coturn.ips),
+            "relay_ip": lab.coturn.relay_ip,
             "secret": lab.coturn.secret,
             "log": str(lab.coturn.log_path),
         }

@@ -285,8 +285,9 @@ class Lab:
     def _start_signaling_process(self, server: str, ip: str, timeout_s: float) -> None:
         log = (self.workdir / "signaling.log").open("wb")
         argv = [sys.executable, "-m", "netsim", "signaling", "--host", ip, "--port", str(SIGNALING_PORT)]
-        argv += ["--secret", self.signaling_secret]
-        self.popen(server, argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+        # The secret goes in the environment, not argv: argv is readable by every user through ps.
+        env = {**os.environ, "NETSIM_SIGNALING_SECRET": self.signaling_secret}
+        self.popen(server, argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env)
         log.close()
         deadline = time.monotonic() + timeout_s
         while not _http_ok(self.netns(server), ip, SIGNALING_PORT, "/healthz"):

@@ -134,6 +134,10 @@ def test_up_exec_down_and_a_kept_lab_survives_cleanup(tmp_path: Path) -> None:
     try:
         assert info["nodes"]["a"]["addresses"] == ["10.1.0.2"]
         assert info["nodes"]["server"]["netns"] == f"{lab_id}-server"
+        assert (
+            info["coturn"]["ips"] == ["198.18.0.2", "198.18.0.3"]
+            and info["coturn"]["relay_ip"] == "198.18.0.4"
+        )
         ex = _netsim("exec", lab_id, "a", "--", "ip", "-o", "-4", "addr", "show", "eth0", tmp_path=tmp_path)
         assert ex.returncode == 0 and "10.1.0.2/24" in ex.stdout
         assert _netsim("exec", lab_id, "a", "--", "sh", "-c", "exit 7", tmp_path=tmp_path).returncode == 7
