@@ -190,3 +190,30 @@ def test_synthetic_media_flows_both_ways(launcher: Launcher) -> None:
     _check_connected(rec)
     for side in ("a", "b"):
         assert sorted(rec[side]["media"]["received"]) == ["audio", "video"]
+
+
+@root
+@pytest.mark.usefixtures("no_leftovers")
+def test_records_carry_no_secret(launcher: Launcher) -> None:
+    """A relayed session's record holds no TURN secret, REST password or signaling secret/token."""
+    from netsim.lab.lab import Lab
+    from netsim.lab.topology import standard_topology
+    from netsim.services.coturn import rest_password
+
+    with Lab(standard_topology("symmetric", "symmetric")) as lab:
+        rec = run_session(lab, SessionOptions(turn="udp", deadline_s=10.0), launcher=launcher)
+        assert lab.coturn is not None
+        secrets = [lab.coturn.secret, lab.signaling_secret]
+    assert rec["verdict"] == "relay"
+    text = json.dumps(rec)
+    for secret in secrets:
+        assert secret not in text
+    assert "token=" not in text and "credential" not in text
+    users = {
+        line.split("user <")[1].split(">")[0]
+        for line in (rec["coturn_log"] or "").splitlines()
+        if "user <" in line
+    }
+    assert users  # coturn logged the REST usernames it saw
+    for user in users:  # the REST password of every user coturn saw is derived from the secret
+        assert rest_password(secrets[0], user) not in text
