@@ -161,8 +161,18 @@ def pss_kib(pids: list[int]) -> int:
     return total
 
 
+def is_browser(pid: int, profile: Path) -> bool:
+    """Whether pid is still the browser of this profile (a pid is reused once its process is gone, e.g.
+    after the lab's teardown killed it: never signal a pid without checking)."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    return f"--user-data-dir={profile}".encode() in cmdline
+
+
 def kill_tree(pid: int) -> None:
-    """SIGKILL a browser and its descendants, by pid (collected before the first kill)."""
+    """SIGKILL a process and its descendants, by pid (collected before the first kill)."""
     for p in process_tree(pid):
         with contextlib.suppress(ProcessLookupError):
             os.kill(p, signal.SIGKILL)
@@ -321,12 +331,18 @@ class Browser:
             status=200, body=body, content_type=types.get(name.rsplit(".", 1)[-1], "text/plain")
         )
 
-    async def clock_offset(self) -> float:
-        """time.monotonic() minus the page's performance.now() (s), from one round trip's midpoint."""
-        before = time.monotonic()
-        now_ms = await self.page.evaluate("performance.now()")
-        after = time.monotonic()
-        return (before + after) / 2 - now_ms / 1000
+    async def clock_offset(self, samples: int = 5) -> float:
+        """time.monotonic() minus the page's performance.now() (s): the midpoint of the fastest of a few
+        round trips (a loaded machine delays some by tens of ms; the error is half the fastest one's)."""
+        best: tuple[float, float] | None = None
+        for _ in range(samples):
+            before = time.monotonic()
+            now_ms = await self.page.evaluate("performance.now()")
+            after = time.monotonic()
+            if best is None or after - before < best[0]:
+                best = (after - before, (before + after) / 2 - now_ms / 1000)
+        assert best is not None
+        return best[1]
 
     async def run_peer(self, cfg: dict[str, Any]) -> dict[str, Any]:
         """Start one peer in the page and return its raw record (failed, with a reason, on any error)."""
@@ -358,9 +374,13 @@ class Browser:
         if self.context is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.context.close(), timeout=CLOSE_TIMEOUT_S)
-        if self.pid is not None:
-            kill_tree(self.pid)
+        self.kill()
         shutil.rmtree(self.profile, ignore_errors=True)
+
+    def kill(self) -> None:
+        """SIGKILL the browser's process tree if it is still this browser."""
+        if self.pid is not None and is_browser(self.pid, self.profile / "data"):
+            kill_tree(self.pid)
 
     def launch_figures(self) -> dict[str, Any]:
         inode = None
@@ -414,8 +434,7 @@ class BrowserPeer:
             return result
         except concurrent.futures.TimeoutError:
             self.browser.crashed = self.browser.crashed or "browser hung (page did not answer)"
-            if self.browser.pid is not None:
-                kill_tree(self.browser.pid)
+            self.browser.kill()
             return failed_record(self.cfg, f"browser hung: no record within {timeout_s:g} s")
 
     def _annotate(self, record: dict[str, Any]) -> dict[str, Any]:
@@ -491,8 +510,7 @@ class Browsers:
             with contextlib.suppress(Exception):
                 fut.result(timeout=LAUNCH_TIMEOUT_S + CLOSE_TIMEOUT_S + 2)
         for b in left:  # if closing timed out
-            if b.pid is not None:
-                kill_tree(b.pid)
+            b.kill()
         self.controller.close()
 
 

@@ -132,6 +132,18 @@ def test_process_tree_and_pss_of_a_real_tree() -> None:
         proc.wait()
 
 
+def test_is_browser_checks_the_profile_before_any_signal(tmp_path: Path) -> None:
+    profile = tmp_path / "chromium-x" / "data"
+    proc = subprocess.Popen(["sh", "-c", "sleep 30", "sh", f"--user-data-dir={profile}"])
+    try:
+        assert chromium.is_browser(proc.pid, profile)
+        assert not chromium.is_browser(proc.pid, tmp_path / "other" / "data")
+    finally:
+        proc.kill()
+        proc.wait()
+    assert not chromium.is_browser(proc.pid, profile)  # gone (its pid may be reused by anyone)
+
+
 # --- real browsers in real labs (root) -------------------------------------------------------------------
 
 root = pytest.mark.root

@@ -210,3 +210,54 @@ def test_answer_carries_media_when_asked(media: bool) -> None:
 
     sdp = _run(main)
     assert ("m=audio" in sdp and "m=video" in sdp) is media
+
+
+# --- trickled candidates from a browser peer ---------------------------------------------------------------
+
+TRICKLED = {"type": "candidate", "sdpMid": "0", "sdpMLineIndex": 0, "usernameFragment": "ufA"}
+SRFLX = "candidate:2 1 udp 1694498815 198.18.2.1 41000 typ srflx raddr 10.2.0.2 rport 41000"
+
+
+class _Described:
+    """A connection that has a remote description (ufrag ufA) and records what is added to it.
+
+    A real RTCPeerConnection would start ICE checks towards the candidate, i.e. send packets from this
+    test's namespace; the sessions in tests/peers/test_chromium.py cover the real path.
+    """
+
+    def __init__(self) -> None:
+        self.remoteDescription = type("D", (), {"sdp": "v=0\r\na=ice-ufrag:ufA\r\na=ice-pwd:x\r\n"})()
+        self.added: list[Any] = []
+
+    async def addIceCandidate(self, candidate: Any) -> None:  # noqa: N802 (aiortc's name)
+        self.added.append(candidate)
+
+
+def test_trickled_candidates_wait_for_their_description() -> None:
+    async def go() -> None:
+        side = _Side(polite=True, offer=False)
+        await side.neg.on_candidate({**TRICKLED, "candidate": SRFLX})
+        assert side.neg.remote_queue == [{**TRICKLED, "candidate": SRFLX}]
+        assert side.trace.candidates["remote"] == []
+        await side.close()
+
+    asyncio.run(go())
+
+
+def test_trickled_candidates_are_added_unless_stale_mdns_or_end() -> None:
+    async def go() -> None:
+        side = _Side(polite=True, offer=False)
+        pc = _Described()
+        await side.neg.add_remote(pc, {**TRICKLED, "candidate": SRFLX})  # type: ignore[arg-type]
+        await side.neg.add_remote(pc, {**TRICKLED, "candidate": SRFLX, "usernameFragment": "old"})  # type: ignore[arg-type]
+        mdns = "candidate:1 1 udp 2113937151 3f1c-uuid.local 41000 typ host"
+        await side.neg.add_remote(pc, {**TRICKLED, "candidate": mdns})  # type: ignore[arg-type]
+        await side.neg.add_remote(pc, {**TRICKLED, "candidate": None})  # type: ignore[arg-type]
+        assert [(c.type, c.ip, c.port, c.sdpMid, c.sdpMLineIndex) for c in pc.added] == [
+            ("srflx", "198.18.2.1", 41000, "0", 0)
+        ]
+        assert side.trace.candidates["remote"] == [SRFLX]
+        assert [n["state"] for n in side.trace.states if n["what"] == "candidate"] == ["mdns-unresolved"]
+        await side.close()
+
+    asyncio.run(go())

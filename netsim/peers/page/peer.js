@@ -328,6 +328,8 @@ class Peer {
     if (!local || !remote) return null;
     const where = (c) => (c.address ? `${c.address}:${c.port}` : null); // remote prflx: no address
     return {
+      id: transport.selectedCandidatePairId,
+      remote_port: remote.port,
       local_type: local.candidateType,
       remote_type: remote.candidateType,
       local: where(local),
@@ -338,11 +340,24 @@ class Peer {
   }
 
   async notePair(t) {
-    const pair = await this.readPair().catch(() => null);
-    if (pair === null) return;
+    const read = await this.readPair().catch(() => null);
+    if (read === null) return;
+    const { id, remote_port: port, ...pair } = read;
     const last = this.pairs[this.pairs.length - 1];
-    const key = (p) => [p.local_type, p.remote_type, p.local, p.remote].join("|");
-    if (last === undefined || key(last) !== key(pair)) this.pairs.push({ t, ...pair });
+    if (last !== undefined && (id === this.pairId || this.samePath(last, pair, port))) {
+      // The same pair, relabelled (a peer-reflexive remote learned from a check, then signalled): keep
+      // its time, take the better labels.
+      Object.assign(last, pair);
+    } else {
+      this.pairs.push({ t, ...pair });
+    }
+    this.pairId = id;
+    this.pairPort = port;
+  }
+
+  samePath(last, pair, port) {
+    const remoteKnown = last.remote !== null && pair.remote !== null;
+    return last.local === pair.local && port === this.pairPort && (!remoteKnown || last.remote === pair.remote);
   }
 
   watchPair() {
