@@ -8,7 +8,9 @@ those.
 from __future__ import annotations
 
 import contextlib
+import functools
 import ipaddress
+import itertools
 import os
 import secrets
 import signal
@@ -17,14 +19,14 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pyroute2 import IPRoute
-
-from netsim.lab import impair, nat, netns, registry
+from netsim.lab import impair, nat, netns, nftables, registry
+from netsim.lab.nat import NatSpec
 from netsim.lab.registry import LabError
 from netsim.lab.topology import Iface, NodePlan, Topology, plan
 from netsim.pause import pause_point
@@ -118,9 +120,17 @@ class Lab:
             self._claimed = True
             self._register(keep=False)
         self._create_namespaces()
-        self._wire()
-        pause_point("lab-build")
-        self._apply_nat()
+        # A router's rules load in a thread as soon as its links are up, while the rest is wired: most of a
+        # load is nft waiting for the kernel (an RCU grace period when its netlink socket closes).
+        specs = self._nat_specs()
+        with _Background() as nat_loads:
+
+            def ready(node: str) -> None:
+                if node in specs:
+                    nat_loads.submit(self._load_nat, node, specs[node])
+
+            self._wire(ready)
+            pause_point("lab-build")
         self._apply_impairments()
         self.timings["build_s"] = time.perf_counter() - t0
         if self.want_coturn:
@@ -156,82 +166,84 @@ class Lab:
     # ---- building ------------------------------------------------------------------------------------------
 
     def _create_namespaces(self) -> None:
-        for name in self.namespaces.values():
+        ipv6_off = "0" if self.topology.ipv6 else "1"
+        for node, name in self.namespaces.items():
             with _signals_held():  # `_made` must say exactly which namespaces are ours
                 try:
                     netns.create(name)
                 except FileExistsError:
                     raise LabError(f"namespace {name} exists already: it is not this lab's") from None
                 self._made.append(name)
-            netns.write_sysctl(name, "net.ipv6.conf.all.disable_ipv6", "0" if self.topology.ipv6 else "1")
-            netns.write_sysctl(name, "net.ipv6.conf.default.disable_ipv6", "0" if self.topology.ipv6 else "1")
-        for node in self.plan.values():
-            if node.role in ("router", "carrier"):
-                netns.write_sysctl(self.namespaces[node.name], "net.ipv4.ip_forward", "1")
+            # Before any link exists: `default` applies to the links made later.
+            sysctls = {f"net.ipv6.conf.{scope}.disable_ipv6": ipv6_off for scope in ("all", "default")}
+            if node in self.plan and self.plan[node].role in ("router", "carrier"):
+                sysctls["net.ipv4.ip_forward"] = "1"
+            netns.write_sysctls(name, sysctls)
 
-    def _wire(self) -> None:
-        with _netlink(self.namespaces) as ipr:
-            ipr[INET].link("add", ifname=INET, kind="bridge")
-            _up(ipr[INET], INET)
+    def _wire(self, ready: Callable[[str], None]) -> None:
+        """Bridges, veth pairs, addresses and routes: one batch of netlink requests per namespace.
+
+        A veth pair is made from its bridge's side, enslaved and up, with the node's end created straight in
+        the node's namespace, so the batches go out in build order (the internet, then the plan: a carrier
+        before its sites, a router before its hosts). Link indexes are chosen here: nothing is looked up.
+        `ready(node)` runs once a node's links and addresses are all there.
+        """
+        with _netlink(self.namespaces) as (nl, fds):
+            index = {node: itertools.count(LOOPBACK_INDEX + 1) for node in self.namespaces}
+            links = {(INET, INET): next(index[INET])}  # (node, link) -> link index in the node's namespace
+            for node in self.plan.values():
+                links.update({(node.name, i.name): next(index[node.name]) for i in _unique(node.ifaces)})
+            nl[INET].bridge(INET, links[INET, INET])
             ports = 0
             for node in self.plan.values():
                 for iface in _unique(node.ifaces):
-                    if iface.name == "lan" and node.role in ("router", "carrier"):
-                        ipr[node.name].link("add", ifname="lan", kind="bridge")
-                    else:
-                        ports += 1
-                        self._veth(ipr, node.name, iface, self._port(iface), f"p{ports}")
-                self._configure(ipr[node.name], node)
-            for name in self.namespaces:
-                ipr[name].link("set", index=LOOPBACK_INDEX, state="up")
+                    if iface.name == "lan" and _has_lan_bridge(node):
+                        nl[node.name].bridge("lan", links[node.name, "lan"])
+                        continue
+                    ports += 1
+                    port = self._port(iface)
+                    nl[port.netns].veth(
+                        f"p{ports}",
+                        next(index[port.netns]),
+                        master=links[port.netns, port.bridge],
+                        peer=iface.name,
+                        peer_index=links[node.name, iface.name],
+                        peer_netns=fds[node.name],
+                    )
+            for node in self.plan.values():
+                _addresses(nl[node.name], node, links)
+            for name in (INET, *self.plan):
+                nl[name].up(LOOPBACK_INDEX)
+                nl[name].commit()
+                ready(name)
 
     def _port(self, iface: Iface) -> _Port:
         if iface.link == "internet":
             return _Port(INET, INET)
         return _Port(iface.link.split(":", 1)[1], "lan")
 
-    def _veth(self, ipr: dict[str, IPRoute], node: str, iface: Iface, port: _Port, port_name: str) -> None:
-        fd = os.open(netns.path(self.namespaces[port.netns]), os.O_RDONLY)
-        try:
-            ipr[node].link("add", ifname=iface.name, kind="veth", peer={"ifname": port_name, "net_ns_fd": fd})
-        finally:
-            os.close(fd)
-        side = ipr[port.netns]
-        bridge = side.link_lookup(ifname=port.bridge)[0]
-        side.link("set", index=side.link_lookup(ifname=port_name)[0], master=bridge, state="up")
-
-    def _configure(self, ipr: IPRoute, node: NodePlan) -> None:
-        index = {i.name: ipr.link_lookup(ifname=i.name)[0] for i in _unique(node.ifaces)}
-        for iface in node.ifaces:
-            address, prefix = iface.address.split("/")
-            ipr.addr("add", index=index[iface.name], address=address, prefixlen=int(prefix))
-        for i in index.values():
-            ipr.link("set", index=i, state="up")
-        if node.gateway:
-            ipr.route("add", dst="0.0.0.0/0", gateway=node.gateway)
-        for dst, via in node.routes:
-            ipr.route("add", dst=dst, gateway=via)
-
     def _apply_impairments(self) -> None:
         for site in self.topology.sites:
             if site.impair is not None and site.impair.active:
                 impair.apply(self.namespaces[site.name], site.impair)
 
-    def _apply_nat(self) -> None:
+    def _nat_specs(self) -> dict[str, NatSpec]:
         specs = {s.name: s.nat for s in self.topology.sites}
         specs.update({c.name: c.nat for c in self.topology.carriers})
-        for name, spec in specs.items():
-            node = self.plan[name]
-            wan = next(i for i in node.ifaces if i.name == "wan")
-            lan = next(i for i in node.ifaces if i.name == "lan")
-            nat.apply(
-                self.namespaces[name],
-                spec,
-                wan_if="wan",
-                lan_if="lan",
-                wan_ip=wan.address.split("/")[0],
-                lan_cidr=str(_network(lan.address)),
-            )
+        return specs
+
+    def _load_nat(self, name: str, spec: NatSpec) -> None:
+        node = self.plan[name]
+        wan = next(i for i in node.ifaces if i.name == "wan")
+        lan = next(i for i in node.ifaces if i.name == "lan")
+        nat.apply(
+            self.namespaces[name],
+            spec,
+            wan_if="wan",
+            lan_if="lan",
+            wan_ip=wan.address.split("/")[0],
+            lan_cidr=str(_network(lan.address)),
+        )
 
     # ---- using a lab ---------------------------------------------------------------------------------------
 
@@ -329,21 +341,76 @@ class Lab:
 
 
 @contextlib.contextmanager
-def _netlink(namespaces: dict[str, str]) -> Iterator[dict[str, IPRoute]]:
-    """One netlink socket per namespace, opened inside it (the socket stays bound to that namespace)."""
-    sockets: dict[str, IPRoute] = {}
+def _netlink(namespaces: dict[str, str]) -> Iterator[tuple[dict[str, netns.Rtnl], dict[str, int]]]:
+    """Per node: an rtnetlink socket opened inside its namespace, and an fd of the namespace (veth peers)."""
+    sockets: dict[str, netns.Rtnl] = {}
+    fds: dict[str, int] = {}
     try:
         for node, name in namespaces.items():
-            with netns.entered(name):
-                sockets[node] = IPRoute()
-        yield sockets
+            fds[node] = os.open(netns.path(name), os.O_RDONLY | os.O_CLOEXEC)
+            sockets[node] = netns.Rtnl(name)
+        yield sockets, fds
     finally:
-        for ipr in sockets.values():
-            ipr.close()
+        for rtnl in sockets.values():
+            rtnl.close()
+        for fd in fds.values():
+            os.close(fd)
 
 
-def _up(ipr: IPRoute, ifname: str) -> None:
-    ipr.link("set", index=ipr.link_lookup(ifname=ifname)[0], state="up")
+def _addresses(rtnl: netns.Rtnl, node: NodePlan, links: dict[tuple[str, str], int]) -> None:
+    """The node's veth ends up, its addresses and routes."""
+    for iface in _unique(node.ifaces):
+        if not (iface.name == "lan" and _has_lan_bridge(node)):
+            rtnl.up(links[node.name, iface.name])
+    for iface in node.ifaces:
+        rtnl.address(links[node.name, iface.name], iface.address)
+    if node.gateway:
+        rtnl.route("0.0.0.0/0", node.gateway)
+    for dst, via in node.routes:
+        rtnl.route(dst, via)
+
+
+def _has_lan_bridge(node: NodePlan) -> bool:
+    return node.role in ("router", "carrier") and any(i.name == "lan" for i in node.ifaces)
+
+
+class _Background:
+    """Tasks run in a few threads while the `with` body goes on. On exit it waits for all of them (with
+    SIGINT/SIGTERM held: no task may outlive the lab it works on) and raises the first task's error, in
+    submission order, unless the body failed."""
+
+    WORKERS = 8
+
+    def __init__(self) -> None:
+        self._pool: ThreadPoolExecutor | None = None
+        self._futures: list[Future[None]] = []
+
+    def submit(self, fn: Callable[..., None], *args: Any) -> None:
+        if self._pool is None:
+            _nft_initialised()
+            self._pool = ThreadPoolExecutor(self.WORKERS, thread_name_prefix="netsim-lab")
+        self._futures.append(self._pool.submit(fn, *args))
+
+    def __enter__(self) -> _Background:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+        if self._pool is None:
+            return
+        with _signals_held():
+            self._pool.shutdown(wait=True)
+        if exc_type is None:
+            for future in self._futures:
+                future.result()
+
+
+@functools.cache
+def _nft_initialised() -> None:
+    """libnftables sets up libxtables' globals in its first context, which is not thread-safe: make that
+    first context here, on one thread, before routers load their rules in parallel."""
+    lib = nftables._lib()
+    if lib is not None:
+        lib.nft_ctx_free(lib.nft_ctx_new(0))
 
 
 def _unique(ifaces: list[Iface]) -> list[Iface]:

@@ -3,16 +3,22 @@
 Namespaces are bind-mounted under /run/netns like `ip netns add` does, so `ip netns exec`, `nsenter` and
 `ip -n` all see them. setns(2) only moves the calling thread, so `entered()` is safe to use from one thread
 while others keep running in the root namespace.
+
+`Rtnl` makes links, addresses and routes inside one namespace through a raw rtnetlink socket opened there,
+many requests per system call: the lab's whole wiring is a few sendmsg calls instead of a library round trip
+per request.
 """
 
 from __future__ import annotations
 
 import ctypes
 import errno
+import ipaddress
 import os
 import socket
+import struct
 import subprocess
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -122,16 +128,25 @@ def entered(name: str) -> Iterator[None]:
         os.close(own)
 
 
-def socket_in(name: str, family: int = socket.AF_INET, kind: int = socket.SOCK_DGRAM) -> socket.socket:
+def socket_in(
+    name: str, family: int = socket.AF_INET, kind: int = socket.SOCK_DGRAM, proto: int = 0
+) -> socket.socket:
     """A socket that lives in namespace `name` (sockets keep the namespace they were made in)."""
     with entered(name):
-        return socket.socket(family, kind)
+        return socket.socket(family, kind, proto)
 
 
 def write_sysctl(name: str, key: str, value: str) -> None:
     """Set a per-namespace sysctl (net.*) from inside the namespace; the root namespace is untouched."""
+    write_sysctls(name, {key: value})
+
+
+def write_sysctls(name: str, values: Mapping[str, str]) -> None:
+    """Set several per-namespace sysctls with one entry into the namespace (/proc/sys/net is resolved in the
+    namespace of the thread that opens it)."""
     with entered(name):
-        Path("/proc/sys", *key.split(".")).write_text(value)
+        for key, value in values.items():
+            Path("/proc/sys", *key.split(".")).write_text(value)
 
 
 def command(name: str, argv: Sequence[str]) -> list[str]:
@@ -145,3 +160,152 @@ def run(name: str, argv: Sequence[str], **kwargs: Any) -> subprocess.CompletedPr
 
 def popen(name: str, argv: Sequence[str], **kwargs: Any) -> subprocess.Popen[Any]:
     return subprocess.Popen(command(name, argv), **kwargs)
+
+
+# ---- rtnetlink --------------------------------------------------------------------------------------------
+
+NETLINK_ROUTE = 0
+SOL_NETLINK = 270
+NETLINK_CAP_ACK = 10  # acks of failed requests leave the request out (only its header comes back)
+NETLINK_EXT_ACK = 11  # ... and carry the kernel's error message
+NLMSG_ERROR = 2
+NLMSGERR_ATTR_MSG = 1
+NLM_F_REQUEST, NLM_F_ACK, NLM_F_ACK_TLVS, NLM_F_EXCL, NLM_F_CREATE = 0x1, 0x4, 0x200, 0x200, 0x400
+RTM_NEWLINK, RTM_NEWADDR, RTM_NEWROUTE = 16, 20, 24
+IFF_UP = 0x1
+IFLA_IFNAME, IFLA_MASTER, IFLA_LINKINFO, IFLA_NET_NS_FD = 3, 10, 18, 28
+IFLA_INFO_KIND, IFLA_INFO_DATA, VETH_INFO_PEER = 1, 2, 1
+IFA_ADDRESS, IFA_LOCAL = 1, 2
+RTA_DST, RTA_GATEWAY = 1, 5
+RT_TABLE_MAIN, RTPROT_STATIC, RTN_UNICAST = 254, 4, 1
+_HEADER = struct.Struct("=IHHII")  # nlmsghdr: length, type, flags, sequence, port id
+
+
+def attr(kind: int, payload: bytes) -> bytes:
+    """One netlink attribute (type-length-value, padded to 4 bytes); nest by passing attributes as payload."""
+    size = 4 + len(payload)
+    return struct.pack("=HH", size, kind) + payload + bytes(-size % 4)
+
+
+def ifinfo(index: int, *, up: bool) -> bytes:
+    """struct ifinfomsg for link `index` (0: the kernel picks one); `up` sets IFF_UP, else leaves it down."""
+    return struct.pack("=BxHiII", socket.AF_UNSPEC, 0, index, IFF_UP if up else 0, IFF_UP)
+
+
+def _name(ifname: str) -> bytes:
+    return attr(IFLA_IFNAME, ifname.encode() + b"\0")
+
+
+class Rtnl:
+    """Requests to one namespace's rtnetlink socket, queued and sent together by `commit()`.
+
+    The kernel handles a batch's requests in order and acks each one, so a later request may use a link an
+    earlier one made. Link indexes are given by the caller (a fresh namespace has only lo, index 1), so no
+    request has to wait for the answer of another.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.sock = socket_in(name, socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_ROUTE)
+        self.sock.setsockopt(SOL_NETLINK, NETLINK_CAP_ACK, 1)
+        self.sock.setsockopt(SOL_NETLINK, NETLINK_EXT_ACK, 1)
+        self._batch = bytearray()
+        self._pending: dict[int, str] = {}  # sequence number -> what the request does, for errors
+        self._seq = 0
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def request(self, kind: int, flags: int, body: bytes, what: str) -> None:
+        self._seq += 1
+        flags |= NLM_F_REQUEST | NLM_F_ACK
+        self._batch += _HEADER.pack(_HEADER.size + len(body), kind, flags, self._seq, 0) + body
+        self._pending[self._seq] = what
+
+    def bridge(self, ifname: str, index: int) -> None:
+        """A bridge named `ifname` with link index `index`, up."""
+        info = attr(IFLA_LINKINFO, attr(IFLA_INFO_KIND, b"bridge"))
+        body = ifinfo(index, up=True) + _name(ifname) + info
+        self.request(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, body, f"add bridge {ifname}")
+
+    def veth(
+        self, ifname: str, index: int, *, master: int, peer: str, peer_index: int, peer_netns: int
+    ) -> None:
+        """A veth pair: `ifname` here, up, as a port of bridge `master`; its peer `peer` made directly in the
+        namespace open at fd `peer_netns` (never in this process's own namespace), still down: the kernel
+        refuses (ENOTCONN) to bring a peer up before the pair is joined, so the peer's namespace does that."""
+        netns_fd = attr(IFLA_NET_NS_FD, struct.pack("=I", peer_netns))
+        peer_info = ifinfo(peer_index, up=False) + _name(peer) + netns_fd
+        data = attr(IFLA_INFO_DATA, attr(VETH_INFO_PEER, peer_info))
+        info = attr(IFLA_LINKINFO, attr(IFLA_INFO_KIND, b"veth") + data)
+        body = ifinfo(index, up=True) + _name(ifname) + attr(IFLA_MASTER, struct.pack("=I", master)) + info
+        self.request(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, body, f"add veth {ifname} (peer {peer})")
+
+    def up(self, index: int) -> None:
+        self.request(RTM_NEWLINK, 0, ifinfo(index, up=True), f"set link {index} up")
+
+    def address(self, index: int, cidr: str) -> None:
+        """An IPv4 address (`ip addr add CIDR dev INDEX`: no broadcast address)."""
+        iface = ipaddress.IPv4Interface(cidr)
+        packed = iface.ip.packed
+        body = struct.pack("=BBBBI", socket.AF_INET, iface.network.prefixlen, 0, 0, index)
+        body += attr(IFA_LOCAL, packed) + attr(IFA_ADDRESS, packed)
+        self.request(RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL, body, f"add address {cidr}")
+
+    def route(self, dst: str, gateway: str) -> None:
+        """An IPv4 route to `dst` (CIDR) via an on-link `gateway`, in the main table (`proto static`)."""
+        net = ipaddress.IPv4Network(dst)
+        body = struct.pack(
+            "=BBBBBBBBI", socket.AF_INET, net.prefixlen, 0, 0, RT_TABLE_MAIN, RTPROT_STATIC, 0, RTN_UNICAST, 0
+        )
+        if net.prefixlen:
+            body += attr(RTA_DST, net.network_address.packed)
+        body += attr(RTA_GATEWAY, ipaddress.IPv4Address(gateway).packed)
+        self.request(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL, body, f"add route {dst} via {gateway}")
+
+    def commit(self) -> None:
+        """Send the queued requests in one system call and wait for every ack; OSError names the first
+        request the kernel refused, the namespace and the kernel's reason."""
+        if not self._pending:
+            return
+        self.sock.sendall(self._batch)
+        self._batch.clear()
+        failed: tuple[int, str, int, str] | None = None
+        while self._pending:
+            data = self.sock.recv(65536)
+            for seq, error, message in _acks(data):
+                what = self._pending.pop(seq, None)
+                if error and what is not None and (failed is None or seq < failed[0]):
+                    failed = (seq, what, error, message)
+        if failed is not None:
+            _, what, error, message = failed
+            detail = f" ({message})" if message else ""
+            raise OSError(error, f"netlink: {what} in namespace {self.name}: {os.strerror(error)}{detail}")
+
+
+def _acks(data: bytes) -> Iterator[tuple[int, int, str]]:
+    """(sequence, errno, kernel message) of each ack in a datagram."""
+    offset = 0
+    while offset + _HEADER.size <= len(data):
+        length, kind, flags, seq, _ = _HEADER.unpack_from(data, offset)
+        if length < _HEADER.size:
+            return
+        if kind == NLMSG_ERROR:
+            (error,) = struct.unpack_from("=i", data, offset + _HEADER.size)
+            # capped ack: the error code and the request's header, then attributes (NLM_F_ACK_TLVS)
+            tlvs = data[offset + _HEADER.size + 4 + _HEADER.size : offset + length]
+            message = _ack_message(tlvs) if flags & NLM_F_ACK_TLVS else ""
+            yield seq, -error, message
+        offset += (length + 3) & ~3
+
+
+def _ack_message(tlvs: bytes) -> str:
+    offset = 0
+    while offset + 4 <= len(tlvs):
+        size, kind = struct.unpack_from("=HH", tlvs, offset)
+        if size < 4:
+            break
+        if kind == NLMSGERR_ATTR_MSG:
+            return tlvs[offset + 4 : offset + size].rstrip(b"\0").decode(errors="replace")
+        offset += (size + 3) & ~3
+    return ""
