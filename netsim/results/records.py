@@ -16,7 +16,7 @@ are not validated and may come from an older netsim, so a missing key must never
 # NotRequired keys (__optional_keys__) on Python 3.11.
 from typing import Any, Final, Literal, NotRequired, TypedDict
 
-from netsim.vocab import Policy, RelaySide, Turn, Verdict
+from netsim.vocab import Policy, RelaySide, Stack, Turn, Verdict
 
 CandidateType = Literal["host", "srflx", "prflx", "relay"]  # vocab.CANDIDATE_TYPES
 TurnTransport = Literal["udp", "tcp", "tls"]  # vocab.TURN_TRANSPORTS
@@ -85,11 +85,35 @@ class MediaTracks(TypedDict):
 
 
 class PeerLaunch(TypedDict):
-    """How the launcher started the peer: request to child-in-namespace latency, pid, namespace inode."""
+    """How the peer started: request to ready latency, pid, namespace inode (a browser also: when it had
+    signed in at the signaling server and how long its start took)."""
 
     ready_ms: float
-    pid: int
-    netns_inode: int
+    pid: int | None
+    netns_inode: int | None
+    signed_in_ms: NotRequired[float | None]
+    spawn_to_signed_in_ms: NotRequired[float | None]
+    browser_ready_s: NotRequired[float | None]
+
+
+class SelectedPair(TypedDict):
+    """A selected candidate pair as one side saw it; `t` in seconds from the winning offer."""
+
+    t: float | None
+    local_type: CandidateType | None
+    remote_type: CandidateType | None
+    local: str | None
+    remote: str | None
+    role: IceRole | None
+    turn_transport: TurnTransport | None
+
+
+class BrowserInfo(TypedDict):
+    """A Chromium peer's browser: version, the exact launch flags, whether host candidates were mDNS names."""
+
+    version: str | None
+    flags: list[str]
+    mdns: bool
 
 
 class PeerRecord(TypedDict):
@@ -112,6 +136,12 @@ class PeerRecord(TypedDict):
     echo: EchoCounts | None
     launch: PeerLaunch | None
     reason: str | None  # why it failed
+    peer: Stack  # the WebRTC stack of this side
+    pairs: list[SelectedPair]  # every change of the selected pair (Chromium may switch after connecting)
+    first: SelectedPair | None  # the pair at connect
+    settled: SelectedPair | None  # the pair once echoes flowed both ways and it stayed for settle_s
+    hide_host: bool | None  # host candidates withheld (aiortc) or mDNS names (Chromium)
+    browser: BrowserInfo | None
 
 
 class NeedsRelayRun(TypedDict):
@@ -137,6 +167,8 @@ class Versions(TypedDict):
     coturn: str | None
     kernel: str
     python: str
+    chromium: NotRequired[str]  # when a side was Chromium: its version ...
+    chromium_flags: NotRequired[list[str]]  # ... and the exact flags it was launched with
 
 
 class Expected(TypedDict):
@@ -226,8 +258,11 @@ class ResultRecord(TypedDict):
     turn: Turn
     policy: Policy
     glare: bool
-    verdict: Verdict
+    verdict: Verdict  # the settled verdict
     relay_side: RelaySide | None  # whose path goes through the relay, when the verdict is relay
+    first_verdict: Verdict  # the verdict of the pairs at connect
+    disagreement: str | None  # where the two sides' final pairs say different things
+    settled_s: float | None  # when the later side's pair last changed, seconds from the offer
     needs_relay: bool | None  # "won" is not "needed"; null: not determined
     needs_relay_run: NeedsRelayRun | None  # null when the main run already answered
     reason: str | None  # why a failed session failed

@@ -29,6 +29,7 @@ from netsim.session.verdict import (
     peer_record,
     session_timings,
     verdict,
+    winner,
     with_timelines,
 )
 from netsim.vocab import CHROMIUM, DIRECT_VERDICTS, FAILED, NO_TURN, SIDES
@@ -141,6 +142,7 @@ def run_session(lab: Lab, opts: SessionOptions, launcher: Launcher | None = None
         if own:
             launcher.close()
     timings = session_timings(a, b)
+    won = winner(a, b)
     return {
         "schema_version": SCHEMA_VERSION,
         "nat_a": _nat_kind(lab, opts.host_a),
@@ -150,6 +152,9 @@ def run_session(lab: Lab, opts: SessionOptions, launcher: Launcher | None = None
         "glare": opts.glare,
         "verdict": result,
         "relay_side": relay_side,
+        "first_verdict": won["first_verdict"],
+        "disagreement": won["disagreement"],
+        "settled_s": won["settled_s"],
         "needs_relay": needs_relay,
         "needs_relay_run": second,
         "reason": failure_reason(a, b) if result == FAILED else None,
@@ -158,10 +163,21 @@ def run_session(lab: Lab, opts: SessionOptions, launcher: Launcher | None = None
         "a": peer_record(a),
         "b": peer_record(b),
         "launch": _launch_figures(a, b),
-        "versions": _versions(),
+        "versions": _with_browsers(_versions(), a, b),
         "coturn_log": _coturn_excerpt(lab, log_offset),
         "started_at": started_at,
     }
+
+
+def _with_browsers(base: Versions, a: dict[str, Any], b: dict[str, Any]) -> Versions:
+    """Versions under test, with the browser's version and launch flags when a side was Chromium."""
+    out = Versions(**base)
+    for rec in (a, b):
+        browser = rec.get("browser") or {}
+        if browser.get("version"):
+            out["chromium"] = str(browser["version"])
+            out["chromium_flags"] = [str(f) for f in browser.get("flags") or []]
+    return out
 
 
 def relay_less(opts: SessionOptions) -> bool:

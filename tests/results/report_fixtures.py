@@ -145,6 +145,12 @@ def _peer(
             "netns_inode": 4026532000,
         },
         "reason": None if ok else "ICE failed",
+        "peer": "aiortc",
+        "pairs": [],
+        "first": None,
+        "settled": None,
+        "hide_host": False,
+        "browser": None,
     }
     if not ok:
         return peer  # failed sessions have no selected pair
@@ -167,6 +173,9 @@ def _peer(
         local=f"{TURN_IP if local_type == 'relay' else _host(side, nat)}:{port}",
         remote=f"{TURN_IP if remote_type == 'relay' else SITE_WAN[peer_side]}:{port + 11}",
     )
+    pair = {k: peer[k] for k in ("local_type", "remote_type", "local", "remote", "role", "turn_transport")}
+    peer.update(pairs=[{"t": round(t, 3), **pair}], first={"t": round(t, 3), **pair})
+    peer["settled"] = peer["first"]
     return peer
 
 
@@ -238,6 +247,9 @@ def make_record(
         "repeat": repeat,
         "verdict": verdict,
         "relay_side": relay_side if verdict == "relay" else None,
+        "first_verdict": verdict,
+        "disagreement": None,
+        "settled_s": connect_s,
         "needs_relay": nr,
         "expected": expected,
         "outcome": "passed" if mismatch is None else "failed",

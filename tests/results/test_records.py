@@ -85,15 +85,11 @@ def test_fixture_records_are_result_records(make: Any) -> None:
 
 def test_a_crashed_peer_fits_peer_record() -> None:
     """What the session makes of a peer that left only a state and a reason."""
-    crashed = {
-        **dict.fromkeys(get_type_hints(PeerRecord), None),
-        "state": "failed",
-        "candidates": {"local": [], "remote": []},
-        "states": [],
-        "timings": dict.fromkeys(records.TIMING_KEYS, None),
-        "reason": "peer process killed after the wait timeout",
-    }
-    assert problems(crashed, PeerRecord) == []
+    from netsim.session.verdict import peer_record
+
+    crashed = peer_record({"state": "failed", "reason": "peer process killed after the wait timeout"})
+    assert problems(dict(crashed), PeerRecord) == []
+    assert (crashed["peer"], crashed["pairs"], crashed["first"], crashed["settled"]) == ("aiortc", [], None, None)
 
 
 def test_a_pair_record_has_no_suite_keys() -> None:
