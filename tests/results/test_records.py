@@ -89,7 +89,12 @@ def test_a_crashed_peer_fits_peer_record() -> None:
 
     crashed = peer_record({"state": "failed", "reason": "peer process killed after the wait timeout"})
     assert problems(dict(crashed), PeerRecord) == []
-    assert (crashed["peer"], crashed["pairs"], crashed["first"], crashed["settled"]) == ("aiortc", [], None, None)
+    assert (crashed["peer"], crashed["pairs"], crashed["first"], crashed["settled"]) == (
+        "aiortc",
+        [],
+        None,
+        None,
+    )
 
 
 def test_a_pair_record_has_no_suite_keys() -> None:
