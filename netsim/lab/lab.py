@@ -119,9 +119,8 @@ class Lab:
                 raise LabError(taken) from None
             self._claimed = True
             self._register(keep=False)
-        self._create_namespaces()
-        # A router's rules load in a thread as soon as its links are up, while the rest is wired: most of a
-        # load is nft waiting for the kernel (an RCU grace period when its netlink socket closes).
+        # Routers come first and load their rules in threads while the other nodes are made: most of a load
+        # is nft waiting for the kernel (an RCU grace period when its netlink socket closes).
         specs = self._nat_specs()
         with _Background() as nat_loads:
 
@@ -129,7 +128,7 @@ class Lab:
                 if node in specs:
                     nat_loads.submit(self._load_nat, node, specs[node])
 
-            self._wire(ready)
+            self._build_network(ready)
             pause_point("lab-build")
         self._apply_impairments()
         self.timings["build_s"] = time.perf_counter() - t0
@@ -165,57 +164,65 @@ class Lab:
 
     # ---- building ------------------------------------------------------------------------------------------
 
-    def _create_namespaces(self) -> None:
-        ipv6_off = "0" if self.topology.ipv6 else "1"
-        for node, name in self.namespaces.items():
-            with _signals_held():  # `_made` must say exactly which namespaces are ours
-                try:
-                    netns.create(name)
-                except FileExistsError:
-                    raise LabError(f"namespace {name} exists already: it is not this lab's") from None
-                self._made.append(name)
-            # Before any link exists: `default` applies to the links made later.
-            sysctls = {f"net.ipv6.conf.{scope}.disable_ipv6": ipv6_off for scope in ("all", "default")}
-            if node in self.plan and self.plan[node].role in ("router", "carrier"):
-                sysctls["net.ipv4.ip_forward"] = "1"
-            netns.write_sysctls(name, sysctls)
+    def _build_network(self, ready: Callable[[str], None]) -> None:
+        """Namespaces, links, addresses and routes, through one rtnetlink socket per namespace.
 
-    def _wire(self, ready: Callable[[str], None]) -> None:
-        """Bridges, veth pairs, addresses and routes: one batch of netlink requests per namespace.
-
-        A veth pair is made from its bridge's side, enslaved and up, with the node's end created straight in
-        the node's namespace, so the batches go out in build order (the internet, then the plan: a carrier
-        before its sites, a router before its hosts). Link indexes are chosen here: nothing is looked up.
-        `ready(node)` runs once a node's links and addresses are all there.
+        Nodes are made in `_build_order`; each node's links come right after its namespace: its veth pairs
+        made from the bridge's side (enslaved and up) with the node's end created straight in the node's
+        namespace, and its own LAN bridge. `ready(node)` runs once they exist. Addresses, routes and links
+        up follow in one batch per namespace. Link indexes are chosen beforehand: nothing is looked up.
         """
-        with _netlink(self.namespaces) as (nl, fds):
-            index = {node: itertools.count(LOOPBACK_INDEX + 1) for node in self.namespaces}
-            links = {(INET, INET): next(index[INET])}  # (node, link) -> link index in the node's namespace
-            for node in self.plan.values():
-                links.update({(node.name, i.name): next(index[node.name]) for i in _unique(node.ifaces)})
-            nl[INET].bridge(INET, links[INET, INET])
-            ports = 0
-            for node in self.plan.values():
-                for iface in _unique(node.ifaces):
-                    if iface.name == "lan" and _has_lan_bridge(node):
-                        nl[node.name].bridge("lan", links[node.name, "lan"])
-                        continue
-                    ports += 1
-                    port = self._port(iface)
-                    nl[port.netns].veth(
-                        f"p{ports}",
-                        next(index[port.netns]),
-                        master=links[port.netns, port.bridge],
-                        peer=iface.name,
-                        peer_index=links[node.name, iface.name],
-                        peer_netns=fds[node.name],
-                    )
-            for node in self.plan.values():
-                _addresses(nl[node.name], node, links)
-            for name in (INET, *self.plan):
-                nl[name].up(LOOPBACK_INDEX)
-                nl[name].commit()
-                ready(name)
+        wiring = _Wiring.of(self.plan, self._port)
+        with _Netlink() as nl:
+            for node in self._build_order():
+                self._create_namespace(node)
+                nl.open(node, self.namespaces[node])
+                self._make_links(nl, wiring, node)
+                ready(node)
+            for node in self.namespaces:
+                nl.rtnl[node].up(LOOPBACK_INDEX)
+                if node in self.plan:
+                    _addresses(nl.rtnl[node], self.plan[node], wiring.links)
+                nl.rtnl[node].commit()
+
+    def _make_links(self, nl: _Netlink, wiring: _Wiring, node: str) -> None:
+        """The node's bridges, and the veth pairs that end in it (made from their bridge's namespace)."""
+        for bridge, index in wiring.bridges.get(node, []):
+            nl.rtnl[node].bridge(bridge, index)
+        veths = wiring.veths.get(node, [])
+        for v in veths:
+            nl.rtnl[v.port_node].veth(
+                v.port,
+                v.port_index,
+                master=v.master,
+                peer=v.ifname,
+                peer_index=v.index,
+                peer_netns=nl.fds[node],
+            )
+        for port_node in {v.port_node for v in veths}:
+            nl.rtnl[port_node].commit()
+        nl.rtnl[node].commit()
+
+    def _build_order(self) -> list[str]:
+        """The internet, carriers, routers, then the rest: each node after the one whose bridge it plugs into,
+        and the NAT nodes as early as possible."""
+        roles = [("carrier",), ("router",), ("server", "host")]
+        return [INET, *(n.name for group in roles for n in self.plan.values() if n.role in group)]
+
+    def _create_namespace(self, node: str) -> None:
+        name = self.namespaces[node]
+        with _signals_held():  # `_made` must say exactly which namespaces are ours
+            try:
+                netns.create(name)
+            except FileExistsError:
+                raise LabError(f"namespace {name} exists already: it is not this lab's") from None
+            self._made.append(name)
+        # Before any link exists: `default` applies to the links made later.
+        ipv6_off = "0" if self.topology.ipv6 else "1"
+        sysctls = {f"net.ipv6.conf.{scope}.disable_ipv6": ipv6_off for scope in ("all", "default")}
+        if node in self.plan and self.plan[node].role in ("router", "carrier"):
+            sysctls["net.ipv4.ip_forward"] = "1"
+        netns.write_sysctls(name, sysctls)
 
     def _port(self, iface: Iface) -> _Port:
         if iface.link == "internet":
@@ -225,7 +232,7 @@ class Lab:
     def _apply_impairments(self) -> None:
         for site in self.topology.sites:
             if site.impair is not None and site.impair.active:
-                impair.apply(self.namespaces[site.name], site.impair)
+                self._processes.extend(impair.apply(self.namespaces[site.name], site.impair))
 
     def _nat_specs(self) -> dict[str, NatSpec]:
         specs = {s.name: s.nat for s in self.topology.sites}
@@ -340,20 +347,67 @@ class Lab:
 # ---- helpers -----------------------------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def _netlink(namespaces: dict[str, str]) -> Iterator[tuple[dict[str, netns.Rtnl], dict[str, int]]]:
+@dataclass(frozen=True)
+class _Veth:
+    """A node's interface `ifname` (link `index` in its namespace), the end of a veth pair whose other end
+    `port` (link `port_index`) is a port of bridge `master` in `port_node`'s namespace."""
+
+    ifname: str
+    index: int
+    port_node: str
+    port: str
+    port_index: int
+    master: int
+
+
+@dataclass
+class _Wiring:
+    """Every link of a lab with its index, fixed before anything is made (indexes as plain `ip` would give
+    them building the plan in order: the node's own interfaces first, then bridge ports)."""
+
+    links: dict[tuple[str, str], int]  # (node, interface) -> link index in the node's namespace
+    bridges: dict[str, list[tuple[str, int]]]  # node -> its bridges (name, index)
+    veths: dict[str, list[_Veth]]  # node -> the veth pairs that end in it
+
+    @classmethod
+    def of(cls, plan: dict[str, NodePlan], port_of: Callable[[Iface], _Port]) -> _Wiring:
+        index = {node: itertools.count(LOOPBACK_INDEX + 1) for node in (INET, *plan)}
+        links = {(INET, INET): next(index[INET])}
+        for node in plan.values():
+            links.update({(node.name, i.name): next(index[node.name]) for i in _unique(node.ifaces)})
+        wiring = cls(links, {INET: [(INET, links[INET, INET])]}, {})
+        ports = itertools.count(1)
+        for node in plan.values():
+            for iface in _unique(node.ifaces):
+                here = links[node.name, iface.name]
+                if iface.name == "lan" and _has_lan_bridge(node):
+                    wiring.bridges.setdefault(node.name, []).append(("lan", here))
+                    continue
+                port = port_of(iface)
+                master = links[port.netns, port.bridge]
+                veth = _Veth(iface.name, here, port.netns, f"p{next(ports)}", next(index[port.netns]), master)
+                wiring.veths.setdefault(node.name, []).append(veth)
+        return wiring
+
+
+class _Netlink:
     """Per node: an rtnetlink socket opened inside its namespace, and an fd of the namespace (veth peers)."""
-    sockets: dict[str, netns.Rtnl] = {}
-    fds: dict[str, int] = {}
-    try:
-        for node, name in namespaces.items():
-            fds[node] = os.open(netns.path(name), os.O_RDONLY | os.O_CLOEXEC)
-            sockets[node] = netns.Rtnl(name)
-        yield sockets, fds
-    finally:
-        for rtnl in sockets.values():
+
+    def __init__(self) -> None:
+        self.rtnl: dict[str, netns.Rtnl] = {}
+        self.fds: dict[str, int] = {}
+
+    def open(self, node: str, name: str) -> None:
+        self.fds[node] = os.open(netns.path(name), os.O_RDONLY | os.O_CLOEXEC)
+        self.rtnl[node] = netns.Rtnl(name)
+
+    def __enter__(self) -> _Netlink:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for rtnl in self.rtnl.values():
             rtnl.close()
-        for fd in fds.values():
+        for fd in self.fds.values():
             os.close(fd)
 
 
