@@ -11,11 +11,18 @@ from netsim.results import store as results
 from netsim.suite.catalog import catalog
 from netsim.suite.runner import run_one
 from netsim.suite.scenario import Scenario
+from netsim.vocab import CHROMIUM
 
 CATALOG = catalog(Path(__file__).resolve().parent)
 
 
-@pytest.mark.parametrize("scn", CATALOG, ids=[s.id for s in CATALOG])
+def _marks(scn: Scenario) -> list[pytest.MarkDecorator]:
+    """`-m "not chromium"` selects the aiortc groups, `-m chromium` the browser ones."""
+    stacks = {scn.options.peer_a, scn.options.peer_b}
+    return [pytest.mark.chromium] if CHROMIUM in stacks else [pytest.mark.aiortc]
+
+
+@pytest.mark.parametrize("scn", [pytest.param(s, marks=_marks(s), id=s.id) for s in CATALOG])
 def test_scenario(
     scn: Scenario,
     repeat: int,

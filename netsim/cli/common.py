@@ -7,6 +7,8 @@ import json
 import sys
 from typing import Any
 
+from netsim.vocab import PEER_STACKS
+
 EXIT_OK = 0
 EXIT_MISMATCH = 1
 EXIT_INPUT = 2
@@ -83,3 +85,13 @@ def port(text: str) -> int:
 def print_json(obj: Any) -> None:
     json.dump(obj, sys.stdout, indent=2, default=str)
     print()
+
+
+def stacks(text: str) -> tuple[str, str]:
+    """`a,b` stacks, e.g. chromium,aiortc."""
+    parts = [p.strip() for p in text.split(",")]
+    if len(parts) != 2 or any(p not in PEER_STACKS for p in parts):
+        raise argparse.ArgumentTypeError(
+            f"expected two of {', '.join(PEER_STACKS)} like chromium,aiortc, got {text!r}"
+        )
+    return parts[0], parts[1]

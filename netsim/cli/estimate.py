@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from netsim.cli.common import EXIT_OK, InputError, positive_float, print_json
+from netsim.cli.common import EXIT_OK, InputError, positive_float, print_json, stacks
 
 
 def add_parsers(sub: Any) -> None:
@@ -26,6 +26,12 @@ def add_parsers(sub: Any) -> None:
         type=positive_float,
         default=None,
         help="media bitrate of a call, each way, for relay capacity (default 1000)",
+    )
+    est.add_argument(
+        "--peers",
+        default="aiortc,aiortc",
+        type=stacks,
+        help="the stack pairing whose sessions to read, e.g. chromium,chromium (default aiortc,aiortc)",
     )
     est.add_argument("--json", action="store_true", help="print the estimate as JSON")
     est.set_defaults(func=cmd_estimate)
@@ -47,7 +53,7 @@ def cmd_estimate(args: argparse.Namespace) -> int:
     mix_b = load_mix(args.mix_b) if args.mix_b is not None else None
     bitrate = args.bitrate_kbps if args.bitrate_kbps is not None else DEFAULT_BITRATE_KBPS
     try:
-        est = estimate(args.matrix, mix, mix_b, bitrate)
+        est = estimate(args.matrix, mix, mix_b, bitrate, peers=args.peers)
     except EstimateError as e:
         raise InputError(str(e)) from None
     if args.json:

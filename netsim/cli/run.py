@@ -9,7 +9,15 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from netsim.cli.common import EXIT_MISMATCH, EXIT_OK, InputError, positive_float, positive_int, print_json
+from netsim.cli.common import (
+    EXIT_MISMATCH,
+    EXIT_OK,
+    InputError,
+    positive_float,
+    positive_int,
+    print_json,
+    stacks,
+)
 from netsim.results.records import ResultRecord
 from netsim.vocab import AIORTC, NAT_KINDS, NAT_PRESETS, PEER_STACKS, POLICIES, SIDES, TURN_CHOICES
 
@@ -38,6 +46,9 @@ def add_parsers(sub: Any) -> None:
     mx = sub.add_parser("matrix", parents=[common], help="run the NAT x NAT matrix and write a report")
     mx.add_argument("--turn", choices=TURN_CHOICES, default="udp")
     mx.add_argument("--kinds", default=",".join(NAT_KINDS), help="comma-separated NAT kinds")
+    mx.add_argument(
+        "--peers", default="aiortc,aiortc", type=stacks, help="the stacks of a and b (default aiortc,aiortc)"
+    )
     mx.add_argument(
         "--mix", type=Path, default=None, metavar="FILE", help="run exactly the cells this mix needs"
     )
@@ -235,9 +246,10 @@ def cmd_matrix(args: argparse.Namespace) -> int:
     from netsim.suite.catalog import matrix, mix_cells
     from netsim.suite.mixes import load_mix
 
+    peer_a, peer_b = args.peers
     if args.mix is not None:
         mix_b = load_mix(args.mix_b) if args.mix_b is not None else None
-        return _run(mix_cells(load_mix(args.mix), mix_b, turn=args.turn), args)
+        return _run(mix_cells(load_mix(args.mix), mix_b, turn=args.turn, peer_a=peer_a, peer_b=peer_b), args)
     if args.mix_b is not None:
         raise InputError("--mix-b: goes with --mix")
 
@@ -247,7 +259,7 @@ def cmd_matrix(args: argparse.Namespace) -> int:
     for k in kinds:
         if k not in NAT_KINDS:
             raise InputError(f"--kinds: unknown NAT kind {k!r} (choose from {', '.join(NAT_KINDS)})")
-    return _run(matrix(args.turn, kinds), args)
+    return _run(matrix(args.turn, kinds, peer_a, peer_b), args)
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -30,7 +30,7 @@ from typing import Any, Final
 from netsim.results import store
 from netsim.results.records import ResultRecord
 from netsim.suite.mixes import Mix, cell_weights
-from netsim.vocab import DIRECT_VERDICTS, MATRIX_TURN, NO_TURN
+from netsim.vocab import AIORTC, DIRECT_VERDICTS, MATRIX_TURN, NO_TURN
 
 ESTIMATE_GROUPS: Final = (MATRIX_TURN, "firewall", "double-nat")
 NEEDED_KEYS: Final = ("nat_a", "nat_b", "verdict", "needs_relay", "turn", "policy", "glare")
@@ -137,37 +137,49 @@ def weighted_share(terms: Sequence[tuple[float, int, int]], z: float = Z95) -> I
 # --- cells ---
 
 
-def _counts_for_cell(record: ResultRecord) -> bool:
+def stacks(record: ResultRecord) -> tuple[str, str]:
+    """The (a, b) WebRTC stacks of a session; records before stacks existed are aiortc's."""
+    sides = [record.get("a"), record.get("b")]
+    return tuple(str((s or {}).get("peer") or AIORTC) for s in sides)  # type: ignore[return-value]
+
+
+def _counts_for_cell(record: ResultRecord, peers: tuple[str, str] = (AIORTC, AIORTC)) -> bool:
+    group = str(record.get("group"))
     return (
-        record.get("group") in ESTIMATE_GROUPS
+        (group in ESTIMATE_GROUPS or group.startswith(MATRIX_TURN))  # matrix-turn of any stack pairing
+        and stacks(record) == peers
         and record.get("turn") != NO_TURN
         and record.get("policy") == "all"
         and record.get("glare") is False
     )
 
 
-def cell_counts(records: Sequence[ResultRecord], where: str) -> dict[Cell, CellCounts]:
-    """Counts per (nat_a, nat_b) cell of the sessions that measure a cell; `where` names the file."""
+def cell_counts(
+    records: Sequence[ResultRecord], where: str, peers: tuple[str, str] = (AIORTC, AIORTC)
+) -> dict[Cell, CellCounts]:
+    """Counts per (nat_a, nat_b) cell of the sessions of one stack pairing that measure a cell; `where`
+    names the file."""
     cells: dict[Cell, CellCounts] = {}
     for i, r in enumerate(records, 1):
         if "group" not in r:
             raise EstimateError(f"{where}: record {i} has no 'group' key (not a suite run's record)")
-        if not _needs_keys(r, i, where):
+        if not _needs_keys(r, i, where, peers):
             continue
         cell = (str(r.get("nat_a")), str(r.get("nat_b")))
         cells[cell] = cells.get(cell, CellCounts()).add(r)
     return cells
 
 
-def _needs_keys(record: ResultRecord, index: int, where: str) -> bool:
+def _needs_keys(record: ResultRecord, index: int, where: str, peers: tuple[str, str]) -> bool:
     """Whether a record counts for a cell; raises when a record of a cell group lacks a needed key."""
-    if record.get("group") not in ESTIMATE_GROUPS:
+    group = str(record.get("group"))
+    if group not in ESTIMATE_GROUPS and not group.startswith(MATRIX_TURN):
         return False
     missing = [key for key in NEEDED_KEYS if key not in record]
     if missing:
         scenario = record.get("scenario") or "?"
         raise EstimateError(f"{where}: record {index} ({scenario}) has no {missing[0]!r} key")
-    return _counts_for_cell(record)
+    return _counts_for_cell(record, peers)
 
 
 def _check_cells(
@@ -191,14 +203,18 @@ def _check_cells(
 
 
 def estimate(
-    run_dir: Path | str, mix: Mix, mix_b: Mix | None = None, bitrate_kbps: float = DEFAULT_BITRATE_KBPS
+    run_dir: Path | str,
+    mix: Mix,
+    mix_b: Mix | None = None,
+    bitrate_kbps: float = DEFAULT_BITRATE_KBPS,
+    peers: tuple[str, str] = (AIORTC, AIORTC),
 ) -> Estimate:
     """The estimate for calls from `mix` to `mix_b` (default: `mix` again) from a matrix run directory."""
     path = Path(run_dir)
     if not path.is_dir():
         raise EstimateError(f"{path}: run directory not found")
     records = store.load_records(path)
-    return estimate_records(records, mix, mix_b, str(path / store.RESULTS_FILE), bitrate_kbps)
+    return estimate_records(records, mix, mix_b, str(path / store.RESULTS_FILE), bitrate_kbps, peers)
 
 
 def estimate_records(
@@ -207,11 +223,12 @@ def estimate_records(
     mix_b: Mix | None = None,
     where: str = store.RESULTS_FILE,
     bitrate_kbps: float = DEFAULT_BITRATE_KBPS,
+    peers: tuple[str, str] = (AIORTC, AIORTC),
 ) -> Estimate:
     if not bitrate_kbps > 0:
         raise EstimateError(f"bitrate: must be greater than 0 kbit/s, got {bitrate_kbps}")
     weights = cell_weights(mix, mix_b)
-    counts = cell_counts(records, where)
+    counts = cell_counts(records, where, peers)
     _check_cells(weights, counts, mix, mix_b, where)
     used = {c: (w, counts[c]) for c, w in weights.items()}
     relay_won = weighted_share([(w, n.relay_won, n.sessions) for w, n in used.values()])

@@ -9,13 +9,25 @@ from __future__ import annotations
 import dataclasses
 import random
 from pathlib import Path
+from typing import Any
 
 from netsim.lab.nat import preset
 from netsim.lab.topology import Carrier, Site, Topology, standard_topology
 from netsim.results.records import PopulationDraw
 from netsim.suite.mixes import Mix, MixError, split_kind
 from netsim.suite.scenario import Scenario, default_options, file_scenarios
-from netsim.vocab import MATRIX_NOTURN, MATRIX_TURN, NAT_KINDS, NO_TURN, POPULATION, UDP_BLOCKED, Turn
+from netsim.vocab import (
+    AIORTC,
+    CHROMIUM,
+    MATRIX_NOTURN,
+    MATRIX_TURN,
+    NAT_KINDS,
+    NO_TURN,
+    POPULATION,
+    UDP_BLOCKED,
+    Stack,
+    Turn,
+)
 
 
 def pairing(scenario_id: str, group: str, nat_a: str, nat_b: str, **options: object) -> Scenario:
@@ -24,9 +36,34 @@ def pairing(scenario_id: str, group: str, nat_a: str, nat_b: str, **options: obj
     return Scenario(scenario_id, group, topo, nat_a, nat_b, default_options(topo, **options))
 
 
-def matrix(turn: Turn, kinds: tuple[str, ...] = NAT_KINDS) -> list[Scenario]:
+def matrix_group(turn: Turn, peer_a: Stack = AIORTC, peer_b: Stack = AIORTC) -> str:
+    """matrix-turn / matrix-noturn for aiortc pairs; other stack pairings append theirs, e.g.
+    matrix-turn-chromium (both Chromium) or matrix-turn-chromium-aiortc (a is Chromium, b aiortc)."""
     group = MATRIX_NOTURN if turn == NO_TURN else MATRIX_TURN
-    return [pairing(f"{group}/{a}__{b}", group, a, b, turn=turn) for a in kinds for b in kinds]
+    if (peer_a, peer_b) == (AIORTC, AIORTC):
+        return group
+    return f"{group}-{peer_a}" if peer_a == peer_b else f"{group}-{peer_a}-{peer_b}"
+
+
+def matrix(
+    turn: Turn, kinds: tuple[str, ...] = NAT_KINDS, peer_a: Stack = AIORTC, peer_b: Stack = AIORTC
+) -> list[Scenario]:
+    group = matrix_group(turn, peer_a, peer_b)
+    return [
+        pairing(f"{group}/{a}__{b}", group, a, b, turn=turn, peer_a=peer_a, peer_b=peer_b)
+        for a in kinds
+        for b in kinds
+    ]
+
+
+def browser_matrices() -> list[Scenario]:
+    """Chromium (libwebrtc) x Chromium with TURN and without, and mixed pairs in both orders with TURN."""
+    return [
+        *matrix("udp", peer_a=CHROMIUM, peer_b=CHROMIUM),
+        *matrix(NO_TURN, peer_a=CHROMIUM, peer_b=CHROMIUM),
+        *matrix("udp", peer_a=CHROMIUM, peer_b=AIORTC),
+        *matrix("udp", peer_a=AIORTC, peer_b=CHROMIUM),
+    ]
 
 
 def firewall() -> list[Scenario]:
@@ -59,7 +96,7 @@ def _layered_site(side: str, kind: str) -> tuple[Site, Carrier | None]:
     return site, carrier
 
 
-def mix_pairing(kind_a: str, kind_b: str, turn: Turn = "udp", **options: object) -> Scenario:
+def mix_pairing(kind_a: str, kind_b: str, turn: Turn = "udp", **options: Any) -> Scenario:
     """A scenario for one cell of a mix: kinds may be CGN-layered (HOME+cgn-CGN) or udp-blocked.
 
     The group is the one the estimate reads the cell from: firewall when a side blocks UDP (TURN then goes
@@ -72,7 +109,7 @@ def mix_pairing(kind_a: str, kind_b: str, turn: Turn = "udp", **options: object)
     elif any(c is not None for c in carriers):
         group = "double-nat"
     else:
-        group = MATRIX_NOTURN if turn == NO_TURN else MATRIX_TURN
+        group = matrix_group(turn, options.get("peer_a", AIORTC), options.get("peer_b", AIORTC))
     opts = default_options(topo, turn=turn, **options)
     return Scenario(f"{group}/{kind_a}__{kind_b}", group, topo, kind_a, kind_b, opts)
 
@@ -81,10 +118,11 @@ def catalog(directory: Path) -> list[Scenario]:
     """Every scenario of the suite, in a stable order (their ids are pytest ids); `directory` holds the
     scenario files.
 
-    The slow firewall scenarios come first so that pytest-xdist workers finish at about the same time.
+    The slow firewall and browser scenarios come first so that pytest-xdist workers finish together.
     """
     return [
         *firewall(),
+        *browser_matrices(),
         *matrix("udp"),
         *matrix(NO_TURN),
         *file_scenarios(directory),
@@ -92,11 +130,11 @@ def catalog(directory: Path) -> list[Scenario]:
     ]
 
 
-def mix_cells(mix_a: Mix, mix_b: Mix | None = None, turn: Turn = "udp") -> list[Scenario]:
+def mix_cells(mix_a: Mix, mix_b: Mix | None = None, turn: Turn = "udp", **options: Any) -> list[Scenario]:
     """Exactly the cells an estimate for this mix needs (netsim matrix --mix)."""
     from netsim.suite.mixes import cells_needed
 
-    return [mix_pairing(a, b, turn=turn) for a, b in cells_needed(mix_a, mix_b)]
+    return [mix_pairing(a, b, turn=turn, **options) for a, b in cells_needed(mix_a, mix_b)]
 
 
 def parse_mix(text: str) -> dict[str, float]:

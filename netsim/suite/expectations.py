@@ -76,7 +76,8 @@ def expectation(scn: Scenario, table: dict[str, Any]) -> Expectation:
     if entry is not None:
         return from_entry(entry, f'expected.toml: scenario."{scn.id}"')
     in_matrix = scn.nat_a in NAT_KINDS and scn.nat_b in NAT_KINDS
-    if scn.group in (*MATRIX_GROUPS, POPULATION) and in_matrix and "matrix" in table:
+    matrix_group = scn.group.startswith(MATRIX_GROUPS) or scn.group == POPULATION  # any stack pairing
+    if matrix_group and in_matrix and "matrix" in table:
         needs = _matrix_needs_relay(table, scn.nat_a, scn.nat_b)
         source = f"matrix[{scn.nat_a}][{scn.nat_b}]"
         if scn.options.turn == NO_TURN:

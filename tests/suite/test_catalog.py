@@ -16,11 +16,15 @@ SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 def test_catalog_groups_and_counts() -> None:
     cat = catalog(SCENARIOS)
     ids = [s.id for s in cat]
-    assert len(ids) == len(set(ids)) == 63
+    assert len(ids) == len(set(ids)) == 163
     assert Counter(s.group for s in cat) == {
         "firewall": 4,
         "matrix-turn": 25,
         "matrix-noturn": 25,
+        "matrix-turn-chromium": 25,
+        "matrix-noturn-chromium": 25,
+        "matrix-turn-chromium-aiortc": 25,
+        "matrix-turn-aiortc-chromium": 25,
         "double-nat": 2,
         "hairpin": 2,
         "lan": 1,
@@ -29,6 +33,13 @@ def test_catalog_groups_and_counts() -> None:
         "glare": 2,
     }
     assert {s.options.turn for s in cat if s.group == "matrix-noturn"} == {"none"}
+    stacks = {s.group: (s.options.peer_a, s.options.peer_b) for s in cat}
+    assert (
+        stacks["matrix-turn"] == ("aiortc", "aiortc")
+        and stacks["matrix-noturn-chromium"] == ("chromium",) * 2
+    )
+    assert stacks["matrix-turn-chromium-aiortc"] == ("chromium", "aiortc")
+    assert stacks["matrix-turn-aiortc-chromium"] == ("aiortc", "chromium")
     assert {s.options.turn for s in cat if s.group == "firewall"} == {"tcp", "tls"}
     assert {s.options.glare_first for s in cat if s.options.glare} == {"a", "b"}
     assert cat[0].group == "firewall"  # the slowest first, so xdist workers finish together

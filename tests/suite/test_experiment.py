@@ -35,7 +35,7 @@ def test_experiment_keeps_topology_knobs_rules_options_and_file(tmp_path: Path) 
     exp = experiment(scn)
     sites = {s["name"]: s for s in exp["topology"]["site"]}
     assert sites["nat-a"]["nat"]["hairpin"] is True and sites["nat-a"]["nat"]["lifetime_s"] == 12
-    assert sites["nat-a"]["behind"] == "cgn" and sites["nat-a"]["impair"] == {"loss_pct": 2.5}
+    assert sites["nat-a"]["behind"] == "cgn" and sites["nat-a"]["impair"]["loss_pct"] == 2.5
     assert exp["topology"]["carrier"] == [
         {"name": "cgn", "nat": topology_table(scn.topology)["carrier"][0]["nat"]}
     ]
