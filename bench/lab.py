@@ -1,26 +1,33 @@
-"""Benchmark: standard lab build and teardown (without coturn), and coturn start-to-ready. Needs root.
+"""Benchmark: lab build and teardown (no coturn), how the build grows with sites, coturn start. Needs root.
 
-Prints the median of N runs beside the targets (build <= 100 ms, teardown <= 20 ms). For comparison it also
-times the same lab built with ~35 `ip` commands, measured in the same run (ratios are what to compare on a
-shared machine).
+Prints medians beside the targets: the standard lab builds in <= 50 ms and in at most 0.35 of the time the
+same lab takes with ~35 `ip` commands, teardown <= 20 ms. netsim and `ip` builds alternate within one run,
+each after a short settle pause (the kernel frees a deleted lab's namespaces in the background, and a build
+that overlaps that work waits for it), so the ratio compares like with like on a shared machine. Then labs
+of 2, 8, 32 and 64 sites (one host each) and one server show the cost per site, which should stay flat.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import statistics
 import subprocess
 import time
+from collections.abc import Callable
 
 from netsim.lab.lab import Lab
-from netsim.lab.topology import standard_topology
+from netsim.lab.nat import preset
+from netsim.lab.topology import Site, Topology, standard_topology
 
-TARGET_BUILD_MS = 100.0
+TARGET_BUILD_MS = 50.0
+TARGET_RATIO = 0.35
 TARGET_TEARDOWN_MS = 20.0
+SITE_COUNTS = (2, 8, 32, 64)
 
 
-def lab_once() -> tuple[float, float]:
-    lab = Lab(standard_topology("port-restricted-cone", "symmetric"), coturn=False)
+def lab_once(topology: Topology) -> tuple[float, float]:
+    lab = Lab(topology, coturn=False)
     lab.__enter__()
     build = lab.timings["build_s"]
     lab.__exit__(None, None, None)
@@ -68,14 +75,35 @@ def ip_script_once(prefix: str) -> tuple[float, float]:
     return build, time.perf_counter() - t0
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("-n", type=int, default=20)
-    args = parser.parse_args()
-    builds, teardowns = zip(*(lab_once() for _ in range(args.n)), strict=True)
-    ref_b, ref_t = zip(*(ip_script_once(f"nsbench{i}") for i in range(min(args.n, 5))), strict=True)
-    coturn = [coturn_once() for _ in range(args.n)]
-    b, t = statistics.median(builds) * 1e3, statistics.median(teardowns) * 1e3
+def many_sites(count: int) -> Topology:
+    """`count` port-restricted cone sites with one host each, and the server."""
+    sites = tuple(Site(f"s{i}", preset("port-restricted-cone"), (f"h{i}",)) for i in range(1, count + 1))
+    return Topology(name=f"sites-{count}", sites=sites)
+
+
+def medians(runs: int, once: Callable[[], tuple[float, float]], settle_s: float) -> tuple[float, float]:
+    builds, teardowns = [], []
+    for _ in range(runs):
+        time.sleep(settle_s)
+        b, t = once()
+        builds.append(b)
+        teardowns.append(t)
+    return statistics.median(builds) * 1e3, statistics.median(teardowns) * 1e3
+
+
+def standard_vs_ip(runs: int, settle_s: float) -> None:
+    ours_b, ours_t, ref_b, ref_t = [], [], [], []
+    standard = standard_topology("port-restricted-cone", "symmetric")
+    for i in range(runs):
+        time.sleep(settle_s)
+        b, t = lab_once(standard)
+        ours_b.append(b)
+        ours_t.append(t)
+        time.sleep(settle_s)
+        b, t = ip_script_once(f"nsbench{i}")
+        ref_b.append(b)
+        ref_t.append(t)
+    b, t = statistics.median(ours_b) * 1e3, statistics.median(ours_t) * 1e3
     rb, rt = statistics.median(ref_b) * 1e3, statistics.median(ref_t) * 1e3
     rows = [
         ("standard lab build (netlink, with NAT rules)", b, TARGET_BUILD_MS),
@@ -83,9 +111,43 @@ def main() -> None:
     ]
     for label, value, target in rows:
         verdict = "OK" if value <= target else "MISSED"
-        print(f"{label:<46} {value:7.1f} ms median of {args.n}  target <= {target:.0f} ms  {verdict}")
+        print(f"{label:<46} {value:7.1f} ms median of {runs}  target <= {target:.0f} ms  {verdict}")
     print(f"{'reference: same lab with `ip` commands':<46} {rb:7.1f} ms build, {rt:.1f} ms teardown", end="")
-    print(f"  (netsim/ip ratio: build {b / rb:.2f}, teardown {t / rt:.2f})")
+    verdict = "OK" if b / rb <= TARGET_RATIO else "MISSED"
+    print(f"  (netsim/ip ratio: build {b / rb:.2f}, teardown {t / rt:.2f})", end="")
+    print(f"  target build <= {TARGET_RATIO}  {verdict}")
+
+
+def growth(runs: int, settle_s: float) -> None:
+    """Build time per site count; the marginal cost per site between sizes should stay flat (linear)."""
+    built: dict[int, float] = {}
+    for count in SITE_COUNTS:
+        topology = many_sites(count)
+        built[count], teardown = medians(runs, functools.partial(lab_once, topology), settle_s)
+        label = f"lab with {count} sites + server ({2 * count + 2} namespaces)"
+        print(
+            f"{label:<46} {built[count]:7.1f} ms build, {built[count] / count:5.2f} ms per site, "
+            f"teardown {teardown:5.1f} ms  (median of {runs})"
+        )
+    steps = list(zip(SITE_COUNTS, SITE_COUNTS[1:], strict=False))
+    marginal = [(built[hi] - built[lo]) / (hi - lo) for lo, hi in steps]
+    spread = max(marginal) / min(marginal) if min(marginal) > 0 else float("inf")
+    parts = ", ".join(f"{lo}->{hi}: {m:.2f}" for (lo, hi), m in zip(steps, marginal, strict=True))
+    verdict = "OK" if spread <= 2.0 else "MISSED"
+    print(f"cost per added site (ms): {parts}  (max/min {spread:.2f}, linear if <= 2)  {verdict}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("-n", type=int, default=20, help="runs of the standard lab (and of coturn)")
+    parser.add_argument("--growth-runs", type=int, default=3, help="runs per site count")
+    parser.add_argument("--settle", type=float, default=0.2, help="pause before each build, seconds")
+    parser.add_argument("--skip-growth", action="store_true")
+    args = parser.parse_args()
+    standard_vs_ip(args.n, args.settle)
+    if not args.skip_growth:
+        growth(args.growth_runs, args.settle)
+    coturn = [coturn_once() for _ in range(args.n)]
     ready = statistics.median(coturn) * 1e3
     print(f"{'coturn start to first STUN answer':<46} {ready:7.1f} ms median of {args.n}")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import signal
 import socket
 import ssl
@@ -13,7 +14,8 @@ import pytest
 
 from netsim.lab import netns, registry
 from netsim.lab.lab import INET, Lab, LabError
-from netsim.lab.topology import from_dict, standard_topology
+from netsim.lab.nat import NatError, preset
+from netsim.lab.topology import Site, Topology, from_dict, standard_topology
 from netsim.services import stun
 
 pytestmark = [pytest.mark.root, pytest.mark.usefixtures("no_leftovers")]
@@ -273,3 +275,47 @@ def test_signals_during_teardown_act_once_it_is_done(tmp_path: Path, monkeypatch
     assert not any(netns.exists(n) for n in lab.namespaces.values())
     assert list(tmp_path.iterdir()) == []
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_a_router_whose_rules_nft_rejects_fails_the_build_by_name_and_leaves_nothing(tmp_path: Path) -> None:
+    # Rules load in threads while the lab is wired: the error must still reach the caller, whole.
+    bad = tmp_path / "bad.nft"
+    bad.write_text("table inet netsim { chain c { nonsense } }\n")
+    sites = (
+        Site("nat-a", preset("full-cone"), ("a",)),
+        Site("nat-b", preset("custom", rules_file=str(bad)), ("b",)),
+    )
+    runtime = tmp_path / "run"
+    lab = Lab(Topology("bad-rules", sites=sites), coturn=False, runtime_dir=runtime)
+    with pytest.raises(NatError) as caught, lab:
+        pass
+    assert str(caught.value).split("\n")[0] == f"{bad}:1:40: syntax error, unexpected '}}'"
+    assert not any(netns.exists(n) for n in lab.namespaces.values())
+    assert list(runtime.iterdir()) == []
+
+
+def test_every_router_of_a_lab_with_more_sites_than_loader_threads_gets_its_rules() -> None:
+    count = 12  # more routers than rules-loading threads: some wait their turn
+    sites = tuple(Site(f"r{i}", preset("port-restricted-cone"), (f"h{i}",)) for i in range(1, count + 1))
+    with Lab(Topology("many", sites=sites), coturn=False) as lab:
+        for i in range(1, count + 1):
+            tables = netns.run(lab.netns(f"r{i}"), ["nft", "list", "tables"], capture_output=True, text=True)
+            assert "table inet netsim" in tables.stdout, f"r{i}"
+        seen = _udp_roundtrip(lab, f"h{count}", "server", "198.18.0.2")
+        assert seen is not None and seen[0] == f"198.18.{count}.1"
+
+
+def test_a_refused_netlink_request_is_named_with_its_namespace_and_reason(scratch_netns: str) -> None:
+    rtnl = netns.Rtnl(scratch_netns)
+    try:
+        rtnl.bridge("br0", 7)
+        rtnl.address(99, "10.9.0.1/24")  # no link 99
+        with pytest.raises(OSError) as caught:
+            rtnl.commit()
+    finally:
+        rtnl.close()
+    assert caught.value.errno == errno.ENODEV
+    what = f"netlink: add address 10.9.0.1/24 in namespace {scratch_netns}: No such device"
+    assert str(caught.value).startswith(f"[Errno {errno.ENODEV}] {what}")
+    links = netns.run(scratch_netns, ["ip", "-o", "link", "show", "br0"], capture_output=True, text=True)
+    assert links.stdout.startswith("7: br0:")  # the batch's requests before the refused one took effect
