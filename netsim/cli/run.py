@@ -99,6 +99,22 @@ def _pair_parser(sub: Any) -> None:
     )
     p.add_argument("--media", action="store_true", help="also send a synthetic audio and video track")
     p.add_argument("--no-needs-relay", action="store_true", help="skip the relay-less second run")
+    p.add_argument("--hold", type=float, default=0.0, metavar="S", help="keep the call up S s after connect")
+    p.add_argument(
+        "--interval",
+        type=float,
+        default=1.0,
+        metavar="S",
+        help="echo every S s while held (0: none; default 1)",
+    )
+    p.add_argument(
+        "--event",
+        action="append",
+        default=[],
+        metavar="AT:ACTION[:ARGS]",
+        help="a network event AT s after connect: flush:NODE, down:NODE:SECONDS, nat:NODE:KIND, "
+        "move:HOST:SITE, turn-restart (repeatable; needs --hold beyond it)",
+    )
     for side in SIDES:
         p.add_argument(f"--loss-{side}", type=float, default=0.0, help=f"random loss at nat-{side}, percent")
         p.add_argument(f"--rate-{side}", type=int, default=None, help=f"rate limit at nat-{side}, kbit/s")
@@ -116,6 +132,7 @@ def _pair_parser(sub: Any) -> None:
 
 def cmd_pair(args: argparse.Namespace) -> int:
     """Exit 0 when the session did what was expected (by default: connect), 1 when it did not."""
+    from netsim.lab import events
     from netsim.lab.impair import Impairment
     from netsim.lab.topology import standard_topology
     from netsim.peers.launcher import Launcher
@@ -133,10 +150,14 @@ def cmd_pair(args: argparse.Namespace) -> int:
         glare_first=args.glare_first,
         media=args.media,
         needs_relay=not args.no_needs_relay,
+        hold_s=args.hold,
+        interval_s=args.interval,
+        events=[events.parse_spec(text) for text in args.event],
     )
     if args.deadline is not None:
         options["deadline_s"] = args.deadline
     opts = default_options(topo, **options)  # validated before anything is built
+    events.check(opts.events, topo)
     scn = Scenario(
         f"pair/{args.nat_a}__{args.nat_b}",
         "pair",

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import os
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Protocol
@@ -21,6 +23,7 @@ from aiortc import RTCConfiguration, RTCDataChannel, RTCIceServer, RTCPeerConnec
 from aiortc.rtcconfiguration import RTCIceTransportPolicy
 
 from netsim.peers.echo import Echo
+from netsim.peers.hold import LABEL, MAX_RETRANSMITS, ORDERED, Hold
 from netsim.peers.negotiation import CLOSE_TIMEOUT_S, Negotiation
 from netsim.peers.trace import Trace
 from netsim.vocab import AIORTC, POLICIES
@@ -50,6 +53,11 @@ class PeerConfig:
     hide_host: bool = False
     settle_s: float = 1.0  # unused by aiortc (it never renominates); the session passes it to every stack
     t0: float | None = None  # time.monotonic() when the peer was requested; defaults to run_peer start
+    hold_s: float = 0.0  # keep the call up this long after connecting (hold.py)
+    interval_s: float = 1.0  # an echo on the hold channel this often (0: none, checks at the end only)
+    # Written (atomically) with {"t": first echo, monotonic} once connected: the session times events from it.
+    connected_file: str | None = None
+    restart: bool = False  # ICE restart on failure: Chromium only (aiortc has none)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -197,14 +205,32 @@ class _Peer:
             linger_s=cfg.linger_s,
             on_open=self.on_channel_open,
         )
+        self.hold = Hold(self.trace, hold_s=cfg.hold_s, interval_s=cfg.interval_s) if cfg.hold_s > 0 else None
+        self.closed: dict[str, Any] | None = None  # the connection failed or closed while held
+        # Closes count for the call only while it is held (not in the grace after it, when the other side
+        # may already have hung up).
+        self.hold_end: float | None = None
         self.negotiation = Negotiation(
-            cfg, self.trace, self.echo, new_pc=self.new_pc, send=self.send, fail=self.fail
+            cfg,
+            self.trace,
+            self.echo,
+            new_pc=self.new_pc,
+            send=self.send,
+            fail=self.fail,
+            add_channels=self.add_hold_channel if self.hold is not None else None,
         )
 
     def fail(self, reason: str) -> None:
-        """End the session as failed (the first reason wins)."""
+        """End the session as failed (the first reason wins); once connected, the call ends with it."""
         if not self.failed.done():
             self.failed.set_result(reason)
+            if self.closed is None and self.hold_end is not None and self.trace.now() < self.hold_end:
+                self.closed = {"t": round(self.trace.now(), 6), "reason": reason}
+
+    def add_hold_channel(self, pc: RTCPeerConnection) -> None:
+        """The offerer's hold channel, beside `echo`: unordered, no retransmissions (hold.py)."""
+        assert self.hold is not None
+        self.hold.attach(pc.createDataChannel(LABEL, ordered=ORDERED, maxRetransmits=MAX_RETRANSMITS))
 
     async def send(self, payload: dict[str, Any]) -> None:
         assert self.sig is not None
@@ -232,6 +258,8 @@ class _Peer:
         def _conn() -> None:
             if current():
                 trace.note("pc", pc.connectionState)
+                if pc.connectionState in ("failed", "closed") and "first_echo" in trace.marks:
+                    self.fail(f"connection {pc.connectionState}")
 
         @pc.on("signalingstatechange")
         def _signaling() -> None:
@@ -245,7 +273,11 @@ class _Peer:
 
         @pc.on("datachannel")
         def _channel(channel: RTCDataChannel) -> None:
-            if current():
+            if not current():
+                return
+            if channel.label == LABEL and self.hold is not None:
+                self.hold.attach(channel)
+            else:
                 self.echo.attach(channel)
 
         return pc
@@ -332,7 +364,11 @@ class _Peer:
         try:
             await asyncio.wait_for(self.connect(), timeout=self.cfg.deadline_s)
             state = "connected"
+            self.signal_connected()
+            held = self.start_hold()
             await self.echo.finish()
+            if held is not None:
+                await held
         except TimeoutError:
             reason = self.reason_for_timeout()
         except _Failed as exc:
@@ -357,7 +393,32 @@ class _Peer:
         )
         # The winner over time (docs/peers.md): aiortc's pair is settled as soon as it is nominated.
         record.update(peer=AIORTC, pairs=self.pairs, stable=True, hide_host=self.cfg.hide_host)
+        if self.hold is not None:
+            record["call"] = {
+                **self.hold.summary(),
+                "closed": self.closed,
+                "restart": "unsupported",
+                "restarts": [],
+            }
         return record
+
+    def signal_connected(self) -> None:
+        """Tell the session we are connected (it times network events from both peers' connect)."""
+        path = self.cfg.connected_file
+        if path is None:
+            return
+        with contextlib.suppress(OSError):
+            with open(f"{path}.tmp", "w") as f:
+                json.dump({"t": self.trace.marks.get("first_echo")}, f)
+            os.replace(f"{path}.tmp", path)
+
+    def start_hold(self) -> asyncio.Task[None] | None:
+        """Hold the call from our connect for hold_s, echoing on the hold channel (hold.py)."""
+        if self.hold is None:
+            return None
+        start = self.trace.marks["first_echo"]
+        self.hold_end = start + self.cfg.hold_s
+        return asyncio.get_running_loop().create_task(self.hold.run(start, self.failed.done))
 
     async def shutdown(self, tell_remote: bool, reason: str | None) -> None:
         """Read the pair one last time, say bye if we failed, then close everything within bounded waits."""

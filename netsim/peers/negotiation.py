@@ -75,6 +75,7 @@ class Negotiation:
         new_pc: Callable[[], RTCPeerConnection],
         send: Callable[[dict[str, Any]], Awaitable[None]],
         fail: Callable[[str], None],
+        add_channels: Callable[[RTCPeerConnection], None] | None = None,
     ) -> None:
         self.cfg = cfg
         self.trace = trace
@@ -82,6 +83,7 @@ class Negotiation:
         self.new_pc = new_pc
         self.send = send
         self.fail = fail
+        self.add_channels = add_channels  # more channels beside `echo` in our offer (the hold channel)
         self.pc: RTCPeerConnection | None = None
         self.making_offer = False
         self.present = False  # the target is on the signaling server
@@ -124,6 +126,8 @@ class Negotiation:
             return
         try:
             self.echo.attach(pc.createDataChannel("echo"))
+            if self.add_channels is not None:
+                self.add_channels(pc)
             if self.cfg.media:
                 add_media(pc)
             started = self.trace.now()

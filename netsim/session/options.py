@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from netsim.lab.events import Event, EventError
+from netsim.lab.events import from_table as event_from_table
 from netsim.vocab import PEER_STACKS, POLICIES, SIDES, TURN_CHOICES, Policy, Side, Stack, Turn
 
 # Sessions in a lab connect in under 1 s (at most ~0.7 s seen: hole punching pays one 500 ms STUN
@@ -22,6 +24,8 @@ BASE_DEADLINE_S = 3.0
 FIREWALL_BASE_S = 4.0
 UDP_BLOCKED_EXTRA_S = 5.0
 MAX_DEADLINE_S = 600.0
+MAX_HOLD_S = 3600.0
+DEFAULT_INTERVAL_S = 1.0
 
 
 class OptionsError(ValueError):
@@ -45,6 +49,10 @@ class SessionOptions:
     `peer_a`/`peer_b`: the WebRTC stack of each side. `settle_s`: how long the selected pair must stay the
     same while echoes flow both ways before it counts as settled (Chromium may switch pairs after
     connecting; aiortc never renominates, so its first pair is its settled pair).
+    `hold_s`: keep the call up this long after it connected (0: end after the connect echoes, as short as
+    a session can be), echoing every `interval_s` from both sides (0: no echoes, only the stacks' own
+    keepalives and one check at the end). `events`: network events at times after connect
+    (netsim.lab.events), given as Event or as [[event]] tables.
     """
 
     host_a: str = "a"
@@ -60,6 +68,9 @@ class SessionOptions:
     deadline_s: float = BASE_DEADLINE_S
     needs_relay: bool = True
     settle_s: float = 1.0
+    hold_s: float = 0.0
+    interval_s: float = DEFAULT_INTERVAL_S
+    events: tuple[Event, ...] = ()
 
     def __post_init__(self) -> None:
         _choice("turn", self.turn, TURN_CHOICES)
@@ -83,6 +94,17 @@ class SessionOptions:
         if isinstance(settle, bool) or not isinstance(settle, int | float) or not 0 <= settle <= 60:
             raise OptionsError(f"settle_s: expected seconds from 0 to 60, got {settle!r}")
         object.__setattr__(self, "settle_s", float(settle))
+        for name, top in (("hold_s", MAX_HOLD_S), ("interval_s", 60.0)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= top:
+                raise OptionsError(f"{name}: expected seconds from 0 to {top:g}, got {value!r}")
+            object.__setattr__(self, name, float(value))
+        object.__setattr__(self, "events", _events(self.events))
+        if self.events and self.hold_s <= max(e.at_s + (e.seconds or 0) for e in self.events):
+            last = max(e.at_s + (e.seconds or 0) for e in self.events)
+            raise OptionsError(
+                f"hold_s: {self.hold_s:g} s ends before the last event ({last:g} s after connect)"
+            )
 
     def replace(self, **changes: Any) -> SessionOptions:
         """A copy with some options changed (validated again)."""
@@ -90,7 +112,9 @@ class SessionOptions:
 
     def as_dict(self) -> dict[str, Any]:
         """The options as plain JSON values, as results records keep them."""
-        return dataclasses.asdict(self)
+        out = dataclasses.asdict(self)
+        out["events"] = [e.as_dict() for e in self.events]
+        return out
 
 
 # The keys a scenario file's [session] table may set, beyond the options themselves.
@@ -111,6 +135,16 @@ def from_table(table: Mapping[str, Any], defaults: Mapping[str, Any] | None = No
         if name in names:
             values[name] = value
     return SessionOptions(**values)
+
+
+def _events(value: object) -> tuple[Event, ...]:
+    """Events from Event objects or [[event]] tables, in the order given."""
+    if not isinstance(value, list | tuple):
+        raise OptionsError(f"events: expected a list of event tables, got {value!r}")
+    try:
+        return tuple(event_from_table(e, f"events[{i}]") for i, e in enumerate(value))
+    except EventError as e:
+        raise OptionsError(str(e)) from None
 
 
 def _choice(name: str, value: object, allowed: tuple[str, ...]) -> None:

@@ -10,20 +10,26 @@ This module does not import aiortc: the peers run in processes forked by netsim.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import json
 import secrets
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from netsim.lab import events as lab_events
 from netsim.pause import pause_point
 from netsim.peers import chromium
 from netsim.peers.launcher import Launcher, PeerProcess
 from netsim.results.records import SCHEMA_VERSION, LaunchFigures, NeedsRelayRun, ResultRecord, Versions
 from netsim.results.versions import versions
 from netsim.services.signaling import make_token
+from netsim.session import keepalive
 from netsim.session.options import SessionOptions
 from netsim.session.verdict import (
+    call_section,
     failure_reason,
     negotiated,
     peer_record,
@@ -40,6 +46,8 @@ if TYPE_CHECKING:
 GLARE_DELAY_S = 0.5  # the second offerer holds its ready offer this long; both offers still collide
 WAIT_MARGIN_S = 12.0  # beyond the deadline: echo linger, closing, process exit
 COTURN_LOG_CHARS = 4000
+CONNECT_POLL_S = 0.02
+CONNECT_SLACK_S = 2.0  # a peer connects within its deadline (browsers are started before it runs)
 
 
 def peer_config(
@@ -69,12 +77,19 @@ def peer_config(
         "offer_delay_s": GLARE_DELAY_S if opts.glare and side != opts.glare_first else 0.0,
         "media": opts.media,
         "hide_host": opts.hide_host,
+        "hold_s": opts.hold_s,
+        "interval_s": opts.interval_s,
+        # ICE restart needs both ends to renegotiate: Chromium does, aiortc has none.
+        "restart": opts.peer_a == CHROMIUM and opts.peer_b == CHROMIUM,
     }
 
 
-def start_peers(lab: Lab, launcher: Launcher, url: str, opts: SessionOptions) -> dict[str, PeerProcess]:
+def start_peers(
+    lab: Lab, launcher: Launcher, url: str, opts: SessionOptions, up_files: dict[str, Path] | None = None
+) -> dict[str, PeerProcess]:
     """Start peers a (impolite) and b (polite) for one negotiation, each on its stack (an aiortc peer forked
-    into its host's namespace, or a page in that host's browser); fresh user names every time."""
+    into its host's namespace, or a page in that host's browser); fresh user names every time.
+    `up_files` (filled per side): where each peer says it connected, for a held call."""
     tag = secrets.token_hex(3)
     users = {"a": f"a-{tag}", "b": f"b-{tag}"}
     hosts = {"a": opts.host_a, "b": opts.host_b}
@@ -99,6 +114,9 @@ def start_peers(lab: Lab, launcher: Launcher, url: str, opts: SessionOptions) ->
         cfg = peer_config(side, users, url, token, ice, opts)
         cfg.update(settle_s=opts.settle_s, linger_s=chromium.linger_s(tuple(stacks.values()), opts.settle_s))
         name = users[side]
+        if up_files is not None:
+            up_files[side] = peers_dir / f"{name}.up"
+            cfg["connected_file"] = str(up_files[side])
         if side in specs:
             procs[side] = launcher.browsers().spawn(specs[side], cfg)
             continue
@@ -128,14 +146,18 @@ def run_session(lab: Lab, opts: SessionOptions, launcher: Launcher | None = None
     log_offset = lab.coturn.log_size() if lab.coturn is not None else 0
     try:
         url = str(lab.start_signaling())  # TCP 443, reachable through the udp-blocked firewall too
-        main = start_peers(lab, launcher, url, opts)
+        up_files: dict[str, Path] = {}
+        main = start_peers(lab, launcher, url, opts, up_files if opts.hold_s > 0 else None)
         pause_point("negotiation")
         # The relay-less run goes alongside (fresh sockets, so fresh NAT mappings): a pairing that needs a
         # relay costs one deadline, not two. It is ended at once when the main run connects without a relay.
         probe = None
         if opts.needs_relay and not relay_less(opts):
-            probe = start_peers(lab, launcher, url, opts.replace(turn=NO_TURN, policy="all", glare=False))
-        a, b = wait_peers(main, opts.deadline_s + WAIT_MARGIN_S)
+            relay_less_opts = opts.replace(turn=NO_TURN, policy="all", glare=False, hold_s=0.0, events=())
+            probe = start_peers(lab, launcher, url, relay_less_opts)
+        with contextlib.ExitStack() as captures:
+            held = _hold(lab, opts, up_files, captures) if opts.hold_s > 0 else None
+            a, b = wait_peers(main, opts.deadline_s + WAIT_MARGIN_S + opts.hold_s)
         result, relay_side = verdict(a, b)
         needs_relay, second = _needs_relay(result, opts, probe)
     finally:
@@ -143,7 +165,7 @@ def run_session(lab: Lab, opts: SessionOptions, launcher: Launcher | None = None
             launcher.close()
     timings = session_timings(a, b)
     won = winner(a, b)
-    return {
+    record: ResultRecord = {
         "schema_version": SCHEMA_VERSION,
         "nat_a": _nat_kind(lab, opts.host_a),
         "nat_b": _nat_kind(lab, opts.host_b),
@@ -167,6 +189,78 @@ def run_session(lab: Lab, opts: SessionOptions, launcher: Launcher | None = None
         "coturn_log": _coturn_excerpt(lab, log_offset),
         "started_at": started_at,
     }
+    if held is not None:
+        record["call"] = call_section(
+            a,
+            b,
+            hold_s=opts.hold_s,
+            interval_s=opts.interval_s,
+            connected=held.connected,
+            events=held.events,
+            keepalive=held.keepalive(),
+        )
+    return record
+
+
+class _Held:
+    """What the session saw of a held call: when both peers connected, the events it applied, and the
+    keepalive captures at the hosts' routers (read once the call is over)."""
+
+    def __init__(self, lab: Lab, opts: SessionOptions) -> None:
+        self.lab = lab
+        self.opts = opts
+        self.connected: float | None = None
+        self.events: list[dict[str, Any]] = []
+        self.captures: dict[str, tuple[str, Path]] = {}  # side -> (router, pcap)
+
+    def keepalive(self) -> dict[str, Any] | None:
+        out: dict[str, Any] = {}
+        for side, (router, path) in self.captures.items():
+            wan = keepalive.router_wan(self.lab, router)
+            data = path.read_bytes() if path.exists() else b""
+            out[side] = {"router": router, **keepalive.keepalive(data, wan or "")}
+        return out or None
+
+
+def _hold(lab: Lab, opts: SessionOptions, up_files: dict[str, Path], captures: contextlib.ExitStack) -> _Held:
+    """Wait until both peers connected, capture at their routers, and apply the events on time."""
+    held = _Held(lab, opts)
+    held.connected = _wait_connected(up_files, opts.deadline_s + CONNECT_SLACK_S)
+    if held.connected is None:
+        held.events = [
+            {**e.as_dict(), "t": None, "detail": None, "error": "not applied: no connect"}
+            for e in opts.events
+        ]
+        return held
+    routers = {
+        side: lab.topology.site_of(host).name
+        for side, host in zip(SIDES, (opts.host_a, opts.host_b), strict=True)
+    }
+    for side, router in routers.items():
+        if router in lab.plan and lab.plan[router].role == "router":
+            path = Path(lab.workdir) / "peers" / f"keepalive-{side}.pcap"
+            captures.enter_context(keepalive.capture(lab, router, path))
+            held.captures[side] = (router, path)
+    try:
+        held.events = lab_events.run_timeline(lab, opts.events, held.connected)
+    finally:
+        lab_events.undo_all(lab, opts.events)
+    return held
+
+
+def _wait_connected(up_files: dict[str, Path], timeout_s: float) -> float | None:
+    """When both peers had connected (monotonic; the later one's first echo), or None by the timeout."""
+    deadline = time.monotonic() + timeout_s
+    times: dict[str, float] = {}
+    while time.monotonic() < deadline:
+        for side, path in up_files.items():
+            if side not in times and path.exists():
+                with contextlib.suppress(OSError, ValueError, TypeError):
+                    times[side] = float(json.loads(path.read_text())["t"])
+        if len(times) == len(up_files):
+            return max(times.values())
+        time.sleep(CONNECT_POLL_S)
+    return None
 
 
 def _with_browsers(base: Versions, a: dict[str, Any], b: dict[str, Any]) -> Versions:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from netsim.results.records import TIMING_KEYS, PeerRecord, Timings
+from netsim.results.records import TIMING_KEYS, CallRecord, PeerRecord, Timings
 from netsim.vocab import AIORTC, FAILED, RelaySide, Verdict
 
 # A selected pair as peers record it, in their `pairs` timeline ({"t", **PAIR_KEYS, "role"}).
@@ -188,3 +188,145 @@ def peer_record(rec: dict[str, Any]) -> PeerRecord:
 def failure_reason(a: dict[str, Any], b: dict[str, Any]) -> str | None:
     parts = [f"{side}: {rec.get('reason')}" for side, rec in (("a", a), ("b", b)) if rec.get("reason")]
     return "; ".join(parts) or None
+
+
+# ---- calls that last: the `call` section ------------------------------------------------------------------
+
+HELD, DROPPED, RECOVERED = "held", "dropped", "recovered"
+OUTAGE_ECHOES = 2  # unanswered echoes in a row that make an outage; one alone is tolerated (one interval)
+CALL_STATES = ("ice", "pc", "restart")  # the state notes a call section keeps
+
+
+def _since(t: float | None, origin: float | None) -> float | None:
+    return round(t - origin, 4) if t is not None and origin is not None else None
+
+
+def side_outcome(echoes: list[dict[str, Any]], closed: bool) -> dict[str, Any]:
+    """One side's echoes (in send order, absolute or relative times) judged: held, dropped or recovered.
+
+    An outage is OUTAGE_ECHOES or more unanswered echoes in a row. Recovered: an echo was answered after
+    the first outage (recovery_s from the send of the outage's first echo to that answer), and the call did
+    not end in another outage or a closed connection. Dropped: the last outage ran to the end of the hold,
+    or the connection failed or closed. Held: no outage, connection open.
+    """
+    runs: list[tuple[int, int]] = []  # (first index, length) of unanswered runs
+    i = 0
+    while i < len(echoes):
+        if echoes[i].get("answered") is None:
+            j = i
+            while j < len(echoes) and echoes[j].get("answered") is None:
+                j += 1
+            runs.append((i, j - i))
+            i = j
+        else:
+            i += 1
+    outages = [r for r in runs if r[1] >= OUTAGE_ECHOES]
+    first_lost = echoes[runs[0][0]]["sent"] if runs else None
+    out: dict[str, Any] = {"outcome": HELD, "first_lost": first_lost, "back": None, "recovery_s": None}
+    if outages:
+        start, length = outages[0]
+        after = next((e for e in echoes[start + length :] if e.get("answered") is not None), None)
+        if after is not None:
+            out["back"] = after["answered"]
+            out["recovery_s"] = round(after["answered"] - echoes[start]["sent"], 4)
+            out["outcome"] = RECOVERED
+        last_start, last_len = outages[-1]
+        if last_start + last_len == len(echoes):
+            out["outcome"] = DROPPED
+    if closed:
+        out["outcome"] = DROPPED
+    if not echoes and not closed:
+        out["outcome"] = None
+    return out
+
+
+def call_outcome(sides: list[dict[str, Any]]) -> tuple[str | None, float | None]:
+    """The session's outcome from both sides': dropped if either dropped, else recovered if either
+    recovered (recovery_s: the slower side's), else held."""
+    outcomes = [s.get("outcome") for s in sides]
+    if any(o is None for o in outcomes):
+        known = [o for o in outcomes if o is not None]
+        if not known:
+            return None, None
+    if DROPPED in outcomes:
+        return DROPPED, None
+    if RECOVERED in outcomes:
+        return RECOVERED, max(s["recovery_s"] for s in sides if s.get("recovery_s") is not None)
+    return HELD, None
+
+
+def call_side(rec: dict[str, Any], origin: float | None) -> dict[str, Any]:
+    """One side of the call section, times in seconds from the offer (`origin`, monotonic)."""
+    raw = rec.get("call") or {}
+    echoes = raw.get("echoes") or []
+    closed = raw.get("closed")
+    restarts = raw.get("restarts") or []
+    recovered_by_restart = bool(closed and restarts and restarts[-1].get("connected") is not None)
+    judged = side_outcome(echoes, bool(closed) and not recovered_by_restart)
+    start = (rec.get("marks") or {}).get("start")
+    states = [
+        {
+            "t": _since(start + n["t"], origin) if start is not None else None,
+            "what": n["what"],
+            "state": n["state"],
+        }
+        for n in rec.get("states") or []
+        if n.get("what") in CALL_STATES
+    ]
+    return {
+        "stack": rec.get("peer", AIORTC),
+        "sent": raw.get("sent", 0),
+        "answered": raw.get("answered", 0),
+        "echoes": [[_since(e["sent"], origin), _since(e.get("answered"), origin)] for e in echoes],
+        "outcome": judged["outcome"],
+        "first_lost_s": _since(judged["first_lost"], origin),
+        "back_s": _since(judged["back"], origin),
+        "recovery_s": judged["recovery_s"],
+        "states": states,
+        "closed": {"t": _since(closed.get("t"), origin), "reason": closed.get("reason")} if closed else None,
+        "restart": raw.get("restart"),
+        "restarts": [
+            {k: _since(v, origin) if k in ("t", "connected") else v for k, v in r.items()} for r in restarts
+        ],
+    }
+
+
+def call_section(
+    a: dict[str, Any],
+    b: dict[str, Any],
+    *,
+    hold_s: float,
+    interval_s: float,
+    connected: float | None,
+    events: list[dict[str, Any]],
+    keepalive: dict[str, Any] | None,
+) -> CallRecord:
+    """The record's `call`: per side echoes, states and restarts; events and pair changes; the outcome.
+    Raw peer records and event times are monotonic; everything here is seconds from the winning offer."""
+    origin = offer_time(a, b)
+    sides = {"a": call_side(a, origin), "b": call_side(b, origin)}
+    connected_both = a.get("state") == "connected" and b.get("state") == "connected"
+    outcome, recovery = call_outcome(list(sides.values())) if connected_both else (None, None)
+    lost = [s["first_lost_s"] for s in sides.values() if s["first_lost_s"] is not None]
+    back = [s["back_s"] for s in sides.values() if s["back_s"] is not None]
+    section = {
+        "hold_s": hold_s,
+        "interval_s": interval_s,
+        "outcome": outcome,
+        "recovery_s": recovery,
+        "first_lost_s": min(lost) if lost else None,
+        "back_s": max(back) if back and outcome == RECOVERED else None,
+        "connected_s": _since(connected, origin),
+        "events": [{**e, "t": _since(e.get("t"), origin)} for e in events],
+        "pair_changes": _pair_changes(a, b),
+        "keepalive": keepalive,
+        "a": sides["a"],
+        "b": sides["b"],
+    }
+    return cast(CallRecord, section)  # built from raw peer records (JSON)
+
+
+def _pair_changes(a: dict[str, Any], b: dict[str, Any]) -> list[dict[str, Any]]:
+    """Both sides' selected-pair timelines as one list in time order (records from with_timelines)."""
+    out = [{"side": side, **p} for side, rec in (("a", a), ("b", b)) for p in rec.get("pairs") or []]
+    return sorted(out, key=lambda p: (p.get("t") is None, p.get("t") or 0.0))

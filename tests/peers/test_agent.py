@@ -62,6 +62,10 @@ CONFIG_FIELDS = [
     "hide_host",
     "settle_s",
     "t0",
+    "hold_s",
+    "interval_s",
+    "connected_file",
+    "restart",
 ]
 
 
