@@ -26,6 +26,9 @@ def test_defaults_are_valid_and_serialise() -> None:
         "deadline_s": 3.0,
         "needs_relay": True,
         "settle_s": 1.0,
+        "hold_s": 0.0,
+        "interval_s": 1.0,
+        "events": [],
     }
 
 
