@@ -84,8 +84,12 @@ def _heatmap_cell(records: Sequence[ResultRecord], positions: list[int], kind: s
         + (f" ({r.get('group')})" if kind != "verdict" else "")
         for r in recs
     )
+    # Where a stack switched pairs after connecting, the cell also says how the first pairs went.
+    switched = [r for r in recs if r.get("first_verdict") and r.get("first_verdict") != r.get("verdict")]
+    first = tables.agreed_label([f"first {r.get('first_verdict')}" for r in switched]) if switched else None
     return {
         "label": label,
+        "first": first if kind == "verdict" else None,
         "background": _gradient(colour_dist),
         "href": "#" + _session_id(_most_interesting(records, positions)),
         "n": len(recs),
@@ -339,7 +343,7 @@ def report_context(run_dir: Path, records: Sequence[ResultRecord]) -> dict[str, 
     heatmaps = []
     groups = _matrix_groups(records)
     # needs_relay is a property of the pairing: pool the suite's matrices, else every matrix shown.
-    pooled = [g for g in groups if g in MATRIX_GROUPS] or groups
+    pooled = [g for g in groups if g in MATRIX_GROUPS] or groups  # aiortc's matrices, when there are
     for group in groups:
         hm = _heatmap(records, [group], "verdict")
         if hm is not None:
@@ -351,10 +355,38 @@ def report_context(run_dir: Path, records: Sequence[ResultRecord]) -> dict[str, 
         "needs_relay_map": _heatmap(records, pooled, "needs_relay"),
         "shares": _share_rows(summary),
         "groups": _group_rows(records),
+        "stacks": _stack_rows(records),
         "chart": connect_time_chart(records),
         "sessions": [_session(run_dir, i, r) for i, r in enumerate(records)],
         "colours": COLOURS,
     }
+
+
+def _stack_rows(records: Sequence[ResultRecord]) -> list[dict[str, Any]]:
+    """One row per stack pairing: relay won/needed shares, sessions whose first pair was not the settled
+    one, the two sides disagreeing at the end, and the median time to the settled pair."""
+    by_pair: dict[str, list[ResultRecord]] = {}
+    for r in records:
+        sides = [_mapping(r.get(side)).get("peer") or "aiortc" for side in ("a", "b")]
+        by_pair.setdefault(" x ".join(sides), []).append(r)
+    rows = []
+    for name, recs in sorted(by_pair.items()):
+        shares = store.summarize(recs)
+        settled = sorted(float(s) for r in recs if (s := r.get("settled_s")) is not None)
+        rows.append(
+            {
+                "stacks": name,
+                "sessions": len(recs),
+                "relay_won": _pct(shares["relay_won_share"]),
+                "relay_needed": _pct(shares["relay_needed_share"]),
+                "switched": sum(
+                    bool(r.get("first_verdict")) and r.get("first_verdict") != r.get("verdict") for r in recs
+                ),
+                "disagree": sum(bool(r.get("disagreement")) for r in recs),
+                "settled_median": _fmt_s(settled[len(settled) // 2]) if settled else "–",
+            }
+        )
+    return rows
 
 
 def _matrix_groups(records: Sequence[ResultRecord]) -> list[str]:
@@ -364,9 +396,8 @@ def _matrix_groups(records: Sequence[ResultRecord]) -> list[str]:
     for r in records:
         if r.get("nat_a") and r.get("nat_b"):
             cells.setdefault(str(r.get("group") or "?"), set()).add((str(r["nat_a"]), str(r["nat_b"])))
-    order = {g: i for i, g in enumerate(MATRIX_GROUPS)}
-    shown = [g for g, c in cells.items() if g in order or len(c) > 1]
-    return sorted(shown, key=lambda g: (order.get(g, len(order)), g))
+    shown = [g for g, c in cells.items() if g.startswith(MATRIX_GROUPS) or len(c) > 1]
+    return sorted(shown, key=lambda g: (not g.startswith(MATRIX_GROUPS), g))
 
 
 def render(run_dir: Path, records: Sequence[ResultRecord]) -> str:

@@ -580,3 +580,23 @@ def _assert_not_blank(png_path: Path) -> None:
         assert im.width == 1400 and im.height > 1000
         colours = im.convert("RGB").resize((64, 64)).getcolors(64 * 64)
         assert colours is not None and len(colours) > 20  # header, heatmap colours, text: not a blank page
+
+
+def test_stacks_compared_side_by_side(tmp_path: Path) -> None:
+    """Per stack pairing: relay shares, first pair not the settled one, disagreement, time to settle; and a
+    cell whose first verdict differed says so."""
+    records = [r for r in sample_records() if r["group"] == "matrix-turn"][:4]
+    browser = json.loads(json.dumps(records[0]))
+    browser.update(group="matrix-turn-chromium", verdict="direct", first_verdict="relay", settled_s=0.8)
+    browser["scenario"] = "matrix-turn-chromium/" + browser["scenario"].split("/", 1)[1]
+    browser["a"]["peer"] = browser["b"]["peer"] = "chromium"
+    context = report.report_context(tmp_path, [*records, browser])
+    rows = {row["stacks"]: row for row in context["stacks"]}
+    assert sorted(rows) == ["aiortc x aiortc", "chromium x chromium"]
+    chromium = rows["chromium x chromium"]
+    assert (chromium["sessions"], chromium["switched"], chromium["disagree"]) == (1, 1, 0)
+    assert chromium["relay_won"] == "0%" and chromium["settled_median"] == report._fmt_s(0.8)
+    assert rows["aiortc x aiortc"]["switched"] == 0
+    (hm,) = [h for h in context["heatmaps"] if h["group"] == "matrix-turn-chromium"]
+    cells = [c for row in hm["rows"] for c in row["cells"] if c]
+    assert [c["first"] for c in cells] == ["first relay"]
