@@ -203,7 +203,7 @@ def finish_run(directory: Path, reports_root: Path, report: bool = True) -> RunS
     records = results.load_records(directory)
     results.write_summary(directory)
     summary = results.summarize(records)
-    matrices = [(g, matrix_table(records, g)) for g in _groups(records) if g in MATRIX_GROUPS]
+    matrices = [(g, matrix_table(records, g)) for g in _groups(records) if g.startswith(MATRIX_GROUPS)]
     line = (
         f"{summary['sessions']} sessions ({summary['passed']} passed, {summary['failed']} failed, "
         f"{summary['unchecked']} unchecked); "
