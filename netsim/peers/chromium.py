@@ -21,6 +21,7 @@ import base64
 import concurrent.futures
 import contextlib
 import hashlib
+import json
 import os
 import re
 import secrets
@@ -46,6 +47,7 @@ MDNS_FEATURE = "WebRtcHideLocalIpsWithMdns"
 LAUNCH_TIMEOUT_S = 20.0  # a loaded 2-core machine: spawn takes ~0.4 s, but leave room
 STOP_GRACE_S = 3.0  # a stopped peer closes its connection and says bye within this
 CLOSE_TIMEOUT_S = 3.0
+CONNECTED_POLL_S = 0.05
 # Flags beyond Playwright's defaults (which already give --headless, --no-sandbox with chromium_sandbox off,
 # --remote-debugging-pipe, --no-first-run, --disable-background-networking, --disable-sync, ...).
 BASE_FLAGS = ("--disable-gpu", "--mute-audio", "--disable-component-update", "--disable-extensions")
@@ -351,13 +353,32 @@ class Browser:
             if self.crashed:
                 raise ChromiumError(self.crashed)
             offset = await self.clock_offset()
-            record: dict[str, Any] = await self.page.evaluate(
-                "cfg => window.netsimPeer(cfg)", {**cfg, "clock_offset": offset}
-            )
+            watch = asyncio.ensure_future(self._signal_connected(cfg))
+            try:
+                record: dict[str, Any] = await self.page.evaluate(
+                    "cfg => window.netsimPeer(cfg)", {**cfg, "clock_offset": offset}
+                )
+            finally:
+                watch.cancel()
         except Exception as exc:
             why = self.crashed or (str(exc) if isinstance(exc, ChromiumError) else f"browser: {_short(exc)}")
             return failed_record(cfg, why)
         return record
+
+    async def _signal_connected(self, cfg: dict[str, Any]) -> None:
+        """For a held call: write the peer's connect time to its `connected_file` once the page says it
+        connected (the session times network events from both peers' connect), as the aiortc peer does."""
+        path = cfg.get("connected_file")
+        if not path:
+            return
+        while True:
+            await asyncio.sleep(CONNECTED_POLL_S)
+            with contextlib.suppress(Exception):
+                t = await self.page.evaluate("u => window.netsimConnectedAt(u)", cfg["user"])
+                if t is not None:
+                    Path(f"{path}.tmp").write_text(json.dumps({"t": t}))
+                    os.replace(f"{path}.tmp", path)
+                    return
 
     async def stop_peer(self, user: str, reason: str) -> None:
         if self.page is not None and not self.crashed:

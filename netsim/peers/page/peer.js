@@ -10,6 +10,18 @@ const KEEP_INTERVAL_S = 0.25; // pings both ways while the pair settles (the con
 const SETTLE_EXTRA_S = 3.0; // how much longer than settle_s a peer waits for a stable pair
 const POLL_S = 0.1; // selected-pair poll, besides the selectedcandidatepairchange event
 const PONG_TIMEOUT_S = 1.0; // a pong later than this counts as lost; the next ping goes out
+// A held call (netsim/peers/hold.py has the same protocol on the same unordered `hold` channel).
+const HOLD_LABEL = "hold";
+const CHECK_COUNT = 3; // interval_s = 0: echoes at the end of the hold only ...
+const CHECK_SPACING_S = 0.25;
+const ANSWER_GRACE_S = 1.0; // after our last echo: wait for answers, keep answering the other side
+// ICE restart (impolite side only, so restarts never collide): at once on `failed`, or after this long in
+// `disconnected`. Chromium says disconnected ~5.3 s after the path broke and failed ~15.4 s after; outages
+// of 6-12 s come back by themselves, and a restart does not hurt those (0.4 s, the data channel stays
+// open), while a path whose NAT port changed never comes back without one: 2 s more of disconnected
+// (about 7 s without a response) is the point where waiting longer only prolongs the outage.
+const RESTART_AFTER_DISCONNECTED_S = 2.0;
+const RESTART_RETRY_S = 2.0; // no answer to a restart offer (signaling reconnecting): send it again
 const peers = {};
 
 const sleep = (s) => new Promise((resolve) => setTimeout(resolve, s * 1000));
@@ -32,6 +44,9 @@ const DEFAULTS = {
   hide_host: false,
   settle_s: 1.0,
   ice_servers: [],
+  hold_s: 0.0,
+  interval_s: 1.0,
+  restart: false,
 };
 
 class Peer {
@@ -65,6 +80,13 @@ class Peer {
     this.failWaiters = [];
     this.connectedWaiters = [];
     this.connected = false;
+    this.holdChannel = null;
+    this.holdEchoes = []; // {seq, sent, answered}
+    this.holdEnd = null;
+    this.closed = null; // {t, reason}: the connection failed or closed while held
+    this.restarts = []; // {t, reason, connected}
+    this.answers = new Map(); // offer id -> our answer sdp (a re-sent restart offer gets the same answer)
+    this.disconnectTimer = null;
   }
 
   now() {
@@ -101,9 +123,10 @@ class Peer {
       const ws = new WebSocket(endpoint);
       this.ws = ws;
       ws.onmessage = (ev) => {
+        if (ws !== this.ws) return;
         const msg = JSON.parse(ev.data);
         if (msg.type === "welcome") {
-          this.marks.signed_in = this.now();
+          if (!("signed_in" in this.marks)) this.marks.signed_in = this.now();
           this.note("signaling", "connected");
           resolve();
           const status = (msg.presence || {})[this.cfg.target];
@@ -115,9 +138,34 @@ class Peer {
       ws.onerror = () => reject(new Failed("signaling connection failed"));
       ws.onclose = (ev) => {
         reject(new Failed(`signaling closed (${ev.code})`));
+        if (ws !== this.ws) return;
+        this.note("signaling", `closed ${ev.code}`);
         if (!this.connected) this.fail(`signaling closed (${ev.code})`);
+        else if (this.holding()) this.reconnectSignaling();
       };
     });
+  }
+
+  // A held call keeps signaling: a NAT flush or a move breaks the WebSocket's TCP connection, and an ICE
+  // restart needs it. The server replaces our old connection with the new one.
+  reconnectSignaling() {
+    if (this.reconnecting) return;
+    this.reconnecting = (async () => {
+      while (this.holding()) {
+        try {
+          await this.openSignaling();
+          this.note("signaling", "reconnected");
+          break;
+        } catch (e) {
+          await sleep(0.5);
+        }
+      }
+      this.reconnecting = null;
+    })();
+  }
+
+  holding() {
+    return this.holdEnd !== null && this.now() < this.holdEnd + ANSWER_GRACE_S && this.failedWith === null;
   }
 
   async dispatch(msg) {
@@ -163,11 +211,14 @@ class Peer {
         this.marks.ice_completed = this.now();
         this.watchPair();
       }
-      if (state === "failed") this.fail("ICE failed");
+      if (state === "failed" && !this.connected) this.fail("ICE failed");
     };
-    pc.onconnectionstatechange = () => this.note("pc", pc.connectionState);
+    pc.onconnectionstatechange = () => {
+      this.note("pc", pc.connectionState);
+      this.onCallState(pc.connectionState);
+    };
     pc.onsignalingstatechange = () => this.note("signaling", pc.signalingState);
-    pc.ondatachannel = (ev) => this.attach(ev.channel);
+    pc.ondatachannel = (ev) => (ev.channel.label === HOLD_LABEL ? this.attachHold(ev.channel) : this.attach(ev.channel));
     pc.ontrack = (ev) => this.tracksReceived.push(ev.track.kind);
     pc.onicecandidateerror = (ev) => this.note("candidate-error", `${ev.errorCode} ${ev.url}`);
     return pc;
@@ -227,6 +278,7 @@ class Peer {
     const pc = this.pc;
     try {
       this.attach(pc.createDataChannel("echo"));
+      if (this.cfg.hold_s > 0) this.attachHold(pc.createDataChannel(HOLD_LABEL, { ordered: false, maxRetransmits: 0 }));
       if (this.cfg.media) this.addMedia();
       const started = this.now();
       this.gatheringStarted = started;
@@ -249,6 +301,7 @@ class Peer {
   }
 
   async onOffer(msg) {
+    if (this.connected) return this.onRestartOffer(msg);
     const collision = this.makingOffer || this.pc.signalingState !== "stable";
     if (collision && !this.cfg.polite) {
       this.counts.ignored_offers += 1;
@@ -278,6 +331,63 @@ class Peer {
     await this.pc.setLocalDescription();
     await this.send({ type: "answer", sdp: this.pc.localDescription.sdp, id: msg.id });
     this.flushLocal();
+  }
+
+  async onRestartOffer(msg) {
+    // An ICE restart offer of the other side (only the impolite side restarts: no collision). The same
+    // offer sent again (its signaling reconnected) gets the same answer.
+    if (this.answers.has(msg.id)) {
+      await this.send({ type: "answer", sdp: this.answers.get(msg.id), id: msg.id });
+      return;
+    }
+    this.note("restart", "offer-received");
+    this.descriptionSent = false;
+    await this.pc.setRemoteDescription({ type: "offer", sdp: msg.sdp });
+    await this.flushRemote();
+    await this.pc.setLocalDescription();
+    this.answers.set(msg.id, this.pc.localDescription.sdp);
+    await this.send({ type: "answer", sdp: this.pc.localDescription.sdp, id: msg.id });
+    this.flushLocal();
+  }
+
+  // --- a held call: state, ICE restart ---------------------------------------------------------------
+  onCallState(state) {
+    if (this.holdEnd === null || this.now() >= this.holdEnd) return;
+    const last = this.restarts[this.restarts.length - 1];
+    if (state === "connected" && last && last.connected === null) {
+      last.connected = this.now();
+      this.note("restart", "connected");
+    }
+    clearTimeout(this.disconnectTimer);
+    const canRestart = this.cfg.restart && !this.cfg.polite;
+    if (state === "disconnected" && canRestart) {
+      this.disconnectTimer = setTimeout(() => {
+        if (this.pc.connectionState === "disconnected") this.restartIce("disconnected");
+      }, RESTART_AFTER_DISCONNECTED_S * 1000);
+    } else if (state === "failed" && canRestart) {
+      this.restartIce("failed");
+    } else if ((state === "failed" && !this.cfg.restart) || state === "closed") {
+      if (this.closed === null) this.closed = { t: this.now(), reason: `connection ${state}` };
+    }
+  }
+
+  async restartIce(reason) {
+    if (this.pc.signalingState !== "stable" || !this.holding()) return;
+    this.restarts.push({ t: this.now(), reason, connected: null });
+    this.note("restart", reason);
+    this.pc.restartIce();
+    this.descriptionSent = false;
+    await this.pc.setLocalDescription();
+    this.offerId += 1;
+    const id = this.offerId;
+    const sdp = this.pc.localDescription.sdp;
+    // Send, and again while unanswered (a reconnecting WebSocket may have lost it).
+    while (this.pc.signalingState === "have-local-offer" && this.offerId === id && this.holding()) {
+      await this.send({ type: "offer", sdp, id }).catch(() => {});
+      this.counts.offers_sent += 1;
+      this.flushLocal();
+      await sleep(RESTART_RETRY_S);
+    }
   }
 
   async onAnswer(msg) {
@@ -380,6 +490,67 @@ class Peer {
     };
     if (channel.readyState === "open") this.opened();
     else channel.onopen = () => channel === this.channel && this.opened();
+  }
+
+  attachHold(channel) {
+    this.holdChannel = channel;
+    channel.onmessage = (ev) => {
+      if (channel !== this.holdChannel) return;
+      const msg = JSON.parse(ev.data);
+      if (msg.t === "hping") {
+        if (channel.readyState === "open") channel.send(JSON.stringify({ t: "hpong", seq: msg.seq }));
+      } else if (msg.t === "hpong") {
+        const echo = this.holdEchoes[msg.seq];
+        if (echo && echo.answered === null) echo.answered = this.now();
+      }
+    };
+  }
+
+  holdPing() {
+    const seq = this.holdEchoes.length;
+    const sent = this.now();
+    this.holdEchoes.push({ seq, sent, answered: null });
+    const channel = this.holdChannel;
+    try {
+      if (channel && channel.readyState === "open") channel.send(JSON.stringify({ t: "hping", seq, ts: sent }));
+    } catch (e) {
+      // a closing channel: the echo is lost
+    }
+  }
+
+  async hold() {
+    const cfg = this.cfg;
+    const start = this.marks.first_echo;
+    this.holdEnd = start + cfg.hold_s;
+    const over = () => this.failedWith !== null;
+    if (cfg.interval_s > 0) {
+      for (let t = start; t <= this.holdEnd && !over(); t += cfg.interval_s) {
+        await sleep(Math.max(0, t - this.now()));
+        if (!over()) this.holdPing();
+      }
+    } else {
+      while (this.now() < this.holdEnd && !over()) await sleep(Math.min(0.1, Math.max(this.holdEnd - this.now(), 0)));
+      for (let i = 0; i < CHECK_COUNT && !over(); i++) {
+        this.holdPing();
+        await sleep(CHECK_SPACING_S);
+      }
+    }
+    const grace = this.now() + ANSWER_GRACE_S;
+    while (this.now() < grace && !over()) await sleep(0.05);
+  }
+
+  callRecord() {
+    const r = (x) => round(x, 6);
+    return {
+      hold_s: this.cfg.hold_s,
+      interval_s: this.cfg.interval_s,
+      echoes: this.holdEchoes.map((e) => ({ seq: e.seq, sent: r(e.sent), answered: r(e.answered) })),
+      sent: this.holdEchoes.length,
+      answered: this.holdEchoes.filter((e) => e.answered !== null).length,
+      closed: this.closed && { t: r(this.closed.t), reason: this.closed.reason },
+      restart: this.cfg.restart ? "supported" : "unsupported by the remote",
+      restarts: this.restarts.map((x) => ({ t: r(x.t), reason: x.reason, connected: r(x.connected) })),
+    };
   }
 
   opened() {
@@ -508,7 +679,9 @@ class Peer {
       this.pingTask.then(() => {
         this.pingsDone = true;
       });
+      const held = this.cfg.hold_s > 0 ? this.hold() : null;
       await this.finish();
+      if (held) await held;
     } catch (e) {
       reason = e instanceof Failed ? e.message : `error: ${e}`;
       error = e instanceof Failed ? null : String(e);
@@ -568,6 +741,7 @@ class Peer {
       media: { sent: this.mediaSent, received: this.tracksReceived },
       reason,
       error,
+      ...(this.cfg.hold_s > 0 ? { call: this.callRecord() } : {}),
     };
   }
 }
@@ -577,5 +751,10 @@ window.netsimStop = (user, reason) => {
   const peer = peers[user];
   if (peer) peer.fail(reason);
   return Boolean(peer);
+};
+// When the peer connected (its first echo, controller clock), or null: the session times events from it.
+window.netsimConnectedAt = (user) => {
+  const peer = peers[user];
+  return peer && peer.connected ? peer.marks.first_echo : null;
 };
 window.netsimReady = true;
