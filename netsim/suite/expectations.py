@@ -22,7 +22,8 @@ from netsim.vocab import (
 if TYPE_CHECKING:
     from netsim.suite.scenario import Scenario
 
-ENTRY_KEYS = ("needs_relay", "connect", "verdict", "turn_transport", "notes")
+ENTRY_KEYS = ("needs_relay", "connect", "verdict", "turn_transport", "call", "notes")
+CALL_OUTCOMES = ("held", "dropped", "recovered")  # a held call's outcome (records.CallRecord)
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,7 @@ class Expectation:
     connect: bool = True
     verdict: Verdict | None = None
     turn_transport: str | None = None
+    call: str | None = None  # a held call's outcome: held, dropped or recovered
     source: str = ""  # where in the table this came from, for the mismatch message
     notes: str = field(default="", compare=False)
 
@@ -112,7 +114,13 @@ def from_entry(entry: dict[str, Any], where: str) -> Expectation:
     transport = entry.get("turn_transport")
     if transport is not None and transport not in TURN_TRANSPORTS:
         raise ExpectationError(f"{where}.turn_transport: unknown transport {transport!r}")
+    call = entry.get("call")
+    if call is not None and call not in CALL_OUTCOMES:
+        raise ExpectationError(
+            f"{where}.call: unknown call outcome {call!r} (choose from {', '.join(CALL_OUTCOMES)})"
+        )
     return Expectation(
+        call=call,
         needs_relay=needs,
         connect=connect,
         verdict=cast(Verdict | None, verdict),
@@ -136,6 +144,10 @@ def mismatch(record: Mapping[str, Any], exp: Expectation) -> str | None:
         used = {record.get(side, {}).get("turn_transport") for side in SIDES}
         if exp.turn_transport not in used:
             problems.append(("turn_transport", exp.turn_transport, sorted(str(u) for u in used)))
+    if exp.call is not None:
+        got = (record.get("call") or {}).get("outcome")
+        if got != exp.call:
+            problems.append(("call", exp.call, got))
     if not problems:
         return None
     lines = [f"{'':<15} {'expected':<12} actual", *(f"{k:<15} {e!s:<12} {a}" for k, e, a in problems)]

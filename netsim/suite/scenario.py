@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from netsim.lab.events import EventError
+from netsim.lab.events import check as check_events
 from netsim.lab.topology import Topology, TopologyError, from_dict
 from netsim.results.records import PopulationDraw
 from netsim.session.options import (
@@ -84,6 +86,7 @@ def load_scenario_file(path: Path | str) -> Scenario:
         raise ScenarioError(f"{path}: not valid TOML: {e}") from None
     session = data.pop("session", {})
     expect_table = data.pop("expect", None)
+    event_tables = data.pop("event", [])
     if not isinstance(session, dict):
         raise ScenarioError(f"{path}: session: expected a table, got {session!r}")
     allowed = {*TABLE_ONLY_KEYS, *option_names()} - {"host_a", "host_b"}
@@ -100,10 +103,15 @@ def load_scenario_file(path: Path | str) -> Scenario:
         if host not in hosts:
             raise ScenarioError(f"{path}: session.{key}: unknown host {host!r} (hosts: {', '.join(hosts)})")
     options = {k: v for k, v in session.items() if k not in TABLE_ONLY_KEYS}
+    if event_tables:  # [[event]] tables: network events after connect (netsim.lab.events)
+        options["events"] = event_tables
     try:
         opts = default_options(topo, host_a=host_a, host_b=host_b, **options)
+        check_events(opts.events, topo)
     except OptionsError as e:
         raise ScenarioError(f"{path}: session.{e}") from None
+    except EventError as e:
+        raise ScenarioError(f"{path}: {e}") from None
     try:
         expect = None if expect_table is None else from_entry(expect_table, f"{path}: expect")
     except ExpectationError as e:
