@@ -14,6 +14,7 @@ import sys
 import traceback
 from collections.abc import Sequence
 
+from netsim.cli import doctor as doctor_cmds
 from netsim.cli import estimate as estimate_cmds
 from netsim.cli import lab as lab_cmds
 from netsim.cli import results as results_cmds
@@ -33,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     service_cmds.add_parsers(sub)
     rules_cmds.add_parsers(sub)
     estimate_cmds.add_parsers(sub)
+    doctor_cmds.add_parsers(sub)
     return parser
 
 
