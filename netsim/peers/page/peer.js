@@ -382,11 +382,33 @@ class Peer {
     const id = this.offerId;
     const sdp = this.pc.localDescription.sdp;
     // Send, and again while unanswered (a reconnecting WebSocket may have lost it).
-    while (this.pc.signalingState === "have-local-offer" && this.offerId === id && this.holding()) {
+    for (let tries = 0; this.pc.signalingState === "have-local-offer" && this.offerId === id && this.holding(); tries++) {
+      // Unanswered: our WebSocket may be dead without knowing it (after a move its TCP connection's source
+      // address is gone, so nothing, not even a reset, comes back): open a fresh one first.
+      if (tries > 0) await this.freshSignaling();
       await this.send({ type: "offer", sdp, id }).catch(() => {});
       this.counts.offers_sent += 1;
       this.flushLocal();
       await sleep(RESTART_RETRY_S);
+    }
+  }
+
+  async freshSignaling() {
+    const old = this.ws;
+    this.ws = null; // the old socket's events no longer count
+    try {
+      if (old) old.close();
+    } catch (e) {
+      // already closed
+    }
+    const timeout = sleep(RESTART_RETRY_S).then(() => {
+      throw new Failed("signaling reconnect timed out");
+    });
+    try {
+      await Promise.race([this.openSignaling(), timeout]);
+      this.note("signaling", "reconnected");
+    } catch (e) {
+      this.note("signaling", "reconnect-failed");
     }
   }
 
