@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import os
 import shutil
 from pathlib import Path
@@ -69,6 +70,13 @@ def add_parsers(sub: Any) -> None:
     )
     pop.add_argument(
         "--matrix", type=Path, default=None, metavar="RUN_DIR", help="a matrix run: show its estimate beside"
+    )
+    pop.add_argument(
+        "--concurrent",
+        type=positive_int,
+        default=None,
+        metavar="K",
+        help="all pairs in ONE lab (one coturn, one signaling server), K sessions at once",
     )
     pop.add_argument("--seed", type=int, default=1)
     pop.add_argument("--turn", choices=TURN_CHOICES, default="udp")
@@ -298,10 +306,33 @@ def cmd_population(args: argparse.Namespace) -> int:
     mix_b, mix_b_file = _mix_weights(args.mix_b, "--mix-b") if args.mix_b is not None else (None, None)
     est = _estimate_for(args.matrix, mix_file, mix_b_file)  # before the run: a bad matrix fails fast
     scenarios = population(args.size, mix, args.seed, args.turn, mix_b=mix_b)
-    code, directory = _run_in(scenarios, args)
+    run = _run_crowd if args.concurrent is not None else _run_in
+    code, directory = run(scenarios, args)
     if directory is not None:
         print(_sampled_shares(directory, est))
     return code
+
+
+def _run_crowd(scenarios: list[Any], args: argparse.Namespace) -> tuple[int, Path | None]:
+    """Every pairing in one shared lab, --concurrent at a time; prints what the shared TURN server saw."""
+    from netsim.results import store as results
+    from netsim.suite.crowd import crowd_topology, run_crowd
+    from netsim.suite.runner import finish_run
+
+    crowd_topology(scenarios)  # refuse what one lab cannot hold before anything is built
+    root = reports_root(args)
+    directory = results.run_dir(root, results.new_run_id())
+    failures, stats = run_crowd(scenarios, args.concurrent, _expectations(args), directory)
+    (directory / "crowd.json").write_text(json.dumps(dataclasses.asdict(stats), indent=2) + "\n")
+    summary = finish_run(directory, root, report=not args.no_report)
+    if summary is not None:
+        print(summary.line)
+    print(
+        f"one lab: {stats.pairs} pairs, {stats.concurrent} at once; build {stats.build_s} s, sessions "
+        f"{stats.run_s} s; coturn: {stats.allocations} allocations, {stats.coturn_cpu_s} s CPU; "
+        f"agreement with the matrix expectations: {stats.agreement}"
+    )
+    return (EXIT_MISMATCH if failures else EXIT_OK), directory
 
 
 def _mix_weights(text: str, option: str) -> tuple[dict[str, float], Any]:

@@ -1,0 +1,206 @@
+"""Many pairs in one lab, as a real TURN server sees them: every pairing of a population gets two sites of
+one shared lab (one coturn, one signaling server), and up to K sessions run at once.
+
+Each session runs in a thread of this process with `run_session`; the peers are forked by one launcher.
+Sessions start in a ramp (a few at a time) and their connect deadline grows with the number running, since
+on two cores 200 peers negotiating at once are slower than two. The relay-less needs_relay run is left out:
+the NAT matrix already answers that per cell, and it would double the peers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from netsim.lab.lab import Lab
+from netsim.lab.nat import preset
+from netsim.lab.topology import Site, Topology
+from netsim.peers.launcher import Launcher
+from netsim.results import store as results
+from netsim.results.records import ResultRecord
+from netsim.session.options import BASE_DEADLINE_S, UDP_BLOCKED_EXTRA_S
+from netsim.session.run import run_session
+from netsim.suite.expectations import MissingExpectation, expectation, mismatch
+from netsim.suite.experiment import experiment
+from netsim.suite.mixes import MixError, split_kind
+from netsim.suite.runner import expected_entry
+from netsim.suite.scenario import Scenario
+from netsim.vocab import UDP_BLOCKED
+
+MAX_PAIRS = 120  # two sites a pair; site N's WAN is 198.18.N.1 and its LAN 10.N.0.0/24
+# The kernel's ARP table is one for all namespaces, capped by the root namespace's gc_thresh3 (1024 by
+# default), which netsim must not change. A pair costs about ten entries (hosts' gateways, routers' hosts,
+# the server and the other side's router, the server's view of both routers); past the cap new entries fail
+# ("neighbor table overflow") and late sessions cannot reach the signaling server at all.
+NEIGH_PER_PAIR = 10
+NEIGH_SHARE = 0.75  # of the table one lab may take: other labs on the machine need theirs
+GC_THRESH3 = Path("/proc/sys/net/ipv4/neigh/default/gc_thresh3")
+RAMP_S = 0.15  # between session starts: a burst of forks and handshakes at once costs more than it saves
+LOAD_DEADLINE_S = 0.1  # extra connect deadline per session running at once
+
+
+class LockedLauncher:
+    """The launcher shared by session threads: one spawn request on its pipe at a time."""
+
+    def __init__(self, launcher: Launcher) -> None:
+        self._launcher = launcher
+        self._lock = threading.Lock()
+
+    def spawn(self, *args: Any, **kwargs: Any) -> Any:
+        with self._lock:
+            return self._launcher.spawn(*args, **kwargs)
+
+    def browsers(self) -> Any:
+        return self._launcher.browsers()
+
+
+def crowd_topology(scenarios: list[Scenario]) -> tuple[Topology, list[tuple[str, str]]]:
+    """One topology with two sites per scenario (its NAT kinds; plain kinds and udp-blocked only), and the
+    (host a, host b) of each scenario in order."""
+    most = max_pairs()
+    if not 0 < len(scenarios) <= most:
+        raise MixError(
+            f"--size: one lab holds 1 to {most} pairs here, got {len(scenarios)} (the kernel's neighbour "
+            f"table, shared by every namespace, holds {neigh_cap()} entries; see docs/population.md)"
+        )
+    sites, hosts = [], []
+    for i, scn in enumerate(scenarios):
+        pair = []
+        for side, kind in (("a", scn.nat_a), ("b", scn.nat_b)):
+            home, cgn = split_kind(kind)
+            if cgn is not None:
+                raise MixError(
+                    f"--concurrent: CGN-layered kinds ({kind}) need a lab per pair; drop --concurrent"
+                )
+            host = f"h{i}{side}"
+            sites.append(Site(f"r{i}{side}", preset(home), (host,)))
+            pair.append(host)
+        hosts.append((pair[0], pair[1]))
+    return Topology("crowd", sites=tuple(sites)), hosts
+
+
+def neigh_cap() -> int:
+    """The machine's neighbour table cap (read only: a root-namespace sysctl)."""
+    try:
+        return int(GC_THRESH3.read_text())
+    except (OSError, ValueError):
+        return 1024
+
+
+def max_pairs() -> int:
+    return min(MAX_PAIRS, int(neigh_cap() * NEIGH_SHARE) // NEIGH_PER_PAIR)
+
+
+@dataclass(frozen=True)
+class CrowdStats:
+    """What the shared TURN server saw during the run."""
+
+    pairs: int
+    concurrent: int
+    build_s: float
+    run_s: float
+    allocations: int  # successful TURN allocations coturn logged
+    coturn_cpu_s: float | None  # user + system CPU time of coturn over the run
+    agreement: float | None  # share of sessions whose outcome matches their cell's expectation
+
+
+def _coturn_cpu_s(pid: int) -> float | None:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run_crowd(
+    scenarios: list[Scenario],
+    concurrent: int,
+    table: dict[str, Any],
+    directory: Path,
+    show: Any = print,
+) -> tuple[int, CrowdStats]:
+    """Run every scenario's pairing in one shared lab, `concurrent` at a time; records go to `directory`.
+    Returns the number of violated expectations and the run's figures."""
+    topo, hosts = crowd_topology(scenarios)
+    t0 = time.monotonic()
+    failures = 0
+    passed = checked = 0
+    with Launcher() as launcher, Lab(topo) as lab:
+        build_s = time.monotonic() - t0
+        # Its own process: in this one it would share the GIL with every session thread.
+        lab.start_signaling(in_process=False)
+        assert lab.coturn is not None
+        pid = lab.coturn.process.pid if lab.coturn.process is not None else None
+        cpu0 = _coturn_cpu_s(pid) if pid else None
+        log0 = lab.coturn.log_size()
+        shared = LockedLauncher(launcher)
+        running = min(concurrent, len(scenarios))
+        t1 = time.monotonic()
+        with ThreadPoolExecutor(max_workers=running) as pool:
+            futures = {}
+            for i, (scn, (a, b)) in enumerate(zip(scenarios, hosts, strict=True)):
+                blocked = [scn.nat_a, scn.nat_b].count(UDP_BLOCKED)
+                deadline = BASE_DEADLINE_S + UDP_BLOCKED_EXTRA_S * blocked + LOAD_DEADLINE_S * running
+                opts = scn.options.replace(host_a=a, host_b=b, needs_relay=False, deadline_s=deadline)
+                futures[pool.submit(_one, lab, shared, scn, opts, i * RAMP_S if i < running else 0.0)] = scn
+            for future in as_completed(futures):
+                scn = futures[future]
+                record = future.result()
+                problem = _check(record, scn, table)
+                record["run_id"] = directory.name
+                results.append_record(directory, record)
+                failures += problem is not None
+                if record.get("expected") is not None:
+                    checked += 1
+                    passed += problem is None
+                show(f"{scn.id:<60} {record['verdict']:<11} {record.get('outcome')}")
+        run_s = time.monotonic() - t1
+        cpu1 = _coturn_cpu_s(pid) if pid else None
+        allocations = len(re.findall(r"ALLOCATE processed, success", lab.coturn.log_since(log0)))
+    stats = CrowdStats(
+        pairs=len(scenarios),
+        concurrent=running,
+        build_s=round(build_s, 3),
+        run_s=round(run_s, 3),
+        allocations=allocations,
+        coturn_cpu_s=None if cpu0 is None or cpu1 is None else round(cpu1 - cpu0, 3),
+        agreement=round(passed / checked, 4) if checked else None,
+    )
+    return failures, stats
+
+
+def _one(lab: Lab, launcher: LockedLauncher, scn: Scenario, opts: Any, delay_s: float) -> ResultRecord:
+    time.sleep(delay_s)  # the ramp
+    record = run_session(lab, opts, launcher=launcher)  # type: ignore[arg-type]
+    record["scenario"], record["group"] = scn.id, scn.group
+    record["nat_a"], record["nat_b"] = scn.nat_a, scn.nat_b
+    record["repeat"] = 0
+    record["experiment"] = experiment(scn)
+    return record
+
+
+def _check(record: ResultRecord, scn: Scenario, table: dict[str, Any]) -> str | None:
+    """The cell's expectation, without needs_relay (the relay-less run is left out here)."""
+    try:
+        exp = expectation(scn, table)
+    except MissingExpectation:
+        record["expected"], record["outcome"], record["passed"], record["mismatch"] = (
+            None,
+            "unchecked",
+            None,
+            None,
+        )
+        return None
+    exp = dataclasses.replace(exp, needs_relay=None)
+    problem = mismatch(record, exp)
+    record["expected"] = expected_entry(exp)
+    record["outcome"] = "passed" if problem is None else "failed"
+    record["passed"], record["mismatch"] = problem is None, problem
+    return problem
