@@ -178,6 +178,7 @@ class Expected(TypedDict):
     connect: bool
     verdict: Verdict | None
     source: NotRequired[str]  # where it came from: a scenario file's [expect], expected.toml's matrix, ...
+    call: NotRequired[str]  # a held call's expected outcome: held, dropped or recovered
 
 
 class RulesFile(TypedDict):

@@ -82,6 +82,10 @@ def rest_credentials(
     return username, rest_password(secret, username)
 
 
+CERT_FILE = "turn-cert.pem"
+KEY_FILE = "turn-key.pem"  # 0600: the private key
+
+
 def write_certificate(directory: Path, ips: tuple[str, ...]) -> tuple[Path, Path]:
     """A self-signed certificate with IP SANs; peers trust it through SSL_CERT_FILE (it is its own CA)."""
     from cryptography import x509
@@ -105,7 +109,7 @@ def write_certificate(directory: Path, ips: tuple[str, ...]) -> tuple[Path, Path
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .sign(key, hashes.SHA256())
     )
-    cert_path, key_path = directory / "turn-cert.pem", directory / "turn-key.pem"
+    cert_path, key_path = directory / CERT_FILE, directory / KEY_FILE
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     pem = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
@@ -188,11 +192,14 @@ class Coturn:
 
     @property
     def ca_file(self) -> Path:
-        return self.workdir / "turn-cert.pem"
+        return self.workdir / CERT_FILE
 
     def start(self, timeout_s: float = 10.0) -> float:
         """Start turnserver and wait until it answers a STUN binding; returns seconds to ready."""
-        cert, key = write_certificate(self.workdir, self.ips)
+        # A restart keeps the certificate: peers that pinned or trusted it (Chromium's SPKI pin) still do.
+        cert, key = self.workdir / CERT_FILE, self.workdir / KEY_FILE
+        if not (cert.is_file() and key.is_file()):
+            cert, key = write_certificate(self.workdir, self.ips)
         conf = self.workdir / "turnserver.conf"
         pid_file = self.workdir / "turnserver.pid"
         write_private(

@@ -72,12 +72,15 @@ def run_one(
 
 def expected_entry(exp: Expectation) -> Expected:
     """An expectation as the record keeps it."""
-    return {
+    entry: Expected = {
         "needs_relay": exp.needs_relay,
         "connect": exp.connect,
         "verdict": exp.verdict,
         "source": exp.source,
     }
+    if exp.call is not None:
+        entry["call"] = exp.call
+    return entry
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,13 @@ def test_shipped_scenario_files_load() -> None:
         "hairpin-on.toml",
         "impaired-uplink.toml",
         "same-lan.toml",
+        "timeline-flush-aiortc.toml",
+        "timeline-flush-chromium.toml",
+        "timeline-held.toml",
+        "timeline-lifetime-long.toml",
+        "timeline-lifetime-short.toml",
+        "timeline-outage.toml",
+        "timeline-turn-restart.toml",
     ]
     loaded = {s.id: s for s in file_scenarios(SCENARIOS)}
     assert sorted(loaded) == [
@@ -30,6 +37,13 @@ def test_shipped_scenario_files_load() -> None:
         "hairpin/hairpin-on",
         "impaired/lossy-1mbit",
         "lan/same-lan",
+        "timeline/flush-symmetric-aiortc",
+        "timeline/flush-symmetric-chromium",
+        "timeline/held-30s",
+        "timeline/lifetime-2s-idle",
+        "timeline/lifetime-30s-idle",
+        "timeline/turn-restart-relayed",
+        "timeline/uplink-down-3s",
     ]
     hairpin = loaded["hairpin/hairpin-on"]
     assert hairpin.options.hide_host and (hairpin.nat_a, hairpin.nat_b) == ("port-restricted-cone",) * 2
