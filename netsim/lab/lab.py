@@ -7,6 +7,7 @@ those.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import functools
 import ipaddress
@@ -37,6 +38,9 @@ __all__ = ["INET", "Lab", "LabError"]
 
 INET = "inet"  # the internet segment's namespace suffix and bridge name
 LOOPBACK_INDEX = 1  # lo is always the first link of a new namespace
+PORTS_TIMEOUT_S = (
+    10.0  # generous: the link watcher is one kernel worker, shared with every lab on the machine
+)
 
 
 def _new_id() -> str:
@@ -167,23 +171,46 @@ class Lab:
     def _build_network(self, ready: Callable[[str], None]) -> None:
         """Namespaces, links, addresses and routes, through one rtnetlink socket per namespace.
 
-        Nodes are made in `_build_order`; each node's links come right after its namespace: its veth pairs
-        made from the bridge's side (enslaved and up) with the node's end created straight in the node's
-        namespace, and its own LAN bridge. `ready(node)` runs once they exist. Addresses, routes and links
-        up follow in one batch per namespace. Link indexes are chosen beforehand: nothing is looked up.
+        Nodes are made in `_build_order`, each with its links: its own bridges, and its veth pairs, made from
+        the bridge's side (enslaved and up) with the node's end created straight in its namespace. A router
+        (or carrier) is finished, addresses and routes included, and handed to `ready(node)` as soon as the
+        last link in its namespace exists: from then on its rules load while nothing else touches its
+        namespace (loading holds the namespace's nf_tables mutex, which making a link there waits for, for
+        an RCU grace period when nft's socket closes). The other nodes are finished at the end. Link indexes
+        are chosen beforehand: nothing is looked up.
         """
         wiring = _Wiring.of(self.plan, self._port)
+        unmade = collections.Counter(v.port_node for veths in wiring.veths.values() for v in veths)
         with _Netlink() as nl:
             for node in self._build_order():
                 self._create_namespace(node)
                 nl.open(node, self.namespaces[node])
                 self._make_links(nl, wiring, node)
-                ready(node)
+                unmade.subtract(v.port_node for v in wiring.veths.get(node, []))
+                for done in {node, *(v.port_node for v in wiring.veths.get(node, []))}:
+                    if done in nl.rtnl and _is_nat(self.plan.get(done)) and unmade[done] == 0:
+                        _finish(nl.rtnl[done], self.plan.get(done), wiring.links)
+                        ready(done)
             for node in self.namespaces:
-                nl.rtnl[node].up(LOOPBACK_INDEX)
-                if node in self.plan:
-                    _addresses(nl.rtnl[node], self.plan[node], wiring.links)
-                nl.rtnl[node].commit()
+                if not _is_nat(self.plan.get(node)):
+                    _finish(nl.rtnl[node], self.plan.get(node), wiring.links)
+            for node in wiring.bridges:
+                self._wait_forwarding(nl.rtnl[node], wiring.ports(node))
+
+    def _wait_forwarding(self, rtnl: netns.Rtnl, ports: set[int], timeout_s: float = PORTS_TIMEOUT_S) -> None:
+        """Until every bridge port forwards: the kernel enables a port from its link watcher, a moment after
+        its carrier came up, and a lab is not up while a packet can still be dropped on its way."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            states = rtnl.bridge_port_states()
+            if all(states.get(port) == netns.BR_STATE_FORWARDING for port in ports):
+                return
+            if time.monotonic() > deadline:
+                waiting = sorted(port for port in ports if states.get(port) != netns.BR_STATE_FORWARDING)
+                raise LabError(
+                    f"bridge ports {waiting} in {rtnl.name} not forwarding after {timeout_s:.0f} s"
+                )
+            time.sleep(0.001)
 
     def _make_links(self, nl: _Netlink, wiring: _Wiring, node: str) -> None:
         """The node's bridges, and the veth pairs that end in it (made from their bridge's namespace)."""
@@ -201,13 +228,20 @@ class Lab:
             )
         for port_node in {v.port_node for v in veths}:
             nl.rtnl[port_node].commit()
+        for v in veths:  # now: the bridge port forwards once the link watcher has seen the carrier
+            nl.rtnl[node].up(v.index)
         nl.rtnl[node].commit()
 
     def _build_order(self) -> list[str]:
-        """The internet, carriers, routers, then the rest: each node after the one whose bridge it plugs into,
-        and the NAT nodes as early as possible."""
-        roles = [("carrier",), ("router",), ("server", "host")]
-        return [INET, *(n.name for group in roles for n in self.plan.values() if n.role in group)]
+        """The internet; each carrier, then its sites; the other sites; the servers. A site is its router,
+        then its hosts: each node comes after the one whose bridge it plugs into, and the nodes plugged into
+        a NAT come right after it, so that its rules can start loading early."""
+        order = [INET]
+        for carrier in self.topology.carriers:
+            order.append(carrier.name)
+            order += [n for s in self.topology.sites if s.behind == carrier.name for n in (s.name, *s.hosts)]
+        order += [n for s in self.topology.sites if s.behind is None for n in (s.name, *s.hosts)]
+        return order + list(self.topology.servers)
 
     def _create_namespace(self, node: str) -> None:
         name = self.namespaces[node]
@@ -369,6 +403,10 @@ class _Wiring:
     bridges: dict[str, list[tuple[str, int]]]  # node -> its bridges (name, index)
     veths: dict[str, list[_Veth]]  # node -> the veth pairs that end in it
 
+    def ports(self, node: str) -> set[int]:
+        """Link indexes of the bridge ports in the node's namespace."""
+        return {v.port_index for veths in self.veths.values() for v in veths if v.port_node == node}
+
     @classmethod
     def of(cls, plan: dict[str, NodePlan], port_of: Callable[[Iface], _Port]) -> _Wiring:
         index = {node: itertools.count(LOOPBACK_INDEX + 1) for node in (INET, *plan)}
@@ -411,11 +449,19 @@ class _Netlink:
             os.close(fd)
 
 
+def _finish(rtnl: netns.Rtnl, node: NodePlan | None, links: dict[tuple[str, str], int]) -> None:
+    """Loopback up; for a planned node (not the internet) its addresses and routes."""
+    rtnl.up(LOOPBACK_INDEX)
+    if node is not None:
+        _addresses(rtnl, node, links)
+    rtnl.commit()
+
+
+def _is_nat(node: NodePlan | None) -> bool:
+    return node is not None and node.role in ("router", "carrier")
+
+
 def _addresses(rtnl: netns.Rtnl, node: NodePlan, links: dict[tuple[str, str], int]) -> None:
-    """The node's veth ends up, its addresses and routes."""
-    for iface in _unique(node.ifaces):
-        if not (iface.name == "lan" and _has_lan_bridge(node)):
-            rtnl.up(links[node.name, iface.name])
     for iface in node.ifaces:
         rtnl.address(links[node.name, iface.name], iface.address)
     if node.gateway:

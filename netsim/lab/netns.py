@@ -168,10 +168,13 @@ NETLINK_ROUTE = 0
 SOL_NETLINK = 270
 NETLINK_CAP_ACK = 10  # acks of failed requests leave the request out (only its header comes back)
 NETLINK_EXT_ACK = 11  # ... and carry the kernel's error message
-NLMSG_ERROR = 2
+NLMSG_ERROR, NLMSG_DONE = 2, 3
 NLMSGERR_ATTR_MSG = 1
 NLM_F_REQUEST, NLM_F_ACK, NLM_F_ACK_TLVS, NLM_F_EXCL, NLM_F_CREATE = 0x1, 0x4, 0x200, 0x200, 0x400
-RTM_NEWLINK, RTM_NEWADDR, RTM_NEWROUTE = 16, 20, 24
+NLM_F_DUMP = 0x300
+RTM_NEWLINK, RTM_GETLINK, RTM_NEWADDR, RTM_NEWROUTE = 16, 18, 20, 24
+IFLA_PROTINFO, IFLA_BRPORT_STATE, BR_STATE_FORWARDING = 12, 1, 3
+NLA_TYPE_MASK = 0x3FFF  # without the nested and byte-order flags
 IFF_UP = 0x1
 IFLA_IFNAME, IFLA_MASTER, IFLA_LINKINFO, IFLA_NET_NS_FD = 3, 10, 18, 28
 IFLA_INFO_KIND, IFLA_INFO_DATA, VETH_INFO_PEER = 1, 2, 1
@@ -282,6 +285,63 @@ class Rtnl:
             detail = f" ({message})" if message else ""
             raise OSError(error, f"netlink: {what} in namespace {self.name}: {os.strerror(error)}{detail}")
 
+    def bridge_port_states(self) -> dict[int, int]:
+        """{link index: STP state} of every bridge port in the namespace (3: forwarding). A port starts
+        forwarding only once the kernel's link watcher has seen its carrier, shortly after both ends are up.
+        """
+        self.commit()
+        self._seq += 1
+        body = struct.pack("=BxHiII", socket.AF_BRIDGE, 0, 0, 0, 0)
+        self.sock.sendall(
+            _HEADER.pack(_HEADER.size + len(body), RTM_GETLINK, NLM_F_REQUEST | NLM_F_DUMP, self._seq, 0)
+            + body
+        )
+        states: dict[int, int] = {}
+        while True:
+            data = self.sock.recv(65536)
+            for kind, payload in _messages(data):
+                if kind == NLMSG_DONE:
+                    return states
+                if kind == NLMSG_ERROR:
+                    (error,) = struct.unpack_from("=i", payload)
+                    raise OSError(
+                        -error, f"netlink: list bridge ports in namespace {self.name}: {os.strerror(-error)}"
+                    )
+                if kind == RTM_NEWLINK and (state := _port_state(payload)) is not None:
+                    states[struct.unpack_from("=i", payload, 4)[0]] = state
+
+
+def _port_state(link: bytes) -> int | None:
+    """IFLA_BRPORT_STATE of an RTM_NEWLINK payload (ifinfomsg, then attributes), if it is a bridge port."""
+    for kind, value in _attrs(link[16:]):
+        if kind == IFLA_PROTINFO:
+            for inner, state in _attrs(value):
+                if inner == IFLA_BRPORT_STATE:
+                    return state[0]
+    return None
+
+
+def _messages(data: bytes) -> Iterator[tuple[int, bytes]]:
+    """(type, payload) of each netlink message in a datagram."""
+    offset = 0
+    while offset + _HEADER.size <= len(data):
+        length, kind, _, _, _ = _HEADER.unpack_from(data, offset)
+        if length < _HEADER.size:
+            return
+        yield kind, data[offset + _HEADER.size : offset + length]
+        offset += (length + 3) & ~3
+
+
+def _attrs(data: bytes) -> Iterator[tuple[int, bytes]]:
+    """(type, payload) of each netlink attribute."""
+    offset = 0
+    while offset + 4 <= len(data):
+        size, kind = struct.unpack_from("=HH", data, offset)
+        if size < 4:
+            return
+        yield kind & NLA_TYPE_MASK, data[offset + 4 : offset + size]
+        offset += (size + 3) & ~3
+
 
 def _acks(data: bytes) -> Iterator[tuple[int, int, str]]:
     """(sequence, errno, kernel message) of each ack in a datagram."""
@@ -300,12 +360,7 @@ def _acks(data: bytes) -> Iterator[tuple[int, int, str]]:
 
 
 def _ack_message(tlvs: bytes) -> str:
-    offset = 0
-    while offset + 4 <= len(tlvs):
-        size, kind = struct.unpack_from("=HH", tlvs, offset)
-        if size < 4:
-            break
+    for kind, value in _attrs(tlvs):
         if kind == NLMSGERR_ATTR_MSG:
-            return tlvs[offset + 4 : offset + size].rstrip(b"\0").decode(errors="replace")
-        offset += (size + 3) & ~3
+            return value.rstrip(b"\0").decode(errors="replace")
     return ""
