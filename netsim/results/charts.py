@@ -73,3 +73,46 @@ def connect_time_chart(records: Iterable[ResultRecord]) -> str | None:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", metadata={"Software": None})  # no tool URL inside the page
     return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def call_timeline_chart(record: ResultRecord) -> str | None:
+    """Base64 PNG of a held call: each side's echoes over time (answered, lost), the network events as
+    vertical marks, and the selected-pair changes; None for a session that was not held."""
+    call = record.get("call")
+    if not call:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(10, 2.4), dpi=110, layout="constrained")
+    ax = fig.subplots()
+    for row, side in enumerate(("a", "b")):
+        echoes = (call.get(side) or {}).get("echoes") or []  # type: ignore[attr-defined]
+        answered = [e[0] for e in echoes if e[0] is not None and e[1] is not None]
+        lost = [e[0] for e in echoes if e[0] is not None and e[1] is None]
+        ax.scatter(
+            answered, [row] * len(answered), s=14, color=COLOURS["direct"], label="answered" if row else None
+        )
+        ax.scatter(
+            lost, [row] * len(lost), s=22, marker="x", color=COLOURS["FAILED"], label="lost" if row else None
+        )
+    for event in call.get("events") or []:
+        at = event.get("t")
+        if at is not None:
+            ax.axvline(at, color="#555", lw=1, ls="--")
+            ax.annotate(str(event.get("action")), (at, 1.35), fontsize=8, ha="left")
+    for change in call.get("pair_changes") or []:
+        if change.get("t") is not None:
+            row = 0 if change.get("side") == "a" else 1
+            ax.scatter([float(change["t"])], [row + 0.2], marker="v", s=30, color=COLOURS["relay"])
+    ax.set_yticks([0, 1], ["peer a", "peer b"])
+    ax.set_ylim(-0.6, 1.6)
+    ax.set_xlabel("seconds from the offer (▼ selected pair changed, dashed: network event)")
+    ax.set_title(f"Held call: {call.get('outcome')}", fontsize=10)
+    ax.legend(fontsize=8, frameon=False, loc="lower right")
+    ax.spines[["top", "right"]].set_visible(False)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", metadata={"Software": None})
+    return base64.b64encode(buf.getvalue()).decode("ascii")

@@ -18,7 +18,7 @@ from typing import Any
 import jinja2
 
 from netsim.results import store, tables
-from netsim.results.charts import COLOURS, OTHER_COLOUR, connect_time_chart
+from netsim.results.charts import COLOURS, OTHER_COLOUR, call_timeline_chart, connect_time_chart
 from netsim.results.records import PeerRecord, ResultRecord, Summary
 from netsim.vocab import MATRIX_GROUPS, SIDES
 
@@ -280,6 +280,8 @@ def _session(run_dir: Path, index: int, r: ResultRecord) -> dict[str, Any]:
         "check": tables.outcome(r),
         "mismatch": r.get("mismatch"),
         "settings": _settings(r),
+        "call": _call_summary(r),
+        "call_chart": call_timeline_chart(r),
         "reason": r.get("reason"),
         "connect": _fmt_s(r.get("connect_s")),
         "timings": _mapping(r.get("timings")),
@@ -356,10 +358,45 @@ def report_context(run_dir: Path, records: Sequence[ResultRecord]) -> dict[str, 
         "shares": _share_rows(summary),
         "groups": _group_rows(records),
         "stacks": _stack_rows(records),
+        "calls": _call_rows(records),
         "chart": connect_time_chart(records),
         "sessions": [_session(run_dir, i, r) for i, r in enumerate(records)],
         "colours": COLOURS,
     }
+
+
+def _call_summary(r: ResultRecord) -> str | None:
+    call = _mapping(r.get("call"))
+    if not call:
+        return None
+    parts = [
+        f"outcome {call.get('outcome')}",
+        f"held {call.get('hold_s')} s, echo every {call.get('interval_s')} s",
+    ]
+    if call.get("recovery_s") is not None:
+        parts.append(f"recovered in {_fmt_s(call.get('recovery_s'))}")
+    for side in ("a", "b"):
+        s = _mapping(call.get(side))
+        parts.append(
+            f"{side}: {s.get('answered')}/{s.get('sent')} echoes answered, restart {s.get('restart')}"
+        )
+    return "; ".join(parts)
+
+
+def _call_rows(records: Sequence[ResultRecord]) -> list[dict[str, Any]]:
+    """Held calls per scenario and stack pairing: how many were held, recovered, dropped."""
+    rows: dict[tuple[str, str], Counter[str]] = {}
+    for r in records:
+        call = _mapping(r.get("call"))
+        if not call:
+            continue
+        stacks = " x ".join(_mapping(r.get(side)).get("peer") or "aiortc" for side in ("a", "b"))
+        key = (str(r.get("scenario") or "?"), stacks)
+        rows.setdefault(key, Counter())[str(call.get("outcome"))] += 1
+    return [
+        {"scenario": scn, "stacks": stacks, **{o: n.get(o, 0) for o in ("held", "recovered", "dropped")}}
+        for (scn, stacks), n in sorted(rows.items())
+    ]
 
 
 def _stack_rows(records: Sequence[ResultRecord]) -> list[dict[str, Any]]:

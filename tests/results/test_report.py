@@ -600,3 +600,31 @@ def test_stacks_compared_side_by_side(tmp_path: Path) -> None:
     (hm,) = [h for h in context["heatmaps"] if h["group"] == "matrix-turn-chromium"]
     cells = [c for row in hm["rows"] for c in row["cells"] if c]
     assert [c["first"] for c in cells] == ["first relay"]
+
+
+def test_held_calls_get_a_timeline_chart_and_a_row(tmp_path: Path) -> None:
+    record = json.loads(json.dumps(sample_records()[0]))
+    side = {
+        "stack": "aiortc",
+        "sent": 4,
+        "answered": 3,
+        "echoes": [[1.0, 1.01], [2.0, None], [3.0, 3.02], [4.0, 4.01]],
+    }
+    record["call"] = {
+        "hold_s": 5.0,
+        "interval_s": 1.0,
+        "outcome": "recovered",
+        "recovery_s": 1.02,
+        "events": [{"at_s": 1.0, "action": "down", "t": 1.5}],
+        "pair_changes": [{"side": "a", "t": 2.5}],
+        "a": {**side, "restart": "unsupported"},
+        "b": {**side, "restart": "unsupported"},
+    }
+    context = report.report_context(tmp_path, [record])
+    assert context["calls"] == [
+        {"scenario": record["scenario"], "stacks": "aiortc x aiortc", "held": 0, "recovered": 1, "dropped": 0}
+    ]
+    (session,) = context["sessions"]
+    assert session["call"].startswith("outcome recovered; held 5.0 s, echo every 1.0 s; recovered in ")
+    assert base64.b64decode(session["call_chart"]).startswith(b"\x89PNG")
+    assert report.report_context(tmp_path, sample_records()[:1])["sessions"][0]["call_chart"] is None
