@@ -127,6 +127,10 @@ def _pair_parser(sub: Any) -> None:
     for side in SIDES:
         p.add_argument(f"--loss-{side}", type=float, default=0.0, help=f"random loss at nat-{side}, percent")
         p.add_argument(f"--rate-{side}", type=int, default=None, help=f"rate limit at nat-{side}, kbit/s")
+        p.add_argument(f"--delay-{side}", type=float, default=0.0, help=f"one-way delay at nat-{side}, ms")
+        p.add_argument(
+            f"--jitter-{side}", type=float, default=0.0, help=f"jitter at nat-{side}, ms (<= delay)"
+        )
     expect = p.add_mutually_exclusive_group()
     expect.add_argument("--expect-fail", action="store_true", help="the pairing must not connect")
     expect.add_argument(
@@ -148,7 +152,15 @@ def cmd_pair(args: argparse.Namespace) -> int:
     from netsim.suite.runner import run_one
     from netsim.suite.scenario import Scenario, default_options
 
-    impairs = {s: Impairment(getattr(args, f"loss_{s}"), getattr(args, f"rate_{s}")) for s in SIDES}
+    impairs = {
+        s: Impairment(
+            getattr(args, f"loss_{s}"),
+            getattr(args, f"rate_{s}"),
+            delay_ms=getattr(args, f"delay_{s}"),
+            jitter_ms=getattr(args, f"jitter_{s}"),
+        )
+        for s in SIDES
+    }
     topo = standard_topology(args.nat_a, args.nat_b, impair_a=impairs["a"], impair_b=impairs["b"])
     options: dict[str, Any] = dict(
         peer_a=args.peer_a,

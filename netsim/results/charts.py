@@ -104,9 +104,10 @@ def call_timeline_chart(record: ResultRecord) -> str | None:
             ax.axvline(at, color="#555", lw=1, ls="--")
             ax.annotate(str(event.get("action")), (at, 1.35), fontsize=8, ha="left")
     for change in call.get("pair_changes") or []:
-        if change.get("t") is not None:
+        at = change.get("t")
+        if at is not None:
             row = 0 if change.get("side") == "a" else 1
-            ax.scatter([float(change["t"])], [row + 0.2], marker="v", s=30, color=COLOURS["relay"])
+            ax.scatter([at], [row + 0.2], marker="v", s=30, color=COLOURS["relay"])
     ax.set_yticks([0, 1], ["peer a", "peer b"])
     ax.set_ylim(-0.6, 1.6)
     ax.set_xlabel("seconds from the offer (▼ selected pair changed, dashed: network event)")

@@ -16,7 +16,7 @@ are not validated and may come from an older netsim, so a missing key must never
 # NotRequired keys (__optional_keys__) on Python 3.11.
 from typing import Any, Final, Literal, NotRequired, TypedDict
 
-from netsim.vocab import Policy, RelaySide, Stack, Turn, Verdict
+from netsim.vocab import Policy, RelaySide, Side, Stack, Turn, Verdict
 
 CandidateType = Literal["host", "srflx", "prflx", "relay"]  # vocab.CANDIDATE_TYPES
 TurnTransport = Literal["udp", "tcp", "tls"]  # vocab.TURN_TRANSPORTS
@@ -236,6 +236,9 @@ class Experiment(TypedDict):
     scenario_file: str | None  # the scenario file it came from, as given
     scenario_text: str | None  # that file's text as read
     population: PopulationDraw | None
+    # How each impaired site's loss, rate and delay were made on this machine, e.g.
+    # {"nat-a": {"delay": "nfqueue", "loss": "nftables", "rate": "tbf"}} (netem where the kernel has it).
+    impairments: dict[str, dict[str, str | None]]
 
 
 CallOutcome = Literal["held", "dropped", "recovered"]
@@ -297,6 +300,12 @@ class CallEvent(TypedDict):
     site: NotRequired[str]
 
 
+class PairChange(SelectedPair):
+    """A selected-pair change during a held call, and whose it was."""
+
+    side: Side
+
+
 class Keepalive(TypedDict):
     """Outbound STUN binding requests (consent checks, keepalives) at a host's NAT router while held."""
 
@@ -321,7 +330,7 @@ class CallRecord(TypedDict):
     back_s: float | None
     connected_s: float | None  # both peers connected: the origin of the events' at_s
     events: list[CallEvent]
-    pair_changes: list[dict[str, Any]]  # both sides' pairs timelines in one list, each with its `side`
+    pair_changes: list[PairChange]  # both sides' pairs timelines in one list, each with its `side`
     keepalive: dict[str, Keepalive] | None  # by side
     a: CallSide
     b: CallSide

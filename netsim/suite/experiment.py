@@ -13,6 +13,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from netsim.lab.impair import site_mechanisms
 from netsim.lab.nat import TOML_KEYS, NatSpec
 from netsim.lab.topology import Carrier, Site, Topology, from_dict, plan
 from netsim.results.records import CarrierTable, Experiment, RulesFile, SiteTable, TopologyTable
@@ -83,6 +84,7 @@ def experiment(scn: Scenario) -> Experiment:
         "scenario_file": scn.source,
         "scenario_text": scn.source_text,
         "population": scn.draw,
+        "impairments": site_mechanisms(scn.topology),
     }
 
 

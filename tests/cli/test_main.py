@@ -31,6 +31,7 @@ COMMANDS = [
     "stun",
     "estimate",
     "merge",
+    "doctor",
 ]
 
 

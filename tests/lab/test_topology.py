@@ -249,7 +249,11 @@ def test_a_relative_rules_file_is_resolved_against_base_dir(tmp_path: Path) -> N
         ),
         (
             {"site": [{"name": "r1", "hosts": ["h"], "impair": {"jitter_ms": 3}}]},
-            "site[0].impair.jitter_ms: unknown key (choose from loss_pct, rate_kbit)",
+            "site[0].impair.jitter_ms: expected a number from 0 to delay_ms (0), got 3",
+        ),
+        (
+            {"site": [{"name": "r1", "hosts": ["h"], "impair": {"delay": 3}}]},
+            "site[0].impair.delay: unknown key (choose from loss_pct, rate_kbit, delay_ms, jitter_ms)",
         ),
         (
             {"server": [{"name": "s", "ip": "1"}], "site": [{"name": "r1", "hosts": ["h"]}]},
