@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from netsim.cli import doctor as doctor_cmds
 from netsim.cli import estimate as estimate_cmds
 from netsim.cli import lab as lab_cmds
+from netsim.cli import pair as pair_cmds
 from netsim.cli import results as results_cmds
 from netsim.cli import rules as rules_cmds
 from netsim.cli import run as run_cmds
@@ -29,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="netsim", description="NAT traversal lab for WebRTC")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     lab_cmds.add_parsers(sub)
+    pair_cmds.add_parsers(sub)
     run_cmds.add_parsers(sub)
     results_cmds.add_parsers(sub)
     service_cmds.add_parsers(sub)

@@ -1,0 +1,160 @@
+"""`netsim pair`: one pairing in a fresh standard lab, printed (or as JSON), exit 1 if it did not do what
+was expected (by default: connect)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from netsim.cli.common import EXIT_MISMATCH, EXIT_OK, positive_float, print_json
+from netsim.results.records import ResultRecord
+from netsim.vocab import AIORTC, NAT_PRESETS, PEER_STACKS, POLICIES, SIDES, TURN_CHOICES
+
+
+def add_parsers(sub: Any) -> None:
+    _pair_parser(sub)
+
+
+def _pair_parser(sub: Any) -> None:
+    p = sub.add_parser("pair", help="run one WebRTC session between two NATed hosts in a fresh lab")
+    p.add_argument("--nat-a", required=True, choices=NAT_PRESETS, metavar="KIND", help="NAT in front of a")
+    p.add_argument("--nat-b", required=True, choices=NAT_PRESETS, metavar="KIND", help="NAT in front of b")
+    p.add_argument("--peer-a", choices=PEER_STACKS, default=AIORTC, help="WebRTC stack of a (default aiortc)")
+    p.add_argument("--peer-b", choices=PEER_STACKS, default=AIORTC, help="WebRTC stack of b (default aiortc)")
+    p.add_argument("--turn", choices=TURN_CHOICES, default="udp", help="TURN transport (default udp)")
+    p.add_argument("--policy", choices=POLICIES, default="all", help="ICE transport policy (default all)")
+    p.add_argument("--glare", action="store_true", help="both peers offer at once (perfect negotiation)")
+    p.add_argument("--glare-first", choices=SIDES, default="a", help="whose offer is sent first")
+    p.add_argument(
+        "--deadline",
+        type=positive_float,
+        default=None,
+        help="connect deadline in seconds (default: the suite's rule, 3 s; behind the UDP firewall 4 s plus "
+        "5 s per blocked side, whose gathering waits out the STUN timeout)",
+    )
+    p.add_argument("--media", action="store_true", help="also send a synthetic audio and video track")
+    p.add_argument("--no-needs-relay", action="store_true", help="skip the relay-less second run")
+    p.add_argument("--hold", type=float, default=0.0, metavar="S", help="keep the call up S s after connect")
+    p.add_argument(
+        "--interval",
+        type=float,
+        default=1.0,
+        metavar="S",
+        help="echo every S s while held (0: none; default 1)",
+    )
+    p.add_argument(
+        "--event",
+        action="append",
+        default=[],
+        metavar="AT:ACTION[:ARGS]",
+        help="a network event AT s after connect: flush:NODE, down:NODE:SECONDS, nat:NODE:KIND, "
+        "move:HOST:SITE, turn-restart (repeatable; needs --hold beyond it)",
+    )
+    for side in SIDES:
+        p.add_argument(f"--loss-{side}", type=float, default=0.0, help=f"random loss at nat-{side}, percent")
+        p.add_argument(f"--rate-{side}", type=int, default=None, help=f"rate limit at nat-{side}, kbit/s")
+        p.add_argument(f"--delay-{side}", type=float, default=0.0, help=f"one-way delay at nat-{side}, ms")
+        p.add_argument(
+            f"--jitter-{side}", type=float, default=0.0, help=f"jitter at nat-{side}, ms (<= delay)"
+        )
+    expect = p.add_mutually_exclusive_group()
+    expect.add_argument("--expect-fail", action="store_true", help="the pairing must not connect")
+    expect.add_argument(
+        "--expect-relay", action="store_true", help="the pairing must need a relay (the relay-less run fails)"
+    )
+    expect.add_argument(
+        "--expect-direct", action="store_true", help="the pairing must not need a relay (a direct path works)"
+    )
+    p.add_argument("--json", action="store_true", help="print the result record as JSON")
+    p.set_defaults(func=cmd_pair)
+
+
+def cmd_pair(args: argparse.Namespace) -> int:
+    """Exit 0 when the session did what was expected (by default: connect), 1 when it did not."""
+    from netsim.lab import events
+    from netsim.lab.impair import Impairment
+    from netsim.lab.topology import standard_topology
+    from netsim.peers.launcher import Launcher
+    from netsim.suite.runner import run_one
+    from netsim.suite.scenario import Scenario, default_options
+
+    impairs = {
+        s: Impairment(
+            getattr(args, f"loss_{s}"),
+            getattr(args, f"rate_{s}"),
+            delay_ms=getattr(args, f"delay_{s}"),
+            jitter_ms=getattr(args, f"jitter_{s}"),
+        )
+        for s in SIDES
+    }
+    topo = standard_topology(args.nat_a, args.nat_b, impair_a=impairs["a"], impair_b=impairs["b"])
+    options: dict[str, Any] = dict(
+        peer_a=args.peer_a,
+        peer_b=args.peer_b,
+        turn=args.turn,
+        policy=args.policy,
+        glare=args.glare,
+        glare_first=args.glare_first,
+        media=args.media,
+        needs_relay=not args.no_needs_relay,
+        hold_s=args.hold,
+        interval_s=args.interval,
+        events=[events.parse_spec(text) for text in args.event],
+    )
+    if args.deadline is not None:
+        options["deadline_s"] = args.deadline
+    opts = default_options(topo, **options)  # validated before anything is built
+    events.check(opts.events, topo)
+    scn = Scenario(
+        f"pair/{args.nat_a}__{args.nat_b}",
+        "pair",
+        topo,
+        args.nat_a,
+        args.nat_b,
+        opts,
+        _pair_expectation(args),
+    )
+    with Launcher() as launcher:  # the launcher imports while the lab builds
+        record, _ = run_one(scn, launcher, {}, None)
+    if args.json:
+        print_json(record)
+    else:
+        print(format_record(record))
+    return EXIT_MISMATCH if record["outcome"] == "failed" else EXIT_OK
+
+
+def _pair_expectation(args: argparse.Namespace) -> Any:
+    """What one pairing must do: connect, unless --expect-fail/--expect-relay/--expect-direct say more."""
+    from netsim.suite.expectations import Expectation
+
+    if args.expect_fail:
+        return Expectation(needs_relay=None, connect=False, source="--expect-fail")
+    if args.expect_relay:
+        return Expectation(needs_relay=True, connect=True, source="--expect-relay")
+    if args.expect_direct:
+        return Expectation(needs_relay=False, connect=True, source="--expect-direct")
+    return Expectation(needs_relay=None, connect=True, source="netsim pair (connects)")
+
+
+def format_record(rec: ResultRecord) -> str:
+    """A session record in a few lines for the terminal."""
+    lines = [
+        f"{rec['nat_a']} x {rec['nat_b']}  turn={rec['turn']} policy={rec['policy']} glare={rec['glare']}",
+        f"verdict: {rec['verdict']}"
+        + (f" (relayed by {rec['relay_side']})" if rec["relay_side"] else "")
+        + f"  needs_relay: {rec['needs_relay']}  connect_s: {rec['connect_s']}",
+    ]
+    for side in SIDES:
+        p = rec[side]
+        via = f" via TURN/{p['turn_transport']}" if p["turn_transport"] else ""
+        lines.append(
+            f"  {side}: {p['local_type']} {p['local']} -> {p['remote_type']} {p['remote']} ({p['role']}){via}"
+        )
+    lines.append("  timings: " + ", ".join(f"{k}={v}" for k, v in rec["timings"].items()))
+    if rec["reason"]:
+        lines.append(f"  reason: {rec['reason']}")
+    if rec.get("outcome") == "failed":
+        lines.append("  expectation violated:\n    " + str(rec.get("mismatch")).replace("\n", "\n    "))
+    else:
+        lines.append(f"  outcome: {rec.get('outcome')}")
+    return "\n".join(lines)
