@@ -8,9 +8,8 @@ one), so every field is read with `.get()` here.
 from __future__ import annotations
 
 import os
-import re
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -18,9 +17,10 @@ from typing import Any
 import jinja2
 
 from netsim.results import store, tables
-from netsim.results.charts import COLOURS, OTHER_COLOUR, call_timeline_chart, connect_time_chart
-from netsim.results.records import PeerRecord, ResultRecord, Summary
-from netsim.vocab import MATRIX_GROUPS, SIDES
+from netsim.results.charts import COLOURS, OTHER_COLOUR, connect_time_chart
+from netsim.results.records import ResultRecord, Summary
+from netsim.results.sessions import fmt_s, mapping, needs_relay_word, session_id, session_view
+from netsim.vocab import MATRIX_GROUPS
 
 TEMPLATE = "report.html.j2"
 TEMPLATE_DIR = Path(__file__).parent / "templates"
@@ -29,10 +29,6 @@ LATEST_LINK = "latest"
 
 
 # --- building blocks ---
-
-
-def _session_id(index: int) -> str:
-    return f"s-{index}"
 
 
 def _gradient(dist: list[tuple[str, int]]) -> str:
@@ -47,11 +43,6 @@ def _gradient(dist: list[tuple[str, int]]) -> str:
         stops.append(f"{colour} {at:.1f}% {end:.1f}%")
         at = end
     return f"linear-gradient(90deg, {', '.join(stops)})"
-
-
-def _needs_relay_word(record: ResultRecord) -> str:
-    value = record.get("needs_relay")
-    return "unknown" if value is None else ("needed" if value else "not needed")
 
 
 def _heatmap(records: Sequence[ResultRecord], groups: Sequence[str], kind: str) -> dict[str, Any] | None:
@@ -76,7 +67,7 @@ def _heatmap_cell(records: Sequence[ResultRecord], positions: list[int], kind: s
         label = tables.cell_label(recs)
         colour_dist = tables.distribution(tables.coarse_outcome(r) for r in recs)
     else:
-        words = [_needs_relay_word(r) for r in recs]
+        words = [needs_relay_word(r) for r in recs]
         label = tables.agreed_label(words)
         colour_dist = tables.distribution(words)
     tooltip = "\n".join(
@@ -91,7 +82,7 @@ def _heatmap_cell(records: Sequence[ResultRecord], positions: list[int], kind: s
         "label": label,
         "first": first if kind == "verdict" else None,
         "background": _gradient(colour_dist),
-        "href": "#" + _session_id(_most_interesting(records, positions)),
+        "href": "#" + session_id(_most_interesting(records, positions)),
         "n": len(recs),
         "mismatch": any(r.get("mismatch") for r in recs),
         "title": tooltip,
@@ -145,7 +136,7 @@ def _group_rows(records: Sequence[ResultRecord]) -> list[dict[str, Any]]:
 
 
 def _distinct(records: Sequence[ResultRecord], key: str) -> str:
-    values = [str(v) for r in records if (v := _mapping(r.get("versions")).get(key))]
+    values = [str(v) for r in records if (v := mapping(r.get("versions")).get(key))]
     uniq = list(dict.fromkeys(values))
     return ", ".join(uniq) if uniq else "unknown"
 
@@ -182,151 +173,6 @@ def _meta(run_dir: Path, records: Sequence[ResultRecord], summary: Summary) -> d
 # --- sessions ---
 
 
-def _fmt_s(value: object) -> str:
-    return f"{value:.3f} s" if isinstance(value, int | float) else "–"
-
-
-def _expected_text(expected: object) -> str:
-    if not isinstance(expected, Mapping):
-        return "none (unchecked)"
-    connect = expected.get("connect")
-    nr = expected.get("needs_relay")
-    parts = ["connect" if connect else "no connect" if connect is False else "connect ?"]
-    if nr is not None:
-        parts.append("via relay" if nr else "direct")
-    return ", ".join(parts)
-
-
-def _str_list(value: object) -> list[str]:
-    return [str(v) for v in value] if isinstance(value, list) else []
-
-
-def _mapping(value: object) -> Mapping[str, Any]:
-    """The value when it is a JSON object, else an empty one (records on disk are not validated)."""
-    return value if isinstance(value, Mapping) else {}
-
-
-def _peer_panel(peer: PeerRecord | None) -> dict[str, Any]:
-    """What the report shows of one peer: role, state, selected pair, candidates, timings."""
-    p = _mapping(peer)
-    cands = _mapping(p.get("candidates"))
-    selected = None
-    if p.get("local") or p.get("local_type"):
-        selected = {
-            "local": f"{p.get('local') or '?'} ({p.get('local_type') or '?'})",
-            "remote": f"{p.get('remote') or '?'} ({p.get('remote_type') or '?'})",
-        }
-    return {
-        "role": p.get("role") or "?",
-        "polite": p.get("polite"),
-        "state": p.get("state") or "?",
-        "turn_transport": p.get("turn_transport"),
-        "selected": selected,
-        "local_cands": _str_list(cands.get("local")),
-        "remote_cands": _str_list(cands.get("remote")),
-        "timings": _mapping(p.get("timings")),
-    }
-
-
-def _timeline(record: ResultRecord) -> list[dict[str, Any]]:
-    """Both peers' state changes in time order."""
-    events = []
-    for side in SIDES:
-        states = _mapping(record.get(side)).get("states")
-        for ev in states if isinstance(states, list) else []:
-            if isinstance(ev, Mapping):
-                t = ev.get("t")
-                events.append(
-                    {
-                        "t": t if isinstance(t, int | float) else None,
-                        "side": side,
-                        "what": ev.get("what") or "",
-                        "state": ev.get("state") or "",
-                    }
-                )
-    events.sort(key=lambda e: (e["t"] is None, e["t"] or 0.0, e["side"]))
-    return events
-
-
-def _pcap_href(run_dir: Path, pcap: object) -> dict[str, Any] | None:
-    """Link relative to index.html; never an external URL."""
-    if not pcap:
-        return None
-    text = str(pcap)
-    if re.match(r"[A-Za-z][A-Za-z0-9+.-]*:", text):  # a URL (http:, javascript:, ...): show, never link
-        return {"text": text, "href": None, "exists": False}
-    path = Path(text)
-    rel = os.path.relpath(path, run_dir) if path.is_absolute() else text
-    return {"text": text, "href": rel, "exists": (run_dir / rel).exists()}
-
-
-def _session(run_dir: Path, index: int, r: ResultRecord) -> dict[str, Any]:
-    return {
-        "id": _session_id(index),
-        "n": index + 1,
-        "scenario": r.get("scenario") or "?",
-        "group": r.get("group") or "?",
-        "nat_a": r.get("nat_a") or "?",
-        "nat_b": r.get("nat_b") or "?",
-        "turn": r.get("turn") or "?",
-        "policy": r.get("policy") or "?",
-        "glare": bool(r.get("glare")),
-        "repeat": r.get("repeat", 0),
-        "verdict": tables.coarse_outcome(r),
-        "outcome": tables.outcome_label(r),
-        "pair": tables.pair_types(r) or "–",
-        "needs_relay": _needs_relay_word(r),
-        "expected": _expected_text(r.get("expected")),
-        "check": tables.outcome(r),
-        "mismatch": r.get("mismatch"),
-        "settings": _settings(r),
-        "call": _call_summary(r),
-        "call_chart": call_timeline_chart(r),
-        "reason": r.get("reason"),
-        "connect": _fmt_s(r.get("connect_s")),
-        "timings": _mapping(r.get("timings")),
-        "a": _peer_panel(r.get("a")),
-        "b": _peer_panel(r.get("b")),
-        "timeline": _timeline(r),
-        "coturn_log": r.get("coturn_log"),
-        "pcap": _pcap_href(run_dir, r.get("pcap")),
-        "started_at": r.get("started_at") or "?",
-    }
-
-
-def _settings(r: ResultRecord) -> list[tuple[str, str]]:
-    """The experiment in a few rows for the drill-down: options, each NAT with its knobs, impairments."""
-    exp = _mapping(r.get("experiment"))
-    if not exp:
-        return []
-    rows = [("options", ", ".join(f"{k}={v}" for k, v in _mapping(exp.get("options")).items()))]
-    topo = _mapping(exp.get("topology"))
-    for kind in ("carrier", "site"):
-        for item in topo.get(kind) or []:
-            nat = ", ".join(f"{k}={v}" for k, v in _mapping(item.get("nat")).items())
-            extra = f"; impair {_mapping(item.get('impair'))}" if item.get("impair") else ""
-            hosts = f" hosts {', '.join(item.get('hosts') or [])}" if kind == "site" else ""
-            rows.append((f"{kind} {item.get('name')}", f"{nat}{extra}{hosts}"))
-    for rules in exp.get("rules") or []:
-        rows.append(
-            (
-                f"rules of {rules.get('site')}",
-                f"{rules.get('path')} (sha256 {str(rules.get('sha256'))[:12]}…)",
-            )
-        )
-    if exp.get("scenario_file"):
-        rows.append(("scenario file", str(exp.get("scenario_file"))))
-    if exp.get("population"):
-        draw = _mapping(exp.get("population"))
-        rows.append(
-            ("population draw", f"seed {draw.get('seed')}, #{draw.get('index')} of {draw.get('size')}")
-        )
-    return rows
-
-
-# --- report ---
-
-
 def _environment() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATE_DIR),
@@ -360,37 +206,19 @@ def report_context(run_dir: Path, records: Sequence[ResultRecord]) -> dict[str, 
         "stacks": _stack_rows(records),
         "calls": _call_rows(records),
         "chart": connect_time_chart(records),
-        "sessions": [_session(run_dir, i, r) for i, r in enumerate(records)],
+        "sessions": [session_view(run_dir, i, r) for i, r in enumerate(records)],
         "colours": COLOURS,
     }
-
-
-def _call_summary(r: ResultRecord) -> str | None:
-    call = _mapping(r.get("call"))
-    if not call:
-        return None
-    parts = [
-        f"outcome {call.get('outcome')}",
-        f"held {call.get('hold_s')} s, echo every {call.get('interval_s')} s",
-    ]
-    if call.get("recovery_s") is not None:
-        parts.append(f"recovered in {_fmt_s(call.get('recovery_s'))}")
-    for side in ("a", "b"):
-        s = _mapping(call.get(side))
-        parts.append(
-            f"{side}: {s.get('answered')}/{s.get('sent')} echoes answered, restart {s.get('restart')}"
-        )
-    return "; ".join(parts)
 
 
 def _call_rows(records: Sequence[ResultRecord]) -> list[dict[str, Any]]:
     """Held calls per scenario and stack pairing: how many were held, recovered, dropped."""
     rows: dict[tuple[str, str], Counter[str]] = {}
     for r in records:
-        call = _mapping(r.get("call"))
+        call = mapping(r.get("call"))
         if not call:
             continue
-        stacks = " x ".join(_mapping(r.get(side)).get("peer") or "aiortc" for side in ("a", "b"))
+        stacks = " x ".join(mapping(r.get(side)).get("peer") or "aiortc" for side in ("a", "b"))
         key = (str(r.get("scenario") or "?"), stacks)
         rows.setdefault(key, Counter())[str(call.get("outcome"))] += 1
     return [
@@ -404,7 +232,7 @@ def _stack_rows(records: Sequence[ResultRecord]) -> list[dict[str, Any]]:
     one, the two sides disagreeing at the end, and the median time to the settled pair."""
     by_pair: dict[str, list[ResultRecord]] = {}
     for r in records:
-        sides = [_mapping(r.get(side)).get("peer") or "aiortc" for side in ("a", "b")]
+        sides = [mapping(r.get(side)).get("peer") or "aiortc" for side in ("a", "b")]
         by_pair.setdefault(" x ".join(sides), []).append(r)
     rows = []
     for name, recs in sorted(by_pair.items()):
@@ -420,7 +248,7 @@ def _stack_rows(records: Sequence[ResultRecord]) -> list[dict[str, Any]]:
                     bool(r.get("first_verdict")) and r.get("first_verdict") != r.get("verdict") for r in recs
                 ),
                 "disagree": sum(bool(r.get("disagreement")) for r in recs),
-                "settled_median": _fmt_s(settled[len(settled) // 2]) if settled else "–",
+                "settled_median": fmt_s(settled[len(settled) // 2]) if settled else "–",
             }
         )
     return rows

@@ -22,6 +22,7 @@ from report_fixtures import RUN_ID, sample_records, write_results
 
 from netsim.results import charts, report
 from netsim.results import store as results
+from netsim.results.sessions import fmt_s
 from netsim.vocab import NAT_PRESETS
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -595,7 +596,7 @@ def test_stacks_compared_side_by_side(tmp_path: Path) -> None:
     assert sorted(rows) == ["aiortc x aiortc", "chromium x chromium"]
     chromium = rows["chromium x chromium"]
     assert (chromium["sessions"], chromium["switched"], chromium["disagree"]) == (1, 1, 0)
-    assert chromium["relay_won"] == "0%" and chromium["settled_median"] == report._fmt_s(0.8)
+    assert chromium["relay_won"] == "0%" and chromium["settled_median"] == fmt_s(0.8)
     assert rows["aiortc x aiortc"]["switched"] == 0
     (hm,) = [h for h in context["heatmaps"] if h["group"] == "matrix-turn-chromium"]
     cells = [c for row in hm["rows"] for c in row["cells"] if c]
