@@ -22,7 +22,7 @@ from typing import Any
 
 from netsim.lab.lab import Lab
 from netsim.lab.topology import standard_topology
-from netsim.peers import chromium
+from netsim.peers import browser, chromium
 from netsim.peers.launcher import Launcher
 from netsim.session.options import SessionOptions
 from netsim.session.run import run_session, start_peers, wait_peers
@@ -42,10 +42,10 @@ def _driver_pss_kib() -> int:
     """The Playwright driver (node) started by this process."""
     pids = [
         p
-        for p in chromium.process_tree(os.getpid())[1:]
+        for p in browser.process_tree(os.getpid())[1:]
         if Path(f"/proc/{p}/comm").exists() and Path(f"/proc/{p}/comm").read_text().strip() == "node"
     ]
-    return chromium.pss_kib(pids)
+    return browser.pss_kib(pids)
 
 
 def _one_lab(nat_a: str, nat_b: str, turn: str, repeat: int, launcher: Launcher, out: dict[str, Any]) -> None:
@@ -61,7 +61,7 @@ def _one_lab(nat_a: str, nat_b: str, turn: str, repeat: int, launcher: Launcher,
         held = [pool.browser(spec) for spec in specs]
         try:
             for b in held:
-                out["pss_mib"].append(chromium.pss_kib(chromium.process_tree(b.pid or 0)) / 1024)
+                out["pss_mib"].append(browser.pss_kib(browser.process_tree(b.pid or 0)) / 1024)
             for peer_a, peer_b in STACKS:
                 for _ in range(repeat):
                     opts = SessionOptions(
@@ -75,7 +75,7 @@ def _one_lab(nat_a: str, nat_b: str, turn: str, repeat: int, launcher: Launcher,
                     settled = winner(rec["a"], rec["b"])["settled_s"]  # type: ignore[arg-type]
                     out["sessions"].append((nat_a, nat_b, key, rec["verdict"], first, settled))
             for b in held:
-                out["pss_after_mib"].append(chromium.pss_kib(chromium.process_tree(b.pid or 0)) / 1024)
+                out["pss_after_mib"].append(browser.pss_kib(browser.process_tree(b.pid or 0)) / 1024)
         finally:
             for b in held:
                 pool.release(b)
@@ -87,10 +87,10 @@ def _sample_sign_in(
     """Spawn to signed in for this lab's fresh browsers: launch (ready_s) plus the first peer's sign-in."""
     procs = start_peers(lab, launcher, url, opts.replace(deadline_s=3.0, turn="none"))
     a, b = wait_peers(procs, 8.0)
-    for rec, browser in zip((a, b), held, strict=True):
+    for rec, held_browser in zip((a, b), held, strict=True):
         signed_in = (rec.get("launch") or {}).get("signed_in_ms")
-        if browser.ready_s is not None and signed_in is not None:
-            out["spawn_to_signed_in_s"].append(browser.ready_s + signed_in / 1000)
+        if held_browser.ready_s is not None and signed_in is not None:
+            out["spawn_to_signed_in_s"].append(held_browser.ready_s + signed_in / 1000)
     out["signed_in_sampled"][lab.id] = True
 
 

@@ -128,7 +128,7 @@ def _coturn() -> Check:
 
 
 def _chromium() -> Check:
-    from netsim.peers.chromium import ENV_BINARY, ChromiumError, chromium_binary
+    from netsim.peers.browser import ENV_BINARY, ChromiumError, chromium_binary
 
     try:
         path = chromium_binary()

@@ -17,173 +17,39 @@ Playwright's asyncio API runs on one controller thread with its own event loop (
 from __future__ import annotations
 
 import asyncio
-import base64
 import concurrent.futures
 import contextlib
-import hashlib
 import json
 import os
-import re
 import secrets
-import shlex
 import shutil
-import signal
 import threading
 import time
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from netsim.lab import netns
+from netsim.peers.browser import (
+    APP_PATH,
+    CLOSE_TIMEOUT_S,
+    CONNECTED_POLL_S,
+    LAUNCH_TIMEOUT_S,
+    PAGE,
+    STOP_GRACE_S,
+    ChromiumError,
+    browser_version,
+    chromium_binary,
+    is_browser,
+    kill_tree,
+    launch_flags,
+    page_file,
+    page_origin,
+    spki_pin,
+    wrapper_script,
+)
 from netsim.vocab import CHROMIUM
-
-ENV_BINARY = "NETSIM_CHROMIUM"
-DEFAULT_BINARY = "chromium"
-APP_PATH = "/app/"
-PAGE = "peer.html"
-MDNS_FEATURE = "WebRtcHideLocalIpsWithMdns"
-LAUNCH_TIMEOUT_S = 20.0  # a loaded 2-core machine: spawn takes ~0.4 s, but leave room
-STOP_GRACE_S = 3.0  # a stopped peer closes its connection and says bye within this
-CLOSE_TIMEOUT_S = 3.0
-CONNECTED_POLL_S = 0.05
-# Flags beyond Playwright's defaults (which already give --headless, --no-sandbox with chromium_sandbox off,
-# --remote-debugging-pipe, --no-first-run, --disable-background-networking, --disable-sync, ...).
-BASE_FLAGS = ("--disable-gpu", "--mute-audio", "--disable-component-update", "--disable-extensions")
-
-
-class ChromiumError(RuntimeError):
-    """The browser is missing, did not start, crashed or hung; the message is the record's reason."""
-
-
-def chromium_binary() -> str:
-    """The Chromium executable: $NETSIM_CHROMIUM or `chromium` on PATH (ChromiumError if neither exists)."""
-    name = os.environ.get(ENV_BINARY) or DEFAULT_BINARY
-    found = shutil.which(name)
-    if found is None:
-        raise ChromiumError(
-            f"chromium binary not found: {name!r} (install the Debian package chromium, "
-            f"or set {ENV_BINARY} to a Chromium executable)"
-        )
-    return found
-
-
-def spki_pin(cert_file: Path) -> str:
-    """base64 SHA-256 of the certificate's SubjectPublicKeyInfo: what --ignore-certificate-errors-spki-list
-    takes, which trusts the lab's TURN certificate in this browser instance only (never the machine)."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import serialization
-
-    cert = x509.load_pem_x509_certificate(cert_file.read_bytes())
-    der = cert.public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    return base64.b64encode(hashlib.sha256(der).digest()).decode()
-
-
-def launch_flags(hide_host: bool, trust_spki: str | None) -> list[str]:
-    """Our flags: without hide_host, host candidates are real addresses (mDNS names off); with it Chromium
-    keeps its default `.local` names."""
-    flags = list(BASE_FLAGS)
-    if not hide_host:
-        flags.append(f"--disable-features={MDNS_FEATURE}")
-    if trust_spki:
-        flags.append(f"--ignore-certificate-errors-spki-list={trust_spki}")
-    return flags
-
-
-def page_origin(signaling_url: str) -> str:
-    """http://host:port of the signaling server (ws://host:port): the page is served on its origin."""
-    parts = urlsplit(signaling_url)
-    if parts.scheme not in ("ws", "wss") or not parts.hostname:
-        raise ValueError(f"signaling_url: expected ws://host:port, got {signaling_url!r}")
-    scheme = "https" if parts.scheme == "wss" else "http"
-    return f"{scheme}://{parts.netloc}"
-
-
-def page_file(name: str) -> bytes:
-    """A file of the page directory (package data)."""
-    return resources.files("netsim.peers").joinpath("page", name).read_bytes()
-
-
-def wrapper_script(netns_name: str, binary: str, pid_file: Path, flags_file: Path) -> str:
-    """The executable Playwright launches: merges repeated --disable-features (Chromium keeps only the last,
-    and Playwright passes its own list), records its pid (exec keeps it) and argv, enters the host's
-    namespace and execs Chromium."""
-    return "\n".join(
-        [
-            "#!/bin/sh",
-            'features=""',
-            "for arg do",
-            "  shift",
-            '  case "$arg" in',
-            '    --disable-features=*) features="${features:+$features,}${arg#--disable-features=}" ;;',
-            '    *) set -- "$@" "$arg" ;;',
-            "  esac",
-            "done",
-            '[ -n "$features" ] && set -- "$@" "--disable-features=$features"',
-            f"echo $$ > {shlex.quote(str(pid_file))}",
-            f'printf "%s\\n" "$@" > {shlex.quote(str(flags_file))}',
-            f'exec {shlex.join(netns.command(netns_name, [binary]))} "$@"',
-            "",
-        ]
-    )
-
-
-def process_tree(pid: int) -> list[int]:
-    """pid and all its descendants (from /proc), parents first."""
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        children.setdefault(ppid, []).append(int(entry))
-    tree, todo = [], [pid]
-    while todo:
-        p = todo.pop(0)
-        tree.append(p)
-        todo.extend(children.get(p, []))
-    return tree
-
-
-def pss_kib(pids: list[int]) -> int:
-    """Proportional set size of these processes, KiB (smaps_rollup; vanished processes count 0)."""
-    total = 0
-    for pid in pids:
-        with contextlib.suppress(OSError):
-            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-                if line.startswith("Pss:"):
-                    total += int(line.split()[1])
-                    break
-    return total
-
-
-def is_browser(pid: int, profile: Path) -> bool:
-    """Whether pid is still the browser of this profile (a pid is reused once its process is gone, e.g.
-    after the lab's teardown killed it: never signal a pid without checking)."""
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return False
-    return f"--user-data-dir={profile}".encode() in cmdline
-
-
-def kill_tree(pid: int) -> None:
-    """SIGKILL a process and its descendants, by pid (collected before the first kill)."""
-    for p in process_tree(pid):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(p, signal.SIGKILL)
-
-
-def _version(product: str) -> str | None:
-    found = re.search(r"Chrome/([\d.]+)", product)
-    return found.group(1) if found else None
-
 
 # --- the controller thread -----------------------------------------------------------------------------
 
@@ -301,16 +167,16 @@ class Browser:
         self.page = self.context.pages[0] if self.context.pages else await self.context.new_page()
         self.page.on("crash", lambda *_: self._gone("browser page crashed"))
         await self.page.goto(f"{self.spec.origin}{APP_PATH}{PAGE}")
-        self.version = await self._version()
+        self.version = await self.browser_version()
         self.ready_s = time.monotonic() - self.t_spawn
 
-    async def _version(self) -> str | None:
+    async def browser_version(self) -> str | None:
         """The full version (navigator.userAgent is reduced to 156.0.0.0)."""
         with contextlib.suppress(Exception):
             cdp = await self.context.new_cdp_session(self.page)
             info = await cdp.send("Browser.getVersion")
             await cdp.detach()
-            return _version(str(info.get("product", "")))
+            return browser_version(str(info.get("product", "")))
         return None
 
     def _read_pid(self, pid_file: Path) -> None:

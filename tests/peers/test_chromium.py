@@ -18,13 +18,11 @@ from typing import Any
 
 import pytest
 
-from netsim.peers import chromium
-from netsim.peers.chromium import (
+from netsim.peers import browser, chromium
+from netsim.peers.browser import (
     ChromiumError,
-    browser_spec,
     chromium_binary,
     launch_flags,
-    linger_s,
     page_file,
     page_origin,
     process_tree,
@@ -32,6 +30,7 @@ from netsim.peers.chromium import (
     spki_pin,
     wrapper_script,
 )
+from netsim.peers.chromium import browser_spec, linger_s
 
 STACK_PAIRS = [("chromium", "chromium"), ("chromium", "aiortc"), ("aiortc", "chromium")]
 RAW_KEYS = {  # the aiortc peer's raw record (tests/peers/test_agent.py RECORD_KEYS) plus launch and browser
@@ -125,7 +124,7 @@ def test_process_tree_and_pss_of_a_real_tree() -> None:
             time.sleep(0.01)
         assert tree[0] == proc.pid and len(tree) == 2
         assert pss_kib(tree) > 0
-        chromium.kill_tree(proc.pid)
+        browser.kill_tree(proc.pid)
         assert proc.wait(5) == -signal.SIGKILL
     finally:
         proc.kill()
@@ -136,12 +135,12 @@ def test_is_browser_checks_the_profile_before_any_signal(tmp_path: Path) -> None
     profile = tmp_path / "chromium-x" / "data"
     proc = subprocess.Popen(["sh", "-c", "sleep 30", "sh", f"--user-data-dir={profile}"])
     try:
-        assert chromium.is_browser(proc.pid, profile)
-        assert not chromium.is_browser(proc.pid, tmp_path / "other" / "data")
+        assert browser.is_browser(proc.pid, profile)
+        assert not browser.is_browser(proc.pid, tmp_path / "other" / "data")
     finally:
         proc.kill()
         proc.wait()
-    assert not chromium.is_browser(proc.pid, profile)  # gone (its pid may be reused by anyone)
+    assert not browser.is_browser(proc.pid, profile)  # gone (its pid may be reused by anyone)
 
 
 # --- real browsers in real labs (root) -------------------------------------------------------------------
