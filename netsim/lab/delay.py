@@ -185,7 +185,7 @@ def start(
                 why = done.stderr.decode(errors="replace").strip() or f"exit {done.returncode}"
                 raise LabError(f"delay line in {netns_name}: {tool} failed: {why}")
     except BaseException:
-        _end(proc)
+        netns.end(proc, grace_s=2.0)
         raise
     return proc
 
@@ -196,21 +196,12 @@ def _wait_ready(proc: subprocess.Popen[bytes], netns_name: str) -> None:
     line = proc.stdout.readline().strip() if readable else b""
     if line == READY:
         return
-    _end(proc)
+    netns.end(proc, grace_s=2.0)
     assert proc.stderr is not None
     err = proc.stderr.read().decode(errors="replace").strip().splitlines()
     why = err[-1] if err else f"no `ready` within {READY_TIMEOUT_S:g} s"
     raise LabError(f"delay line in {netns_name} did not start: {why} (`netsim doctor` says what is missing)")
 
-
-def _end(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=2)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 if __name__ == "__main__":

@@ -159,7 +159,7 @@ class Lab:
             if self.coturn is not None:
                 self.coturn.stop()
             for proc in self._processes:
-                _terminate(proc)
+                netns.end(proc)
             self._processes.clear()
             if self._claimed:
                 registry.discard(self._made, self.workdir)
@@ -359,12 +359,12 @@ class Lab:
         # tcpdump says "listening on ..." once the capture runs; nothing before that would be recorded.
         ready = _read_line_until(proc.stderr, b"listening on", timeout_s)
         if not ready:
-            _terminate(proc)
+            netns.end(proc)
             raise LabError(f"tcpdump did not start on {INET} in lab {self.id}")
         try:
             yield path
         finally:
-            _terminate(proc)
+            netns.end(proc)
             proc.stderr.close()
 
     def describe(self) -> dict[str, Any]:
@@ -523,16 +523,6 @@ def _unique(ifaces: list[Iface]) -> list[Iface]:
 def _network(cidr: str) -> ipaddress.IPv4Network:
     return ipaddress.IPv4Interface(cidr).network
 
-
-def _terminate(proc: subprocess.Popen[Any], grace_s: float = 2.0) -> None:
-    if proc.poll() is not None:
-        return
-    proc.terminate()
-    try:
-        proc.wait(timeout=grace_s)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 def _read_line_until(stream: Any, marker: bytes, timeout_s: float) -> bool:

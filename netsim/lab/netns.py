@@ -158,6 +158,18 @@ def run(name: str, argv: Sequence[str], **kwargs: Any) -> subprocess.CompletedPr
     return subprocess.run(command(name, argv), **kwargs)
 
 
+def end(proc: subprocess.Popen[Any], grace_s: float = 2.0) -> None:
+    """End a process we started: SIGTERM, and SIGKILL if it has not exited within `grace_s` (by pid)."""
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def popen(name: str, argv: Sequence[str], **kwargs: Any) -> subprocess.Popen[Any]:
     return subprocess.Popen(command(name, argv), **kwargs)
 

@@ -232,12 +232,9 @@ class Coturn:
         proc, self.process = self.process, None
         if proc is None or proc.poll() is not None:
             return
-        proc.terminate()
-        try:
-            proc.wait(timeout=3)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        # SIGKILL at once: coturn keeps nothing worth flushing, and its graceful exit cost ~120 ms per lab.
+        proc.kill()
+        proc.wait()
 
     def log_tail(self, lines: int = 20) -> str:
         try:

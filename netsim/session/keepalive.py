@@ -18,6 +18,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from netsim.lab import netns
+
 if TYPE_CHECKING:
     from netsim.lab.lab import Lab
 
@@ -98,12 +100,7 @@ def capture(lab: Lab, router: str, path: Path) -> Iterator[Path]:
     try:
         yield path
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=3)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        netns.end(proc, grace_s=3.0)  # SIGTERM first: tcpdump then writes what it holds
 
 
 def router_wan(lab: Lab, router: str) -> str | None:
