@@ -137,7 +137,8 @@ def test_is_browser_checks_the_profile_before_any_signal(tmp_path: Path) -> None
     try:
         # Until the child has exec'd, /proc/<pid>/cmdline is still this interpreter's: wait for the exec.
         deadline = time.monotonic() + 5
-        while b"sleep 30" not in Path(f"/proc/{proc.pid}/cmdline").read_bytes() and time.monotonic() < deadline:
+        cmdline = Path(f"/proc/{proc.pid}/cmdline")
+        while b"sleep 30" not in cmdline.read_bytes() and time.monotonic() < deadline:
             time.sleep(0.01)
         assert browser.is_browser(proc.pid, profile)
         assert not browser.is_browser(proc.pid, tmp_path / "other" / "data")
