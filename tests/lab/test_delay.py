@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from measure import rate_kbit
 
 from netsim.lab import delay, impair, netns
 from netsim.lab.delay import DelayLine
@@ -259,35 +260,11 @@ def test_rate_with_delay(no_leftovers: None) -> None:
     """2 Mbit/s with 50 ms of delay: the rate holds, and the delay too."""
     imp = Impairment(rate_kbit=2000, delay_ms=50)
     with Lab(standard_topology("full-cone", "open", impair_a=imp), coturn=False) as lab:
-        kbit = _rate_kbit(lab)
+        kbit = rate_kbit(lab, 9995)
         time.sleep(0.5)  # TBF's queue (up to 200 ms at the rate) drains before the round trips
         rtts, lost = rtts_ms(lab, count=10)
     assert 1400 < kbit < 2300, kbit
     assert lost == 0 and 100 <= statistics.mean(rtts) <= 115, rtts
-
-
-def _rate_kbit(lab: Lab, offered_kbit: int = 8000, seconds: float = 1.5) -> float:
-    """Payload rate at the server while host a offers `offered_kbit` of 1000-byte datagrams."""
-    srv, cli = netns.socket_in(lab.netns("server")), netns.socket_in(lab.netns("a"))
-    with srv, cli:
-        srv.bind(("198.18.0.2", 9995))
-        srv.setblocking(False)
-        interval = 1000 * 8 / (offered_kbit * 1000)
-        start = next_send = time.monotonic()
-        received, first, last = 0, 0.0, 0.0
-        while time.monotonic() - start < seconds:
-            if time.monotonic() >= next_send:
-                cli.sendto(b"y" * 1000, ("198.18.0.2", 9995))
-                next_send += interval
-            while True:
-                try:
-                    data, _ = srv.recvfrom(2048)
-                except BlockingIOError:
-                    break
-                last = time.monotonic()
-                first = first or last
-                received += len(data)
-    return received * 8 / max(last - first, 1e-6) / 1000
 
 
 @pytest.mark.root

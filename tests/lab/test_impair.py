@@ -8,6 +8,7 @@ import subprocess
 import time
 
 import pytest
+from measure import rate_kbit
 
 from netsim.lab import impair, netns
 from netsim.lab.impair import ImpairError, Impairment, impair_from_dict
@@ -145,30 +146,6 @@ def _drain(sock: socket.socket) -> int:
         count += 1
 
 
-def _rate_kbit(lab: Lab, offered_kbit: int = 8000, seconds: float = 1.5) -> float:
-    """Payload rate at the server while host a offers `offered_kbit` of 1000-byte datagrams."""
-    srv, cli = netns.socket_in(lab.netns("server")), netns.socket_in(lab.netns("a"))
-    with srv, cli:
-        srv.bind(("198.18.0.2", 9998))
-        srv.setblocking(False)
-        interval = 1000 * 8 / (offered_kbit * 1000)
-        start = next_send = time.monotonic()
-        received, first, last = 0, 0.0, 0.0
-        while time.monotonic() - start < seconds:
-            if time.monotonic() >= next_send:
-                cli.sendto(b"y" * 1000, ("198.18.0.2", 9998))
-                next_send += interval
-            while True:
-                try:
-                    data, _ = srv.recvfrom(2048)
-                except BlockingIOError:
-                    break
-                last = time.monotonic()
-                first = first or last
-                received += len(data)
-    return received * 8 / max(last - first, 1e-6) / 1000
-
-
 @pytest.mark.root
 def test_loss_and_rate_are_measured_as_configured(no_leftovers: None) -> None:
     root_qdiscs = subprocess.run(["tc", "qdisc", "show"], capture_output=True, text=True).stdout
@@ -177,7 +154,7 @@ def test_loss_and_rate_are_measured_as_configured(no_leftovers: None) -> None:
         impair.apply(lab.netns("nat-a"), Impairment(loss_pct=20))
         assert 0.12 < _loss(lab) < 0.28  # 2000 draws: sigma is under 1 %
     with Lab(standard_topology("full-cone", "open"), coturn=False) as lab:
-        assert _rate_kbit(lab) > 4000  # unshaped, the offered 8 Mbit/s gets through
+        assert rate_kbit(lab, 9998) > 4000  # unshaped, the offered 8 Mbit/s gets through
         impair.apply(lab.netns("nat-a"), Impairment(rate_kbit=2000))
-        assert 1400 < _rate_kbit(lab) < 2300
+        assert 1400 < rate_kbit(lab, 9998) < 2300
     assert subprocess.run(["tc", "qdisc", "show"], capture_output=True, text=True).stdout == root_qdiscs
