@@ -20,7 +20,7 @@ from netsim.results import store, tables
 from netsim.results.charts import COLOURS, OTHER_COLOUR, connect_time_chart
 from netsim.results.records import ResultRecord, Summary
 from netsim.results.sessions import fmt_s, mapping, needs_relay_word, session_id, session_view
-from netsim.vocab import MATRIX_GROUPS
+from netsim.vocab import MATRIX_GROUPS, MATRIX_TURN
 
 TEMPLATE = "report.html.j2"
 TEMPLATE_DIR = Path(__file__).parent / "templates"
@@ -262,7 +262,8 @@ def _matrix_groups(records: Sequence[ResultRecord]) -> list[str]:
         if r.get("nat_a") and r.get("nat_b"):
             cells.setdefault(str(r.get("group") or "?"), set()).add((str(r["nat_a"]), str(r["nat_b"])))
     shown = [g for g, c in cells.items() if g.startswith(MATRIX_GROUPS) or len(c) > 1]
-    return sorted(shown, key=lambda g: (not g.startswith(MATRIX_GROUPS), g))
+    # The suite's matrices first (with TURN, then without), each stack pairing after aiortc's.
+    return sorted(shown, key=lambda g: (not g.startswith(MATRIX_GROUPS), not g.startswith(MATRIX_TURN), g))
 
 
 def render(run_dir: Path, records: Sequence[ResultRecord]) -> str:
