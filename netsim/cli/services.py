@@ -20,8 +20,8 @@ from netsim.services.signaling import (
     SECRET_ENV,
     USER_RE,
     make_token,
-    serve,
 )
+from netsim.services.signaling_server import serve
 
 
 def add_parsers(sub: Any) -> None:

@@ -325,11 +325,11 @@ class Lab:
         server = self.topology.servers[0]
         ip = self.addresses(server)[1]  # the second listening address; the third is coturn's relay-ip
         if in_process:
-            from netsim.services import signaling
+            from netsim.services import signaling, signaling_server
 
             app = signaling.create_app(self.signaling_secret)
             with netns.entered(self.netns(server)):
-                self._exit.enter_context(signaling.run_in_thread(app, host=ip, port=SIGNALING_PORT))
+                self._exit.enter_context(signaling_server.run_in_thread(app, host=ip, port=SIGNALING_PORT))
         else:
             self._start_signaling_process(server, ip, timeout_s)
         self.signaling_url = f"ws://{ip}:{SIGNALING_PORT}"

@@ -24,8 +24,9 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from netsim.services.signaling import MAX_FRAME, create_app, make_token, run_in_thread, verify_token
+from netsim.services.signaling import MAX_FRAME, create_app, make_token, verify_token
 from netsim.services.signaling_client import SignalingClient, SignalingClosed
+from netsim.services.signaling_server import run_in_thread
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -30,16 +30,16 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.frames import Frame, Opcode
 
 from netsim.cli import main
-from netsim.services import signaling
+from netsim.services import signaling, signaling_server
 from netsim.services.signaling import (
     CLOSE_SEND_FAILED,
     MAX_DEPTH,
     REQUEST_TIMEOUT_S,
     create_app,
     make_token,
-    run_in_thread,
 )
 from netsim.services.signaling_client import SignalingClient
+from netsim.services.signaling_server import run_in_thread
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -355,7 +355,7 @@ def test_message_to_self_is_bad_message(server: Server, frame: dict[str, Any]) -
 
 def _half_open_count() -> int:
     """1,100 (the audit locked out a 1,024-file server with that many) unless the hard limit is lower."""
-    soft = signaling.raise_fd_limit()
+    soft = signaling_server.raise_fd_limit()
     return min(1100, (soft - 300) // 2)  # both ends of each socket live in this process
 
 
@@ -637,8 +637,9 @@ def test_secret_from_the_environment_and_tls_verified_against_the_lab_ca(tmp_pat
 
 def test_fd_limit_is_raised_where_allowed() -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    now = signaling.raise_fd_limit()
+    now = signaling_server.raise_fd_limit()
     want = signaling.FD_TARGET if hard == resource.RLIM_INFINITY else min(signaling.FD_TARGET, hard)
     assert now >= want and resource.getrlimit(resource.RLIMIT_NOFILE) == (now, hard)
-    assert signaling.connection_limit(4096, 1024) == 1024 - signaling.FD_RESERVE - signaling.OVER_LIMIT_SLACK
-    assert signaling.connection_limit(4096, 1_000_000) == 4096
+    reserved = signaling.FD_RESERVE + signaling.OVER_LIMIT_SLACK
+    assert signaling_server.connection_limit(4096, 1024) == 1024 - reserved
+    assert signaling_server.connection_limit(4096, 1_000_000) == 4096
