@@ -9,7 +9,14 @@ import pytest
 
 from netsim.lab.topology import standard_topology
 from netsim.suite.catalog import catalog
-from netsim.suite.expectations import Expectation, ExpectationError, expectation, load_expectations, mismatch
+from netsim.suite.expectations import (
+    Expectation,
+    ExpectationError,
+    expectation,
+    from_entry,
+    load_expectations,
+    mismatch,
+)
 from netsim.suite.scenario import Scenario
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
@@ -103,3 +110,18 @@ def test_bad_expectation_entries_name_the_key() -> None:
 def test_unreadable_table_names_the_file(tmp_path: Path) -> None:
     with pytest.raises(ExpectationError, match=r"expectations file not found: .*none.toml"):
         load_expectations(tmp_path / "none.toml")
+
+
+def test_call_expectations_one_outcome_or_any_of_several() -> None:
+    held = _record(call={"outcome": "held"})
+    recovered = _record(call={"outcome": "recovered"})
+    one = from_entry({"call": "held"}, "t.toml: expect")
+    assert mismatch(held, one) is None
+    assert "call            held         recovered" in (mismatch(recovered, one) or "")
+    either = from_entry({"call": ["held", "recovered"]}, "t.toml: expect")
+    assert mismatch(held, either) is None and mismatch(recovered, either) is None
+    assert "held|recovered" in (mismatch(_record(call={"outcome": "dropped"}), either) or "")
+    with pytest.raises(ExpectationError, match=r"t.toml: expect.call: unknown call outcome 'gone'"):
+        from_entry({"call": "gone"}, "t.toml: expect")
+    with pytest.raises(ExpectationError, match=r"unknown call outcome 'held\|gone'"):
+        from_entry({"call": ["held", "gone"]}, "t.toml: expect")
