@@ -117,3 +117,21 @@ def test_down_and_up_in_a_real_router() -> None:
         assert events.DOWN_TABLE not in listed
         flushed = events.flush(lab, "nat-b")
         assert "map mapping" in flushed["flushed"]
+
+
+@pytest.mark.root
+def test_nat_event_changes_the_routers_behaviour_live() -> None:
+    """A `nat` event loads another preset into a running router: the mapping a probe measures changes."""
+    from netsim.lab import probe
+    from netsim.lab.lab import Lab
+    from netsim.vocab import APDM, EIM
+
+    with Lab(standard_topology("port-restricted-cone", "open"), coturn=False) as lab:
+        server_ips = (lab.addresses("server")[0], lab.addresses("server")[1])
+
+        def mapping() -> str | None:
+            return probe.mapping_behaviour(lab.netns("a"), lab.netns("server"), server_ips)
+
+        assert mapping() == EIM
+        assert events.change_nat(lab, "nat-a", "symmetric") == {"kind": "symmetric", "lifetime_s": 30}
+        assert mapping() == APDM
