@@ -27,10 +27,10 @@ from netsim.results import store as results
 from netsim.results.records import ResultRecord
 from netsim.session.options import BASE_DEADLINE_S, UDP_BLOCKED_EXTRA_S
 from netsim.session.run import run_session
-from netsim.suite.expectations import MissingExpectation, expectation, mismatch
+from netsim.suite.expectations import Expectation
 from netsim.suite.experiment import experiment
 from netsim.suite.mixes import MixError, split_kind
-from netsim.suite.runner import expected_entry
+from netsim.suite.runner import expectation_or_none, label
 from netsim.suite.scenario import Scenario
 from netsim.vocab import UDP_BLOCKED
 
@@ -149,12 +149,12 @@ def run_crowd(
                 blocked = [scn.nat_a, scn.nat_b].count(UDP_BLOCKED)
                 deadline = BASE_DEADLINE_S + UDP_BLOCKED_EXTRA_S * blocked + LOAD_DEADLINE_S * running
                 opts = scn.options.replace(host_a=a, host_b=b, needs_relay=False, deadline_s=deadline)
-                futures[pool.submit(_one, lab, shared, scn, opts, i * RAMP_S if i < running else 0.0)] = scn
+                futures[pool.submit(_one, lab, shared, opts, i * RAMP_S if i < running else 0.0)] = scn
             for future in as_completed(futures):
                 scn = futures[future]
                 record = future.result()
-                problem = _check(record, scn, table)
-                record["run_id"] = directory.name
+                expected = _expectation(scn, table)
+                problem = label(record, scn, directory.name, 0, expected, experiment(scn))
                 results.append_record(directory, record)
                 failures += problem is not None
                 if record.get("expected") is not None:
@@ -176,31 +176,12 @@ def run_crowd(
     return failures, stats
 
 
-def _one(lab: Lab, launcher: LockedLauncher, scn: Scenario, opts: Any, delay_s: float) -> ResultRecord:
+def _one(lab: Lab, launcher: LockedLauncher, opts: Any, delay_s: float) -> ResultRecord:
     time.sleep(delay_s)  # the ramp
-    record = run_session(lab, opts, launcher=launcher)  # type: ignore[arg-type]
-    record["scenario"], record["group"] = scn.id, scn.group
-    record["nat_a"], record["nat_b"] = scn.nat_a, scn.nat_b
-    record["repeat"] = 0
-    record["experiment"] = experiment(scn)
-    return record
+    return run_session(lab, opts, launcher=launcher)  # type: ignore[arg-type]
 
 
-def _check(record: ResultRecord, scn: Scenario, table: dict[str, Any]) -> str | None:
+def _expectation(scn: Scenario, table: dict[str, Any]) -> Expectation | None:
     """The cell's expectation, without needs_relay (the relay-less run is left out here)."""
-    try:
-        exp = expectation(scn, table)
-    except MissingExpectation:
-        record["expected"], record["outcome"], record["passed"], record["mismatch"] = (
-            None,
-            "unchecked",
-            None,
-            None,
-        )
-        return None
-    exp = dataclasses.replace(exp, needs_relay=None)
-    problem = mismatch(record, exp)
-    record["expected"] = expected_entry(exp)
-    record["outcome"] = "passed" if problem is None else "failed"
-    record["passed"], record["mismatch"] = problem is None, problem
-    return problem
+    exp = expectation_or_none(scn, table)
+    return None if exp is None else dataclasses.replace(exp, needs_relay=None)

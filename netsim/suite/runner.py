@@ -14,7 +14,7 @@ from typing import Any
 from netsim.lab.lab import Lab
 from netsim.peers.launcher import Launcher
 from netsim.results import store as results
-from netsim.results.records import Expected, ResultRecord
+from netsim.results.records import Expected, Experiment, ResultRecord
 from netsim.results.tables import matrix_table
 from netsim.session.run import run_session
 from netsim.suite.expectations import Expectation, MissingExpectation, expectation, mismatch
@@ -40,13 +40,7 @@ def run_one(
     pcap_dir: capture the internet segment into pcap_dir/<scenario>-r<repeat>.pcap (recorded relative to
     its parent, the run directory).
     """
-    expected: Expectation | None
-    try:
-        expected = expectation(scn, table)
-    except MissingExpectation:
-        if strict:
-            raise
-        expected = None
+    expected = expectation_or_none(scn, table, strict)
     exp = experiment(scn)  # before the run: a rules file may change while it runs
     pcap: Path | None = None
     with Lab(scn.topology) as lab, contextlib.ExitStack() as stack:
@@ -54,6 +48,31 @@ def run_one(
             pcap_dir.mkdir(parents=True, exist_ok=True)
             pcap = stack.enter_context(lab.capture(pcap_dir / f"{scn.id.replace('/', '--')}-r{repeat}.pcap"))
         record = run_session(lab, scn.options, launcher=launcher)
+    problem = label(record, scn, run_id, repeat, expected, exp)
+    record["pcap"] = None if pcap is None else str(pcap.relative_to(pcap.parent.parent))
+    return record, problem
+
+
+def expectation_or_none(scn: Scenario, table: dict[str, Any], strict: bool = False) -> Expectation | None:
+    """The scenario's expectation; None (its outcome unchecked) when it has none, unless `strict`."""
+    try:
+        return expectation(scn, table)
+    except MissingExpectation:
+        if strict:
+            raise
+        return None
+
+
+def label(
+    record: ResultRecord,
+    scn: Scenario,
+    run_id: str | None,
+    repeat: int,
+    expected: Expectation | None,
+    exp: Experiment,
+) -> str | None:
+    """Add the suite's keys to a session's record (scenario, labels, expectation, outcome, experiment);
+    returns the mismatch, if any."""
     problem = None if expected is None else mismatch(record, expected)
     if run_id is not None:
         record["run_id"] = run_id
@@ -66,8 +85,7 @@ def run_one(
     record["passed"] = None if expected is None else problem is None
     record["mismatch"] = problem
     record["experiment"] = exp
-    record["pcap"] = None if pcap is None else str(pcap.relative_to(pcap.parent.parent))
-    return record, problem
+    return problem
 
 
 def expected_entry(exp: Expectation) -> Expected:
