@@ -17,8 +17,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
-from pyroute2 import IPRoute
-
 from netsim.lab import delay, netns, nftables
 
 if TYPE_CHECKING:
@@ -135,6 +133,8 @@ def _burst(rate_kbit: int) -> int:
 
 
 def _tbf(netns_name: str, rate_kbit: int, interfaces: tuple[str, ...]) -> None:
+    from pyroute2 import IPRoute  # ~90 ms to import: only rate-limited sites pay it, not every lab or command
+
     with netns.entered(netns_name):
         ipr = IPRoute()
     with ipr:
