@@ -129,7 +129,9 @@ def test_cleanup_removes_a_dead_owners_lab_but_not_a_kept_one(
 def test_remove_kills_the_labs_processes_and_nothing_else(tmp_path: Path, no_leftovers: None) -> None:
     lab = Lab(standard_topology("full-cone", "open"), keep=True, coturn=False, runtime_dir=tmp_path)
     with lab:
-        inside = netns.popen(lab.netns("a"), ["sleep", "60"])
+        # nsenter joins the namespace before exec: wait for that, or remove() may run before it is inside
+        inside = netns.popen(lab.netns("a"), ["sh", "-c", "echo in; exec sleep 60"], stdout=subprocess.PIPE)
+        assert inside.stdout is not None and inside.stdout.readline() == b"in\n"
     outside = subprocess.Popen(["sleep", "60"])
     try:
         registry.remove(registry.lookup(lab.id, tmp_path), tmp_path)
@@ -140,6 +142,10 @@ def test_remove_kills_the_labs_processes_and_nothing_else(tmp_path: Path, no_lef
     finally:
         outside.kill()
         outside.wait()
+        inside.kill()
+        inside.wait()
+        if inside.stdout is not None:
+            inside.stdout.close()
 
 
 @pytest.mark.root
