@@ -203,6 +203,5 @@ def _wait_ready(proc: subprocess.Popen[bytes], netns_name: str) -> None:
     raise LabError(f"delay line in {netns_name} did not start: {why} (`netsim doctor` says what is missing)")
 
 
-
 if __name__ == "__main__":
     raise SystemExit(main())

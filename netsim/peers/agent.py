@@ -1,9 +1,10 @@
-"""The aiortc peer agent: configuration, wiring, the selected candidate pair, and `run_peer`.
+"""The aiortc peer agent: wiring, the selected candidate pair, and `run_peer`.
 
 One peer runs per process, inside a host's network namespace (forked there by netsim.peers.launcher). It
 connects to the lab's signaling server, negotiates one WebRTC session and returns the PEER record of
-docs/DESIGN.md. The concerns live beside this module: negotiation.py (perfect negotiation), echo.py (the
-echo data channel), trace.py (state notes, marks, timings, the record); docs/peers.md explains them.
+docs/DESIGN.md. The concerns live beside this module: config.py (what the peer does), lab_signaling.py (its
+side of the signaling server), negotiation.py (perfect negotiation), echo.py (the echo data channel),
+trace.py (state notes, marks, timings, the record); docs/peers.md explains them.
 
 Every phase until the first echo runs under the connect deadline, so no peer waits for aioice's 63 s ICE
 failure (or forever, for an offer without candidates).
@@ -15,58 +16,20 @@ import asyncio
 import contextlib
 import json
 import os
-from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Protocol
+from typing import Any
 
 from aiortc import RTCConfiguration, RTCDataChannel, RTCIceServer, RTCPeerConnection
 from aiortc.rtcconfiguration import RTCIceTransportPolicy
 
+from netsim.peers.config import PeerConfig
 from netsim.peers.echo import Echo
 from netsim.peers.hold import LABEL, MAX_RETRANSMITS, ORDERED, Hold
+from netsim.peers.lab_signaling import Signaling, SignalingFactory, connect_signaling
 from netsim.peers.negotiation import CLOSE_TIMEOUT_S, Negotiation
 from netsim.peers.trace import Trace
 from netsim.vocab import AIORTC, POLICIES
 
 PAIR_POLL_S = 0.1
-
-
-@dataclass
-class PeerConfig:
-    """What one peer does. netsim.session.run builds it as a dict; the launcher passes it to the child."""
-
-    user: str
-    target: str
-    polite: bool
-    signaling_url: str
-    token: str = ""
-    ice_servers: list[dict[str, Any]] = field(default_factory=list)
-    policy: str = "all"  # "all" | "relay"
-    deadline_s: float = 10.0
-    offer: bool = False  # whether this peer starts by offering (both do for glare)
-    offer_delay_s: float = 0.0  # pause between a ready offer and sending it (orders glare)
-    echo_count: int = 5
-    echo_interval_s: float = 0.005
-    linger_s: float = 2.0  # after connecting: how long to finish echoes and wait for the remote's
-    media: bool = False
-    # Send no host candidates (a browser whose mDNS names the other side can't resolve).
-    hide_host: bool = False
-    settle_s: float = 1.0  # unused by aiortc (it never renominates); the session passes it to every stack
-    t0: float | None = None  # time.monotonic() when the peer was requested; defaults to run_peer start
-    hold_s: float = 0.0  # keep the call up this long after connecting (hold.py)
-    interval_s: float = 1.0  # an echo on the hold channel this often (0: none, checks at the end only)
-    # Written (atomically) with {"t": first echo, monotonic} once connected: the session times events from it.
-    connected_file: str | None = None
-    restart: bool = False  # ICE restart on failure: Chromium only (aiortc has none)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> PeerConfig:
-        """The config from to_dict()'s output; keys that are not fields are ignored."""
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
 
 
 class AiortcInternalsError(RuntimeError):
@@ -107,67 +70,6 @@ def selected_pair(pc: RTCPeerConnection) -> dict[str, Any] | None:
     relayed = info["local_type"] == "relay"
     info["turn_transport"] = ("tls" if turn_ssl else str(turn_transport)) if relayed else None
     return info
-
-
-class Signaling(Protocol):
-    """Messages to and from the target peer through the lab's signaling server."""
-
-    async def send(self, payload: dict[str, Any]) -> None: ...
-
-    async def recv(self) -> dict[str, Any]: ...
-
-    async def close(self) -> None: ...
-
-
-SignalingFactory = Callable[[PeerConfig], Awaitable[Signaling]]
-
-
-async def connect_signaling(cfg: PeerConfig) -> Signaling:
-    """The lab's signaling server (netsim.services.signaling, protocol in docs/signaling.md)."""
-    return await _LabSignaling.open(cfg)
-
-
-class _LabSignaling:
-    """Adapts SignalingClient to the peer: frames to/from the target only, presence as messages.
-
-    The server forwards offer/answer/candidate/bye frames (extra keys pass through) and announces presence.
-    Whether the target is already connected comes from the welcome, later arrivals as `presence` frames;
-    the server sends a newcomer's presence to us before any frame from it, which is what makes glare
-    detection reliable (see Negotiation.on_present).
-    """
-
-    def __init__(self, client: Any, target: str) -> None:
-        self.client = client
-        self.target = target
-        self.pending: list[dict[str, Any]] = []
-
-    @classmethod
-    async def open(cls, cfg: PeerConfig) -> _LabSignaling:
-        from netsim.services.signaling_client import SignalingClient
-
-        client = SignalingClient()
-        welcome = await client.connect(cfg.signaling_url, cfg.user, cfg.token, timeout=cfg.deadline_s)
-        self = cls(client, cfg.target)
-        status = welcome.get("presence", {}).get(cfg.target)
-        if status is not None:
-            self.pending.append({"type": "presence", "status": status})
-        return self
-
-    async def send(self, payload: dict[str, Any]) -> None:
-        await self.client.send({**payload, "target": self.target})
-
-    async def recv(self) -> dict[str, Any]:
-        while not self.pending:
-            msg = await self.client.recv()
-            kind = msg.get("type")
-            if kind == "presence" and msg.get("user") == self.target:
-                self.pending.append({"type": "presence", "status": msg.get("status")})
-            elif kind == "error" or msg.get("sender") == self.target:
-                self.pending.append(msg)
-        return self.pending.pop(0)
-
-    async def close(self) -> None:
-        await self.client.close()
 
 
 def rtc_configuration(cfg: PeerConfig) -> RTCConfiguration:

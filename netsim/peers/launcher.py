@@ -82,7 +82,8 @@ def _child(req: dict[str, Any]) -> None:
         os.dup2(devnull, 0)
         os.close(devnull)
         os.environ.update(req.get("env") or {})
-        from netsim.peers.agent import PeerConfig, run_peer
+        from netsim.peers.agent import run_peer
+        from netsim.peers.config import PeerConfig
 
         cfg = PeerConfig.from_dict(req["cfg"])
         cfg.t0 = req["t_req"]

@@ -26,7 +26,7 @@ from netsim.peers.echo import Echo
 from netsim.peers.trace import Trace
 
 if TYPE_CHECKING:
-    from netsim.peers.agent import PeerConfig
+    from netsim.peers.config import PeerConfig
 
 CLOSE_TIMEOUT_S = 3.0  # aiortc's close can hang; a peer must still end
 

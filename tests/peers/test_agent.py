@@ -14,7 +14,8 @@ from aioice.ice import CandidatePair
 from aiortc import RTCPeerConnection
 from aiortc.rtcconfiguration import RTCIceTransportPolicy
 
-from netsim.peers.agent import AiortcInternalsError, PeerConfig, rtc_configuration, run_peer, selected_pair
+from netsim.peers.agent import AiortcInternalsError, rtc_configuration, run_peer, selected_pair
+from netsim.peers.config import PeerConfig
 
 # The record run_peer returns: docs/DESIGN.md's PEER record plus what netsim/session/run.py reads.
 RECORD_KEYS = {

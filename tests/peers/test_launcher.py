@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from netsim.lab import netns
-from netsim.peers.agent import PeerConfig
+from netsim.peers.config import PeerConfig
 from netsim.peers.launcher import Launcher
 
 # A peer that offers (with media) and runs into its deadline, in an interpreter the launcher preloaded: the
@@ -27,7 +27,8 @@ import asyncio, json, sys
 from netsim.peers import launcher
 launcher.preload()
 before = set(sys.modules)
-from netsim.peers.agent import PeerConfig, run_peer
+from netsim.peers.agent import run_peer
+from netsim.peers.config import PeerConfig
 
 class Signaling:
     def __init__(self):

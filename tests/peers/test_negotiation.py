@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 from aiortc import RTCPeerConnection
 
-from netsim.peers.agent import PeerConfig, rtc_configuration
+from netsim.peers.agent import rtc_configuration
+from netsim.peers.config import PeerConfig
 from netsim.peers.echo import Echo
 from netsim.peers.negotiation import Negotiation, outgoing_sdp, sdp_candidates
 from netsim.peers.trace import Trace
