@@ -337,12 +337,15 @@ class Peer {
     // An ICE restart offer of the other side (only the impolite side restarts: no collision). The same
     // offer sent again (its signaling reconnected) gets the same answer.
     if (this.answers.has(msg.id)) {
+      // Sent again: its candidates may be ones whose trickle we never got.
+      for (const line of sdpCandidates(msg.sdp)) await this.addRemote({ candidate: line, sdpMLineIndex: 0 });
       await this.send({ type: "answer", sdp: this.answers.get(msg.id), id: msg.id });
       return;
     }
     this.note("restart", "offer-received");
     this.descriptionSent = false;
     await this.pc.setRemoteDescription({ type: "offer", sdp: msg.sdp });
+    this.candidates.remote.push(...sdpCandidates(msg.sdp));
     await this.flushRemote();
     await this.pc.setLocalDescription();
     this.answers.set(msg.id, this.pc.localDescription.sdp);
@@ -380,13 +383,15 @@ class Peer {
     await this.pc.setLocalDescription();
     this.offerId += 1;
     const id = this.offerId;
-    const sdp = this.pc.localDescription.sdp;
-    // Send, and again while unanswered (a reconnecting WebSocket may have lost it).
+    // The path that broke was the signaling connection's path too: after a move its TCP connection's source
+    // address is gone, so it takes our frames and nothing comes back, not even a reset or a close event.
+    // Every try goes over a fresh WebSocket (our candidates queue meanwhile), and unanswered it is sent
+    // again.
     for (let tries = 0; this.pc.signalingState === "have-local-offer" && this.offerId === id && this.holding(); tries++) {
-      // Unanswered: our WebSocket may be dead without knowing it (after a move its TCP connection's source
-      // address is gone, so nothing, not even a reset, comes back): open a fresh one first.
-      if (tries > 0) await this.freshSignaling();
-      await this.send({ type: "offer", sdp, id }).catch(() => {});
+      await this.freshSignaling();
+      // The current description: on a second try it carries every candidate gathered so far, since those
+      // trickled after the first one may have gone into a dead connection.
+      await this.send({ type: "offer", sdp: this.pc.localDescription.sdp, id }).catch(() => {});
       this.counts.offers_sent += 1;
       this.flushLocal();
       await sleep(RESTART_RETRY_S);
@@ -439,7 +444,7 @@ class Peer {
   async addRemote(init) {
     try {
       await this.pc.addIceCandidate(init.candidate ? init : null);
-      if (init.candidate) this.candidates.remote.push(init.candidate);
+      if (init.candidate && !this.candidates.remote.includes(init.candidate)) this.candidates.remote.push(init.candidate);
     } catch (e) {
       // A candidate of an offer we ignored or rolled back: it belongs to no current description.
       this.note("candidate-ignored", String(e.name));
