@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import dataclasses
 import functools
 import ipaddress
 import itertools
@@ -29,7 +30,7 @@ from typing import Any
 from netsim.lab import impair, nat, netns, nftables, registry
 from netsim.lab.nat import NatSpec
 from netsim.lab.registry import LabError
-from netsim.lab.topology import Iface, NodePlan, Topology, plan
+from netsim.lab.topology import Iface, NodePlan, Topology, plan, segments
 from netsim.pause import pause_point
 from netsim.services.coturn import Coturn
 from netsim.vocab import SIGNALING_PORT
@@ -38,6 +39,7 @@ __all__ = ["INET", "Lab", "LabError"]
 
 INET = "inet"  # the internet segment's namespace suffix and bridge name
 LOOPBACK_INDEX = 1  # lo is always the first link of a new namespace
+MESH_MAX = 32  # nodes on a segment up to which static neighbours are a full mesh (see _neighbours)
 PORTS_TIMEOUT_S = (
     10.0  # generous: the link watcher is one kernel worker, shared with every lab on the machine
 )
@@ -67,10 +69,14 @@ class Lab:
         coturn: bool = True,
         lab_id: str | None = None,
         runtime_dir: Path | None = None,
+        static_neighbours: bool = False,
     ) -> None:
         self.topology = topology
         self.keep = keep
         self.want_coturn = coturn
+        # Permanent neighbour entries between the members of every segment, made with the links: no ARP, and
+        # nothing taken from the kernel's neighbour table, which every namespace shares (Rtnl.neighbour).
+        self.static_neighbours = static_neighbours
         self.id = lab_id or _new_id()
         self.workdir = registry.lab_dir(self.id, runtime_dir)
         self.plan: dict[str, NodePlan] = plan(topology)
@@ -180,6 +186,7 @@ class Lab:
         are chosen beforehand: nothing is looked up.
         """
         wiring = _Wiring.of(self.plan, self._port)
+        neighbours = _neighbours(self.plan, wiring) if self.static_neighbours else {}
         unmade = collections.Counter(v.port_node for veths in wiring.veths.values() for v in veths)
         with _Netlink() as nl:
             for node in self._build_order():
@@ -189,11 +196,11 @@ class Lab:
                 unmade.subtract(v.port_node for v in wiring.veths.get(node, []))
                 for done in {node, *(v.port_node for v in wiring.veths.get(node, []))}:
                     if done in nl.rtnl and _is_nat(self.plan.get(done)) and unmade[done] == 0:
-                        _finish(nl.rtnl[done], self.plan.get(done), wiring.links)
+                        _finish(nl.rtnl[done], self.plan.get(done), wiring.links, neighbours.get(done, []))
                         ready(done)
             for node in self.namespaces:
                 if not _is_nat(self.plan.get(node)):
-                    _finish(nl.rtnl[node], self.plan.get(node), wiring.links)
+                    _finish(nl.rtnl[node], self.plan.get(node), wiring.links, neighbours.get(node, []))
             for node in wiring.bridges:
                 self._wait_forwarding(nl.rtnl[node], wiring.ports(node))
 
@@ -215,7 +222,7 @@ class Lab:
     def _make_links(self, nl: _Netlink, wiring: _Wiring, node: str) -> None:
         """The node's bridges, and the veth pairs that end in it (made from their bridge's namespace)."""
         for bridge, index in wiring.bridges.get(node, []):
-            nl.rtnl[node].bridge(bridge, index)
+            nl.rtnl[node].bridge(bridge, index, mac=wiring.macs.get((node, bridge)))
         veths = wiring.veths.get(node, [])
         for v in veths:
             nl.rtnl[v.port_node].veth(
@@ -225,6 +232,7 @@ class Lab:
                 peer=v.ifname,
                 peer_index=v.index,
                 peer_netns=nl.fds[node],
+                peer_mac=wiring.macs[node, v.ifname],
             )
         for port_node in {v.port_node for v in veths}:
             nl.rtnl[port_node].commit()
@@ -402,6 +410,7 @@ class _Wiring:
     links: dict[tuple[str, str], int]  # (node, interface) -> link index in the node's namespace
     bridges: dict[str, list[tuple[str, int]]]  # node -> its bridges (name, index)
     veths: dict[str, list[_Veth]]  # node -> the veth pairs that end in it
+    macs: dict[tuple[str, str], bytes] = dataclasses.field(default_factory=dict)  # (node, interface) -> MAC
 
     def ports(self, node: str) -> set[int]:
         """Link indexes of the bridge ports in the node's namespace."""
@@ -413,7 +422,9 @@ class _Wiring:
         links = {(INET, INET): next(index[INET])}
         for node in plan.values():
             links.update({(node.name, i.name): next(index[node.name]) for i in _unique(node.ifaces)})
-        wiring = cls(links, {INET: [(INET, links[INET, INET])]}, {})
+        # Every addressed interface gets its MAC from its place in the lab: known before anything is made.
+        macs = {key: _mac(n) for n, key in enumerate(links) if key[0] != INET}
+        wiring = cls(links, {INET: [(INET, links[INET, INET])]}, {}, macs)
         ports = itertools.count(1)
         for node in plan.values():
             for iface in _unique(node.ifaces):
@@ -449,12 +460,56 @@ class _Netlink:
             os.close(fd)
 
 
-def _finish(rtnl: netns.Rtnl, node: NodePlan | None, links: dict[tuple[str, str], int]) -> None:
-    """Loopback up; for a planned node (not the internet) its addresses and routes."""
+def _finish(
+    rtnl: netns.Rtnl, node: NodePlan | None, links: dict[tuple[str, str], int], neighbours: list[Neighbour]
+) -> None:
+    """Loopback up; for a planned node (not the internet) its addresses, routes and static neighbours."""
     rtnl.up(LOOPBACK_INDEX)
     if node is not None:
         _addresses(rtnl, node, links)
+    for index, ip, mac in neighbours:
+        rtnl.neighbour(index, ip, mac)
     rtnl.commit()
+
+
+def _mac(n: int) -> bytes:
+    """The lab's n-th MAC address: locally administered, unicast (segments of different labs never meet)."""
+    return bytes((0x02, 0x6E, 0x73)) + n.to_bytes(3, "big")
+
+
+Neighbour = tuple[int, str, bytes]  # (link index in the node's namespace, neighbour's address, its MAC)
+
+
+def _neighbours(
+    plan: dict[str, NodePlan], wiring: _Wiring, mesh_max: int = MESH_MAX
+) -> dict[str, list[Neighbour]]:
+    """Per node, permanent entries for the addresses of the other nodes on each segment it is on: all of
+    them on a segment of up to `mesh_max` nodes; on a larger one only a server's, and a server's for all.
+
+    A full mesh grows with the square of the nodes (200 sites: 41,000 entries, ~25 MB of kernel memory);
+    beyond `mesh_max` the sites that do talk to each other resolve those few by ARP.
+    """
+    table: dict[str, list[Neighbour]] = {}
+    for members in segments(plan).values():
+        remote = [(node, _ip(iface), wiring.macs[node, iface.name]) for node, iface in members]
+        nodes = dict.fromkeys((node, iface.name) for node, iface in members)
+        mesh = len({node for node, _ in nodes}) <= mesh_max
+        for node, ifname in nodes:
+            index, hub = wiring.links[node, ifname], _is_server(plan[node])
+            table.setdefault(node, []).extend(
+                (index, ip, mac)
+                for other, ip, mac in remote
+                if other != node and (mesh or hub or _is_server(plan[other]))
+            )
+    return table
+
+
+def _ip(iface: Iface) -> str:
+    return iface.address.split("/")[0]
+
+
+def _is_server(node: NodePlan) -> bool:
+    return node.role == "server"
 
 
 def _is_nat(node: NodePlan | None) -> bool:
@@ -522,7 +577,6 @@ def _unique(ifaces: list[Iface]) -> list[Iface]:
 
 def _network(cidr: str) -> ipaddress.IPv4Network:
     return ipaddress.IPv4Interface(cidr).network
-
 
 
 def _read_line_until(stream: Any, marker: bytes, timeout_s: float) -> bool:

@@ -4,9 +4,9 @@ Namespaces are bind-mounted under /run/netns like `ip netns add` does, so `ip ne
 `ip -n` all see them. setns(2) only moves the calling thread, so `entered()` is safe to use from one thread
 while others keep running in the root namespace.
 
-`Rtnl` makes links, addresses and routes inside one namespace through a raw rtnetlink socket opened there,
-many requests per system call: the lab's whole wiring is a few sendmsg calls instead of a library round trip
-per request.
+`Rtnl` makes links, addresses, routes and permanent neighbour entries inside one namespace through a raw
+rtnetlink socket opened there, many requests per system call: the lab's whole wiring is a few sendmsg calls
+instead of a library round trip per request.
 """
 
 from __future__ import annotations
@@ -184,16 +184,21 @@ NLMSG_ERROR, NLMSG_DONE = 2, 3
 NLMSGERR_ATTR_MSG = 1
 NLM_F_REQUEST, NLM_F_ACK, NLM_F_ACK_TLVS, NLM_F_EXCL, NLM_F_CREATE = 0x1, 0x4, 0x200, 0x200, 0x400
 NLM_F_DUMP = 0x300
-RTM_NEWLINK, RTM_GETLINK, RTM_NEWADDR, RTM_NEWROUTE = 16, 18, 20, 24
+RTM_NEWLINK, RTM_GETLINK, RTM_NEWADDR, RTM_NEWROUTE, RTM_NEWNEIGH = 16, 18, 20, 24, 28
 IFLA_PROTINFO, IFLA_BRPORT_STATE, BR_STATE_FORWARDING = 12, 1, 3
 NLA_TYPE_MASK = 0x3FFF  # without the nested and byte-order flags
 IFF_UP = 0x1
-IFLA_IFNAME, IFLA_MASTER, IFLA_LINKINFO, IFLA_NET_NS_FD = 3, 10, 18, 28
+IFLA_ADDRESS, IFLA_IFNAME, IFLA_MASTER, IFLA_LINKINFO, IFLA_NET_NS_FD = 1, 3, 10, 18, 28
 IFLA_INFO_KIND, IFLA_INFO_DATA, VETH_INFO_PEER = 1, 2, 1
 IFA_ADDRESS, IFA_LOCAL = 1, 2
 RTA_DST, RTA_GATEWAY = 1, 5
 RT_TABLE_MAIN, RTPROT_STATIC, RTN_UNICAST = 254, 4, 1
+NDA_DST, NDA_LLADDR, NUD_PERMANENT = 1, 2, 0x80
 _HEADER = struct.Struct("=IHHII")  # nlmsghdr: length, type, flags, sequence, port id
+_NDMSG = struct.Struct("=BxxxiHBB")  # ndmsg: family, link index, state, flags, type
+# Requests per sendmsg: the kernel handles a whole datagram before we read, and every request's ack (an
+# skb of ~700 bytes' truesize) must fit the socket's receive buffer (~200 KiB) or acks are dropped.
+BATCH_MAX = 128
 
 
 def attr(kind: int, payload: bytes) -> bytes:
@@ -207,8 +212,10 @@ def ifinfo(index: int, *, up: bool) -> bytes:
     return struct.pack("=BxHiII", socket.AF_UNSPEC, 0, index, IFF_UP if up else 0, IFF_UP)
 
 
-def _name(ifname: str) -> bytes:
-    return attr(IFLA_IFNAME, ifname.encode() + b"\0")
+def _name(ifname: str, mac: bytes | None = None) -> bytes:
+    """IFLA_IFNAME, and IFLA_ADDRESS when a MAC address is given (a link keeps a MAC set at creation)."""
+    named = attr(IFLA_IFNAME, ifname.encode() + b"\0")
+    return named if mac is None else named + attr(IFLA_ADDRESS, mac)
 
 
 class Rtnl:
@@ -224,7 +231,7 @@ class Rtnl:
         self.sock = socket_in(name, socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_ROUTE)
         self.sock.setsockopt(SOL_NETLINK, NETLINK_CAP_ACK, 1)
         self.sock.setsockopt(SOL_NETLINK, NETLINK_EXT_ACK, 1)
-        self._batch = bytearray()
+        self._batch: list[tuple[int, bytes]] = []  # (sequence number, message) not sent yet
         self._pending: dict[int, str] = {}  # sequence number -> what the request does, for errors
         self._seq = 0
 
@@ -234,23 +241,35 @@ class Rtnl:
     def request(self, kind: int, flags: int, body: bytes, what: str) -> None:
         self._seq += 1
         flags |= NLM_F_REQUEST | NLM_F_ACK
-        self._batch += _HEADER.pack(_HEADER.size + len(body), kind, flags, self._seq, 0) + body
+        self._batch.append(
+            (self._seq, _HEADER.pack(_HEADER.size + len(body), kind, flags, self._seq, 0) + body)
+        )
         self._pending[self._seq] = what
 
-    def bridge(self, ifname: str, index: int) -> None:
-        """A bridge named `ifname` with link index `index`, up."""
+    def bridge(self, ifname: str, index: int, *, mac: bytes | None = None) -> None:
+        """A bridge named `ifname` with link index `index`, up; with `mac` its MAC address stays that one
+        (otherwise the kernel gives it the lowest of its ports', which changes as ports come)."""
         info = attr(IFLA_LINKINFO, attr(IFLA_INFO_KIND, b"bridge"))
-        body = ifinfo(index, up=True) + _name(ifname) + info
+        body = ifinfo(index, up=True) + _name(ifname, mac) + info
         self.request(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, body, f"add bridge {ifname}")
 
     def veth(
-        self, ifname: str, index: int, *, master: int, peer: str, peer_index: int, peer_netns: int
+        self,
+        ifname: str,
+        index: int,
+        *,
+        master: int,
+        peer: str,
+        peer_index: int,
+        peer_netns: int,
+        peer_mac: bytes | None = None,
     ) -> None:
-        """A veth pair: `ifname` here, up, as a port of bridge `master`; its peer `peer` made directly in the
-        namespace open at fd `peer_netns` (never in this process's own namespace), still down: the kernel
-        refuses (ENOTCONN) to bring a peer up before the pair is joined, so the peer's namespace does that."""
+        """A veth pair: `ifname` here, up, as a port of bridge `master`; its peer `peer` (MAC `peer_mac`, or a
+        random one) made directly in the namespace open at fd `peer_netns` (never in this process's own
+        namespace), still down: the kernel refuses (ENOTCONN) to bring a peer up before the pair is joined,
+        so the peer's namespace does that."""
         netns_fd = attr(IFLA_NET_NS_FD, struct.pack("=I", peer_netns))
-        peer_info = ifinfo(peer_index, up=False) + _name(peer) + netns_fd
+        peer_info = ifinfo(peer_index, up=False) + _name(peer, peer_mac) + netns_fd
         data = attr(IFLA_INFO_DATA, attr(VETH_INFO_PEER, peer_info))
         info = attr(IFLA_LINKINFO, attr(IFLA_INFO_KIND, b"veth") + data)
         body = ifinfo(index, up=True) + _name(ifname) + attr(IFLA_MASTER, struct.pack("=I", master)) + info
@@ -278,20 +297,34 @@ class Rtnl:
         body += attr(RTA_GATEWAY, ipaddress.IPv4Address(gateway).packed)
         self.request(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL, body, f"add route {dst} via {gateway}")
 
+    def neighbour(self, index: int, ip: str, mac: bytes) -> None:
+        """A permanent IPv4 neighbour entry (`ip neigh add IP lladdr MAC dev INDEX nud permanent`).
+
+        Permanent entries made over netlink are exempt from the neighbour table's garbage collection and
+        from its gc_thresh3 cap (Linux >= 5.0, net/core/neighbour.c: neigh_add passes exempt_from_gc to
+        neigh_alloc), which is one table for every namespace: a lab that resolves its neighbours this way
+        takes nothing from it. Like any entry it goes when its link goes down or changes its MAC address.
+        """
+        # inet_aton and bytes.hex: a big lab makes tens of thousands of these
+        body = _NDMSG.pack(socket.AF_INET, index, NUD_PERMANENT, 0, RTN_UNICAST)
+        body += attr(NDA_DST, socket.inet_aton(ip)) + attr(NDA_LLADDR, mac)
+        what = f"add permanent neighbour {ip} lladdr {mac.hex(':')} on link {index}"
+        self.request(RTM_NEWNEIGH, NLM_F_CREATE | NLM_F_EXCL, body, what)
+
     def commit(self) -> None:
-        """Send the queued requests in one system call and wait for every ack; OSError names the first
-        request the kernel refused, the namespace and the kernel's reason."""
-        if not self._pending:
-            return
-        self.sock.sendall(self._batch)
-        self._batch.clear()
+        """Send the queued requests, up to BATCH_MAX per system call, and wait for every ack; OSError names
+        the first request the kernel refused, the namespace and the kernel's reason."""
         failed: tuple[int, str, int, str] | None = None
-        while self._pending:
-            data = self.sock.recv(65536)
-            for seq, error, message in _acks(data):
-                what = self._pending.pop(seq, None)
-                if error and what is not None and (failed is None or seq < failed[0]):
-                    failed = (seq, what, error, message)
+        batch, self._batch = self._batch, []
+        for start in range(0, len(batch), BATCH_MAX):
+            chunk = batch[start : start + BATCH_MAX]
+            self.sock.sendall(b"".join(message for _, message in chunk))
+            while chunk[-1][0] in self._pending:  # acks come in request order
+                data = self.sock.recv(65536)
+                for seq, error, message in _acks(data):
+                    what = self._pending.pop(seq, None)
+                    if error and what is not None and (failed is None or seq < failed[0]):
+                        failed = (seq, what, error, message)
         if failed is not None:
             _, what, error, message = failed
             detail = f" ({message})" if message else ""

@@ -178,6 +178,16 @@ def plan(topo: Topology) -> dict[str, NodePlan]:
     return nodes
 
 
+def segments(plan: dict[str, NodePlan]) -> dict[str, list[tuple[str, Iface]]]:
+    """The lab's L2 segments: link name ("internet", "lan:<router>", "cgn:<carrier>") -> (node, interface)
+    of every address on it, in plan order (a node with several addresses on one link has several)."""
+    found: dict[str, list[tuple[str, Iface]]] = {}
+    for node in plan.values():
+        for iface in node.ifaces:
+            found.setdefault(iface.link, []).append((node.name, iface))
+    return found
+
+
 # ---- loading and validation -------------------------------------------------------------------------------
 
 _TOP_KEYS = {"name", "ipv6", "site", "carrier", "server"}

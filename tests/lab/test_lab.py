@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import errno
+import json
 import signal
 import socket
 import ssl
@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from netsim.lab import netns, registry
-from netsim.lab.lab import INET, Lab, LabError
+from netsim.lab.lab import INET, MESH_MAX, Lab, LabError
 from netsim.lab.nat import NatError, preset
 from netsim.lab.topology import Site, Topology, from_dict, standard_topology
 from netsim.services import stun
@@ -305,17 +305,54 @@ def test_every_router_of_a_lab_with_more_sites_than_loader_threads_gets_its_rule
         assert seen is not None and seen[0] == f"198.18.{count}.1"
 
 
-def test_a_refused_netlink_request_is_named_with_its_namespace_and_reason(scratch_netns: str) -> None:
-    rtnl = netns.Rtnl(scratch_netns)
-    try:
-        rtnl.bridge("br0", 7)
-        rtnl.address(99, "10.9.0.1/24")  # no link 99
-        with pytest.raises(OSError) as caught:
-            rtnl.commit()
-    finally:
-        rtnl.close()
-    assert caught.value.errno == errno.ENODEV
-    what = f"netlink: add address 10.9.0.1/24 in namespace {scratch_netns}: No such device"
-    assert str(caught.value).startswith(f"[Errno {errno.ENODEV}] {what}")
-    links = netns.run(scratch_netns, ["ip", "-o", "link", "show", "br0"], capture_output=True, text=True)
-    assert links.stdout.startswith("7: br0:")  # the batch's requests before the refused one took effect
+def _ip_json(lab: Lab, node: str, *argv: str) -> list[dict[str, object]]:
+    out = netns.run(lab.netns(node), ["ip", "-j", *argv], capture_output=True, text=True, check=True)
+    return list(json.loads(out.stdout or "[]"))
+
+
+def _macs(lab: Lab) -> dict[str, str]:
+    """Address -> MAC of the interface that holds it, over the whole lab."""
+    found = {}
+    for node in lab.plan:
+        for link in _ip_json(lab, node, "addr"):
+            for addr in link["addr_info"]:  # type: ignore[attr-defined]
+                if addr["family"] == "inet":
+                    found[addr["local"]] = str(link["address"])
+    return found
+
+
+def test_a_lab_with_static_neighbours_never_resolves_by_arp() -> None:
+    with Lab(standard_topology("port-restricted-cone", "full-cone"), static_neighbours=True) as lab:
+        macs = _macs(lab)
+        with netns.socket_in(lab.netns("a")) as sock:
+            mapped = stun.binding(sock, ("198.18.0.3", 3478), timeout=2)
+        assert mapped is not None and mapped[0] == "198.18.1.1"  # through the NAT to coturn and back
+        assert _udp_roundtrip(lab, "b", "server", "198.18.0.2") is not None
+        with netns.socket_in(lab.netns("nat-a")) as sock:
+            sock.sendto(b"x", ("198.18.2.1", 9))  # router to router: uses nat-a's entry for nat-b
+        for node in lab.plan:
+            entries = _ip_json(lab, node, "neigh")
+            assert entries, node
+            for e in entries:  # after the traffic too: every entry is one the lab made, none learned by ARP
+                assert e["state"] == ["PERMANENT"] and e["lladdr"] == macs[str(e["dst"])], (node, e)
+        assert {str(e["dst"]) for e in _ip_json(lab, "nat-a", "neigh")} == {
+            "198.18.0.2",
+            "198.18.0.3",
+            "198.18.0.4",
+            "198.18.2.1",
+            "10.1.0.2",
+        }
+
+
+def test_a_lab_past_the_mesh_size_resolves_servers_statically_and_sites_by_arp() -> None:
+    count = MESH_MAX  # with the server, one node more than a full mesh takes
+    sites = tuple(Site(f"r{i}", preset("open"), (f"h{i}",)) for i in range(1, count + 1))
+    with Lab(Topology("big", sites=sites), coturn=False, static_neighbours=True) as lab:
+        assert _udp_roundtrip(lab, "h1", "server", "198.18.0.2") is not None
+        wan = {str(e["dst"]): e["state"] for e in _ip_json(lab, "r1", "neigh", "show", "dev", "wan")}
+        assert wan == {ip: ["PERMANENT"] for ip in ("198.18.0.2", "198.18.0.3", "198.18.0.4")}
+        assert len(_ip_json(lab, "server", "neigh")) == count
+        far = lab.address(f"h{count}")
+        assert _udp_roundtrip(lab, "h1", f"h{count}", far) is not None  # router to router: ARP
+        wan = {str(e["dst"]): e["state"] for e in _ip_json(lab, "r1", "neigh", "show", "dev", "wan")}
+        assert wan[f"198.18.{count}.1"] != ["PERMANENT"]

@@ -20,6 +20,7 @@ from netsim.lab.topology import (
     TopologyError,
     from_dict,
     plan,
+    segments,
     standard_topology,
 )
 
@@ -82,6 +83,34 @@ def test_double_nat_plan_routes_the_site_via_its_carrier() -> None:
     )
     assert p["h1"] == NodePlan("h1", "host", [Iface("eth0", "10.1.0.2/24", "lan:r1")], gateway="10.1.0.1")
     assert topo.carriers == (Carrier("cgn", nat.preset("symmetric")),)  # a carrier's default NAT
+
+
+def test_segments_list_every_address_on_each_link() -> None:
+    topo = from_dict(
+        {
+            "carrier": [{"name": "cgn", "nat": "symmetric"}],
+            "site": [
+                {"name": "r1", "nat": "full-cone", "hosts": ["h1", "h2"]},
+                {"name": "r2", "nat": "full-cone", "hosts": ["h3"], "behind": "cgn"},
+            ],
+        }
+    )
+    found = {
+        link: [(node, iface.address) for node, iface in members]
+        for link, members in segments(plan(topo)).items()
+    }
+    assert found == {
+        "internet": [
+            ("server", "198.18.0.2/16"),
+            ("server", "198.18.0.3/16"),
+            ("server", "198.18.0.4/16"),
+            ("cgn", "198.18.101.1/16"),
+            ("r1", "198.18.1.1/16"),
+        ],
+        "cgn:cgn": [("cgn", "100.64.1.1/24"), ("r2", "100.64.1.3/24")],
+        "lan:r1": [("r1", "10.1.0.1/24"), ("h1", "10.1.0.2/24"), ("h2", "10.1.0.3/24")],
+        "lan:r2": [("r2", "10.2.0.1/24"), ("h3", "10.2.0.2/24")],
+    }
 
 
 def test_open_site_is_public_and_routed_from_the_internet() -> None:
