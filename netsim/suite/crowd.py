@@ -4,12 +4,14 @@ one shared lab (one coturn, one signaling server), and up to K sessions run at o
 Each session runs in a thread of this process with `run_session`; the peers are forked by one launcher.
 Sessions start in a ramp (a few at a time) and their connect deadline grows with the number running, since
 on two cores 200 peers negotiating at once are slower than two. The relay-less needs_relay run is left out:
-the NAT matrix already answers that per cell, and it would double the peers.
+the NAT matrix already answers that per cell, and it would double the peers. The lab resolves its neighbours
+statically, so it does not fill the kernel's neighbour table that every namespace on the machine shares.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import re
 import threading
@@ -19,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from netsim.lab import nftables
 from netsim.lab.lab import Lab
 from netsim.lab.nat import preset
 from netsim.lab.topology import Site, Topology
@@ -36,12 +39,15 @@ from netsim.vocab import UDP_BLOCKED
 
 MAX_PAIRS = 120  # two sites a pair; site N's WAN is 198.18.N.1 and its LAN 10.N.0.0/24
 # The kernel's ARP table is one for all namespaces, capped by the root namespace's gc_thresh3 (1024 by
-# default), which netsim must not change. A pair costs about ten entries (hosts' gateways, routers' hosts,
-# the server and the other side's router, the server's view of both routers); past the cap new entries fail
-# ("neighbor table overflow") and late sessions cannot reach the signaling server at all.
-NEIGH_PER_PAIR = 10
+# default), which netsim must not change; past the cap new entries fail ("neighbor table overflow") and late
+# sessions cannot reach the signaling server at all. The crowd's lab resolves its neighbours statically
+# (permanent entries are exempt from the cap, see Lab(static_neighbours=True)) except between two sites'
+# routers, which the lab leaves to ARP on a segment this large: a pair's two routers learn each other.
+NEIGH_PER_PAIR = 2
 NEIGH_SHARE = 0.75  # of the table one lab may take: other labs on the machine need theirs
 GC_THRESH3 = Path("/proc/sys/net/ipv4/neigh/default/gc_thresh3")
+ARP_STATS = Path("/proc/net/stat/arp_cache")  # the table's counters, one line per CPU (read only)
+RELAY_COUNTERS = "netsim_crowd"  # nftables table in the server's namespace counting relayed bytes
 RAMP_S = 0.15  # between session starts: a burst of forks and handshakes at once costs more than it saves
 LOAD_DEADLINE_S = 0.1  # extra connect deadline per session running at once
 
@@ -66,9 +72,14 @@ def crowd_topology(scenarios: list[Scenario]) -> tuple[Topology, list[tuple[str,
     (host a, host b) of each scenario in order."""
     most = max_pairs()
     if not 0 < len(scenarios) <= most:
+        why = (
+            "two sites a pair, each with its own public address 198.18.N.1"
+            if most == MAX_PAIRS
+            else f"the kernel's neighbour table, shared by every namespace, holds {neigh_cap()} entries"
+        )
+        got = len(scenarios)
         raise MixError(
-            f"--size: one lab holds 1 to {most} pairs here, got {len(scenarios)} (the kernel's neighbour "
-            f"table, shared by every namespace, holds {neigh_cap()} entries; see docs/population.md)"
+            f"--size: one lab holds 1 to {most} pairs here, got {got} ({why}; see docs/population.md)"
         )
     sites, hosts = [], []
     for i, scn in enumerate(scenarios):
@@ -95,7 +106,20 @@ def neigh_cap() -> int:
 
 
 def max_pairs() -> int:
+    """Pairs one lab holds: the addressing limit, or the share of the neighbour table its dynamic entries
+    may take, whichever is smaller."""
     return min(MAX_PAIRS, int(neigh_cap() * NEIGH_SHARE) // NEIGH_PER_PAIR)
+
+
+def table_fulls() -> int | None:
+    """How often the kernel refused a neighbour entry since boot ("neighbor table overflow"), all CPUs;
+    the counter is machine-wide, so a rise during a run may also come from another lab."""
+    try:
+        lines = ARP_STATS.read_text().splitlines()
+        column = lines[0].split().index("table_fulls")
+        return sum(int(line.split()[column], 16) for line in lines[1:] if line.strip())
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 @dataclass(frozen=True)
@@ -109,6 +133,8 @@ class CrowdStats:
     allocations: int  # successful TURN allocations coturn logged
     coturn_cpu_s: float | None  # user + system CPU time of coturn over the run
     agreement: float | None  # share of sessions whose outcome matches their cell's expectation
+    relayed_bytes: int | None = None  # IP bytes to and from coturn's relay address (both directions)
+    neigh_table_fulls: int | None = None  # neighbour entries the kernel refused during the run, machine-wide
 
 
 def _coturn_cpu_s(pid: int) -> float | None:
@@ -132,12 +158,14 @@ def run_crowd(
     t0 = time.monotonic()
     failures = 0
     passed = checked = 0
-    with Launcher() as launcher, Lab(topo) as lab:
+    with Launcher() as launcher, Lab(topo, static_neighbours=True) as lab:
         build_s = time.monotonic() - t0
         # Its own process: in this one it would share the GIL with every session thread.
         lab.start_signaling(in_process=False)
         assert lab.coturn is not None
         pid = lab.coturn.process.pid if lab.coturn.process is not None else None
+        _count_relayed(lab)
+        fulls0 = table_fulls()
         cpu0 = _coturn_cpu_s(pid) if pid else None
         log0 = lab.coturn.log_size()
         shared = LockedLauncher(launcher)
@@ -163,7 +191,9 @@ def run_crowd(
                 show(f"{scn.id:<60} {record['verdict']:<11} {record.get('outcome')}")
         run_s = time.monotonic() - t1
         cpu1 = _coturn_cpu_s(pid) if pid else None
+        fulls1 = table_fulls()
         allocations = len(re.findall(r"ALLOCATE processed, success", lab.coturn.log_since(log0)))
+        relayed = _relayed_bytes(lab)
     stats = CrowdStats(
         pairs=len(scenarios),
         concurrent=running,
@@ -172,8 +202,35 @@ def run_crowd(
         allocations=allocations,
         coturn_cpu_s=None if cpu0 is None or cpu1 is None else round(cpu1 - cpu0, 3),
         agreement=round(passed / checked, 4) if checked else None,
+        relayed_bytes=relayed,
+        neigh_table_fulls=None if fulls0 is None or fulls1 is None else fulls1 - fulls0,
     )
     return failures, stats
+
+
+def _count_relayed(lab: Lab) -> None:
+    """Counters in the server's namespace on coturn's relay address: what it relays, peers' side."""
+    relay = lab.addresses(lab.topology.servers[0])[2]
+    nftables.load(
+        lab.netns(lab.topology.servers[0]),
+        f"""table ip {RELAY_COUNTERS} {{
+  counter relayed {{ }}
+  chain received {{ type filter hook input priority 0; ip daddr {relay} counter name relayed; }}
+  chain sent {{ type filter hook output priority 0; ip saddr {relay} counter name relayed; }}
+}}
+""",
+    )
+
+
+def _relayed_bytes(lab: Lab) -> int | None:
+    argv = ["nft", "-j", "list", "counter", "ip", RELAY_COUNTERS, "relayed"]
+    out = lab.run(lab.topology.servers[0], argv, capture_output=True, text=True)
+    if out.returncode != 0:
+        return None
+    for item in json.loads(out.stdout).get("nftables", []):
+        if "counter" in item:
+            return int(item["counter"]["bytes"])
+    return None
 
 
 def _one(lab: Lab, launcher: LockedLauncher, opts: Any, delay_s: float) -> ResultRecord:

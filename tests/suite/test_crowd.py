@@ -24,16 +24,42 @@ def test_two_sites_a_pair_in_one_topology() -> None:
     assert kinds == [k for scn in scns for k in (scn.nat_a, scn.nat_b)]
 
 
-def test_the_neighbour_table_bounds_a_lab(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_addressing_bounds_a_lab_whose_neighbours_are_static(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     cap = tmp_path / "gc_thresh3"
-    cap.write_text("1024\n")
+    cap.write_text("1024\n")  # the default: the 2 dynamic entries a pair costs leave room for 384 pairs
     monkeypatch.setattr(crowd, "GC_THRESH3", cap)
-    assert crowd.max_pairs() == 76
-    too_many = population(77, {"open": 1.0}, seed=1)
-    with pytest.raises(MixError, match=r"--size: one lab holds 1 to 76 pairs here, got 77"):
-        crowd.crowd_topology(too_many)
+    assert crowd.max_pairs() == crowd.MAX_PAIRS == 120
+    with pytest.raises(
+        MixError, match=r"^--size: one lab holds 1 to 120 pairs here, got 121 \(two sites a pair"
+    ):
+        crowd.crowd_topology(population(121, {"open": 1.0}, seed=1))
     with pytest.raises(MixError, match=r"CGN-layered kinds \(full-cone\+cgn-symmetric\) need a lab per pair"):
         crowd.crowd_topology(population(1, {"full-cone+cgn-symmetric": 1.0}, seed=1))
+
+
+def test_a_small_neighbour_table_still_bounds_a_lab(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    cap = tmp_path / "gc_thresh3"
+    cap.write_text("128\n")
+    monkeypatch.setattr(crowd, "GC_THRESH3", cap)
+    assert crowd.max_pairs() == 48  # 75 % of 128 entries, two a pair
+    with pytest.raises(
+        MixError, match=r"holds 1 to 48 pairs here, got 49 \(the kernel's neighbour table, shared"
+    ):
+        crowd.crowd_topology(population(49, {"open": 1.0}, seed=1))
+
+
+def test_table_fulls_are_summed_over_cpus(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    stats = tmp_path / "arp_cache"
+    head = "entries allocs destroys hash_grows lookups hits res_failed rcv_probes_mcast rcv_probes_ucast"
+    head += " periodic_gc_runs forced_gc_runs unresolved_discards table_fulls"
+    row = " ".join(["00000063"] * 12)  # one line per CPU, hexadecimal
+    stats.write_text(f"{head}\n{row} 00000010\n{row} 00000fe8\n")
+    monkeypatch.setattr(crowd, "ARP_STATS", stats)
+    assert crowd.table_fulls() == 0x10 + 0xFE8
+    monkeypatch.setattr(crowd, "ARP_STATS", tmp_path / "missing")
+    assert crowd.table_fulls() is None
 
 
 @pytest.mark.root
@@ -46,4 +72,5 @@ def test_a_crowd_shares_one_turn_server(tmp_path: Path) -> None:
     assert failures == 0 and stats.agreement == 1.0, [r["reason"] for r in records]
     assert (stats.pairs, stats.concurrent, len(records)) == (6, 6, 6)
     assert stats.allocations >= 6  # one shared coturn served them all
+    assert stats.relayed_bytes is not None and stats.relayed_bytes > 0  # prc x symmetric: relayed
     assert all(r["needs_relay_run"] is None and r["outcome"] == "passed" for r in records)
