@@ -1,6 +1,7 @@
 """pytest plumbing for the scenario suite: one run id across xdist workers, a preloaded peer launcher per
 worker, results appended to reports/<run-id>/results.jsonl, and at the end the same summary, matrix tables
-and HTML report as the netsim commands (netsim.suite.runner.finish_run)."""
+and HTML report as the netsim commands (netsim.suite.runner.finish_run). Every scenario's expected duration
+goes to netsim.suite.shard, which hands the longest out first (xdist) and balances --shard by it."""
 
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ from typing import Any
 import pytest
 
 from netsim.results import store as results
+from netsim.suite.catalog import catalog
 from netsim.suite.expectations import load_expectations
-from netsim.suite.runner import finish_run
+from netsim.suite.runner import expectation_or_none, expected_seconds, finish_run
 
 SCENARIOS = Path(__file__).resolve().parent
 EXPECTED = SCENARIOS / "expected.toml"
@@ -39,6 +41,18 @@ def pytest_configure(config: pytest.Config) -> None:
         config.netsim_run_id = worker["netsim_run_id"]  # type: ignore[attr-defined]
     else:
         config.netsim_run_id = config.getoption("--run-id") or results.new_run_id()  # type: ignore[attr-defined]
+    from netsim.suite import shard  # imported by pytest_addhooks first, so that pytest can rewrite it
+
+    try:
+        config.stash[shard.ESTIMATES] = estimates()
+    except (ValueError, OSError) as e:  # the stages' input errors: a bad scenario file or expectations table
+        raise pytest.UsageError(str(e)) from None
+
+
+def estimates() -> dict[str, float]:
+    """Expected seconds of every scenario's session, by scenario id (the test's parameter id)."""
+    table = load_expectations(EXPECTED)
+    return {scn.id: expected_seconds(scn, expectation_or_none(scn, table)) for scn in catalog(SCENARIOS)}
 
 
 @pytest.hookimpl(optionalhook=True)

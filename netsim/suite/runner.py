@@ -21,7 +21,12 @@ from netsim.suite.expectations import Expectation, MissingExpectation, expectati
 from netsim.suite.experiment import experiment
 from netsim.suite.progress import RunProgress
 from netsim.suite.scenario import Scenario
-from netsim.vocab import MATRIX_GROUPS
+from netsim.vocab import CHROMIUM, MATRIX_GROUPS
+
+# Scheduling estimates (bench/suite.py --phases): a session's lab, services, peers, connect and teardown on
+# an idle 2-core machine, and what each Chromium side adds (browser start and its slower close).
+SESSION_S = 0.8
+BROWSER_S = 1.5
 
 
 def run_one(
@@ -116,10 +121,24 @@ class Done:
 Task = tuple[Scenario, int]  # a scenario and its repeat index
 
 
-def schedule(scenarios: list[Scenario], repeats: int) -> list[Task]:
-    """Every (scenario, repeat), the longest deadlines first so parallel workers finish together."""
+def expected_seconds(scn: Scenario, expected: Expectation | None) -> float:
+    """About how long the scenario's session takes, to start the longest first: a pairing that needs a
+    relay or fails waits out the whole connect deadline (its relay-less or main run fails only then; with
+    no expectation, assume it does), a held call its hold, a Chromium side its browser."""
+    opts = scn.options
+    fails = (
+        expected is None or not expected.connect or (opts.needs_relay and expected.needs_relay is not False)
+    )
+    browsers = (opts.peer_a == CHROMIUM) + (opts.peer_b == CHROMIUM)
+    return SESSION_S + (opts.deadline_s if fails else 0.0) + opts.hold_s + BROWSER_S * browsers
+
+
+def schedule(scenarios: list[Scenario], repeats: int, table: dict[str, Any] | None = None) -> list[Task]:
+    """Every (scenario, repeat), the longest expected first (`table`: the expectations; without it, every
+    pairing is assumed to wait its deadline) so that parallel workers finish together."""
+    cost = {scn.id: expected_seconds(scn, expectation_or_none(scn, table or {})) for scn in scenarios}
     tasks = [(scn, r) for scn in scenarios for r in range(repeats)]
-    return sorted(tasks, key=lambda task: -task[0].options.deadline_s)
+    return sorted(tasks, key=lambda task: -cost[task[0].id])
 
 
 def _run_task(task: Task, launcher: Launcher, table: dict[str, Any], directory: Path, pcap: bool) -> Done:
@@ -150,7 +169,7 @@ def run_many(
 ) -> int:
     """Run every scenario `repeats` times into `directory`, `jobs` sessions at a time (each in its own lab,
     each worker with its own launcher); shows progress and returns how many violated an expectation."""
-    tasks = schedule(scenarios, repeats)
+    tasks = schedule(scenarios, repeats, table)
     failures = 0
     with RunProgress(len(tasks)) as progress:
         for item in (

@@ -1,4 +1,5 @@
-"""pytest plugin: `--shard I/N` runs a deterministic, duration-balanced share of the collected tests.
+"""pytest plugin: `--shard I/N` runs a deterministic, duration-balanced share of the collected tests, and
+pytest-xdist hands tests out longest first.
 
 Load it with `-p netsim.suite.shard` or from a conftest (scenarios/conftest.py). Every one of N machines
 (CI jobs) collects the same tests and keeps its own share; together the shards run each test exactly once.
@@ -7,6 +8,14 @@ longest tests are dealt first, each to the shard with the least work so far (lon
 first). Tests without a stored duration count as the mean of the stored ones (1 s when none are stored).
 The assignment depends only on the collected test ids and the durations file, so every worker of every
 shard computes the same one.
+
+Where no duration is stored, an estimate set by the suite's conftest (`ESTIMATES`, keyed by the test's
+parameter id, e.g. the scenario id) counts before the mean.
+
+With pytest-xdist's default distribution (`--dist load`, implied by `-n`), `LongestFirstScheduling` replaces
+xdist's scheduler: the longest tests start first and each worker holds at most one test beyond the one it
+runs (xdist's own sends tests in consecutive chunks, so two long tests could queue on one worker while the
+others idle at the end). `--dist` with any other mode keeps xdist's own.
 
 Durations are keyed by node id without the scenario suite's repeat prefix (`[r3-...]` -> `[...]`), so one
 stored duration serves every repeat.
@@ -22,10 +31,17 @@ from pathlib import Path
 from typing import Final
 
 import pytest
+from xdist.remote import Producer
+from xdist.scheduler import LoadScheduling
+from xdist.workermanage import WorkerController
 
 DURATIONS_FILE: Final = "durations.json"
 DEFAULT_DURATION_S: Final = 1.0
 _REPEAT_PREFIX = re.compile(r"\[(?:r\d+)?-")
+# Estimated seconds by parameter id (set by the suite's conftest; stored durations win over them).
+ESTIMATES: Final = pytest.StashKey[dict[str, float]]()
+_STORED: Final = pytest.StashKey[dict[str, float]]()  # the durations file, read once at configure
+AHEAD: Final = 2  # tests a worker holds: the one it runs and the next (xdist needs it to run the first)
 
 
 class ShardError(ValueError):
@@ -49,6 +65,14 @@ def duration_key(nodeid: str) -> str:
     return _REPEAT_PREFIX.sub("[", nodeid, count=1)
 
 
+def param_id(nodeid: str) -> str | None:
+    """The parameter id of a node id without its repeat prefix (`t[r1-a/b]` -> `a/b`); None unparametrized."""
+    key = duration_key(nodeid)
+    if not key.endswith("]") or "[" not in key:
+        return None
+    return key[key.index("[") + 1 : -1]
+
+
 def load_durations(path: Path) -> dict[str, float]:
     """Stored durations (node id key -> seconds); {} when the file does not exist."""
     try:
@@ -65,11 +89,42 @@ def load_durations(path: Path) -> dict[str, float]:
     return {str(k): float(v) for k, v in data.items()}
 
 
-def assign(nodeids: Sequence[str], shards: int, durations: Mapping[str, float]) -> list[int]:
+def costs(
+    nodeids: Sequence[str], durations: Mapping[str, float], estimates: Mapping[str, float] | None = None
+) -> list[float]:
+    """Expected seconds of each test: its stored duration, else its estimate, else the mean of those known
+    (DEFAULT_DURATION_S when none is)."""
+    estimates = estimates or {}
+
+    def known(nodeid: str) -> float | None:
+        stored = durations.get(duration_key(nodeid))
+        return stored if stored is not None else estimates.get(param_id(nodeid) or "")
+
+    values = [known(nid) for nid in nodeids]
+    present = [v for v in values if v is not None]
+    default = sum(present) / len(present) if present else DEFAULT_DURATION_S
+    return [default if v is None else v for v in values]
+
+
+def longest_first(cost: Sequence[float]) -> list[int]:
+    """Indices by descending cost (ties: the lower index first)."""
+    return sorted(range(len(cost)), key=lambda i: (-cost[i], i))
+
+
+def first_deal(workers: int) -> list[int]:
+    """The worker of each of the first AHEAD x workers tests, longest first: one each, then one each in
+    reverse, so the worker with the longest test gets the shortest second one."""
+    return [*range(workers), *reversed(range(workers))]
+
+
+def assign(
+    nodeids: Sequence[str],
+    shards: int,
+    durations: Mapping[str, float],
+    estimates: Mapping[str, float] | None = None,
+) -> list[int]:
     """0-based shard of each node id: longest first, each to the least-loaded shard (ties: lowest index)."""
-    known = [durations[k] for k in map(duration_key, nodeids) if k in durations]
-    default = sum(known) / len(known) if known else DEFAULT_DURATION_S
-    cost = [durations.get(duration_key(nid), default) for nid in nodeids]
+    cost = costs(nodeids, durations, estimates)
     order = sorted(range(len(nodeids)), key=lambda i: (-cost[i], nodeids[i]))
     load = [0.0] * shards
     out = [0] * len(nodeids)
@@ -106,6 +161,8 @@ def pytest_configure(config: pytest.Config) -> None:
     spec = config.getoption("--shard")
     try:
         config.netsim_shard = parse_shard(spec) if spec else None  # type: ignore[attr-defined]
+        if spec or _schedules(config):
+            config.stash[_STORED] = load_durations(_durations_path(config))
     except ShardError as e:
         raise pytest.UsageError(str(e)) from None
     if config.getoption("--store-durations"):
@@ -117,16 +174,58 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if shard is None:
         return
     index, count = shard
-    try:
-        durations = load_durations(_durations_path(config))
-    except ShardError as e:
-        raise pytest.UsageError(str(e)) from None
-    owner = assign([item.nodeid for item in items], count, durations)
+    durations, estimates = config.stash[_STORED], config.stash.get(ESTIMATES, {})
+    owner = assign([item.nodeid for item in items], count, durations, estimates)
     keep = [item for item, s in zip(items, owner, strict=True) if s == index - 1]
     dropped = [item for item, s in zip(items, owner, strict=True) if s != index - 1]
     if dropped:
         config.hook.pytest_deselected(items=dropped)
     items[:] = keep
+
+
+def _schedules(config: pytest.Config) -> bool:
+    """Whether this process is an xdist controller whose scheduler is LongestFirstScheduling."""
+    return not hasattr(config, "workerinput") and config.getoption("dist", "no") == "load"
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Producer) -> LongestFirstScheduling | None:
+    return LongestFirstScheduling(config, log) if _schedules(config) else None
+
+
+class LongestFirstScheduling(LoadScheduling):
+    """xdist's load scheduling, with the longest tests first and at most AHEAD tests on a worker."""
+
+    collection: list[str] | None  # set by LoadScheduling.__init__ (declared for mypy)
+
+    def schedule(self) -> None:
+        """The first deal, once every worker has collected (later calls only top workers up)."""
+        if self.collection is not None:
+            for node in self.nodes:
+                self.check_schedule(node)
+            return
+        if not self._check_nodes_have_same_collection():
+            self.log("**Different tests collected, aborting run**")
+            return
+        collection: list[str] = next(iter(self.node2collection.values()))
+        self.collection = collection
+        stored, estimates = self.config.stash[_STORED], self.config.stash.get(ESTIMATES, {})
+        self.pending[:] = longest_first(costs(collection, stored, estimates))
+        nodes = self.nodes
+        for i in first_deal(len(nodes)):
+            self._send_tests(nodes[i], 1)
+        if not self.pending:  # every test is out: the workers may run their last ones
+            for node in nodes:
+                node.shutdown()
+
+    def check_schedule(self, node: WorkerController, duration: float = 0) -> None:
+        """Top the worker up to AHEAD tests from the longest pending; with none left, let it finish."""
+        if node.shutting_down:
+            return
+        if self.pending:
+            self._send_tests(node, AHEAD - len(self.node2pending[node]))
+        else:
+            node.shutdown()
 
 
 class DurationRecorder:

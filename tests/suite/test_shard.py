@@ -10,7 +10,18 @@ from pathlib import Path
 
 import pytest
 
-from netsim.suite.shard import ShardError, assign, duration_key, load_durations, parse_shard, store_durations
+from netsim.suite.shard import (
+    ShardError,
+    assign,
+    costs,
+    duration_key,
+    first_deal,
+    load_durations,
+    longest_first,
+    param_id,
+    parse_shard,
+    store_durations,
+)
 
 TESTS = """
 import pytest
@@ -55,6 +66,27 @@ def test_the_longest_tests_go_to_different_shards() -> None:
 def test_unknown_tests_cost_the_mean() -> None:
     owners = assign(["known", "new1", "new2", "short"], 2, {"known": 4.0, "short": 2.0})
     assert owners == [0, 1, 1, 0]  # new1 and new2 cost 3 s each: 4 + 2 against 3 + 3
+
+
+def test_param_id() -> None:
+    assert param_id("s.py::t[r2-firewall/a__b]") == param_id("s.py::t[-firewall/a__b]") == "firewall/a__b"
+    assert param_id("s.py::t[x]") == "x" and param_id("s.py::t") is None
+
+
+def test_costs_stored_then_estimated_then_the_mean() -> None:
+    ids = ["m.py::t[-a]", "m.py::t[r1-b]", "m.py::t[c]", "m.py::u"]
+    stored = {"m.py::t[a]": 4.0}
+    estimates = {"a": 100.0, "b": 2.0}
+    assert costs(ids, stored, estimates) == [4.0, 2.0, 3.0, 3.0]  # a: stored wins; c, u: the mean of 4 and 2
+    assert costs(["x", "y"], {}) == [1.0, 1.0]
+    # Estimates also balance shards where nothing is stored.
+    assert assign(ids, 2, {}, {"a": 9.0, "b": 1.0, "c": 1.0}) == [0, 1, 1, 1]
+
+
+def test_longest_first_and_the_first_deal() -> None:
+    assert longest_first([1.0, 5.0, 3.0, 5.0]) == [1, 3, 2, 0]
+    # Two tests per worker at the start: the worker with the longest first test gets the shortest second.
+    assert first_deal(3) == [0, 1, 2, 2, 1, 0]
 
 
 def test_durations_file(tmp_path: Path) -> None:
@@ -104,3 +136,30 @@ def test_the_plugin_stores_durations_and_rejects_bad_specs(tmp_path: Path) -> No
     )
     bad = _pytest(tmp_path, "--shard=3/2")
     assert bad.returncode == 4 and "--shard: '3/2': I must be between 1 and N" in bad.stderr
+
+
+RECORDING = """
+import os, time
+import pytest
+
+@pytest.mark.parametrize("n", ["short1", "slow1", "short2", "slow2", "short3", "short4"])
+def test_n(n):
+    with open(os.path.join(os.path.dirname(__file__), "order.txt"), "a") as f:
+        f.write(f"{os.environ['PYTEST_XDIST_WORKER']} {n}\\n")
+    time.sleep(0.3 if n.startswith("slow") else 0.05)
+"""
+
+
+def test_xdist_starts_the_longest_first_on_different_workers(tmp_path: Path) -> None:
+    """xdist's own scheduler would send slow1 and slow2 (neighbours in collection order) to one worker."""
+    (tmp_path / "test_order.py").write_text(RECORDING)
+    stored = {f"test_order.py::test_n[short{i}]": 1.0 for i in range(1, 5)}
+    stored |= {"test_order.py::test_n[slow1]": 30.0, "test_order.py::test_n[slow2]": 20.0}
+    (tmp_path / "durations.json").write_text(json.dumps(stored))
+    args = ("-p", "xdist.plugin", "-n", "2", "--shard-durations=durations.json", "test_order.py")
+    result = _pytest(tmp_path, *args)
+    assert result.returncode == 0, result.stdout + result.stderr
+    runs = [line.split() for line in (tmp_path / "order.txt").read_text().splitlines()]
+    assert sorted(n for _, n in runs) == ["short1", "short2", "short3", "short4", "slow1", "slow2"]
+    firsts = {worker: next(n for w, n in runs if w == worker) for worker in ("gw0", "gw1")}
+    assert sorted(firsts.values()) == ["slow1", "slow2"]
