@@ -104,6 +104,8 @@ PHASES = {
 }
 _totals: dict[str, float] = {}
 _state = {"in_needs_relay": False}
+_tests: list[dict[str, Any]] = []  # {"nodeid", "start", "end"} (epoch seconds) of every test call
+_configured: dict[str, float] = {}
 
 
 def _timed(phase: str | Callable[[], str], fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -147,22 +149,26 @@ def _instrument() -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     if os.environ.get(PHASES_ENV):
+        _configured["t"] = time.time()
         _instrument()
 
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
-    t0 = time.perf_counter()
+    t0, start = time.perf_counter(), time.time()
     yield
     if os.environ.get(PHASES_ENV):
         _totals["session"] = _totals.get("session", 0.0) + time.perf_counter() - t0
         _totals["sessions"] = _totals.get("sessions", 0.0) + 1
+        _tests.append({"nodeid": item.nodeid, "start": start, "end": time.time()})
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     out = os.environ.get(PHASES_ENV)
     if out and _totals:
         (Path(out) / f"{os.getpid()}.json").write_text(json.dumps(_totals))
+        timeline = {"configured": _configured.get("t"), "ended": time.time(), "tests": _tests}
+        (Path(out) / f"{os.getpid()}.timeline").write_text(json.dumps(timeline))
 
 
 def merge_phases(directory: Path) -> dict[str, float]:
