@@ -295,11 +295,12 @@ def move(lab: Lab, host: str, site: str, index: int = 0) -> dict[str, Any]:
         (host_ns, ["ip", "link", "del", "eth0"]),  # the old LAN: its address and default route go with it
         (host_ns, ["ip", "route", "add", "default", "via", gateway]),
     ]
+    t0 = time.monotonic()
     for ns, argv in steps:
         out = netns.run(ns, argv, capture_output=True, text=True)
         if out.returncode != 0:
             raise RuntimeError(f"{' '.join(argv)} in {ns}: {out.stderr.strip()}")
-    return {"address": address.split("/")[0], "gateway": gateway}
+    return {"address": address.split("/")[0], "gateway": gateway, "took_s": round(time.monotonic() - t0, 3)}
 
 
 def turn_restart(lab: Lab) -> dict[str, Any]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+
 import pytest
 
 from netsim.lab import events
@@ -135,3 +137,38 @@ def test_nat_event_changes_the_routers_behaviour_live() -> None:
         assert mapping() == EIM
         assert events.change_nat(lab, "nat-a", "symmetric") == {"kind": "symmetric", "lifetime_s": 30}
         assert mapping() == APDM
+
+
+@pytest.mark.root
+def test_move_puts_the_host_behind_the_other_site() -> None:
+    """After a move the host has only its new LAN address, its traffic leaves through the new site's NAT, and
+    a socket bound to the old address (as aiortc's ICE sockets are) can send nothing any more."""
+    import contextlib
+
+    from netsim.lab.lab import Lab
+    from netsim.lab.netns import run, socket_in
+    from netsim.lab.topology import from_dict
+
+    sites = [{"name": f"nat-{h}", "nat": "port-restricted-cone", "hosts": [h]} for h in "abc"]
+    with Lab(from_dict({"site": sites}), coturn=False) as lab, contextlib.ExitStack() as stack:
+        server = stack.enter_context(socket_in(lab.netns("server")))
+        server.bind((lab.address("server"), 0))
+        server.settimeout(3)
+        to = server.getsockname()
+
+        def seen_from(sock: socket.socket) -> str:
+            sock.sendto(b"x", to)
+            return str(server.recvfrom(16)[1][0])
+
+        stale = stack.enter_context(socket_in(lab.netns("a")))
+        stale.bind((lab.address("a"), 0))
+        assert seen_from(stale) == lab.address("nat-a")
+
+        detail = events.move(lab, "a", "nat-c")
+        assert (detail["address"], detail["gateway"]) == ("10.3.0.200", "10.3.0.1")
+        assert 0 <= detail["took_s"] < 5
+        listed = run(lab.netns("a"), ["ip", "-4", "-o", "addr"], capture_output=True, text=True).stdout
+        assert [line.split()[3] for line in listed.splitlines() if " lo " not in line] == ["10.3.0.200/24"]
+        assert seen_from(stack.enter_context(socket_in(lab.netns("a")))) == lab.address("nat-c")
+        with pytest.raises(OSError):
+            stale.sendto(b"x", to)
