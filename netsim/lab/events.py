@@ -286,20 +286,35 @@ def move(lab: Lab, host: str, site: str, index: int = 0) -> dict[str, Any]:
     net = ipaddress.IPv4Interface(lan.address).network
     address = f"{net.network_address + MOVED_HOST_INDEX + index}/{net.prefixlen}"
     host_ns, router_ns = lab.netns(host), lab.netns(site)
-    port = f"mv-{host}"[:15]
-    steps = [
-        (router_ns, ["ip", "link", "add", port, "type", "veth", "peer", "name", "eth1", "netns", host_ns]),
-        (router_ns, ["ip", "link", "set", port, "master", "lan", "up"]),
-        (host_ns, ["ip", "addr", "add", address, "dev", "eth1"]),
-        (host_ns, ["ip", "link", "set", "eth1", "up"]),
-        (host_ns, ["ip", "link", "del", "eth0"]),  # the old LAN: its address and default route go with it
-        (host_ns, ["ip", "route", "add", "default", "via", gateway]),
+    listed = netns.run(host_ns, ["ip", "-o", "link", "show"], capture_output=True, text=True, check=True)
+    old = [line.split(": ")[1].split("@")[0] for line in listed.stdout.splitlines()]
+    old = [name for name in old if name != "lo"]  # eth0, or the link of an earlier move
+    new = next(f"eth{i}" for i in range(1, 100) if f"eth{i}" not in old)
+    port = f"mv{index}-{host}"[:15]
+    # One `ip -batch` per namespace (process start-up is slow on a loaded machine), the host's half back to
+    # back: its old link goes, with its address and default route, as soon as the new one is up.
+    batches = [
+        (
+            router_ns,
+            [f"link add {port} type veth peer name {new} netns {host_ns}", f"link set {port} master lan up"],
+        ),
+        (
+            host_ns,
+            [
+                f"addr add {address} dev {new}",
+                f"link set {new} up",
+                *(f"link del {name}" for name in old),
+                f"route add default via {gateway}",
+            ],
+        ),
     ]
     t0 = time.monotonic()
-    for ns, argv in steps:
-        out = netns.run(ns, argv, capture_output=True, text=True)
+    for ns, lines in batches:
+        out = netns.run(
+            ns, ["ip", "-batch", "-"], input="\n".join(lines) + "\n", capture_output=True, text=True
+        )
         if out.returncode != 0:
-            raise RuntimeError(f"{' '.join(argv)} in {ns}: {out.stderr.strip()}")
+            raise RuntimeError(f"ip -batch in {ns}: {out.stderr.strip()} (of: {'; '.join(lines)})")
     return {"address": address.split("/")[0], "gateway": gateway, "took_s": round(time.monotonic() - t0, 3)}
 
 

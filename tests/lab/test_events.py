@@ -142,7 +142,8 @@ def test_nat_event_changes_the_routers_behaviour_live() -> None:
 @pytest.mark.root
 def test_move_puts_the_host_behind_the_other_site() -> None:
     """After a move the host has only its new LAN address, its traffic leaves through the new site's NAT, and
-    a socket bound to the old address (as aiortc's ICE sockets are) can send nothing any more."""
+    a socket bound to the old address (as aiortc's ICE sockets are) can send nothing any more; it can move
+    again."""
     import contextlib
 
     from netsim.lab.lab import Lab
@@ -172,3 +173,10 @@ def test_move_puts_the_host_behind_the_other_site() -> None:
         assert seen_from(stack.enter_context(socket_in(lab.netns("a")))) == lab.address("nat-c")
         with pytest.raises(OSError):
             stale.sendto(b"x", to)
+
+        # And on again (cellular back to another Wi-Fi): the link of the first move goes the same way.
+        again = events.move(lab, "a", "nat-b", index=1)
+        assert (again["address"], again["gateway"]) == ("10.2.0.201", "10.2.0.1")
+        listed = run(lab.netns("a"), ["ip", "-4", "-o", "addr"], capture_output=True, text=True).stdout
+        assert [line.split()[3] for line in listed.splitlines() if " lo " not in line] == ["10.2.0.201/24"]
+        assert seen_from(stack.enter_context(socket_in(lab.netns("a")))) == lab.address("nat-b")
