@@ -22,6 +22,7 @@ const ANSWER_GRACE_S = 1.0; // after our last echo: wait for answers, keep answe
 // (about 7 s without a response) is the point where waiting longer only prolongs the outage.
 const RESTART_AFTER_DISCONNECTED_S = 2.0;
 const RESTART_RETRY_S = 2.0; // no answer to a restart offer (signaling reconnecting): send it again
+const SIGNALING_OPEN_S = 4.0; // a fresh WebSocket for a restart offer: in the lab ~10 ms, a loaded machine more
 const peers = {};
 
 const sleep = (s) => new Promise((resolve) => setTimeout(resolve, s * 1000));
@@ -406,7 +407,7 @@ class Peer {
     } catch (e) {
       // already closed
     }
-    const timeout = sleep(RESTART_RETRY_S).then(() => {
+    const timeout = sleep(SIGNALING_OPEN_S).then(() => {
       throw new Failed("signaling reconnect timed out");
     });
     try {
