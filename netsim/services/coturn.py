@@ -11,6 +11,7 @@ import os
 import secrets
 import subprocess
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -55,6 +56,11 @@ MAX_BPS = 1_250_000
 # seconds and last minutes; 10 minutes covers the slowest start with margin, and nothing issues more than 1 h.
 CREDENTIAL_TTL_S = 600
 MAX_CREDENTIAL_TTL_S = 3600
+# How long the first readiness probe waits for its answer; each next one waits 1.5 times longer (at most
+# READY_POLL_MAX_S), so that a loaded server, slower to answer than the wait, is still heard. turnserver
+# answers ~20 ms after it starts and a probe sent before it listens is lost: 50 ms probes made ready ~52 ms.
+READY_POLL_S = 0.01
+READY_POLL_MAX_S = 0.25
 
 
 class CoturnError(RuntimeError):
@@ -175,6 +181,15 @@ def write_private(path: Path, text: str) -> None:
         f.write(text)
 
 
+def ready_waits() -> Iterator[float]:
+    """How long each readiness probe waits for its answer: READY_POLL_S, then 1.5 times longer each time, at
+    most READY_POLL_MAX_S."""
+    wait = READY_POLL_S
+    while True:
+        yield wait
+        wait = min(wait * 1.5, READY_POLL_MAX_S)
+
+
 @dataclass
 class Coturn:
     """A turnserver running in the lab's server namespace."""
@@ -218,11 +233,12 @@ class Coturn:
 
     def _wait_ready(self, deadline: float) -> None:
         sock = netns.socket_in(self.netns_name)
+        waits = ready_waits()
         try:
             while time.monotonic() < deadline:
                 if self.process is not None and self.process.poll() is not None:
                     raise CoturnError(f"turnserver exited with {self.process.returncode}: {self.log_tail()}")
-                if stun.binding(sock, (self.ips[0], STUN_PORT), timeout=0.05) is not None:
+                if stun.binding(sock, (self.ips[0], STUN_PORT), timeout=next(waits)) is not None:
                     return
             raise CoturnError(f"turnserver did not answer STUN within the timeout: {self.log_tail()}")
         finally:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import itertools
 import time
 from pathlib import Path
 
@@ -99,6 +100,15 @@ def test_ice_servers_issue_the_default_lifetime(tmp_path: Path) -> None:
     assert stun_server == {"urls": f"stun:{IPS[0]}:{coturn.STUN_PORT}"}
     expiry = int(turn["username"].split(":")[0])
     assert 0 < expiry - time.time() <= coturn.CREDENTIAL_TTL_S <= coturn.MAX_CREDENTIAL_TTL_S
+
+
+def test_readiness_probes_start_short_and_grow_to_hear_a_slow_server() -> None:
+    waits = list(itertools.islice(coturn.ready_waits(), 20))
+    assert waits[0] == coturn.READY_POLL_S <= 0.01  # a server up in ~20 ms is heard within ~30 ms
+    assert waits == sorted(waits) and max(waits) == waits[-1] == coturn.READY_POLL_MAX_S
+    # A server that takes 100 ms to answer (a loaded machine) is heard by the 7th probe, within 0.5 s.
+    first_long = next(i for i, w in enumerate(waits) if w >= 0.1)
+    assert first_long <= 6 and sum(waits[:first_long]) < 0.5
 
 
 def test_write_private_makes_0600_even_over_a_readable_file(tmp_path: Path) -> None:
