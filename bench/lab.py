@@ -1,10 +1,11 @@
 """Benchmark: lab build and teardown (no coturn), how the build grows with sites, coturn start. Needs root.
 
 Prints medians beside the targets: the standard lab builds in <= 50 ms and in at most 0.35 of the time the
-same lab takes with ~35 `ip` commands, teardown <= 20 ms. netsim and `ip` builds alternate within one run,
-each after a short settle pause (the kernel frees a deleted lab's namespaces in the background, and a build
-that overlaps that work waits for it), so the ratio compares like with like on a shared machine. Then labs
-of 2, 8, 32 and 64 sites (one host each) and one server show the cost per site, which should stay flat.
+same lab takes with ~35 `ip` commands, teardown <= 20 ms (and, beside it, the build with static neighbours).
+netsim and `ip` builds alternate within one run, each after a short settle pause (the kernel frees a deleted
+lab's namespaces in the background, and a build that overlaps that work waits for it), so the ratio compares
+like with like on a shared machine. Then labs of 2, 8, 32 and 64 sites (one host each) and one server show
+the cost per site, which should stay flat.
 """
 
 from __future__ import annotations
@@ -27,8 +28,8 @@ SITE_COUNTS = (2, 8, 32, 64)
 SETTLE_PER_NAMESPACE_S = 0.012
 
 
-def lab_once(topology: Topology) -> tuple[float, float]:
-    lab = Lab(topology, coturn=False)
+def lab_once(topology: Topology, static_neighbours: bool = False) -> tuple[float, float]:
+    lab = Lab(topology, coturn=False, static_neighbours=static_neighbours)
     lab.__enter__()
     build = lab.timings["build_s"]
     lab.__exit__(None, None, None)
@@ -83,13 +84,15 @@ def many_sites(count: int) -> Topology:
 
 
 def standard_vs_ip(runs: int, settle_s: float) -> None:
-    ours_b, ours_t, ref_b, ref_t = [], [], [], []
+    ours_b, ours_t, ref_b, ref_t, static_b = [], [], [], [], []
     standard = standard_topology("port-restricted-cone", "symmetric")
     for i in range(runs):
         time.sleep(settle_s)
         b, t = lab_once(standard)
         ours_b.append(b)
         ours_t.append(t)
+        time.sleep(settle_s)
+        static_b.append(lab_once(standard, static_neighbours=True)[0])
         time.sleep(settle_s)
         b, t = ip_script_once(f"nsbench{i}")
         ref_b.append(b)
@@ -107,6 +110,9 @@ def standard_vs_ip(runs: int, settle_s: float) -> None:
     verdict = "OK" if b / rb <= TARGET_RATIO else "MISSED"
     print(f"  (netsim/ip ratio: build {b / rb:.2f}, teardown {t / rt:.2f})", end="")
     print(f"  target build <= {TARGET_RATIO}  {verdict}")
+    sb = statistics.median(static_b) * 1e3
+    label = "the same with static neighbours (17 entries)"
+    print(f"{label:<46} {sb:7.1f} ms median of {runs} ({sb - b:+.1f} ms)")
 
 
 def growth(runs: int, settle_s: float) -> None:
