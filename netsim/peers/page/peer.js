@@ -88,6 +88,7 @@ class Peer {
     this.restarts = []; // {t, reason, connected}
     this.answers = new Map(); // offer id -> our answer sdp (a re-sent restart offer gets the same answer)
     this.disconnectTimer = null;
+    this.refreshing = null; // a fresh signaling connection being opened (freshSignaling)
   }
 
   now() {
@@ -363,6 +364,11 @@ class Peer {
       this.note("restart", "connected");
     }
     clearTimeout(this.disconnectTimer);
+    // Whichever side lost its path may have lost its signaling connection with it, silently (a move): both
+    // sides open a fresh one, so the polite side can still receive the restart offer.
+    if ((state === "disconnected" || state === "failed") && this.cfg.restart) {
+      this.freshSignaling().catch(() => {});
+    }
     const canRestart = this.cfg.restart && !this.cfg.polite;
     if (state === "disconnected" && canRestart) {
       this.disconnectTimer = setTimeout(() => {
@@ -399,7 +405,17 @@ class Peer {
     }
   }
 
-  async freshSignaling() {
+  // One fresh signaling connection at a time: a caller that finds one opening waits for that one.
+  freshSignaling() {
+    if (!this.refreshing) {
+      this.refreshing = this.openFresh().finally(() => {
+        this.refreshing = null;
+      });
+    }
+    return this.refreshing;
+  }
+
+  async openFresh() {
     const old = this.ws;
     this.ws = null; // the old socket's events no longer count
     try {
