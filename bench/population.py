@@ -84,10 +84,15 @@ def build_growth(runs: int) -> None:
             with Lab(topo, coturn=False, static_neighbours=True) as lab:
                 times[sites].append(lab.timings["build_s"] * 1e3)
             previous = 2 * sites + 2
-    built = {n: statistics.median(values) for n, values in times.items()}
+    # The fastest build of each size is the one least disturbed by other work on the shared machine (namespace
+    # creation waits for any namespace the kernel is freeing, anyone's): the curve is judged on it.
+    built = {n: min(values) for n, values in times.items()}
     for sites in GROWTH_SITES:
-        per_site = built[sites] / sites
-        print(f"  shared lab, {sites:3d} sites: build {built[sites]:7.1f} ms, {per_site:5.2f} ms per site")
+        per_site, median = built[sites] / sites, statistics.median(times[sites])
+        print(
+            f"  shared lab, {sites:3d} sites: build {built[sites]:7.1f} ms fastest, {per_site:5.2f} ms a site"
+            f" (median {median:.1f})"
+        )
     steps = list(zip(GROWTH_SITES, GROWTH_SITES[1:], strict=False))
     marginal = [(built[hi] - built[lo]) / (hi - lo) for lo, hi in steps]
     spread = max(marginal) / min(marginal) if min(marginal) > 0 else float("inf")
@@ -96,62 +101,75 @@ def build_growth(runs: int) -> None:
     print(f"  cost per added site (ms): {parts}  (max/min {spread:.2f}, linear if <= 2)  {verdict}")
 
 
+def speed_up(size: int, reports: Path) -> None:
+    common = ["population", "--mix", str(MIX), "--size", str(size), "--seed", "7"]
+    serial, _ = netsim(*common, "-j", "1", reports=reports)
+    parallel, _ = netsim(*common, "-j", "4", reports=reports)
+    ratio = serial / parallel
+    print(
+        f"population of {size}: -j 1 {serial:.1f} s, -j 4 {parallel:.1f} s; speed-up {ratio:.2f}  "
+        f"target >= 2  {'OK' if ratio >= 2 else 'MISSED'}"
+    )
+
+
+def one_lab(reports: Path) -> None:
+    """TARGET_PAIRS pairs (or what a lab holds here) at once in one lab."""
+    from netsim.suite.crowd import max_pairs, neigh_cap
+
+    most = max_pairs()
+    pairs = min(TARGET_PAIRS, most)
+    wall, out = netsim(
+        "population", "--mix", str(MIX), "--size", str(pairs), "--concurrent", str(pairs), reports=reports
+    )
+    stats = crowd_stats(out)
+    ok = pairs >= TARGET_PAIRS and bool(stats) and stats[0].get("agreement") == 1.0
+    print(
+        f"one lab, {pairs} pairs at once (this machine's lab holds up to {most}; neighbour table "
+        f"{neigh_cap()} entries): {wall:.1f} s  target {TARGET_PAIRS} pairs  {'OK' if ok else 'MISSED'}"
+    )
+    for line in crowd_lines(out):
+        print("  " + line)
+    for lab in stats:
+        print(
+            f"  coturn relayed {lab.get('relayed_bytes')} bytes; neighbour entries the kernel refused "
+            f"meanwhile (machine-wide): {lab.get('neigh_table_fulls')}"
+        )
+
+
+def big_population(size: int, reports: Path) -> None:
+    """`size` sessions through shared labs of as many pairs as a lab holds, lab after lab."""
+    from netsim.suite.crowd import max_pairs
+
+    most = max_pairs()
+    wall, out = netsim(
+        "population", "--mix", str(MIX), "--size", str(size), "--concurrent", str(most), reports=reports
+    )
+    lines = crowd_lines(out)
+    print(
+        f"population of {size} in {len(lines)} shared labs: {wall:.1f} s  target <= 300 s  "
+        f"{'OK' if wall <= 300 else 'MISSED'}"
+    )
+    passed = [line for line in out.splitlines() if " sessions (" in line]
+    print("  " + (passed[-1] if passed else out[-300:]))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--size", type=int, default=16, help="sessions for the -j comparison")
     parser.add_argument("--big", type=int, default=1000, help="sessions for the shared-lab run")
-    parser.add_argument("--growth-runs", type=int, default=3, help="builds per site count")
+    parser.add_argument("--growth-runs", type=int, default=5, help="builds per site count")
+    parser.add_argument("--skip-j", action="store_true", help="leave out the -j comparison")
+    parser.add_argument("--skip-big", action="store_true", help="leave out the large population")
     args = parser.parse_args()
-    from netsim.suite.crowd import max_pairs, neigh_cap
-
     with tempfile.TemporaryDirectory(prefix="netsim-bench-") as tmp:
         reports = Path(tmp)
-        common = ["population", "--mix", str(MIX), "--size", str(args.size), "--seed", "7"]
-        serial, _ = netsim(*common, "-j", "1", reports=reports)
-        parallel, _ = netsim(*common, "-j", "4", reports=reports)
-        ratio = serial / parallel
-        print(
-            f"population of {args.size}: -j 1 {serial:.1f} s, -j 4 {parallel:.1f} s; speed-up {ratio:.2f}  "
-            f"target >= 2  {'OK' if ratio >= 2 else 'MISSED'}"
-        )
-        print(f"shared lab build by site count (median of {args.growth_runs}):")
+        if not args.skip_j:
+            speed_up(args.size, reports)
+        print(f"shared lab build by site count (fastest of {args.growth_runs}):")
         build_growth(args.growth_runs)
-        most = max_pairs()
-        pairs = min(TARGET_PAIRS, most)
-        wall, out = netsim(
-            "population", "--mix", str(MIX), "--size", str(pairs), "--concurrent", str(pairs), reports=reports
-        )
-        stats = crowd_stats(out)
-        agreed = bool(stats) and stats[0].get("agreement") == 1.0
-        ok = pairs >= TARGET_PAIRS and agreed
-        print(
-            f"one lab, {pairs} pairs at once (this machine's lab holds up to {most}; neighbour table "
-            f"{neigh_cap()} entries): {wall:.1f} s  target {TARGET_PAIRS} pairs  {'OK' if ok else 'MISSED'}"
-        )
-        for line in crowd_lines(out):
-            print("  " + line)
-        for lab in stats:
-            print(
-                f"  coturn relayed {lab.get('relayed_bytes')} bytes; neighbour entries the kernel refused "
-                f"meanwhile (machine-wide): {lab.get('neigh_table_fulls')}"
-            )
-        wall, out = netsim(
-            "population",
-            "--mix",
-            str(MIX),
-            "--size",
-            str(args.big),
-            "--concurrent",
-            str(most),
-            reports=reports,
-        )
-        lines = crowd_lines(out)
-        print(
-            f"population of {args.big} in {len(lines)} shared labs: {wall:.1f} s  target <= 300 s  "
-            f"{'OK' if wall <= 300 else 'MISSED'}"
-        )
-        passed = [line for line in out.splitlines() if " sessions (" in line]
-        print("  " + (passed[-1] if passed else out[-300:]))
+        one_lab(reports)
+        if not args.skip_big:
+            big_population(args.big, reports)
 
 
 if __name__ == "__main__":
