@@ -18,6 +18,8 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import os
+import socket
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -276,8 +278,16 @@ def _network(cidr: str) -> str:
     return str(ipaddress.IPv4Interface(cidr).network)
 
 
+RTM_DELLINK = 17  # rtnetlink: delete a link (netns.Rtnl queues it like its own requests)
+
+
 def move(lab: Lab, host: str, site: str, index: int = 0) -> dict[str, Any]:
-    """Move `host` onto `site`'s LAN with a new address: new veth into the site's bridge, old link gone."""
+    """Move `host` onto `site`'s LAN with a new address: new veth into the site's bridge, old link gone.
+
+    In-process rtnetlink (netns.Rtnl), no `ip` processes: on a loaded machine each process start took up to
+    seconds, during which the old path still worked. The host's half is one batch: its new link comes up
+    with its address, every old link goes (with its address and routes), the new default route is added.
+    """
     import ipaddress
 
     router = lab.plan[site]
@@ -286,36 +296,40 @@ def move(lab: Lab, host: str, site: str, index: int = 0) -> dict[str, Any]:
     net = ipaddress.IPv4Interface(lan.address).network
     address = f"{net.network_address + MOVED_HOST_INDEX + index}/{net.prefixlen}"
     host_ns, router_ns = lab.netns(host), lab.netns(site)
-    listed = netns.run(host_ns, ["ip", "-o", "link", "show"], capture_output=True, text=True, check=True)
-    old = [line.split(": ")[1].split("@")[0] for line in listed.stdout.splitlines()]
-    old = [name for name in old if name != "lo"]  # eth0, or the link of an earlier move
-    new = next(f"eth{i}" for i in range(1, 100) if f"eth{i}" not in old)
-    port = f"mv{index}-{host}"[:15]
-    # One `ip -batch` per namespace (process start-up is slow on a loaded machine), the host's half back to
-    # back: its old link goes, with its address and default route, as soon as the new one is up.
-    batches = [
-        (
-            router_ns,
-            [f"link add {port} type veth peer name {new} netns {host_ns}", f"link set {port} master lan up"],
-        ),
-        (
-            host_ns,
-            [
-                f"addr add {address} dev {new}",
-                f"link set {new} up",
-                *(f"link del {name}" for name in old),
-                f"route add default via {gateway}",
-            ],
-        ),
-    ]
     t0 = time.monotonic()
-    for ns, lines in batches:
-        out = netns.run(
-            ns, ["ip", "-batch", "-"], input="\n".join(lines) + "\n", capture_output=True, text=True
-        )
-        if out.returncode != 0:
-            raise RuntimeError(f"ip -batch in {ns}: {out.stderr.strip()} (of: {'; '.join(lines)})")
+    with netns.entered(router_ns):
+        bridge = socket.if_nametoindex("lan")
+    with netns.entered(host_ns):
+        old = [(i, name) for i, name in socket.if_nameindex() if name != "lo"]  # eth0, or an earlier move's
+    new = next(f"eth{i}" for i in range(1, 100) if f"eth{i}" not in {name for _, name in old})
+    port = f"mv{index}-{host}"[:15]
+    host_fd = os.open(netns.path(host_ns), os.O_RDONLY)
+    try:
+        _rtnl(router_ns, lambda r: r.veth(port, 0, master=bridge, peer=new, peer_index=0, peer_netns=host_fd))
+    finally:
+        os.close(host_fd)
+    with netns.entered(host_ns):
+        link = socket.if_nametoindex(new)
+
+    def switch(r: netns.Rtnl) -> None:
+        r.address(link, address)
+        r.up(link)
+        for i, name in old:
+            r.request(RTM_DELLINK, 0, netns.ifinfo(i, up=False), f"delete link {name}")
+        r.route("0.0.0.0/0", gateway)
+
+    _rtnl(host_ns, switch)
     return {"address": address.split("/")[0], "gateway": gateway, "took_s": round(time.monotonic() - t0, 3)}
+
+
+def _rtnl(ns: str, requests: Callable[[netns.Rtnl], None]) -> None:
+    """Queue requests on the namespace's rtnetlink socket and commit them (OSError names a refused one)."""
+    r = netns.Rtnl(ns)
+    try:
+        requests(r)
+        r.commit()
+    finally:
+        r.close()
 
 
 def turn_restart(lab: Lab) -> dict[str, Any]:
