@@ -21,7 +21,7 @@ import math
 import os
 import socket
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -46,6 +46,7 @@ ARGS: dict[str, tuple[str, ...]] = {
 }
 MAX_AT_S = 3600.0
 DOWN_TABLE = "netsim-down"
+MOVE_TABLE = "netsim-move"  # a moving host's old links, cut while the kernel deletes them
 NAT_TABLE = "netsim"  # the table every shipped ruleset defines (docs/nat.md)
 # nft 1.0.6 has no `destroy`: declaring the table first makes the delete safe when it is already gone.
 _DELETE_DOWN = f"table inet {DOWN_TABLE}\ndelete table inet {DOWN_TABLE}\n"
@@ -222,8 +223,12 @@ def flush(lab: Lab, node: str) -> dict[str, Any]:
     return {"flushed": flushed, "conntrack": out.stderr.strip() or out.stdout.strip()}
 
 
-def down_ruleset(iface: str) -> str:
-    """Drop everything in and out of `iface`: inbound before conntrack (raw - 10), so no entry is touched."""
+def down_ruleset(ifaces: str | Sequence[str], table: str = DOWN_TABLE) -> str:
+    """Drop everything in and out of the interface(s): inbound before conntrack (raw - 10), so no entry is
+    touched."""
+    names = [ifaces] if isinstance(ifaces, str) else list(ifaces)
+    quoted = ", ".join(f'"{n}"' for n in names)
+    what = quoted if len(names) == 1 else f"{{ {quoted} }}"
     # `fwd` is an nft keyword: the chains are named after what they drop.
     hooks = (
         ("inbound", "prerouting", "iifname"),
@@ -231,11 +236,10 @@ def down_ruleset(iface: str) -> str:
         ("passing", "forward", "oifname"),
     )
     chains = [
-        f"  chain {name} {{ type filter hook {hook} priority raw - 10; policy accept; "
-        f'{match} "{iface}" drop; }}'
+        f"  chain {name} {{ type filter hook {hook} priority raw - 10; policy accept; {match} {what} drop; }}"
         for name, hook, match in hooks
     ]
-    return "\n".join([f"table inet {DOWN_TABLE} {{", *chains, "}"]) + "\n"
+    return "\n".join([f"table inet {table} {{", *chains, "}"]) + "\n"
 
 
 def down(lab: Lab, node: str) -> dict[str, Any]:
@@ -285,11 +289,12 @@ def move(lab: Lab, host: str, site: str, index: int = 0) -> dict[str, Any]:
     """Move `host` onto `site`'s LAN with a new address: its old link goes, then a new veth into the site's
     bridge comes up with the new address and default route (Wi-Fi lost, then cellular attached).
 
-    In-process rtnetlink (netns.Rtnl), no `ip` processes: on a loaded machine each process start took up to
-    seconds, during which the old path still worked. The old link goes first, so the path breaks at the
-    event's time; link changes still wait for the kernel's rtnl lock, which other labs' builds and
-    teardowns hold at times (`gone_s`: start to old link gone, `took_s`: the whole move; up to ~1.7 s seen
-    under heavy load, ~0.02-0.1 s otherwise).
+    The path is cut first by an nft table in the host dropping everything on its old links (nf_tables has a
+    lock per namespace): link changes wait for the kernel's one rtnl lock, which other labs' builds and
+    teardowns hold at times (the old link's deletion once took 4.4 s under heavy load, ~0.02 s otherwise),
+    and the old path must not carry the call meanwhile. Links are changed in-process (netns.Rtnl): no `ip`
+    processes, whose start-up alone took seconds under load. Recorded: `cut_s` (start to the drop in place),
+    `gone_s` (old link deleted), `took_s` (the new link attached).
     """
     import ipaddress
 
@@ -302,6 +307,8 @@ def move(lab: Lab, host: str, site: str, index: int = 0) -> dict[str, Any]:
     t0 = time.monotonic()
     with netns.entered(host_ns):
         old = [(i, name) for i, name in socket.if_nameindex() if name != "lo"]  # eth0, or an earlier move's
+    nftables.load(host_ns, down_ruleset([name for _, name in old], MOVE_TABLE))
+    cut_s = time.monotonic() - t0
 
     def leave(r: netns.Rtnl) -> None:
         for i, name in old:  # its addresses and routes go with it
@@ -309,6 +316,7 @@ def move(lab: Lab, host: str, site: str, index: int = 0) -> dict[str, Any]:
 
     _rtnl(host_ns, leave)
     gone_s = time.monotonic() - t0
+    nftables.load(host_ns, f"table inet {MOVE_TABLE}\ndelete table inet {MOVE_TABLE}\n")
     with netns.entered(router_ns):
         bridge = socket.if_nametoindex("lan")
     new = next(f"eth{i}" for i in range(1, 100) if f"eth{i}" not in {name for _, name in old})
@@ -330,6 +338,7 @@ def move(lab: Lab, host: str, site: str, index: int = 0) -> dict[str, Any]:
     return {
         "address": address.split("/")[0],
         "gateway": gateway,
+        "cut_s": round(cut_s, 3),
         "gone_s": round(gone_s, 3),
         "took_s": round(time.monotonic() - t0, 3),
     }

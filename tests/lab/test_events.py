@@ -103,6 +103,8 @@ def test_down_ruleset_drops_both_ways_before_conntrack() -> None:
     text = events.down_ruleset("wan")
     assert 'iifname "wan" drop' in text and text.count('oifname "wan" drop') == 2
     assert "priority raw - 10" in text and "fwd" not in text  # fwd is an nft keyword
+    several = events.down_ruleset(["eth0", "eth1"], events.MOVE_TABLE)
+    assert f"table inet {events.MOVE_TABLE}" in several and 'iifname { "eth0", "eth1" } drop' in several
 
 
 @pytest.mark.root
@@ -167,7 +169,9 @@ def test_move_puts_the_host_behind_the_other_site() -> None:
 
         detail = events.move(lab, "a", "nat-c")
         assert (detail["address"], detail["gateway"]) == ("10.3.0.200", "10.3.0.1")
-        assert 0 <= detail["gone_s"] <= detail["took_s"] < 5
+        assert 0 <= detail["cut_s"] <= detail["gone_s"] <= detail["took_s"] < 5
+        tables = run(lab.netns("a"), ["nft", "list", "tables"], capture_output=True, text=True).stdout
+        assert events.MOVE_TABLE not in tables  # the cut lasts only until the old link is gone
         listed = run(lab.netns("a"), ["ip", "-4", "-o", "addr"], capture_output=True, text=True).stdout
         assert [line.split()[3] for line in listed.splitlines() if " lo " not in line] == ["10.3.0.200/24"]
         assert seen_from(stack.enter_context(socket_in(lab.netns("a")))) == lab.address("nat-c")
