@@ -22,7 +22,8 @@ EXPECTED = SCENARIOS / "expected.toml"
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
-    """--shard I/N and --store-durations (netsim.suite.shard); its option and configure hooks are historic."""
+    """--shard I/N, --store-durations and xdist's longest-first scheduling (netsim.suite.shard); its option
+    and configure hooks are historic."""
     pluginmanager.import_plugin("netsim.suite.shard")
 
 
