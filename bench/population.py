@@ -47,14 +47,30 @@ def crowd_lines(out: str) -> list[str]:
     return [line for line in out.splitlines() if line.startswith("one lab:")]
 
 
-def crowd_stats(out: str) -> list[dict[str, object]]:
-    """The run's crowd.json (what each shared lab's TURN server and the kernel saw), found from the run
-    directory the summary line names."""
+def run_dir(out: str) -> Path | None:
+    """The run directory the summary line names."""
     for line in out.splitlines():
         if "results in " in line:
-            path = Path(line.rsplit("results in ", 1)[1].strip()) / "crowd.json"
-            return list(json.loads(path.read_text())) if path.exists() else []
-    return []
+            return Path(line.rsplit("results in ", 1)[1].strip())
+    return None
+
+
+def crowd_stats(out: str) -> list[dict[str, object]]:
+    """The run's crowd.json: what each shared lab's TURN server and the kernel saw."""
+    directory = run_dir(out)
+    path = directory / "crowd.json" if directory is not None else None
+    return list(json.loads(path.read_text())) if path is not None and path.exists() else []
+
+
+def failed_sessions(out: str, most: int = 10) -> list[str]:
+    """Scenario, verdict and reason of the sessions that missed their expectation (the run directory is
+    temporary: this is all that is left of them)."""
+    directory = run_dir(out)
+    if directory is None or not (directory / "results.jsonl").exists():
+        return []
+    records = [json.loads(line) for line in (directory / "results.jsonl").read_text().splitlines()]
+    failed = [r for r in records if r.get("outcome") == "failed"]
+    return [f"{r.get('scenario')}: {r.get('verdict')} ({r.get('reason')})" for r in failed[:most]]
 
 
 GROWTH_SITES = (2, 8, 32, 64, 128, 200)
@@ -132,8 +148,10 @@ def one_lab(reports: Path) -> None:
     for lab in stats:
         print(
             f"  coturn relayed {lab.get('relayed_bytes')} bytes; neighbour entries the kernel refused "
-            f"meanwhile (machine-wide): {lab.get('neigh_table_fulls')}"
+            f"meanwhile (machine-wide): {lab.get('neigh_table_fulls')}; load average {lab.get('load_1m')}"
         )
+    for line in failed_sessions(out):
+        print("  missed: " + line)
 
 
 def big_population(size: int, reports: Path) -> None:

@@ -135,6 +135,7 @@ class CrowdStats:
     agreement: float | None  # share of sessions whose outcome matches their cell's expectation
     relayed_bytes: int | None = None  # IP bytes to and from coturn's relay address (both directions)
     neigh_table_fulls: int | None = None  # neighbour entries the kernel refused during the run, machine-wide
+    load_1m: float | None = None  # the machine's 1-minute load average at the end: others' work included
 
 
 def _coturn_cpu_s(pid: int) -> float | None:
@@ -204,6 +205,7 @@ def run_crowd(
         agreement=round(passed / checked, 4) if checked else None,
         relayed_bytes=relayed,
         neigh_table_fulls=None if fulls0 is None or fulls1 is None else fulls1 - fulls0,
+        load_1m=round(os.getloadavg()[0], 1),
     )
     return failures, stats
 
