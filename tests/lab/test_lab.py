@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 
 from netsim.lab import netns, registry
-from netsim.lab.lab import INET, MESH_MAX, Lab, LabError
+from netsim.lab.lab import INET, Lab, LabError
 from netsim.lab.nat import NatError, preset
 from netsim.lab.topology import Site, Topology, from_dict, standard_topology
+from netsim.lab.wiring import MESH_MAX
 from netsim.services import stun
 
 pytestmark = [pytest.mark.root, pytest.mark.usefixtures("no_leftovers")]

@@ -1,16 +1,11 @@
-"""The lab's wiring plan: link indexes, MAC addresses and static neighbour entries, before anything is made
+"""A lab's wiring, planned before anything is made: link indexes, MAC addresses and static neighbour entries
 (no root)."""
 
 from __future__ import annotations
 
-from netsim.lab import lab
-from netsim.lab.lab import INET, _neighbours, _Port, _Wiring
 from netsim.lab.nat import preset
-from netsim.lab.topology import Iface, Site, Topology, plan, standard_topology
-
-
-def _port(iface: Iface) -> _Port:
-    return _Port(INET, INET) if iface.link == "internet" else _Port(iface.link.split(":", 1)[1], "lan")
+from netsim.lab.topology import Site, Topology, plan, standard_topology
+from netsim.lab.wiring import INET, MESH_MAX, Port, Wiring, neighbours, port_of
 
 
 def _sites(count: int) -> Topology:
@@ -20,7 +15,7 @@ def _sites(count: int) -> Topology:
 
 
 def test_every_addressed_interface_gets_its_own_locally_administered_mac() -> None:
-    wiring = _Wiring.of(plan(_sites(3)), _port)
+    wiring = Wiring.of(plan(_sites(3)))
     keys = [key for key in wiring.links if key[0] != INET]
     assert sorted(wiring.macs) == sorted(keys)
     assert len(set(wiring.macs.values())) == len(keys)
@@ -29,8 +24,8 @@ def test_every_addressed_interface_gets_its_own_locally_administered_mac() -> No
 
 def test_a_small_lab_resolves_every_neighbour_on_each_segment() -> None:
     nodes = plan(standard_topology("full-cone", "symmetric"))
-    wiring = _Wiring.of(nodes, _port)
-    table = _neighbours(nodes, wiring)
+    wiring = Wiring.of(nodes)
+    table = neighbours(nodes, wiring)
 
     def entries(node: str) -> set[tuple[str, str, str]]:
         names = {index: name for (owner, name), index in wiring.links.items() if owner == node}
@@ -51,13 +46,22 @@ def test_a_small_lab_resolves_every_neighbour_on_each_segment() -> None:
 
 
 def test_beyond_the_mesh_size_only_servers_are_resolved_on_the_internet() -> None:
-    count = lab.MESH_MAX  # with the server: one more node than a full mesh takes
+    count = MESH_MAX  # with the server: one more node than a full mesh takes
     nodes = plan(_sites(count))
-    table = _neighbours(nodes, _Wiring.of(nodes, _port))
+    table = neighbours(nodes, Wiring.of(nodes))
     assert {ip for _, ip, _ in table["r1"]} == {"198.18.0.2", "198.18.0.3", "198.18.0.4", "10.1.0.2"}
     assert len(table["server"]) == count
     # linear in sites: 3 server addresses per router, one entry per router at the server, two per LAN
     assert sum(len(v) for v in table.values()) == count * (3 + 1 + 2)
     smaller = plan(_sites(count - 1))
-    meshed = _neighbours(smaller, _Wiring.of(smaller, _port))
+    meshed = neighbours(smaller, Wiring.of(smaller))
     assert len(meshed["r1"]) == 3 + (count - 2) + 1  # the server, every other router, its host
+
+
+def test_interfaces_plug_into_the_internet_or_their_router_s_bridge() -> None:
+    nodes = plan(standard_topology("full-cone", "symmetric"))
+    assert port_of(nodes["nat-a"].ifaces[0]) == Port(INET, INET)
+    assert port_of(nodes["a"].ifaces[0]) == Port("nat-a", "lan")
+    wiring = Wiring.of(nodes)
+    assert wiring.bridges["nat-a"] == [("lan", wiring.links["nat-a", "lan"])]
+    assert {v.port_node for v in wiring.veths["a"]} == {"nat-a"}
