@@ -67,6 +67,7 @@ class Lab:
         self.namespaces.update({n: f"{self.id}-{n}" for n in self.plan})
         self.coturn: Coturn | None = None
         self.signaling_url: str | None = None
+        self.signaling_process: subprocess.Popen[Any] | None = None  # when it runs as a process of its own
         self.signaling_secret = secrets.token_hex(16)
         self.timings: dict[str, float] = {}
         self._processes: list[subprocess.Popen[Any]] = []
@@ -290,7 +291,9 @@ class Lab:
         argv = [sys.executable, "-m", "netsim", "signaling", "--host", ip, "--port", str(SIGNALING_PORT)]
         # The secret goes in the environment, not argv: argv is readable by every user through ps.
         env = {**os.environ, "NETSIM_SIGNALING_SECRET": self.signaling_secret}
-        self.popen(server, argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env)
+        self.signaling_process = self.popen(
+            server, argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env
+        )
         log.close()
         deadline = time.monotonic() + timeout_s
         while not _http_ok(self.netns(server), ip, SIGNALING_PORT, "/healthz"):

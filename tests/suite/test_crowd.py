@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -60,6 +63,26 @@ def test_table_fulls_are_summed_over_cpus(monkeypatch: pytest.MonkeyPatch, tmp_p
     assert crowd.table_fulls() == 0x10 + 0xFE8
     monkeypatch.setattr(crowd, "ARP_STATS", tmp_path / "missing")
     assert crowd.table_fulls() is None
+
+
+def test_services_are_prioritised_thread_by_thread_and_their_waits_read() -> None:
+    # a child with a second thread: a priority is a thread's on Linux, so each must get it
+    code = "import threading, time; threading.Thread(target=time.sleep, args=(30,)).start(); print(1)"
+    child = subprocess.Popen([sys.executable, "-u", "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout is not None and child.stdout.readline() == "1\n"
+        tids = crowd._tasks(child.pid)
+        assert len(tids) == 2
+        crowd.prioritise([child.pid], nice=5)  # lowering one's own process needs no privilege
+        assert [os.getpriority(os.PRIO_PROCESS, tid) for tid in tids] == [5, 5]
+        waited = crowd.runqueue_wait_s([child.pid])
+        assert waited is not None and waited >= 0
+        assert crowd.runqueue_wait_s([]) is None
+    finally:
+        child.kill()
+        child.wait()
+        assert child.stdout is not None
+        child.stdout.close()
 
 
 @pytest.mark.root
