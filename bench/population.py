@@ -148,7 +148,8 @@ def one_lab(reports: Path) -> None:
     for lab in stats:
         print(
             f"  coturn relayed {lab.get('relayed_bytes')} bytes; neighbour entries the kernel refused "
-            f"meanwhile (machine-wide): {lab.get('neigh_table_fulls')}; load average {lab.get('load_1m')}"
+            f"meanwhile (machine-wide): {lab.get('neigh_table_fulls')}; coturn and signaling waited "
+            f"{lab.get('services_wait_s')} s for a CPU; load average {lab.get('load_1m')}"
         )
     for line in failed_sessions(out):
         print("  missed: " + line)
@@ -185,6 +186,7 @@ def main() -> None:
             speed_up(args.size, reports)
         print(f"shared lab build by site count (fastest of {args.growth_runs}):")
         build_growth(args.growth_runs)
+        time.sleep(SETTLE_PER_NAMESPACE_S * (2 * GROWTH_SITES[-1] + 2))  # the last lab's namespaces go
         one_lab(reports)
         if not args.skip_big:
             big_population(args.big, reports)
