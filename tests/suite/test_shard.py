@@ -7,10 +7,14 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
+from netsim.suite import shard
 from netsim.suite.shard import (
+    LongestFirstScheduling,
     ShardError,
     assign,
     costs,
@@ -87,6 +91,55 @@ def test_longest_first_and_the_first_deal() -> None:
     assert longest_first([1.0, 5.0, 3.0, 5.0]) == [1, 3, 2, 0]
     # Two tests per worker at the start: the worker with the longest first test gets the shortest second.
     assert first_deal(3) == [0, 1, 2, 2, 1, 0]
+
+
+class _Worker:
+    """What the scheduler sees of an xdist worker: the tests sent to it, and whether it was told to stop."""
+
+    def __init__(self, name: str) -> None:
+        self.gateway = SimpleNamespace(id=name)
+        self.sent: list[int] = []
+        self.shutting_down = False
+
+    def send_runtest_some(self, indices: list[int]) -> None:
+        self.sent.extend(indices)
+
+    def shutdown(self) -> None:
+        self.shutting_down = True
+
+
+class _Config:
+    def __init__(self, workers: int, estimates: dict[str, float]) -> None:
+        self.stash = pytest.Stash()
+        self.stash[shard._STORED] = {}
+        self.stash[shard.ESTIMATES] = estimates
+        self.workers = workers
+
+    def getvalue(self, name: str) -> Any:
+        return {"tx": [f"{self.workers}*popen"]}[name]
+
+    def getoption(self, name: str) -> Any:
+        return {"maxschedchunk": None}[name]
+
+
+def test_the_scheduler_deals_longest_first_and_keeps_one_test_ahead() -> None:
+    seconds = [1.0, 9.0, 2.0, 8.0, 3.0, 7.0, 4.0, 5.0]  # test i's estimate
+    ids = [f"t.py::t[{i}]" for i in range(len(seconds))]
+    sched = LongestFirstScheduling(_Config(3, {str(i): s for i, s in enumerate(seconds)}))  # type: ignore[arg-type]
+    workers = [_Worker(f"gw{i}") for i in range(3)]
+    for w in workers:
+        sched.add_node(w)  # type: ignore[arg-type]
+        sched.add_node_collection(w, ids)  # type: ignore[arg-type]
+    sched.schedule()
+    # 9, 8, 7 first; then 5, 4, 3 in reverse: the worker with the longest first test gets the shortest next.
+    assert [w.sent for w in workers] == [[1, 4], [3, 6], [5, 7]]
+    assert sched.pending == [2, 0]  # 2 s and 1 s still to hand out
+    sched.mark_test_complete(workers[2], 5)  # type: ignore[arg-type]
+    assert workers[2].sent == [5, 7, 2] and not workers[2].shutting_down  # one more: never more than 2
+    sched.mark_test_complete(workers[1], 3)  # type: ignore[arg-type]
+    assert workers[1].sent == [3, 6, 0] and sched.pending == []
+    sched.mark_test_complete(workers[0], 1)  # type: ignore[arg-type]
+    assert workers[0].sent == [1, 4] and workers[0].shutting_down  # nothing left: it runs its last and stops
 
 
 def test_durations_file(tmp_path: Path) -> None:
