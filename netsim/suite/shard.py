@@ -3,14 +3,12 @@ pytest-xdist hands tests out longest first.
 
 Load it with `-p netsim.suite.shard` or from a conftest (scenarios/conftest.py). Every one of N machines
 (CI jobs) collects the same tests and keeps its own share; together the shards run each test exactly once.
-Shares are balanced by stored durations (scenarios/durations.json, written by `--store-durations`): the
-longest tests are dealt first, each to the shard with the least work so far (longest processing time
-first). Tests without a stored duration count as the mean of the stored ones (1 s when none are stored).
-The assignment depends only on the collected test ids and the durations file, so every worker of every
-shard computes the same one.
-
-Where no duration is stored, an estimate set by the suite's conftest (`ESTIMATES`, keyed by the test's
-parameter id, e.g. the scenario id) counts before the mean.
+Shares are balanced by expected durations: the longest tests are dealt first, each to the shard with the
+least work so far (longest processing time first). A test's expected duration is its stored one
+(scenarios/durations.json, written by `--store-durations`), else the estimate the suite's conftest sets
+(`ESTIMATES`, keyed by the test's parameter id: the scenario id), else the mean of those known (1 s when
+none is). The assignment depends only on the collected test ids, the durations file and the estimates, so
+every worker of every shard computes the same one.
 
 With pytest-xdist's default distribution (`--dist load`, implied by `-n`), `LongestFirstScheduling` replaces
 xdist's scheduler: the longest tests start first and each worker holds at most one test beyond the one it
@@ -223,7 +221,7 @@ class LongestFirstScheduling(LoadScheduling):
         if node.shutting_down:
             return
         if self.pending:
-            self._send_tests(node, AHEAD - len(self.node2pending[node]))
+            self._send_tests(node, max(0, AHEAD - len(self.node2pending[node])))
         else:
             node.shutdown()
 
