@@ -169,15 +169,7 @@ def run_crowd(
         build_s = time.monotonic() - t0
         # Its own process: in this one it would share the GIL with every session thread.
         lab.start_signaling(in_process=False)
-        assert lab.coturn is not None
-        pid = lab.coturn.process.pid if lab.coturn.process is not None else None
-        _count_relayed(lab)
-        services = [p.pid for p in (lab.coturn.process, lab.signaling_process) if p is not None]
-        prioritise(services)
-        wait0 = runqueue_wait_s(services)
-        fulls0 = table_fulls()
-        cpu0 = _coturn_cpu_s(pid) if pid else None
-        log0 = lab.coturn.log_size()
+        meter = _Meter(lab)
         shared = LockedLauncher(launcher)
         running = min(concurrent, len(scenarios))
         t1 = time.monotonic()
@@ -200,25 +192,53 @@ def run_crowd(
                     passed += problem is None
                 show(f"{scn.id:<60} {record['verdict']:<11} {record.get('outcome')}")
         run_s = time.monotonic() - t1
-        cpu1 = _coturn_cpu_s(pid) if pid else None
-        wait1 = runqueue_wait_s(services)
-        fulls1 = table_fulls()
-        allocations = len(re.findall(r"ALLOCATE processed, success", lab.coturn.log_since(log0)))
-        relayed = _relayed_bytes(lab)
+        seen = meter.read(lab)
     stats = CrowdStats(
         pairs=len(scenarios),
         concurrent=running,
         build_s=round(build_s, 3),
         run_s=round(run_s, 3),
-        allocations=allocations,
-        coturn_cpu_s=None if cpu0 is None or cpu1 is None else round(cpu1 - cpu0, 3),
         agreement=round(passed / checked, 4) if checked else None,
-        relayed_bytes=relayed,
-        neigh_table_fulls=None if fulls0 is None or fulls1 is None else fulls1 - fulls0,
-        load_1m=round(os.getloadavg()[0], 1),
-        services_wait_s=None if wait0 is None or wait1 is None else round(wait1 - wait0, 3),
+        **seen,
     )
     return failures, stats
+
+
+class _Meter:
+    """What the shared servers and the kernel did from now until `read`: coturn's allocations, CPU and
+    relayed bytes, the servers' wait for a CPU, neighbour entries the kernel refused. Starting it also gives
+    the servers their priority and sets up the relay counter."""
+
+    def __init__(self, lab: Lab) -> None:
+        assert lab.coturn is not None
+        self.coturn = lab.coturn.process.pid if lab.coturn.process is not None else None
+        _count_relayed(lab)
+        self.services = [p.pid for p in (lab.coturn.process, lab.signaling_process) if p is not None]
+        prioritise(self.services)
+        self.wait0 = runqueue_wait_s(self.services)
+        self.fulls0 = table_fulls()
+        self.cpu0 = _coturn_cpu_s(self.coturn) if self.coturn else None
+        self.log0 = lab.coturn.log_size()
+
+    def read(self, lab: Lab) -> dict[str, Any]:
+        """The CrowdStats fields measured since the start."""
+        assert lab.coturn is not None
+        cpu1 = _coturn_cpu_s(self.coturn) if self.coturn else None
+        wait1, fulls1 = runqueue_wait_s(self.services), table_fulls()
+        return {
+            "allocations": len(re.findall(r"ALLOCATE processed, success", lab.coturn.log_since(self.log0))),
+            "coturn_cpu_s": _delta(self.cpu0, cpu1, 3),
+            "relayed_bytes": _relayed_bytes(lab),
+            "neigh_table_fulls": _delta(self.fulls0, fulls1, 0),
+            "load_1m": round(os.getloadavg()[0], 1),
+            "services_wait_s": _delta(self.wait0, wait1, 3),
+        }
+
+
+def _delta(before: float | None, after: float | None, digits: int) -> Any:
+    if before is None or after is None:
+        return None
+    return round(after - before, digits) if digits else int(after - before)
 
 
 def _tasks(pid: int) -> list[int]:
