@@ -16,7 +16,7 @@ SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 def test_catalog_groups_and_counts() -> None:
     cat = catalog(SCENARIOS)
     ids = [s.id for s in cat]
-    assert len(ids) == len(set(ids)) == 170
+    assert len(ids) == len(set(ids)) == 172
     assert Counter(s.group for s in cat) == {
         "firewall": 4,
         "matrix-turn": 25,
@@ -31,7 +31,7 @@ def test_catalog_groups_and_counts() -> None:
         "impaired": 1,
         "policy": 1,
         "glare": 2,
-        "timeline": 7,
+        "timeline": 9,
     }
     assert {s.options.turn for s in cat if s.group == "matrix-noturn"} == {"none"}
     stacks = {s.group: (s.options.peer_a, s.options.peer_b) for s in cat}

@@ -26,6 +26,8 @@ def test_shipped_scenario_files_load() -> None:
         "timeline-held.toml",
         "timeline-lifetime-long.toml",
         "timeline-lifetime-short.toml",
+        "timeline-move-aiortc.toml",
+        "timeline-move.toml",
         "timeline-outage.toml",
         "timeline-turn-restart.toml",
     ]
@@ -42,6 +44,8 @@ def test_shipped_scenario_files_load() -> None:
         "timeline/held-30s",
         "timeline/lifetime-2s-idle",
         "timeline/lifetime-30s-idle",
+        "timeline/move-wifi-to-cellular",
+        "timeline/move-wifi-to-cellular-aiortc",
         "timeline/turn-restart-relayed",
         "timeline/uplink-down-3s",
     ]
