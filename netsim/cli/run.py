@@ -7,6 +7,7 @@ import dataclasses
 import json
 import os
 import shutil
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -197,7 +198,8 @@ def _run_crowd(scenarios: list[Any], args: argparse.Namespace) -> tuple[int, Pat
         all_stats.append(dataclasses.asdict(stats))
         print(
             f"one lab: {stats.pairs} pairs, {stats.concurrent} at once; build {stats.build_s} s, sessions "
-            f"{stats.run_s} s; coturn: {stats.allocations} allocations, {stats.coturn_cpu_s} s CPU; "
+            f"{stats.run_s} s; coturn: {stats.allocations} allocations, {stats.coturn_cpu_s} s CPU, "
+            f"{stats.relayed_bytes} bytes relayed; services waited {stats.services_wait_s} s for a CPU; "
             f"agreement with the matrix expectations: {stats.agreement}"
         )
     (directory / "crowd.json").write_text(json.dumps(all_stats, indent=2) + "\n")
@@ -232,15 +234,24 @@ def _estimate_for(matrix: Path | None, mix: Any, mix_b: Any) -> Any:
 
 
 def _sampled_shares(directory: Path, est: Any) -> str:
-    """The population's own shares with Wilson 95 % intervals, beside the estimate when there is one."""
     from netsim.results import store as results
+
+    return sampled_shares(results.load_records(directory), est)
+
+
+def sampled_shares(records: Sequence[Mapping[str, Any]], est: Any) -> str:
+    """The population's own shares with Wilson 95 % intervals, beside the estimate when there is one.
+
+    needs_relay is a share of every session or none: a session whose relay-less run was left out (as in
+    --concurrent runs, where only direct sessions know the answer) would bias it, so the line then gives
+    the bounds the unchecked sessions allow and is not compared with the estimate.
+    """
     from netsim.results.estimate import wilson
     from netsim.vocab import DIRECT_VERDICTS
 
-    records = results.load_records(directory)
-    known = [r for r in records if r.get("needs_relay") is not None]
+    unchecked = sum(r.get("needs_relay") is None for r in records)
     counts = {
-        "needs_relay": (sum(r.get("needs_relay") is True for r in known), len(known)),
+        "needs_relay": (sum(r.get("needs_relay") is True for r in records), len(records)),
         "relay_won": (sum(r.get("verdict") == "relay" for r in records), len(records)),
         "direct": (sum(r.get("verdict") in DIRECT_VERDICTS for r in records), len(records)),
     }
@@ -248,6 +259,12 @@ def _sampled_shares(directory: Path, est: Any) -> str:
         "sampled shares (Wilson 95 %)" + ("  vs  estimate from the matrix run" if est is not None else "")
     ]
     for name, (k, n) in counts.items():
+        if name == "needs_relay" and unchecked:
+            lines.append(
+                f"  {name:<12} unchecked for {unchecked}/{n} sessions (no relay-less run): between "
+                f"{k / n:.1%} and {(k + unchecked) / n:.1%}; not compared"
+            )
+            continue
         low, high = wilson(k, n) if n else (0.0, 1.0)
         line = f"  {name:<12} {k}/{n} = {k / n if n else 0:.1%}  [{low:.1%}, {high:.1%}]"
         if est is not None:
