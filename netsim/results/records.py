@@ -381,6 +381,7 @@ class Shares(TypedDict):
 
     sessions: int
     relay_needed_share: float | None  # of the sessions whose needs_relay is known
+    relay_needed_unknown: int  # sessions whose needs_relay is unknown (shown beside the share, never hidden)
     relay_won_share: float | None  # of all sessions
 
 
@@ -394,5 +395,6 @@ class Summary(TypedDict):
     failed: int  # violated an expectation
     unchecked: int  # had no expectation
     relay_needed_share: float | None
+    relay_needed_unknown: int
     relay_won_share: float | None
     per_nat: dict[str, Shares]

@@ -19,7 +19,14 @@ import jinja2
 from netsim.results import store, tables
 from netsim.results.charts import COLOURS, OTHER_COLOUR, connect_time_chart
 from netsim.results.records import ResultRecord, Summary
-from netsim.results.sessions import fmt_s, mapping, needs_relay_word, session_id, session_view
+from netsim.results.sessions import (
+    fmt_s,
+    mapping,
+    needs_relay_word,
+    relay_needed_text,
+    session_id,
+    session_view,
+)
 from netsim.vocab import MATRIX_GROUPS, MATRIX_TURN
 
 TEMPLATE = "report.html.j2"
@@ -111,6 +118,9 @@ def _share_rows(summary: Summary) -> list[dict[str, Any]]:
         for key in ("relay_needed_share", "relay_won_share"):
             row[key + "_pct"] = _pct(row.get(key))
             row[key + "_w"] = 0 if row.get(key) is None else round(100 * row[key], 1)
+        row["relay_needed_share_pct"] = relay_needed_text(
+            row["relay_needed_share"], row["relay_needed_unknown"]
+        )
     return rows
 
 
@@ -199,6 +209,7 @@ def report_context(run_dir: Path, records: Sequence[ResultRecord]) -> dict[str, 
     return {
         "meta": _meta(run_dir, records, summary),
         "summary": summary,
+        "relay_needed": relay_needed_text(summary["relay_needed_share"], summary["relay_needed_unknown"]),
         "heatmaps": heatmaps,
         "needs_relay_map": _heatmap(records, pooled, "needs_relay"),
         "shares": _share_rows(summary),
@@ -243,7 +254,9 @@ def _stack_rows(records: Sequence[ResultRecord]) -> list[dict[str, Any]]:
                 "stacks": name,
                 "sessions": len(recs),
                 "relay_won": _pct(shares["relay_won_share"]),
-                "relay_needed": _pct(shares["relay_needed_share"]),
+                "relay_needed": relay_needed_text(
+                    shares["relay_needed_share"], shares["relay_needed_unknown"]
+                ),
                 "switched": sum(
                     bool(r.get("first_verdict")) and r.get("first_verdict") != r.get("verdict") for r in recs
                 ),

@@ -26,6 +26,15 @@ def needs_relay_word(record: ResultRecord) -> str:
     return "unknown" if value is None else ("needed" if value else "not needed")
 
 
+def relay_needed_text(share: float | None, unknown: int) -> str:
+    """A relay-needed share as shown: of the sessions that know it, saying how many do not (a share over
+    the known ones alone would pass for the whole run's, e.g. 0 % when only direct sessions know it)."""
+    if share is None:
+        return f"unknown ({unknown})" if unknown else "–"
+    text = f"{100 * share:.0f}%"
+    return f"{text} of known ({unknown} unknown)" if unknown else text
+
+
 def fmt_s(value: object) -> str:
     return f"{value:.3f} s" if isinstance(value, int | float) else "–"
 

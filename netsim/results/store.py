@@ -121,6 +121,7 @@ def _shares(records: Sequence[ResultRecord]) -> Shares:
     return {
         "sessions": len(records),
         "relay_needed_share": _share(sum(r.get("needs_relay") is True for r in known), len(known)),
+        "relay_needed_unknown": len(records) - len(known),
         "relay_won_share": _share(sum(r.get("verdict") == "relay" for r in records), len(records)),
     }
 
@@ -143,6 +144,7 @@ def summarize(records: Iterable[ResultRecord], run_id: str | None = None) -> Sum
         "failed": outcomes["failed"],
         "unchecked": outcomes["unchecked"],
         "relay_needed_share": overall["relay_needed_share"],
+        "relay_needed_unknown": overall["relay_needed_unknown"],
         "relay_won_share": overall["relay_won_share"],
         "per_nat": per_nat,
     }

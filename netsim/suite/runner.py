@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from netsim.results import store as results
 from netsim.results.records import Expected, Experiment, ResultRecord
+from netsim.results.sessions import relay_needed_text
 from netsim.results.tables import matrix_table
 from netsim.suite.expectations import Expectation, MissingExpectation, expectation, mismatch
 from netsim.suite.experiment import experiment
@@ -254,11 +255,11 @@ def finish_run(directory: Path, reports_root: Path, report: bool = True) -> RunS
     results.write_summary(directory)
     summary = results.summarize(records)
     matrices = [(g, matrix_table(records, g)) for g in _groups(records) if g.startswith(MATRIX_GROUPS)]
+    needed = relay_needed_text(summary["relay_needed_share"], summary["relay_needed_unknown"])
     line = (
         f"{summary['sessions']} sessions ({summary['passed']} passed, {summary['failed']} failed, "
         f"{summary['unchecked']} unchecked); "
-        f"relay needed in {_pct(summary['relay_needed_share'])}, relay won in "
-        f"{_pct(summary['relay_won_share'])}; results in {directory}"
+        f"relay needed in {needed}, relay won in {_pct(summary['relay_won_share'])}; results in {directory}"
     )
     page = None
     if report:

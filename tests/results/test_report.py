@@ -219,7 +219,10 @@ def test_cell_links_to_its_unexpected_session(
 def test_shares(built: tuple[Path, list[dict[str, Any]], str, Page]) -> None:
     _, records, html, page = built
     summary = results.summarize(records)
-    assert page.texts["relay-needed"] == f"{100 * summary['relay_needed_share']:.0f}%" == "30%"
+    # 3 sample sessions do not know needs_relay: the share says it is of the known ones, and how many not
+    assert summary["relay_needed_unknown"] == 3
+    assert page.texts["relay-needed"] == f"{100 * summary['relay_needed_share']:.0f}% of known (3 unknown)"
+    assert page.texts["relay-needed"] == "30% of known (3 unknown)"
     assert page.texts["relay-won"] == f"{100 * summary['relay_won_share']:.0f}%"
     row = re.search(r'<tr data-kind="udp-blocked">(.*?)</tr>', html, re.S)
     assert row is not None
@@ -302,7 +305,7 @@ def test_partial_records(tmp_path: Path) -> None:
     page = Page(report.build_report(tmp_path).read_text())
     assert len(page.session_rows) == 5
     assert page.heatmaps["heatmap-matrix-turn"][("open", "open")]["text"] == "FAILED"
-    assert page.texts["relay-needed"] == "–"
+    assert page.texts["relay-needed"] == "unknown (5)"  # no record knows needs_relay: said, not blank
     assert len(page.images) == 1  # one relay connect time is enough for a chart
 
 

@@ -84,13 +84,34 @@ def test_summarize_shares_and_per_nat_counting() -> None:
         "passed": 2,
         "failed": 1,
         "unchecked": 1,
-        "relay_needed_share": 0.3333,  # 1 of 3: null needs_relay is left out of the denominator
+        "relay_needed_share": 0.3333,  # 1 of 3: null needs_relay is left out of the denominator ...
+        "relay_needed_unknown": 1,  # ... and counted here
         "relay_won_share": 0.25,
         "per_nat": {  # in display order; symmetric/symmetric counts once for "symmetric": 3 sessions, not 4
-            "open": {"sessions": 1, "relay_needed_share": 0.0, "relay_won_share": 0.0},
-            "full-cone": {"sessions": 1, "relay_needed_share": 0.0, "relay_won_share": 0.0},
-            "symmetric": {"sessions": 3, "relay_needed_share": 0.5, "relay_won_share": 0.3333},
-            "udp-blocked": {"sessions": 1, "relay_needed_share": None, "relay_won_share": 0.0},
+            "open": {
+                "sessions": 1,
+                "relay_needed_share": 0.0,
+                "relay_needed_unknown": 0,
+                "relay_won_share": 0.0,
+            },
+            "full-cone": {
+                "sessions": 1,
+                "relay_needed_share": 0.0,
+                "relay_needed_unknown": 0,
+                "relay_won_share": 0.0,
+            },
+            "symmetric": {
+                "sessions": 3,
+                "relay_needed_share": 0.5,
+                "relay_needed_unknown": 1,
+                "relay_won_share": 0.3333,
+            },
+            "udp-blocked": {
+                "sessions": 1,
+                "relay_needed_share": None,
+                "relay_needed_unknown": 1,
+                "relay_won_share": 0.0,
+            },
         },
     }
     assert results.summarize(records, run_id="given")["run_id"] == "given"
@@ -104,6 +125,7 @@ def test_summarize_empty_and_partial_records() -> None:
         "failed": 0,
         "unchecked": 0,
         "relay_needed_share": None,
+        "relay_needed_unknown": 0,
         "relay_won_share": None,
         "per_nat": {},
     }
@@ -116,6 +138,7 @@ def test_summarize_empty_and_partial_records() -> None:
         "failed": 1,
         "unchecked": 2,
         "relay_needed_share": None,
+        "relay_needed_unknown": 3,
         "relay_won_share": 0.3333,
         "per_nat": {},
     }
@@ -140,6 +163,7 @@ def test_write_summary_falls_back_to_dir_name(tmp_path: Path) -> None:
         "failed": 0,
         "unchecked": 0,
         "relay_needed_share": None,
+        "relay_needed_unknown": 0,
         "relay_won_share": None,
         "per_nat": {},
     }
