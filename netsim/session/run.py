@@ -58,7 +58,7 @@ def peer_config(
     ice_servers: list[dict[str, Any]],
     opts: SessionOptions,
 ) -> dict[str, Any]:
-    """PeerConfig fields as a dict (this module must not import aiortc through netsim.peers.agent).
+    """PeerConfig fields as a dict (the launcher and the Chromium controller take dicts; see peers/config.py).
 
     a is impolite and always offers; b is polite and offers only for glare. The peer not sending first holds
     its ready offer for GLARE_DELAY_S.

@@ -18,7 +18,7 @@ from netsim.session.run import peer_config, run_session
 def test_peer_config_matches_peer_config_fields() -> None:
     from dataclasses import fields
 
-    from netsim.peers.agent import PeerConfig
+    from netsim.peers.config import PeerConfig
 
     def cfg(side: str, glare: bool, first: str = "a") -> dict[str, Any]:
         servers: list[dict[str, Any]] = [{"urls": "stun:s"}]
