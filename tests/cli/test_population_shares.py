@@ -1,4 +1,5 @@
-"""netsim/cli/run.py: what `netsim population` prints of its sampled shares (pure, no root)."""
+"""netsim/cli/run.py: what `netsim population` prints of its sampled shares (pure, no root). (Not test_run.py:
+tests/session/ has that basename, and the test directories are not packages.)"""
 
 from __future__ import annotations
 
