@@ -17,8 +17,15 @@ def add_parsers(sub: Any) -> None:
 
 def _pair_parser(sub: Any) -> None:
     p = sub.add_parser("pair", help="run one WebRTC session between two NATed hosts in a fresh lab")
-    p.add_argument("--nat-a", required=True, choices=NAT_PRESETS, metavar="KIND", help="NAT in front of a")
-    p.add_argument("--nat-b", required=True, choices=NAT_PRESETS, metavar="KIND", help="NAT in front of b")
+    # The same default as `netsim up`: the port-restricted cone of most home routers.
+    for side in ("a", "b"):
+        p.add_argument(
+            f"--nat-{side}",
+            default="port-restricted-cone",
+            choices=NAT_PRESETS,
+            metavar="KIND",
+            help=f"NAT in front of {side} (default port-restricted-cone)",
+        )
     p.add_argument("--peer-a", choices=PEER_STACKS, default=AIORTC, help="WebRTC stack of a (default aiortc)")
     p.add_argument("--peer-b", choices=PEER_STACKS, default=AIORTC, help="WebRTC stack of b (default aiortc)")
     p.add_argument("--turn", choices=TURN_CHOICES, default="udp", help="TURN transport (default udp)")

@@ -137,3 +137,11 @@ def test_run_commands_default_to_reports_of_the_working_directory(monkeypatch: p
     monkeypatch.setenv("NETSIM_REPORTS", "/data/runs")
     assert reports_root(args) == Path("/data/runs")
     assert reports_root(build_parser().parse_args(["matrix", "--reports", "x"])) == Path("x")
+
+
+def test_pair_defaults_to_the_home_router_nat_as_up_does() -> None:
+    # The issue's acceptance line names no NAT: both sides get `netsim up`'s default.
+    args = build_parser().parse_args(["pair", "--hold", "10", "--event", "3:down:nat-a:3", "--json"])
+    assert (args.nat_a, args.nat_b) == ("port-restricted-cone",) * 2
+    assert build_parser().parse_args(["up"]).nat_a == args.nat_a
+    assert build_parser().parse_args(["pair", "--nat-b", "symmetric"]).nat_b == "symmetric"
