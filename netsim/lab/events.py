@@ -16,6 +16,7 @@ root namespace. Only the Lab's public attributes are used (namespaces, plan, top
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import json
 import math
 import os
@@ -269,7 +270,7 @@ def change_nat(lab: Lab, node: str, kind: str) -> dict[str, Any]:
     plan = lab.plan[node]
     wan = next(i for i in plan.ifaces if i.name == "wan")
     lan = next(i for i in plan.ifaces if i.name == "lan")
-    lan_net = str(_network(lan.address))
+    lan_net = _network(lan.address)
     nat.apply(
         lab.netns(node), spec, wan_if="wan", lan_if="lan", wan_ip=wan.address.split("/")[0], lan_cidr=lan_net
     )
@@ -277,12 +278,7 @@ def change_nat(lab: Lab, node: str, kind: str) -> dict[str, Any]:
 
 
 def _network(cidr: str) -> str:
-    import ipaddress
-
     return str(ipaddress.IPv4Interface(cidr).network)
-
-
-RTM_DELLINK = 17  # rtnetlink: delete a link (netns.Rtnl queues it like its own requests)
 
 
 def move(lab: Lab, host: str, site: str, index: int = 0) -> dict[str, Any]:
@@ -296,8 +292,6 @@ def move(lab: Lab, host: str, site: str, index: int = 0) -> dict[str, Any]:
     processes, whose start-up alone took seconds under load. Recorded: `cut_s` (start to the drop in place),
     `gone_s` (old link deleted), `took_s` (the new link attached).
     """
-    import ipaddress
-
     router = lab.plan[site]
     lan = next(i for i in router.ifaces if i.name == "lan")
     gateway = lan.address.split("/")[0]
@@ -310,11 +304,10 @@ def move(lab: Lab, host: str, site: str, index: int = 0) -> dict[str, Any]:
     nftables.load(host_ns, down_ruleset([name for _, name in old], MOVE_TABLE))
     cut_s = time.monotonic() - t0
 
-    def leave(r: netns.Rtnl) -> None:
+    with netns.Rtnl(host_ns) as r:
         for i, name in old:  # its addresses and routes go with it
-            r.request(RTM_DELLINK, 0, netns.ifinfo(i, up=False), f"delete link {name}")
-
-    _rtnl(host_ns, leave)
+            r.delete_link(i, name)
+        r.commit()
     gone_s = time.monotonic() - t0
     nftables.load(host_ns, f"table inet {MOVE_TABLE}\ndelete table inet {MOVE_TABLE}\n")
     with netns.entered(router_ns):
@@ -323,18 +316,19 @@ def move(lab: Lab, host: str, site: str, index: int = 0) -> dict[str, Any]:
     port = f"mv{index}-{host}"[:15]
     host_fd = os.open(netns.path(host_ns), os.O_RDONLY)
     try:
-        _rtnl(router_ns, lambda r: r.veth(port, 0, master=bridge, peer=new, peer_index=0, peer_netns=host_fd))
+        with netns.Rtnl(router_ns) as r:
+            r.veth(port, 0, master=bridge, peer=new, peer_index=0, peer_netns=host_fd)
+            r.commit()
     finally:
         os.close(host_fd)
     with netns.entered(host_ns):
         link = socket.if_nametoindex(new)
 
-    def attach(r: netns.Rtnl) -> None:
+    with netns.Rtnl(host_ns) as r:
         r.address(link, address)
         r.up(link)
         r.route("0.0.0.0/0", gateway)
-
-    _rtnl(host_ns, attach)
+        r.commit()  # an OSError names the refused request
     return {
         "address": address.split("/")[0],
         "gateway": gateway,
@@ -342,16 +336,6 @@ def move(lab: Lab, host: str, site: str, index: int = 0) -> dict[str, Any]:
         "gone_s": round(gone_s, 3),
         "took_s": round(time.monotonic() - t0, 3),
     }
-
-
-def _rtnl(ns: str, requests: Callable[[netns.Rtnl], None]) -> None:
-    """Queue requests on the namespace's rtnetlink socket and commit them (OSError names a refused one)."""
-    r = netns.Rtnl(ns)
-    try:
-        requests(r)
-        r.commit()
-    finally:
-        r.close()
 
 
 def turn_restart(lab: Lab) -> dict[str, Any]:

@@ -184,7 +184,7 @@ NLMSG_ERROR, NLMSG_DONE = 2, 3
 NLMSGERR_ATTR_MSG = 1
 NLM_F_REQUEST, NLM_F_ACK, NLM_F_ACK_TLVS, NLM_F_EXCL, NLM_F_CREATE = 0x1, 0x4, 0x200, 0x200, 0x400
 NLM_F_DUMP = 0x300
-RTM_NEWLINK, RTM_GETLINK, RTM_NEWADDR, RTM_NEWROUTE, RTM_NEWNEIGH = 16, 18, 20, 24, 28
+RTM_NEWLINK, RTM_DELLINK, RTM_GETLINK, RTM_NEWADDR, RTM_NEWROUTE, RTM_NEWNEIGH = 16, 17, 18, 20, 24, 28
 IFLA_PROTINFO, IFLA_BRPORT_STATE, BR_STATE_FORWARDING = 12, 1, 3
 NLA_TYPE_MASK = 0x3FFF  # without the nested and byte-order flags
 IFF_UP = 0x1
@@ -238,6 +238,12 @@ class Rtnl:
     def close(self) -> None:
         self.sock.close()
 
+    def __enter__(self) -> Rtnl:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def request(self, kind: int, flags: int, body: bytes, what: str) -> None:
         self._seq += 1
         flags |= NLM_F_REQUEST | NLM_F_ACK
@@ -277,6 +283,10 @@ class Rtnl:
 
     def up(self, index: int) -> None:
         self.request(RTM_NEWLINK, 0, ifinfo(index, up=True), f"set link {index} up")
+
+    def delete_link(self, index: int, ifname: str) -> None:
+        """Delete link `index` (named `ifname` in errors); its addresses and routes go with it."""
+        self.request(RTM_DELLINK, 0, ifinfo(index, up=False), f"delete link {ifname}")
 
     def address(self, index: int, cidr: str) -> None:
         """An IPv4 address (`ip addr add CIDR dev INDEX`: no broadcast address)."""

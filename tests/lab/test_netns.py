@@ -93,3 +93,15 @@ def test_a_refused_netlink_request_is_named_with_its_namespace_and_reason(scratc
     assert str(caught.value).startswith(f"[Errno {errno.ENODEV}] {what}")
     links = netns.run(scratch_netns, ["ip", "-o", "link", "show", "br0"], capture_output=True, text=True)
     assert links.stdout.startswith("7: br0:")  # the batch's requests before the refused one took effect
+
+
+def test_delete_link_removes_the_link_with_its_addresses(scratch_netns: str) -> None:
+    with netns.Rtnl(scratch_netns) as rtnl:
+        rtnl.bridge("br0", 7)
+        rtnl.address(7, "10.9.0.1/24")
+        rtnl.commit()
+        rtnl.delete_link(7, "br0")
+        rtnl.commit()
+    links = netns.run(scratch_netns, ["ip", "-o", "link"], capture_output=True, text=True).stdout
+    addrs = netns.run(scratch_netns, ["ip", "-o", "-4", "addr"], capture_output=True, text=True).stdout
+    assert "br0" not in links and "10.9.0.1" not in addrs
