@@ -139,12 +139,19 @@ def growth(runs: int, settle_s: float) -> None:
             f"{label:<46} {built[count]:7.1f} ms build, {built[count] / count:5.2f} ms per site, "
             f"teardown {statistics.median(teardowns[count]):5.1f} ms  (median of {runs})"
         )
-    steps = list(zip(SITE_COUNTS, SITE_COUNTS[1:], strict=False))
+    print(growth_line(built))
+
+
+def growth_line(built: dict[int, float]) -> str:
+    """The build's cost per added site between successive sizes (ms), judged linear when the largest is at
+    most twice the smallest (bench/population.py judges the shared lab by the same line)."""
+    sizes = sorted(built)
+    steps = list(zip(sizes, sizes[1:], strict=False))
     marginal = [(built[hi] - built[lo]) / (hi - lo) for lo, hi in steps]
     spread = max(marginal) / min(marginal) if min(marginal) > 0 else float("inf")
     parts = ", ".join(f"{lo}->{hi}: {m:.2f}" for (lo, hi), m in zip(steps, marginal, strict=True))
     verdict = "OK" if spread <= 2.0 else "MISSED"
-    print(f"cost per added site (ms): {parts}  (max/min {spread:.2f}, linear if <= 2)  {verdict}")
+    return f"cost per added site (ms): {parts}  (max/min {spread:.2f}, linear if <= 2)  {verdict}"
 
 
 def main() -> None:

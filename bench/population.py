@@ -85,6 +85,8 @@ def build_growth(runs: int) -> None:
     Each round builds every size once, so a change of load on the shared machine spreads over all sizes
     instead of bending the curve; each build waits for the kernel to free the previous lab.
     """
+    from lab import growth_line  # bench/lab.py: a script's directory is on sys.path
+
     from netsim.lab.lab import Lab
     from netsim.suite.catalog import population
     from netsim.suite.crowd import crowd_topology
@@ -109,12 +111,7 @@ def build_growth(runs: int) -> None:
             f"  shared lab, {sites:3d} sites: build {built[sites]:7.1f} ms fastest, {per_site:5.2f} ms a site"
             f" (median {median:.1f})"
         )
-    steps = list(zip(GROWTH_SITES, GROWTH_SITES[1:], strict=False))
-    marginal = [(built[hi] - built[lo]) / (hi - lo) for lo, hi in steps]
-    spread = max(marginal) / min(marginal) if min(marginal) > 0 else float("inf")
-    parts = ", ".join(f"{lo}->{hi}: {m:.2f}" for (lo, hi), m in zip(steps, marginal, strict=True))
-    verdict = "OK" if spread <= 2.0 else "MISSED"
-    print(f"  cost per added site (ms): {parts}  (max/min {spread:.2f}, linear if <= 2)  {verdict}")
+    print(f"  {growth_line(built)}")
 
 
 def speed_up(size: int, reports: Path) -> None:
