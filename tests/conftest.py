@@ -96,3 +96,14 @@ def scratch_netns() -> Iterator[str]:
         yield name
     finally:
         netns.delete(name)
+
+
+@pytest.fixture(scope="session")
+def require_chromium() -> str:
+    """Chromium is part of the set-up (.ci/setup): missing, the browser tests fail with this message."""
+    from netsim.peers.browser import ChromiumError, chromium_binary
+
+    try:
+        return chromium_binary()
+    except ChromiumError as exc:
+        pytest.fail(f"{exc}; .ci/setup installs it", pytrace=False)

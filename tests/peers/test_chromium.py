@@ -153,15 +153,6 @@ def test_is_browser_checks_the_profile_before_any_signal(tmp_path: Path) -> None
 root = pytest.mark.root
 
 
-@pytest.fixture(scope="module")
-def require_chromium() -> str:
-    """Chromium is part of the set-up (.ci/setup): missing, the browser tests fail with this message."""
-    try:
-        return chromium_binary()
-    except ChromiumError as exc:
-        pytest.fail(f"{exc}; .ci/setup installs it", pytrace=False)
-
-
 class BrowserLab:
     """A standard lab whose two hosts' browsers are held open for all sessions run in it."""
 

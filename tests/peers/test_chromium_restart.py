@@ -15,15 +15,6 @@ from typing import Any
 import pytest
 
 from netsim.lab.events import Event
-from netsim.peers.browser import ChromiumError, chromium_binary
-
-
-@pytest.fixture(scope="module")
-def require_chromium() -> str:
-    try:
-        return chromium_binary()
-    except ChromiumError as exc:
-        pytest.fail(f"{exc}; .ci/setup installs it", pytrace=False)
 
 
 def _moved_call(host: str) -> dict[str, Any]:
