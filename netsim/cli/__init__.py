@@ -22,12 +22,12 @@ from netsim.cli import results as results_cmds
 from netsim.cli import rules as rules_cmds
 from netsim.cli import run as run_cmds
 from netsim.cli import services as service_cmds
-from netsim.cli.common import EXIT_BROKEN, EXIT_INPUT, EXIT_INTERRUPTED, input_errors
+from netsim.cli.common import EXIT_BROKEN, EXIT_INPUT, EXIT_INTERRUPTED, UsageParser, input_errors
 from netsim.pause import pause_point
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="netsim", description="NAT traversal lab for WebRTC")
+    parser = UsageParser(prog="netsim", description="NAT traversal lab for WebRTC")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     lab_cmds.add_parsers(sub)
     pair_cmds.add_parsers(sub)
@@ -41,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)  # usage errors: argparse's own message, exit 2
+    args = build_parser().parse_args(argv)  # usage errors: one line, exit 2 (UsageParser)
     try:
         pause_point("imports")
         return int(args.func(args))

@@ -1,12 +1,15 @@
-"""What every command shares: exit codes, the errors that count as bad input, small argument helpers."""
+"""What every command shares: exit codes, the errors that count as bad input, small argument helpers.
+
+`InputError` is re-exported from netsim.errors for the commands that raise it."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
-from typing import Any
+from typing import Any, NoReturn
 
+from netsim.errors import InputError
 from netsim.vocab import PEER_STACKS
 
 EXIT_OK = 0
@@ -16,40 +19,22 @@ EXIT_BROKEN = 3
 EXIT_INTERRUPTED = 130
 
 
-class InputError(ValueError):
-    """Bad input the CLI itself found (an argument out of range, a missing file)."""
-
-
 def input_errors() -> tuple[type[BaseException], ...]:
-    """Exceptions the stages raise for bad input: shown as one line, exit 2 (never a traceback)."""
-    from netsim.lab.impair import ImpairError
-    from netsim.lab.nat import NatError
+    """What counts as bad input: every stage's InputError; a missing file or directory named by the user
+    (one line, exit 2, never a traceback). LabError also covers a lab that cannot be built or used on
+    this machine: one line naming what is missing, as before."""
     from netsim.lab.registry import LabError
-    from netsim.lab.topology import TopologyError
-    from netsim.results.estimate import EstimateError
-    from netsim.results.merge import MergeError
-    from netsim.results.store import SchemaError
-    from netsim.session.options import OptionsError
-    from netsim.suite.expectations import ExpectationError
-    from netsim.suite.experiment import RerunError
-    from netsim.suite.mixes import MixError
 
-    return (
-        InputError,
-        TopologyError,
-        NatError,
-        ImpairError,
-        LabError,
-        OptionsError,
-        ExpectationError,
-        MixError,
-        SchemaError,
-        EstimateError,
-        MergeError,
-        RerunError,
-        FileNotFoundError,
-        NotADirectoryError,
-    )
+    return (InputError, LabError, FileNotFoundError, NotADirectoryError)
+
+
+class UsageParser(argparse.ArgumentParser):
+    """argparse with usage errors as one line, `netsim: error: --OPTION: ...`, exit 2 (no usage block)."""
+
+    def error(self, message: str) -> NoReturn:
+        text = message.replace("argument ", "", 1) if message.startswith("argument ") else message
+        print(f"netsim: error: {' '.join(text.split())}", file=sys.stderr)
+        raise SystemExit(EXIT_INPUT)
 
 
 def positive_int(text: str) -> int:

@@ -82,7 +82,9 @@ def cmd_exec(args: argparse.Namespace) -> int:
     if not cmd:
         raise InputError("exec: no command given (netsim exec LAB NODE -- CMD ...)")
     if not netns.exists(node["netns"]):
-        raise registry.LabError(f"lab {args.lab}: namespace {node['netns']} is gone (netsim down {args.lab})")
+        raise registry.LabInputError(
+            f"lab {args.lab}: namespace {node['netns']} is gone (netsim down {args.lab})"
+        )
     return netns.run(node["netns"], cmd).returncode
 
 

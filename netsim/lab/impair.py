@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
+from netsim.errors import InputError
 from netsim.lab import delay, netns, nftables
 
 if TYPE_CHECKING:
@@ -33,7 +34,7 @@ MIN_BURST_BYTES = 3200
 TBF_LATENCY_MS = 200
 
 
-class ImpairError(ValueError):
+class ImpairError(InputError):
     """A bad impairment; the message names the field and the value."""
 
 

@@ -15,6 +15,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from netsim.errors import InputError
 from netsim.lab import netns, nftables
 from netsim.vocab import ADM, APDM, BEHAVIOURS, CUSTOM_NAT, EIM, NAT_PRESETS, UDP_BLOCKED
 
@@ -54,7 +55,7 @@ _TYPES = ", ".join((*NAT_PRESETS, CUSTOM_NAT))
 TOML_KEYS = ("type", "mapping", "filtering", "hairpin", "lifetime_s", "port_preservation", "rules_file")
 
 
-class NatError(ValueError):
+class NatError(InputError):
     """A bad NAT description; the message names the field and the bad value."""
 
 

@@ -19,6 +19,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from netsim.errors import InputError
 from netsim.lab import netns
 
 RUNTIME_ENV = "NETSIM_RUNTIME_DIR"
@@ -28,7 +29,12 @@ LAB_ID = re.compile(r"ns([0-9a-f]+)[0-9a-f]{4}")  # ns<owner pid in hex><4 rando
 
 
 class LabError(RuntimeError):
-    """A lab that cannot be found, built or used; the message names the lab and what is wrong."""
+    """A lab that cannot be built or used here (a service that did not start, a bridge that did not
+    forward); the message names the lab and what is wrong."""
+
+
+class LabInputError(LabError, InputError):
+    """A lab, node or runtime directory that does not exist or cannot be used as given; exit 2."""
 
 
 def lab_dir(lab_id: str, runtime_dir: Path | None = None) -> Path:
@@ -43,7 +49,7 @@ def ensure_runtime_dir(directory: Path) -> None:
     except OSError as e:
         not_dir = isinstance(e, (FileExistsError, NotADirectoryError))
         why = "a file, not a directory" if not_dir else f"cannot use it as a directory ({e.strerror})"
-        raise LabError(f"{RUNTIME_ENV} {str(directory)!r}: {why}") from None
+        raise LabInputError(f"{RUNTIME_ENV} {str(directory)!r}: {why}") from None
 
 
 def write_entry(directory: Path, info: dict[str, Any], *, namespaces: Iterable[str], keep: bool) -> None:
@@ -80,7 +86,7 @@ def lookup(lab_id: str, runtime_dir: Path | None = None) -> dict[str, Any]:
         if entry["lab"] == lab_id:
             return entry
     running = ", ".join(e["lab"] for e in entries) or "none"
-    raise LabError(f"no lab {lab_id!r} (running labs: {running})")
+    raise LabInputError(f"no lab {lab_id!r} (running labs: {running})")
 
 
 def owner_alive(entry: dict[str, Any]) -> bool:

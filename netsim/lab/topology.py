@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from netsim.errors import InputError
 from netsim.lab.impair import ImpairError, Impairment, impair_from_dict
 from netsim.lab.nat import NatError, NatSpec, nat_from_dict, preset
 
@@ -23,7 +24,7 @@ RELAY_ADDRESS = "198.18.0.4"  # coturn's relay-ip: no service listens there, so 
 NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,11}$")
 
 
-class TopologyError(ValueError):
+class TopologyError(InputError):
     """A topology that cannot be built; the message names the field and the value."""
 
 

@@ -27,8 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
+from netsim.records import ResultRecord
 from netsim.results import store
-from netsim.results.records import ResultRecord
 from netsim.suite.mixes import Mix, cell_weights
 from netsim.vocab import AIORTC, DIRECT_VERDICTS, MATRIX_TURN, NO_TURN
 

@@ -16,7 +16,7 @@ from typing import Any
 from netsim.lab.impair import site_mechanisms
 from netsim.lab.nat import TOML_KEYS, NatSpec
 from netsim.lab.topology import Carrier, Site, Topology, from_dict, plan
-from netsim.results.records import CarrierTable, Experiment, RulesFile, SiteTable, TopologyTable
+from netsim.records import CarrierTable, Experiment, RulesFile, SiteTable, TopologyTable
 from netsim.session.options import SessionOptions
 from netsim.suite.scenario import Scenario
 

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
+from netsim.errors import InputError
 from netsim.vocab import NAT_KINDS, UDP_BLOCKED
 
 CGN_MARK: Final = "+cgn-"  # HOME+cgn-CGN
@@ -38,7 +39,7 @@ FROM: Final = "from"
 ASSUMPTION: Final = "assumption"
 
 
-class MixError(ValueError):
+class MixError(InputError):
     """A NAT mix or population size that cannot be drawn from; the message names the option or field."""
 
 

@@ -33,6 +33,8 @@ from xdist.remote import Producer
 from xdist.scheduler import LoadScheduling
 from xdist.workermanage import WorkerController
 
+from netsim.errors import InputError
+
 DURATIONS_FILE: Final = "durations.json"
 DEFAULT_DURATION_S: Final = 1.0
 _REPEAT_PREFIX = re.compile(r"\[(?:r\d+)?-")
@@ -42,7 +44,7 @@ _STORED: Final = pytest.StashKey[dict[str, float]]()  # the durations file, read
 AHEAD: Final = 2  # tests a worker holds: the one it runs and the next (xdist needs it to run the first)
 
 
-class ShardError(ValueError):
+class ShardError(InputError):
     """A shard spec or durations file that cannot be used; the message names the option or file."""
 
 
