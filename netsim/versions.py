@@ -9,7 +9,7 @@ import shutil
 import subprocess
 import sys
 
-from netsim.results.records import Versions
+from netsim.records import Versions
 
 
 def dist_version(name: str) -> str | None:

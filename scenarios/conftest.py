@@ -1,6 +1,6 @@
 """pytest plumbing for the scenario suite: one run id across xdist workers, a preloaded peer launcher per
 worker, results appended to reports/<run-id>/results.jsonl, and at the end the same summary, matrix tables
-and HTML report as the netsim commands (netsim.suite.runner.finish_run). Every scenario's expected duration
+and HTML report as the netsim commands (netsim.results.finish.finish_run). Every scenario's expected duration
 goes to netsim.suite.shard, which hands the longest out first (xdist) and balances --shard by it."""
 
 from __future__ import annotations
@@ -12,10 +12,11 @@ from typing import Any
 
 import pytest
 
-from netsim.results import store as results
+from netsim import runfiles
+from netsim.results.finish import finish_run
 from netsim.suite.catalog import catalog
 from netsim.suite.expectations import load_expectations
-from netsim.suite.runner import expectation_or_none, expected_seconds, finish_run
+from netsim.suite.runner import expectation_or_none, expected_seconds
 
 SCENARIOS = Path(__file__).resolve().parent
 EXPECTED = SCENARIOS / "expected.toml"
@@ -41,7 +42,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if worker is not None:
         config.netsim_run_id = worker["netsim_run_id"]  # type: ignore[attr-defined]
     else:
-        config.netsim_run_id = config.getoption("--run-id") or results.new_run_id()  # type: ignore[attr-defined]
+        config.netsim_run_id = config.getoption("--run-id") or runfiles.new_run_id()  # type: ignore[attr-defined]
     from netsim.suite import shard  # imported by pytest_addhooks first, so that pytest can rewrite it
 
     try:
@@ -74,7 +75,7 @@ def _reports(config: pytest.Config) -> Path:
 
 @pytest.fixture(scope="session")
 def run_dir(pytestconfig: pytest.Config) -> Path:
-    return results.run_dir(_reports(pytestconfig), pytestconfig.netsim_run_id)  # type: ignore[attr-defined]
+    return runfiles.run_dir(_reports(pytestconfig), pytestconfig.netsim_run_id)  # type: ignore[attr-defined]
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from netsim.results import store as results
+from netsim import runfiles
 from netsim.suite.catalog import catalog
 from netsim.suite.runner import run_one
 from netsim.suite.scenario import Scenario
@@ -34,5 +34,5 @@ def test_scenario(
     run_id = pytestconfig.netsim_run_id  # type: ignore[attr-defined]
     pcap_dir = run_dir / "pcap" if pytestconfig.getoption("--pcap") else None
     record, problem = run_one(scn, launcher, expectations, run_id, repeat, pcap_dir=pcap_dir)
-    results.append_record(run_dir, record)
+    runfiles.append_record(run_dir, record)
     assert problem is None, f"{scn.id}:\n{problem}"

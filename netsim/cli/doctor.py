@@ -119,7 +119,7 @@ def _tool(
 
 
 def _coturn() -> Check:
-    from netsim.results.versions import coturn_version
+    from netsim.versions import coturn_version
 
     path = shutil.which("turnserver")
     if path is None:

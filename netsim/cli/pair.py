@@ -7,7 +7,7 @@ import argparse
 from typing import Any
 
 from netsim.cli.common import EXIT_MISMATCH, EXIT_OK, positive_float, print_json
-from netsim.results.records import ResultRecord
+from netsim.records import ResultRecord
 from netsim.vocab import AIORTC, NAT_PRESETS, PEER_STACKS, POLICIES, SIDES, TURN_CHOICES
 
 

@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from netsim import runfiles
 from netsim.cli.common import (
     EXIT_MISMATCH,
     EXIT_OK,
@@ -107,14 +108,14 @@ def _run_in(
     directory: Path | None = None,
 ) -> tuple[int, Path | None]:
     """Run scenarios into a new run directory; exit 1 if any expectation was violated."""
-    from netsim.results import store as results
-    from netsim.suite.runner import finish_run, run_many
+    from netsim.results.finish import finish_run
+    from netsim.suite.runner import run_many
 
     if not scenarios:
         raise InputError("nothing to run")
     table = _expectations(args) if table is None else table
     root = reports_root(args)
-    directory = directory or results.run_dir(root, results.new_run_id())
+    directory = directory or runfiles.run_dir(root, runfiles.new_run_id())
     failures = run_many(scenarios, args.repeats, table, directory, pcap=args.pcap, jobs=args.jobs)
     summary = finish_run(directory, root, report=not args.no_report)
     if summary is not None:
@@ -181,16 +182,15 @@ def cmd_population(args: argparse.Namespace) -> int:
 def _run_crowd(scenarios: list[Any], args: argparse.Namespace) -> tuple[int, Path | None]:
     """Pairs in shared labs, --concurrent at a time; more pairs than one lab holds run in successive labs.
     Prints what each lab's TURN server saw."""
-    from netsim.results import store as results
+    from netsim.results.finish import finish_run
     from netsim.suite.crowd import crowd_topology, max_pairs, run_crowd
-    from netsim.suite.runner import finish_run
 
     size = max_pairs()
     waves = [scenarios[i : i + size] for i in range(0, len(scenarios), size)]
     for wave in waves:
         crowd_topology(wave)  # refuse what a lab cannot hold before anything is built
     root = reports_root(args)
-    directory = results.run_dir(root, results.new_run_id())
+    directory = runfiles.run_dir(root, runfiles.new_run_id())
     table, failures, all_stats = _expectations(args), 0, []
     for wave in waves:
         wave_failures, stats = run_crowd(wave, args.concurrent, table, directory)
@@ -281,7 +281,7 @@ def cmd_rerun(args: argparse.Namespace) -> int:
     from netsim.suite.expectations import from_entry
     from netsim.suite.experiment import scenario_from_record
 
-    if not (args.run_dir / results.RESULTS_FILE).is_file():
+    if not (args.run_dir / runfiles.RESULTS_FILE).is_file():
         raise InputError(f"{args.run_dir}: not a run directory (no results.jsonl)")
     records = results.load_run(args.run_dir, need=2)
     mine = [r for r in records if r.get("scenario") == args.scenario]
@@ -294,7 +294,7 @@ def cmd_rerun(args: argparse.Namespace) -> int:
             f"{args.run_dir}: no session {args.scenario!r} (sessions: {', '.join(known[:8])}{more})"
         )
     record = mine[0]
-    directory = results.run_dir(reports_root(args), results.new_run_id())
+    directory = runfiles.run_dir(reports_root(args), runfiles.new_run_id())
     try:
         scn = scenario_from_record(dict(record), rules_dir=directory / "rules")  # the kept rules text
     except Exception:

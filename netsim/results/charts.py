@@ -6,7 +6,7 @@ import base64
 import io
 from collections.abc import Iterable
 
-from netsim.results.records import ResultRecord
+from netsim.records import ResultRecord
 from netsim.results.tables import FAILED_LABEL
 from netsim.vocab import FAILED, VERDICTS
 

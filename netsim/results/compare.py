@@ -14,7 +14,7 @@ from pathlib import Path
 
 import jinja2
 
-from netsim.results.records import ResultRecord
+from netsim.records import ResultRecord
 from netsim.results.tables import agreed_label, coarse_outcome, outcome_label
 from netsim.vocab import POPULATION
 

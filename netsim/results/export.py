@@ -6,7 +6,7 @@ import csv
 from collections.abc import Callable, Iterable
 from typing import Any, TextIO, cast
 
-from netsim.results.records import ResultRecord
+from netsim.records import ResultRecord
 from netsim.results.tables import outcome
 
 

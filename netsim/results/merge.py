@@ -19,8 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import cast
 
+from netsim import runfiles
+from netsim.records import ResultRecord
 from netsim.results import store
-from netsim.results.records import ResultRecord
 from netsim.results.report import build_report
 
 PCAP_DIR = "pcap"
@@ -152,7 +153,7 @@ def _write(runs: Sequence[Run], tmp: Path, run_id: str) -> int:
                 record["repeat"] = repeats[str(scenario)]
                 repeats[str(scenario)] += 1
             _move_pcap(record, run, tmp)
-            store.append_record(tmp, record)
+            runfiles.append_record(tmp, record)
             sessions += 1
     if sessions == 0:
         raise MergeError("the runs hold no records")

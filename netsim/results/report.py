@@ -16,9 +16,9 @@ from typing import Any
 
 import jinja2
 
+from netsim.records import ResultRecord, Summary
 from netsim.results import store, tables
 from netsim.results.charts import COLOURS, OTHER_COLOUR, connect_time_chart
-from netsim.results.records import ResultRecord, Summary
 from netsim.results.sessions import (
     fmt_s,
     mapping,

@@ -11,9 +11,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from netsim.records import PeerRecord, ResultRecord
 from netsim.results import tables
 from netsim.results.charts import call_timeline_chart
-from netsim.results.records import PeerRecord, ResultRecord
 from netsim.vocab import SIDES
 
 

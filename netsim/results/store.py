@@ -1,6 +1,6 @@
 """A run on disk: run ids and directories, results.jsonl (one `ResultRecord` per line) and summary.json.
 
-Record fields are defined in netsim/results/records.py. Everything here is pure logic (no root, no lab) and
+Record fields are defined in netsim/records/. Everything here is pure logic (no root, no lab) and
 tolerant of partial records, because a crashed session may still leave a record worth reporting.
 """
 
@@ -10,54 +10,19 @@ import fcntl
 import json
 import logging
 import os
-import secrets
-import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, cast
 
-from netsim.results.records import SCHEMA_VERSION, ResultRecord, Shares, Summary
+from netsim import runfiles
+from netsim.records import SCHEMA_VERSION, ResultRecord, Shares, Summary
 from netsim.results.tables import nat_kinds, outcome
 
 log = logging.getLogger(__name__)
 
-RESULTS_FILE = "results.jsonl"
-SUMMARY_FILE = "summary.json"
-
-
-def new_run_id() -> str:
-    """UTC timestamp plus a random suffix, e.g. 20261129-043500-ab12 (sorts by time, unique enough)."""
-    return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + secrets.token_hex(2)
-
-
-def run_dir(reports_root: Path | str, run_id: str) -> Path:
-    """reports_root/run_id, created if missing."""
-    path = Path(reports_root) / run_id
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-def append_record(run_dir: Path | str, record: ResultRecord) -> None:
-    """Append one record as a single line to run_dir/results.jsonl.
-
-
-    Several pytest-xdist workers append to the same file: O_APPEND makes each write land at the end, and the
-    exclusive flock keeps a large line (which may need several write calls) from interleaving with others.
-    """
-    line = (json.dumps(record, separators=(",", ":"), default=str) + "\n").encode()
-    path = Path(run_dir) / RESULTS_FILE
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        try:
-            view = memoryview(line)
-            while view:
-                view = view[os.write(fd, view) :]
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-    finally:
-        os.close(fd)
+RESULTS_FILE = runfiles.RESULTS_FILE
+SUMMARY_FILE = runfiles.SUMMARY_FILE
 
 
 def load_records(run_dir: Path | str) -> list[ResultRecord]:

@@ -1,6 +1,6 @@
 """Outcome labels and NAT x NAT cells, shared by the terminal matrix table and the HTML report.
 
-Pure functions of result records (netsim/results/records.py); every field may be missing.
+Pure functions of result records (netsim/records/); every field may be missing.
 """
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Sequence
 
-from netsim.results.records import OUTCOMES, Outcome, ResultRecord
+from netsim.records import OUTCOMES, Outcome, ResultRecord
 from netsim.vocab import FAILED, NAT_PRESETS
 
 FAILED_LABEL = "FAILED"  # upper case so a failed cell stands out in a table of lower-case words

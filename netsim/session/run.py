@@ -23,8 +23,7 @@ from netsim.lab import events as lab_events
 from netsim.pause import pause_point
 from netsim.peers import chromium
 from netsim.peers.launcher import Launcher, PeerProcess
-from netsim.results.records import SCHEMA_VERSION, LaunchFigures, NeedsRelayRun, ResultRecord, Versions
-from netsim.results.versions import versions
+from netsim.records import SCHEMA_VERSION, LaunchFigures, NeedsRelayRun, ResultRecord, Versions
 from netsim.services.signaling import make_token
 from netsim.session import keepalive
 from netsim.session.options import SessionOptions
@@ -38,6 +37,7 @@ from netsim.session.verdict import (
     winner,
     with_timelines,
 )
+from netsim.versions import versions
 from netsim.vocab import CHROMIUM, DIRECT_VERDICTS, FAILED, NO_TURN, SIDES
 
 if TYPE_CHECKING:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from netsim.results.records import TIMING_KEYS, CallRecord, PeerRecord, Timings
+from netsim.records import TIMING_KEYS, CallRecord, PeerRecord, Timings
 from netsim.vocab import AIORTC, FAILED, RelaySide, Verdict
 
 # A selected pair as peers record it, in their `pairs` timeline ({"t", **PAIR_KEYS, "role"}).

@@ -13,7 +13,7 @@ from typing import Any
 
 from netsim.lab.nat import preset
 from netsim.lab.topology import Carrier, Site, Topology, standard_topology
-from netsim.results.records import PopulationDraw
+from netsim.records import PopulationDraw
 from netsim.suite.mixes import Mix, MixError, split_kind
 from netsim.suite.scenario import Scenario, default_options, file_scenarios
 from netsim.vocab import (

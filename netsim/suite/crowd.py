@@ -21,13 +21,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from netsim import runfiles
 from netsim.lab import nftables
 from netsim.lab.lab import Lab
 from netsim.lab.nat import preset
 from netsim.lab.topology import Site, Topology
 from netsim.peers.launcher import Launcher
-from netsim.results import store as results
-from netsim.results.records import ResultRecord
+from netsim.records import ResultRecord
 from netsim.session.options import BASE_DEADLINE_S, UDP_BLOCKED_EXTRA_S
 from netsim.session.run import run_session
 from netsim.suite.expectations import Expectation
@@ -185,7 +185,7 @@ def run_crowd(
                 record = future.result()
                 expected = _expectation(scn, table)
                 problem = label(record, scn, directory.name, 0, expected, experiment(scn))
-                results.append_record(directory, record)
+                runfiles.append_record(directory, record)
                 failures += problem is not None
                 if record.get("expected") is not None:
                     checked += 1

@@ -1,5 +1,5 @@
 """Running scenarios: each in a fresh lab, its record checked against its expectation and appended to the
-run's results.jsonl; `finish_run` writes the summary and the report (the same for pytest and the CLI).
+run's results.jsonl (the results stage's `finish_run` then writes the summary and the report).
 
 The lab, the session and the launcher are imported where a session runs: the pytest controller (which only
 schedules and reports) starts its workers ~0.3 s sooner without them."""
@@ -9,20 +9,18 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import queue
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from netsim.results import store as results
-from netsim.results.records import Expected, Experiment, ResultRecord
-from netsim.results.sessions import relay_needed_text
-from netsim.results.tables import matrix_table
+from netsim import runfiles
+from netsim.records import Expected, Experiment, ResultRecord
 from netsim.suite.expectations import Expectation, MissingExpectation, expectation, mismatch
 from netsim.suite.experiment import experiment
 from netsim.suite.progress import RunProgress
 from netsim.suite.scenario import Scenario
-from netsim.vocab import CHROMIUM, MATRIX_GROUPS
+from netsim.vocab import CHROMIUM
 
 if TYPE_CHECKING:
     from netsim.peers.launcher import Launcher
@@ -152,7 +150,7 @@ def _run_task(task: Task, launcher: Launcher, table: dict[str, Any], directory: 
     scn, repeat = task
     pcap_dir = directory / "pcap" if pcap else None
     record, problem = run_one(scn, launcher, table, directory.name, repeat, strict=False, pcap_dir=pcap_dir)
-    results.append_record(directory, record)
+    runfiles.append_record(directory, record)
     return Done(scn.id, repeat, record["verdict"], record["needs_relay"], record["outcome"], problem)
 
 
@@ -235,43 +233,3 @@ def _run_parallel(
             if w.is_alive():  # interrupted: SIGTERM makes its lab tear down, then it exits
                 w.terminate()
                 w.join(timeout=30)
-
-
-@dataclass(frozen=True)
-class RunSummary:
-    """What the end of a run shows: the matrices, one line of shares, and where the report is."""
-
-    directory: Path
-    matrices: list[tuple[str, str]]  # (group, plain-text table)
-    line: str
-    report: Path | None
-
-
-def finish_run(directory: Path, reports_root: Path, report: bool = True) -> RunSummary | None:
-    """Write summary.json and (unless told not to) the HTML report of a run; None when it has no records."""
-    if not (directory / results.RESULTS_FILE).exists():
-        return None
-    records = results.load_records(directory)
-    results.write_summary(directory)
-    summary = results.summarize(records)
-    matrices = [(g, matrix_table(records, g)) for g in _groups(records) if g.startswith(MATRIX_GROUPS)]
-    needed = relay_needed_text(summary["relay_needed_share"], summary["relay_needed_unknown"])
-    line = (
-        f"{summary['sessions']} sessions ({summary['passed']} passed, {summary['failed']} failed, "
-        f"{summary['unchecked']} unchecked); "
-        f"relay needed in {needed}, relay won in {_pct(summary['relay_won_share'])}; results in {directory}"
-    )
-    page = None
-    if report:
-        from netsim.results.report import build_report
-
-        page = build_report(directory, reports_root)
-    return RunSummary(directory, matrices, line, page)
-
-
-def _groups(records: Iterable[Mapping[str, Any]]) -> list[str]:
-    return list(dict.fromkeys(str(r.get("group")) for r in records))
-
-
-def _pct(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.0%}"

@@ -15,7 +15,7 @@ from typing import Any
 from netsim.lab.events import EventError
 from netsim.lab.events import check as check_events
 from netsim.lab.topology import Topology, TopologyError, from_dict
-from netsim.results.records import PopulationDraw
+from netsim.records import PopulationDraw
 from netsim.session.options import (
     TABLE_ONLY_KEYS,
     OptionsError,

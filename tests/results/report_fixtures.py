@@ -13,7 +13,7 @@ import random
 from pathlib import Path
 from typing import Any
 
-from netsim.results.records import TIMING_KEYS
+from netsim.records import TIMING_KEYS
 
 RUN_ID = "20261129-043500-ab12"
 VERSIONS = {

@@ -9,7 +9,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-from report_fixtures import make_record, write_results
 
 from netsim.cli import main
 from netsim.results.estimate import (
@@ -24,6 +23,7 @@ from netsim.results.estimate import (
 )
 from netsim.suite.mixes import Mix, cells_needed, load_mix, mix_from_dict
 from netsim.vocab import NAT_KINDS
+from tests.results.report_fixtures import make_record, write_results
 
 MIXES = Path(__file__).resolve().parents[2] / "mixes"
 

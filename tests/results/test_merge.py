@@ -8,11 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from report_fixtures import VERSIONS, make_record, write_results
 
 from netsim.cli import main
 from netsim.results import store
 from netsim.results.merge import MergeError, merge_runs
+from tests.results.report_fixtures import VERSIONS, make_record, write_results
 
 
 def _run(path: Path, kinds: tuple[str, ...], repeats: int = 2, **changes: Any) -> Path:

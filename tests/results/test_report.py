@@ -18,12 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from report_fixtures import RUN_ID, sample_records, write_results
 
 from netsim.results import charts, report
 from netsim.results import store as results
 from netsim.results.sessions import fmt_s
 from netsim.vocab import NAT_PRESETS
+from tests.results.report_fixtures import RUN_ID, sample_records, write_results
 
 CHROMIUM = Path("/usr/bin/chromium")
 

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
-import multiprocessing
 import platform
 import re
 from pathlib import Path
 from typing import Any
 
 import pytest
-from report_fixtures import sample_records, write_results
 
+from netsim import runfiles, versions
 from netsim.results import store as results
-from netsim.results import versions
+from tests.results.report_fixtures import sample_records, write_results
 
 
 def rec(nat_a: str, nat_b: str, verdict: str, needs_relay: bool | None = False, **kw: Any) -> dict[str, Any]:
@@ -25,44 +24,11 @@ def rec(nat_a: str, nat_b: str, verdict: str, needs_relay: bool | None = False, 
     return r
 
 
-def test_new_run_id_format() -> None:
-    assert re.fullmatch(r"\d{8}-\d{6}-[0-9a-f]{4}", results.new_run_id())
-
-
-def test_run_dir_is_created(tmp_path: Path) -> None:
-    d = results.run_dir(tmp_path / "reports", "20261129-043500-ab12")
-    assert d == tmp_path / "reports" / "20261129-043500-ab12" and d.is_dir()
-
-
-def _writer(directory: str, worker: int, count: int) -> None:
-    for i in range(count):
-        # ~200 kB per line: more than one pipe/page worth, so unlocked writes could interleave.
-        results.append_record(Path(directory), {"worker": worker, "i": i, "pad": str(worker) * 200_000})
-
-
-def test_append_record_concurrent_writers_keep_lines_whole(tmp_path: Path) -> None:
-    ctx = multiprocessing.get_context("fork")
-    procs = [ctx.Process(target=_writer, args=(str(tmp_path), w, 15)) for w in range(4)]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join(60)
-        assert p.exitcode == 0
-    lines = (tmp_path / "results.jsonl").read_bytes().split(b"\n")
-    assert lines[-1] == b""  # every record ends with a newline
-    loaded = [json.loads(line) for line in lines[:-1]]  # raises if any line was torn
-    assert len(loaded) == 60
-    for w in range(4):
-        mine = [r["i"] for r in loaded if r["worker"] == w]
-        assert mine == list(range(15))  # each worker's own records stay in order
-        assert all(r["pad"] == str(w) * 200_000 for r in loaded if r["worker"] == w)
-
-
 def test_load_records_roundtrip_and_skips_garbage(tmp_path: Path) -> None:
-    results.append_record(tmp_path, {"scenario": "x", "n": 1})
+    runfiles.append_record(tmp_path, {"scenario": "x", "n": 1})
     with (tmp_path / "results.jsonl").open("a") as fh:
         fh.write("\n{not json\n[1, 2]\n")
-    results.append_record(tmp_path, {"scenario": "y", "n": 2})
+    runfiles.append_record(tmp_path, {"scenario": "y", "n": 2})
     assert results.load_records(tmp_path) == [{"scenario": "x", "n": 1}, {"scenario": "y", "n": 2}]
 
 

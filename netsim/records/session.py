@@ -1,0 +1,112 @@
+"""One session's record (`ResultRecord`, one line of results.jsonl) and summary.json (`Summary`)."""
+
+# No `from __future__ import annotations` here: TypedDict needs real annotations at runtime to tell
+# NotRequired keys (__optional_keys__) on Python 3.11.
+from typing import NotRequired, TypedDict
+
+from netsim.records.call import CallRecord
+from netsim.records.experiment import Experiment
+from netsim.records.outcome import Outcome
+from netsim.records.peer import PeerRecord, Timings
+from netsim.vocab import Policy, RelaySide, Turn, Verdict
+
+
+class NeedsRelayRun(TypedDict):
+    """The relay-less second run (STUN only) that decided `needs_relay`."""
+
+    verdict: Verdict
+    connect_s: float | None
+    reason: str | None
+
+
+class LaunchFigures(TypedDict):
+    """Peer-ready latencies of both peers (ms) and process start to first echo (s, the slower peer)."""
+
+    ready_ms: list[float]
+    start_to_first_echo_s: float | None
+
+
+class Versions(TypedDict):
+    """Versions of the software under test; null when not installed or not telling."""
+
+    aiortc: str | None
+    aioice: str | None
+    coturn: str | None
+    kernel: str
+    python: str
+    chromium: NotRequired[str]  # when a side was Chromium: its version ...
+    chromium_flags: NotRequired[list[str]]  # ... and the exact flags it was launched with
+
+
+class Expected(TypedDict):
+    """The expectation a session was checked against; needs_relay/verdict null: that part not checked."""
+
+    needs_relay: bool | None
+    connect: bool
+    verdict: Verdict | None
+    source: NotRequired[str]  # where it came from: a scenario file's [expect], expected.toml's matrix, ...
+    call: NotRequired[str]  # a held call's expected outcome: held, dropped or recovered
+
+
+class ResultRecord(TypedDict):
+    """One session: one line of results.jsonl."""
+
+    # --- added by the suite ---
+    run_id: NotRequired[str]  # the run directory's name, e.g. "20261129-043500-ab12"
+    scenario: NotRequired[str]  # unique per pairing, e.g. "matrix-turn/full-cone__symmetric"
+    group: NotRequired[str]  # matrix-turn, matrix-noturn, firewall, lan, hairpin, double-nat, ...
+    repeat: NotRequired[int]  # 0-based repeat of the scenario
+    expected: NotRequired[Expected | None]  # null: no expectation, the outcome is unchecked
+    outcome: NotRequired[Outcome]
+    passed: NotRequired[bool | None]  # null when unchecked
+    experiment: NotRequired[Experiment]
+    mismatch: NotRequired[str | None]  # expectation and outcome side by side
+    pcap: NotRequired[str | None]  # capture file, relative to the run directory
+    # --- the session ---
+    schema_version: int  # SCHEMA_VERSION of the netsim that wrote it
+    nat_a: str | None  # NAT kind in front of each host; null when the topology does not say
+    nat_b: str | None
+    turn: Turn
+    policy: Policy
+    glare: bool
+    verdict: Verdict  # the settled verdict
+    relay_side: RelaySide | None  # whose path goes through the relay, when the verdict is relay
+    first_verdict: Verdict  # the verdict of the pairs at connect
+    disagreement: str | None  # where the two sides' final pairs say different things
+    settled_s: float | None  # when the later side's pair last changed, seconds from the offer
+    needs_relay: bool | None  # "won" is not "needed"; null: not determined
+    needs_relay_run: NeedsRelayRun | None  # null when the main run already answered
+    reason: str | None  # why a failed session failed
+    connect_s: float | None  # offer to data channel open (timings.channel_open_s)
+    timings: Timings
+    a: PeerRecord
+    b: PeerRecord
+    launch: LaunchFigures
+    versions: Versions
+    coturn_log: str | None  # what coturn logged during the session (its tail)
+    started_at: str  # UTC, "2026-11-29T04:35:00Z"
+    call: NotRequired[CallRecord]  # only for a held call (hold_s > 0)
+
+
+class Shares(TypedDict):
+    """Sessions and shares (0..1, 4 decimals); a share is null when nothing is known to divide by."""
+
+    sessions: int
+    relay_needed_share: float | None  # of the sessions whose needs_relay is known
+    relay_needed_unknown: int  # sessions whose needs_relay is unknown (shown beside the share, never hidden)
+    relay_won_share: float | None  # of all sessions
+
+
+class Summary(TypedDict):
+    """summary.json: the whole run, and per NAT kind (a session counts for both of its kinds, once if
+    both sides share the kind)."""
+
+    run_id: str | None
+    sessions: int
+    passed: int
+    failed: int  # violated an expectation
+    unchecked: int  # had no expectation
+    relay_needed_share: float | None
+    relay_needed_unknown: int
+    relay_won_share: float | None
+    per_nat: dict[str, Shares]

@@ -1,0 +1,43 @@
+"""The run directory's writer (netsim.runfiles): run ids, directories, whole lines from many writers."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import re
+from pathlib import Path
+
+from netsim import runfiles
+
+
+def test_new_run_id_format() -> None:
+    assert re.fullmatch(r"\d{8}-\d{6}-[0-9a-f]{4}", runfiles.new_run_id())
+
+
+def test_run_dir_is_created(tmp_path: Path) -> None:
+    d = runfiles.run_dir(tmp_path / "reports", "20261129-043500-ab12")
+    assert d == tmp_path / "reports" / "20261129-043500-ab12" and d.is_dir()
+
+
+def _writer(directory: str, worker: int, count: int) -> None:
+    for i in range(count):
+        # ~200 kB per line: more than one pipe/page worth, so unlocked writes could interleave.
+        runfiles.append_record(Path(directory), {"worker": worker, "i": i, "pad": str(worker) * 200_000})
+
+
+def test_append_record_concurrent_writers_keep_lines_whole(tmp_path: Path) -> None:
+    ctx = multiprocessing.get_context("fork")
+    procs = [ctx.Process(target=_writer, args=(str(tmp_path), w, 15)) for w in range(4)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+        assert p.exitcode == 0
+    lines = (tmp_path / "results.jsonl").read_bytes().split(b"\n")
+    assert lines[-1] == b""  # every record ends with a newline
+    loaded = [json.loads(line) for line in lines[:-1]]  # raises if any line was torn
+    assert len(loaded) == 60
+    for w in range(4):
+        mine = [r["i"] for r in loaded if r["worker"] == w]
+        assert mine == list(range(15))  # each worker's own records stay in order
+        assert all(r["pad"] == str(w) * 200_000 for r in loaded if r["worker"] == w)
