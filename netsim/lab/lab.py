@@ -26,7 +26,7 @@ from typing import Any
 
 from netsim.lab import impair, nat, netns, nftables, registry
 from netsim.lab.nat import NatSpec
-from netsim.lab.registry import LabError
+from netsim.lab.registry import LabError, LabInputError
 from netsim.lab.topology import NodePlan, Topology, plan
 from netsim.lab.wiring import INET, Netlink, Wiring, finish, is_nat, make_links, neighbours, wait_forwarding
 from netsim.pause import pause_point
@@ -36,9 +36,15 @@ from netsim.vocab import SIGNALING_PORT
 __all__ = ["INET", "Lab", "LabError"]
 
 
+PREFIX_ENV = "NETSIM_LAB_PREFIX"  # e.g. one prefix per CI job or developer on a shared machine
+
+
 def _new_id() -> str:
     # pid keeps ids of concurrent processes apart; the random part covers pid reuse after a crash.
-    return f"ns{os.getpid():x}{secrets.token_hex(2)}"
+    prefix = os.environ.get(PREFIX_ENV, "ns")
+    if not (prefix.isascii() and prefix.isalnum() and prefix[:1].isalpha() and len(prefix) <= 8):
+        raise LabInputError(f"{PREFIX_ENV}={prefix!r}: expected 1-8 letters or digits, a letter first")
+    return f"{prefix}{os.getpid():x}{secrets.token_hex(2)}"
 
 
 class Lab:
@@ -103,7 +109,7 @@ class Lab:
         """
         t0 = time.perf_counter()
         if os.geteuid() != 0:
-            raise LabError("building a lab needs root (network namespaces, nftables)")
+            raise LabInputError("building a lab needs root (network namespaces, nftables)")
         registry.ensure_runtime_dir(self.workdir.parent)
         with _signals_held():  # an interrupt between claim and entry would leave an unlisted directory
             try:
@@ -243,7 +249,9 @@ class Lab:
         try:
             return self.namespaces[node]
         except KeyError:
-            raise LabError(f"no node {node!r} in lab {self.id} (nodes: {', '.join(self.plan)})") from None
+            raise LabInputError(
+                f"no node {node!r} in lab {self.id} (nodes: {', '.join(self.plan)})"
+            ) from None
 
     def addresses(self, node: str) -> list[str]:
         self.netns(node)

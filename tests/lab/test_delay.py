@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from measure import rate_kbit
 
 from netsim.lab import delay, impair, netns
 from netsim.lab.delay import DelayLine
@@ -29,6 +28,7 @@ from netsim.lab.impair import Impairment
 from netsim.lab.lab import Lab
 from netsim.lab.topology import standard_topology
 from netsim.vocab import NO_TURN
+from tests.lab.measure import rate_kbit
 
 SERVER = ("198.18.0.2", 9996)
 

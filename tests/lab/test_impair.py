@@ -8,12 +8,12 @@ import subprocess
 import time
 
 import pytest
-from measure import rate_kbit
 
 from netsim.lab import impair, netns
 from netsim.lab.impair import ImpairError, Impairment, impair_from_dict
 from netsim.lab.lab import Lab
 from netsim.lab.topology import TopologyError, from_dict, standard_topology
+from tests.lab.measure import rate_kbit
 
 
 @pytest.mark.parametrize(
