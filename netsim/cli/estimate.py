@@ -72,6 +72,8 @@ def cmd_merge(args: argparse.Namespace) -> int:
         raise InputError(str(e)) from None
     for problem in merged.overridden:
         print(f"netsim: warning: merged anyway: {problem}")
+    for note in merged.warnings:
+        print(f"netsim: warning: {note} (kept in {merged.out}/run.json)")
     print(f"{merged.out}: {merged.sessions} sessions from {merged.runs} runs")
     if merged.report is not None:
         print(f"HTML report: {merged.report}")

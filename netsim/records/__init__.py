@@ -53,6 +53,7 @@ from netsim.records.peer import (
     Timings,
     TurnTransport,
 )
+from netsim.records.run import MergedInput, RunInfo
 from netsim.records.session import (
     Expected,
     LaunchFigures,
@@ -82,6 +83,7 @@ __all__ = [
     "Keepalive",
     "LaunchFigures",
     "MediaTracks",
+    "MergedInput",
     "NeedsRelayRun",
     "Negotiation",
     "OUTCOMES",
@@ -93,6 +95,7 @@ __all__ = [
     "PopulationDraw",
     "ResultRecord",
     "RulesFile",
+    "RunInfo",
     "SCHEMA_VERSION",
     "SelectedPair",
     "Shares",

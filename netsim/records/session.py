@@ -27,15 +27,21 @@ class LaunchFigures(TypedDict):
 
 
 class Versions(TypedDict):
-    """Versions of the software under test; null when not installed or not telling."""
+    """Versions of the software under test; null when not installed or not telling.
+
+    Only versions live here, one key per piece of software, so that `netsim merge` can compare them key
+    by key (a key a session lacks is no difference). A browser adds its version under its stack's name
+    when a side ran it. How a browser was launched (its flags, with per-lab paths and pins) is a launch
+    setting, kept per peer (`PeerRecord.browser.flags`); records before that also carried
+    `chromium_flags` here, which readers ignore.
+    """
 
     aiortc: str | None
     aioice: str | None
     coturn: str | None
     kernel: str
     python: str
-    chromium: NotRequired[str]  # when a side was Chromium: its version ...
-    chromium_flags: NotRequired[list[str]]  # ... and the exact flags it was launched with
+    chromium: NotRequired[str]  # when a side was Chromium
 
 
 class Expected(TypedDict):

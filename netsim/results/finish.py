@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from netsim import runfiles
+from netsim.results import runinfo
 from netsim.results import store as results
 from netsim.results.sessions import relay_needed_text
 from netsim.results.tables import matrix_table
@@ -31,6 +32,7 @@ def finish_run(directory: Path, reports_root: Path, report: bool = True) -> RunS
         return None
     records = results.load_records(directory)
     results.write_summary(directory)
+    runinfo.write(directory, runinfo.finished_info(records))
     summary = results.summarize(records)
     matrices = [(g, matrix_table(records, g)) for g in _groups(records) if g.startswith(MATRIX_GROUPS)]
     needed = relay_needed_text(summary["relay_needed_share"], summary["relay_needed_unknown"])

@@ -4,13 +4,14 @@ OUT gets every record of the inputs in the order given (results.jsonl), summary.
 Records take OUT's name as their run id, repeats are renumbered per scenario (two machines that each ran
 repeats 0-4 of a scenario give repeats 0-9), and capture files move to pcap/<input run>/.
 
-Runs are refused, unless forced, when they differ in the versions under test, in the record schema, or in
-the expectations they were checked against: their outcomes would not mean the same thing.
+Runs are refused, unless forced, when they differ in what decides outcomes (netsim.results.compat: the
+versions under test key by key, the record schema, the expectations, each scenario's launch settings):
+their outcomes would not mean the same thing. A kernel or commit difference is a warning, kept in OUT's
+run.json with the runs it was made of (netsim.results.runinfo).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from collections import Counter
@@ -21,7 +22,7 @@ from typing import cast
 
 from netsim import runfiles
 from netsim.records import ResultRecord
-from netsim.results import store
+from netsim.results import compat, runinfo, store
 from netsim.results.report import build_report
 
 PCAP_DIR = "pcap"
@@ -44,6 +45,7 @@ class Merged:
     runs: int
     report: Path | None
     overridden: list[str]  # incompatibilities merged anyway (--force)
+    warnings: list[str]  # differences kept in the merged run's run.json (e.g. the kernel)
 
 
 def load_runs(paths: Sequence[Path | str]) -> list[Run]:
@@ -66,55 +68,27 @@ def load_runs(paths: Sequence[Path | str]) -> list[Run]:
 # --- compatibility ---
 
 
-def _canon(value: object) -> str:
-    return json.dumps(value, sort_keys=True, default=str)
+def incompatibilities(runs: Sequence[Run]) -> list[str]:
+    """Why these runs' outcomes would not mean the same thing, one line each (empty: they merge)."""
+    return [d.line() for d in compat.check(runs).refusals]
 
 
-def _per_run(runs: Sequence[Run], key: str) -> dict[str, list[Path]]:
-    """Distinct values (canonical JSON) of a record key -> the runs that have them."""
-    found: dict[str, list[Path]] = {}
-    for run in runs:
-        for value in dict.fromkeys(_canon(r.get(key)) for r in run.records):
-            found.setdefault(value, []).append(run.path)
+def warnings(runs: Sequence[Run]) -> list[str]:
+    """Differences that do not change what outcomes mean but that a reader should know (the kernel, the
+    commit the runs were made from)."""
+    found = [d.line() for d in compat.check(runs).warnings]
+    infos = {run.path: runinfo.read(run.path) for run in runs}
+    known = [(path, str(i["commit"])) for path, i in infos.items() if i and i.get("commit")]
+    other = next(((p, c) for p, c in known if c != known[0][1]), None)
+    if other is not None:
+        found.append(compat.Difference("commit", known[0][1], known[0][0], other[1], other[0]).line())
     return found
 
 
-def _differ(runs: Sequence[Run], key: str, what: str) -> str | None:
-    found = _per_run(runs, key)
-    if len(found) <= 1:
-        return None
-    sides = "; ".join(f"{value} in {', '.join(map(str, paths))}" for value, paths in found.items())
-    return f"{what} differ ({key}: {sides})"
-
-
-def _expectations_differ(runs: Sequence[Run]) -> str | None:
-    checked = {run.path: any(r.get("expected") is not None for r in run.records) for run in runs}
-    if len(set(checked.values())) > 1:
-        unchecked = ", ".join(str(p) for p, c in checked.items() if not c)
-        return (
-            f"expectations differ (expected: {unchecked} was not checked against expectations, others were)"
-        )
-    per_scenario: dict[str, dict[str, Path]] = {}
-    for run in runs:
-        for r in run.records:
-            scenario = r.get("scenario")
-            if scenario is not None:
-                per_scenario.setdefault(str(scenario), {}).setdefault(_canon(r.get("expected")), run.path)
-    for scenario, found in per_scenario.items():
-        if len(found) > 1:
-            sides = "; ".join(f"{value} in {path}" for value, path in found.items())
-            return f"expectations differ (expected of {scenario}: {sides})"
-    return None
-
-
-def incompatibilities(runs: Sequence[Run]) -> list[str]:
-    """Why these runs' outcomes would not mean the same thing (empty when they can be merged)."""
-    found = [
-        _differ(runs, "versions", "versions under test"),
-        _differ(runs, "schema_version", "record schemas"),
-        _expectations_differ(runs),
-    ]
-    return [text for text in found if text]
+def refusal(problems: Sequence[str]) -> str:
+    """The one line a refused merge prints: the first difference, how many more, and --force."""
+    more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
+    return f"{problems[0]}{more}; --force merges anyway"
 
 
 # --- writing OUT ---
@@ -174,17 +148,20 @@ def merge_runs(
     _check_out(out, runs)
     problems = incompatibilities(runs)
     if problems and not force:
-        raise MergeError("; ".join(problems) + " (--force merges anyway)")
+        raise MergeError(refusal(problems))
+    noted = warnings(runs)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.parent / f".{out.name}.merge-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     try:
         sessions = _write(runs, tmp, out.name)
+        inputs = [runinfo.input_info(run.path, run.records) for run in runs]
+        runinfo.write(tmp, runinfo.merged_info(inputs, noted, problems))
         if out.exists():
             out.rmdir()  # checked empty above
         os.replace(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     page = build_report(out, point_latest=False) if report else None
-    return Merged(out, sessions, len(runs), page, problems)
+    return Merged(out, sessions, len(runs), page, problems, noted)

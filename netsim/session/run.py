@@ -264,13 +264,13 @@ def _wait_connected(up_files: dict[str, Path], timeout_s: float) -> float | None
 
 
 def _with_browsers(base: Versions, a: dict[str, Any], b: dict[str, Any]) -> Versions:
-    """Versions under test, with the browser's version and launch flags when a side was Chromium."""
+    """Versions under test, with the browser's version when a side was Chromium (its launch flags stay in
+    the peer's record: they are launch settings, not versions)."""
     out = Versions(**base)
     for rec in (a, b):
         browser = rec.get("browser") or {}
         if browser.get("version"):
             out["chromium"] = str(browser["version"])
-            out["chromium_flags"] = [str(f) for f in browser.get("flags") or []]
     return out
 
 
