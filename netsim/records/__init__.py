@@ -62,6 +62,7 @@ from netsim.records.session import (
     Shares,
     Summary,
     Versions,
+    Violation,
 )
 
 __all__ = [
@@ -107,4 +108,5 @@ __all__ = [
     "TopologyTable",
     "TurnTransport",
     "Versions",
+    "Violation",
 ]

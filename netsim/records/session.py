@@ -103,6 +103,15 @@ class Shares(TypedDict):
     relay_won_share: float | None  # of all sessions
 
 
+class Violation(TypedDict):
+    """A session whose expectation did not hold, as summary.json lists it."""
+
+    scenario: str | None
+    repeat: int | None
+    mismatch: str | None  # the expectation and the outcome side by side
+    reason: str | None  # why the session failed, when it did
+
+
 class Summary(TypedDict):
     """summary.json: the whole run, and per NAT kind (a session counts for both of its kinds, once if
     both sides share the kind)."""
@@ -116,3 +125,4 @@ class Summary(TypedDict):
     relay_needed_unknown: int
     relay_won_share: float | None
     per_nat: dict[str, Shares]
+    violations: list[Violation]  # every session counted in `failed`, in record order

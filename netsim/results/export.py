@@ -34,6 +34,25 @@ def _timing(key: str) -> Callable[[ResultRecord], Any]:
     return get
 
 
+def _call(key: str) -> Callable[[ResultRecord], Any]:
+    def get(record: ResultRecord) -> Any:
+        call: Any = record.get("call") or {}
+        return call.get(key)
+
+    return get
+
+
+def _keepalive(side: str) -> Callable[[ResultRecord], Any]:
+    """The keepalive interval measured at that side's NAT router during a held call."""
+
+    def get(record: ResultRecord) -> Any:
+        call: Any = record.get("call") or {}
+        measured: Any = (call.get("keepalive") or {}).get(side)
+        return measured.get("interval_s") if isinstance(measured, dict) else None
+
+    return get
+
+
 COLUMNS: dict[str, Callable[[ResultRecord], Any]] = {
     "run_id": lambda r: r.get("run_id"),
     "scenario": lambda r: r.get("scenario"),
@@ -60,6 +79,10 @@ COLUMNS: dict[str, Callable[[ResultRecord], Any]] = {
     "a_turn_transport": _peer("a", "turn_transport"),
     "b_turn_transport": _peer("b", "turn_transport"),
     "reason": lambda r: r.get("reason"),
+    "call_outcome": _call("outcome"),  # a held call: held, recovered or dropped
+    "recovery_s": _call("recovery_s"),
+    "keepalive_a_s": _keepalive("a"),
+    "keepalive_b_s": _keepalive("b"),
     "started_at": lambda r: r.get("started_at"),
 }
 

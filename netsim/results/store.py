@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from netsim import runfiles
-from netsim.records import SCHEMA_VERSION, ResultRecord, Shares, Summary
+from netsim.records import SCHEMA_VERSION, ResultRecord, Shares, Summary, Violation
 from netsim.results.tables import nat_kinds, outcome
 
 log = logging.getLogger(__name__)
@@ -112,6 +112,17 @@ def summarize(records: Iterable[ResultRecord], run_id: str | None = None) -> Sum
         "relay_needed_unknown": overall["relay_needed_unknown"],
         "relay_won_share": overall["relay_won_share"],
         "per_nat": per_nat,
+        "violations": [_violation(r) for r in recs if outcome(r) == "failed"],
+    }
+
+
+def _violation(record: ResultRecord) -> Violation:
+    repeat = record.get("repeat")
+    return {
+        "scenario": record.get("scenario"),
+        "repeat": repeat if isinstance(repeat, int) else None,
+        "mismatch": record.get("mismatch"),
+        "reason": record.get("reason"),
     }
 
 

@@ -193,6 +193,8 @@ def test_own_scenarios_fail_honestly_and_rerun_from_their_record(tmp_path: Path)
     assert records["mine/expect"]["experiment"]["scenario_text"] == expect.read_text()
     summary = json.loads((second / "summary.json").read_text())
     assert (summary["passed"], summary["failed"], summary["unchecked"]) == (0, 1, 1)
+    (violation,) = summary["violations"]  # what did not hold, and why
+    assert violation["scenario"] == "mine/expect" and "connects" in violation["mismatch"]
     html = (second / "index.html").read_text()
     assert 'id="n-unchecked">1<' in html and 'id="n-failed">1<' in html
     rerun = _netsim(

@@ -26,6 +26,11 @@ def test_rows_are_flat_and_complete() -> None:
         "b": None,
         "experiment": {"options": {"peer_a": "aiortc", "peer_b": "chromium"}},
         "reason": 'a: "quoted", with comma',
+        "call": {
+            "outcome": "recovered",
+            "recovery_s": 3.25,
+            "keepalive": {"a": {"interval_s": 2.5, "requests": 9}, "b": {"interval_s": None}},
+        },
     }
     out = io.StringIO()
     assert write_csv([record, {}], out) == 2
@@ -48,5 +53,8 @@ def test_rows_are_flat_and_complete() -> None:
         "a_local_type": "relay",
         "a_turn_transport": "udp",
         "reason": 'a: "quoted", with comma',
+        "call_outcome": "recovered",
+        "recovery_s": "3.25",
+        "keepalive_a_s": "2.5",
     }
     assert {k: v for k, v in rows[1].items() if v} == {"outcome": "unchecked"}

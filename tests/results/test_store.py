@@ -41,7 +41,8 @@ def test_summarize_shares_and_per_nat_counting() -> None:
     records = [
         rec("full-cone", "symmetric", "direct", needs_relay=False),
         rec("symmetric", "symmetric", "relay", needs_relay=True, relay_side="both"),
-        rec("symmetric", "udp-blocked", "failed", needs_relay=None, passed=False),
+        rec("symmetric", "udp-blocked", "failed", needs_relay=None, passed=False, scenario="f/x", repeat=2)
+        | {"mismatch": "connects  True  False", "reason": "TURN allocation timed out"},
         rec("open", "open", "direct-host", needs_relay=False, run_id="R1", outcome="unchecked", passed=None),
     ]
     assert results.summarize(records) == {
@@ -79,6 +80,14 @@ def test_summarize_shares_and_per_nat_counting() -> None:
                 "relay_won_share": 0.0,
             },
         },
+        "violations": [  # the sessions counted in `failed`, with what did not hold and why
+            {
+                "scenario": "f/x",
+                "repeat": 2,
+                "mismatch": "connects  True  False",
+                "reason": "TURN allocation timed out",
+            }
+        ],
     }
     assert results.summarize(records, run_id="given")["run_id"] == "given"
 
@@ -94,6 +103,7 @@ def test_summarize_empty_and_partial_records() -> None:
         "relay_needed_unknown": 0,
         "relay_won_share": None,
         "per_nat": {},
+        "violations": [],
     }
     # Schema 1 records (no outcome): without an expectation a session is unchecked, whatever `passed` says.
     old = [{}, {"verdict": "relay", "passed": True}, {"expected": {"connect": True}, "passed": False}]
@@ -107,6 +117,7 @@ def test_summarize_empty_and_partial_records() -> None:
         "relay_needed_unknown": 3,
         "relay_won_share": 0.3333,
         "per_nat": {},
+        "violations": [{"scenario": None, "repeat": None, "mismatch": None, "reason": None}],
     }
 
 
@@ -132,6 +143,7 @@ def test_write_summary_falls_back_to_dir_name(tmp_path: Path) -> None:
         "relay_needed_unknown": 0,
         "relay_won_share": None,
         "per_nat": {},
+        "violations": [],
     }
     assert sorted(p.name for p in d.iterdir()) == ["results.jsonl", "summary.json"]  # no temporary file left
 
