@@ -77,7 +77,7 @@ def _start(tmp_path: Path, name: str, argv: list[str], pause_at: str) -> Run:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         env=env,
-        cwd=work,  # no ./scenarios/expected.toml here: a matrix run checks no expectations
+        cwd=work,  # outside the repository: a matrix run still checks the shipped expectations
         start_new_session=True,
     )
     return Run(name, proc, runtime)

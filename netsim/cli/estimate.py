@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from netsim.cli.common import EXIT_OK, InputError, positive_float, print_json, stacks
+from netsim.cli.common import EXIT_OK, InputError, positive_float, positive_int, print_json, stacks
 
 
 def add_parsers(sub: Any) -> None:
@@ -19,8 +19,23 @@ def add_parsers(sub: Any) -> None:
         "(docs/population.md).",
     )
     est.add_argument("--matrix", required=True, type=Path, metavar="RUN_DIR", help="a matrix run directory")
-    est.add_argument("--mix", required=True, type=Path, metavar="FILE", help="the callers' NAT mix (mixes/)")
-    est.add_argument("--mix-b", type=Path, metavar="FILE", help="the callees' NAT mix (default: --mix)")
+    est.add_argument(
+        "--mix",
+        required=True,
+        metavar="MIX",
+        help="the callers' NAT mix: a file, a shipped mix's name (residential, mobile, enterprise) or a "
+        "blend such as mobile=0.5,residential=0.5",
+    )
+    est.add_argument(
+        "--mix-b", metavar="MIX", help="the callees' NAT mix, in the same forms (default: --mix)"
+    )
+    est.add_argument(
+        "--min-repeats",
+        type=positive_int,
+        default=1,
+        metavar="N",
+        help="refuse a run whose cells have fewer than N sessions each (CI publishes with 3)",
+    )
     est.add_argument(
         "--bitrate-kbps",
         type=positive_float,
@@ -46,14 +61,15 @@ def add_parsers(sub: Any) -> None:
 
 
 def cmd_estimate(args: argparse.Namespace) -> int:
-    from netsim.results.estimate import DEFAULT_BITRATE_KBPS, EstimateError, as_json, estimate, format_table
-    from netsim.suite.mixes import load_mix
+    from netsim.results.estimate import DEFAULT_BITRATE_KBPS, EstimateError, estimate
+    from netsim.results.estimate_text import as_json, format_table
+    from netsim.suite.blend import resolve
 
-    mix = load_mix(args.mix)
-    mix_b = load_mix(args.mix_b) if args.mix_b is not None else None
+    mix = resolve(args.mix, "--mix")
+    mix_b = resolve(args.mix_b, "--mix-b") if args.mix_b is not None else None
     bitrate = args.bitrate_kbps if args.bitrate_kbps is not None else DEFAULT_BITRATE_KBPS
     try:
-        est = estimate(args.matrix, mix, mix_b, bitrate, peers=args.peers)
+        est = estimate(args.matrix, mix, mix_b, bitrate, peers=args.peers, min_repeats=args.min_repeats)
     except EstimateError as e:
         raise InputError(str(e)) from None
     if args.json:

@@ -21,7 +21,7 @@ from netsim.cli.common import (
 )
 from netsim.vocab import NAT_KINDS, TURN_CHOICES
 
-DEFAULT_MIX = "open=0.05,full-cone=0.15,restricted-cone=0.15,port-restricted-cone=0.45,symmetric=0.2"
+DEFAULT_MIX = "residential"  # cited (docs/population.md); the invented mix is never a default
 REPORTS_ENV = "NETSIM_REPORTS"
 
 
@@ -35,7 +35,8 @@ def add_parsers(sub: Any) -> None:
         "--expected",
         type=Path,
         default=None,
-        help="expectations (default: ./scenarios/expected.toml if present; else outcomes are unchecked)",
+        help="expectations (default: the shipped scenarios/expected.toml; for scenario files, the "
+        "expected.toml beside each file), wherever you run from",
     )
     common.add_argument("--no-report", action="store_true", help="skip the HTML report")
     common.add_argument("--pcap", action="store_true", help="capture the internet segment of every session")
@@ -49,9 +50,12 @@ def add_parsers(sub: Any) -> None:
         "--peers", default="aiortc,aiortc", type=stacks, help="the stacks of a and b (default aiortc,aiortc)"
     )
     mx.add_argument(
-        "--mix", type=Path, default=None, metavar="FILE", help="run exactly the cells this mix needs"
+        "--mix",
+        default=None,
+        metavar="MIX",
+        help="run exactly the cells this mix needs: a file, a shipped mix's name or a blend (NAME=SHARE,...)",
     )
-    mx.add_argument("--mix-b", type=Path, default=None, metavar="FILE", help="the callees' mix (with --mix)")
+    mx.add_argument("--mix-b", default=None, metavar="MIX", help="the callees' mix (with --mix)")
     mx.set_defaults(func=cmd_matrix)
     run = sub.add_parser("run", parents=[common], help="run the session of scenario TOML files")
     run.add_argument("files", nargs="+", type=Path)
@@ -60,12 +64,11 @@ def add_parsers(sub: Any) -> None:
     pop.add_argument("--size", type=positive_int, default=20)
     pop.add_argument(
         "--mix",
-        default=DEFAULT_MIX,
-        help=f"a mix file (mixes/*.toml) or kind=weight,... (default {DEFAULT_MIX})",
+        default=None,
+        help="a mix file, a shipped mix's name, a blend (mobile=0.5,residential=0.5) or your own "
+        f"kind=weight,... (default: the cited {DEFAULT_MIX} mix)",
     )
-    pop.add_argument(
-        "--mix-b", default=None, help="the callees' mix, file or kind=weight,... (default: --mix)"
-    )
+    pop.add_argument("--mix-b", default=None, help="the callees' mix, in the same forms (default: --mix)")
     pop.add_argument(
         "--matrix", type=Path, default=None, metavar="RUN_DIR", help="a matrix run: show its estimate beside"
     )
@@ -128,23 +131,23 @@ def _run_in(
 
 
 def _expectations(args: argparse.Namespace) -> dict[str, Any]:
-    """--expected FILE, else ./scenarios/expected.toml when it exists, else none (outcomes unchecked)."""
-    from netsim.suite.expectations import load_expectations
+    """--expected FILE, else the shipped table, whatever the working directory (netsim.suite.expectations)."""
+    from netsim.suite.expectations import load_expectations, shipped_table
 
     if args.expected is not None:
         return load_expectations(args.expected)
-    default = Path("scenarios") / "expected.toml"
-    return load_expectations(default) if default.is_file() else {}
+    return shipped_table()
 
 
 def cmd_matrix(args: argparse.Namespace) -> int:
+    from netsim.suite.blend import resolve
     from netsim.suite.catalog import matrix, mix_cells
-    from netsim.suite.mixes import load_mix
 
     peer_a, peer_b = args.peers
     if args.mix is not None:
-        mix_b = load_mix(args.mix_b) if args.mix_b is not None else None
-        return _run(mix_cells(load_mix(args.mix), mix_b, turn=args.turn, peer_a=peer_a, peer_b=peer_b), args)
+        mix_b = resolve(args.mix_b, "--mix-b") if args.mix_b is not None else None
+        cells = mix_cells(resolve(args.mix, "--mix"), mix_b, turn=args.turn, peer_a=peer_a, peer_b=peer_b)
+        return _run(cells, args)
     if args.mix_b is not None:
         raise InputError("--mix-b: goes with --mix")
 
@@ -158,9 +161,14 @@ def cmd_matrix(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from netsim.suite.expectations import beside_its_file
     from netsim.suite.scenario import load_scenario_file
 
-    return _run([load_scenario_file(f) for f in args.files], args)
+    scenarios = [load_scenario_file(f) for f in args.files]
+    if args.expected is not None:
+        return _run(scenarios, args)
+    tables: dict[Path, Any] = {}
+    return _run([beside_its_file(s, tables) for s in scenarios], args, table={})  # each file's own table
 
 
 def cmd_population(args: argparse.Namespace) -> int:
@@ -168,8 +176,11 @@ def cmd_population(args: argparse.Namespace) -> int:
     run's estimate beside them, with --matrix)."""
     from netsim.suite.catalog import population
 
-    mix, mix_file = _mix_weights(args.mix, "--mix")
+    mix, mix_file = _mix_weights(args.mix or DEFAULT_MIX, "--mix")
     mix_b, mix_b_file = _mix_weights(args.mix_b, "--mix-b") if args.mix_b is not None else (None, None)
+    for given in (mix_file, mix_b_file):
+        if given is not None:
+            print(f"mix {given.name!r}" + (f": {given.note}" if given.note else ""))
     est = _estimate_for(args.matrix, mix_file, mix_b_file)  # before the run: a bad matrix fails fast
     scenarios = population(args.size, mix, args.seed, args.turn, mix_b=mix_b)
     run = _run_crowd if args.concurrent is not None else _run_in
@@ -210,12 +221,19 @@ def _run_crowd(scenarios: list[Any], args: argparse.Namespace) -> tuple[int, Pat
 
 
 def _mix_weights(text: str, option: str) -> tuple[dict[str, float], Any]:
-    """(kind -> share, the Mix) from a mix file, or (kind -> weight, None) from kind=weight,..."""
+    """(kind -> share, the Mix) from a mix file, a shipped mix's name or a blend, or (kind -> weight, None)
+    from your own kind=weight,..."""
+    from netsim.suite.blend import resolve
     from netsim.suite.catalog import parse_mix
-    from netsim.suite.mixes import load_mix
+    from netsim.suite.mixes import split_kind
 
-    if text.endswith(".toml") or Path(text).is_file():
-        mix = load_mix(text)
+    keys = [part.partition("=")[0].strip() for part in text.split(",")]
+    try:
+        own = "=" in text and all(split_kind(k) for k in keys)
+    except ValueError:
+        own = False
+    if not own:
+        mix = resolve(text, option)
         return mix.shares, mix
     try:
         return parse_mix(text), None

@@ -5,7 +5,8 @@ Every call falls in one matrix cell (caller's kind, callee's kind) with probabil
 
 - needs_relay: sessions whose relay-less run failed, of those where that is known;
 - relay_won: sessions whose selected pair went through the relay (TURN offered);
-- direct: sessions that connected without the relay (verdict direct or direct-host).
+- direct: sessions that connected without the relay (verdict direct or direct-host);
+- failed: sessions that did not connect although TURN was offered.
 
 The expected share is the weighted sum of the per-cell proportions. Its 95 % interval accounts for each cell's
 repeat count: a Wilson score interval per cell, combined into an interval for the weighted sum by the MOVER
@@ -13,7 +14,8 @@ method (method of variance estimates recovery; Zou & Donner 2008, Newcombe): the
 estimate to its Wilson limits are weighted and added in quadrature. Unlike a percentile interval of a
 simulation, it always contains the estimate, is deterministic, and never shrinks to a point for a cell that
 agreed in all of its few repeats (5 of 5 leaves a true rate up to 43 % plausible). The mix weights themselves
-are taken as exact: their uncertainty is the mix file's, stated there.
+are taken as exact there; how far the answer moves with each uncertain weight is reported beside it
+(netsim.results.sensitivity).
 
 A session counts for its (nat_a, nat_b) cell when its group is one of ESTIMATE_GROUPS (the matrix with TURN,
 the UDP firewall, CGN-layered sites), TURN was offered, the ICE policy was `all` and there was no glare.
@@ -25,12 +27,14 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
 from netsim.records import ResultRecord
 from netsim.results import store
+from netsim.results.sensitivity import Moved, sensitivity
+from netsim.suite.blend import spec
 from netsim.suite.mixes import Mix, cell_weights
-from netsim.vocab import AIORTC, DIRECT_VERDICTS, MATRIX_TURN, NO_TURN
+from netsim.vocab import AIORTC, DIRECT_VERDICTS, FAILED, MATRIX_TURN, NO_TURN
 
 ESTIMATE_GROUPS: Final = (MATRIX_TURN, "firewall", "double-nat")
 NEEDED_KEYS: Final = ("nat_a", "nat_b", "verdict", "needs_relay", "turn", "policy", "glare")
@@ -38,6 +42,14 @@ Z95: Final = 1.959963984540054  # two-sided 95 %
 DEFAULT_BITRATE_KBPS: Final = 1000.0  # per direction of a call; an assumption the output states
 CALLS: Final = 1000  # capacity is given per this many concurrent calls
 METHOD: Final = "per-cell Wilson 95 % intervals combined by MOVER (Zou & Donner 2008)"
+# What no estimate here measures, said with every estimate.
+LEAVES_OUT: Final = (
+    "IPv6: every lab is IPv4-only, so dual-stack and IPv6-only paths are not measured "
+    "(until the dual-stack issue lands)",
+    "stacks other than the ones sized with: each stack gathers and nominates its own way",
+    "calls within one NAT (hairpinning) and on one LAN",
+    "networks that also block TURN over TCP and TLS on port 443",
+)
 
 Cell = tuple[str, str]
 
@@ -71,6 +83,7 @@ class CellCounts:
     relay_won: int = 0
     direct: int = 0
     relay_paths: int = 0  # relayed paths over the relay-won sessions (2 when both sides relay)
+    failed: int = 0  # no connection although TURN was offered
 
     def add(self, record: ResultRecord) -> CellCounts:
         needs, verdict = record.get("needs_relay"), record.get("verdict")
@@ -82,6 +95,7 @@ class CellCounts:
             self.relay_won + relayed,
             self.direct + (verdict in DIRECT_VERDICTS),
             self.relay_paths + (relayed and (2 if record.get("relay_side") == "both" else 1)),
+            self.failed + (verdict == FAILED),
         )
 
 
@@ -105,7 +119,10 @@ class Estimate:
     needs_relay: Interval
     relay_won: Interval
     direct: Interval
+    failed: Interval  # calls that did not connect even with TURN offered
     capacity: Capacity
+    peers: tuple[str, str] = (AIORTC, AIORTC)  # the stacks sized with
+    moved: tuple[Moved, ...] = ()  # needs_relay as each uncertain weight moves (widest first)
 
 
 # --- intervals ---
@@ -159,15 +176,23 @@ def cell_counts(
 ) -> dict[Cell, CellCounts]:
     """Counts per (nat_a, nat_b) cell of the sessions of one stack pairing that measure a cell; `where`
     names the file."""
-    cells: dict[Cell, CellCounts] = {}
+    return counts_by_stacks(records, where).get(peers, {})
+
+
+def counts_by_stacks(
+    records: Sequence[ResultRecord], where: str
+) -> dict[tuple[str, str], dict[Cell, CellCounts]]:
+    """cell_counts of every stack pairing the run holds."""
+    out: dict[tuple[str, str], dict[Cell, CellCounts]] = {}
     for i, r in enumerate(records, 1):
         if "group" not in r:
             raise EstimateError(f"{where}: record {i} has no 'group' key (not a suite run's record)")
-        if not _needs_keys(r, i, where, peers):
+        if not _needs_keys(r, i, where, stacks(r)):
             continue
+        cells = out.setdefault(stacks(r), {})
         cell = (str(r.get("nat_a")), str(r.get("nat_b")))
         cells[cell] = cells.get(cell, CellCounts()).add(r)
-    return cells
+    return out
 
 
 def _needs_keys(record: ResultRecord, index: int, where: str, peers: tuple[str, str]) -> bool:
@@ -183,20 +208,45 @@ def _needs_keys(record: ResultRecord, index: int, where: str, peers: tuple[str, 
 
 
 def _check_cells(
-    weights: dict[Cell, float], cells: dict[Cell, CellCounts], mix: Mix, mix_b: Mix | None, where: str
+    weights: dict[Cell, float],
+    cells: dict[Cell, CellCounts],
+    mixes: tuple[Mix, Mix | None],
+    where: str,
+    peers: tuple[str, str],
+    others: dict[tuple[str, str], dict[Cell, CellCounts]],
 ) -> None:
+    mix, mix_b = mixes
     missing = [c for c in weights if c not in cells]
-    mixes = repr(mix.name) + (f" calling {mix_b.name!r}" if mix_b else "")
+    named = repr(mix.name) + (f" calling {mix_b.name!r}" if mix_b else "")
     if missing:
-        names = ", ".join(f"{a} x {b}" for a, b in missing[:5]) + (" ..." if len(missing) > 5 else "")
+        names = ", ".join(f"{a} x {b}" for a, b in missing[:3]) + (" ..." if len(missing) > 3 else "")
+        complete = [p for p, c in others.items() if p != peers and all(cell in c for cell in weights)]
+        if complete:
+            use = " or ".join(f"--peers {','.join(p)}" for p in complete)
+            raise EstimateError(
+                f"{where}: has no {' x '.join(peers)} sessions for {len(missing)} cell(s) mix {named} needs "
+                f"({names}), but has every cell for other stacks: use {use}"
+            )
+        rerun = f"netsim matrix --mix {spec(mix)}" + (f" --mix-b {spec(mix_b)}" if mix_b else "")
+        if peers != (AIORTC, AIORTC):
+            rerun += f" --peers {','.join(peers)}"
         raise EstimateError(
-            f"{where}: lacks {len(missing)} cell(s) mix {mixes} needs: {names} "
-            f"(run `netsim matrix --mix {mix.path}`)"
+            f"{where}: lacks {len(missing)} cell(s) mix {named} needs: {names} (run `{rerun}`)"
         )
     unknown = [c for c in weights if cells[c].known == 0]
     if unknown:
         a, b = unknown[0]
         raise EstimateError(f"{where}: cell {a} x {b} has no session with a known needs_relay")
+
+
+def _check_repeats(weights: dict[Cell, float], cells: dict[Cell, CellCounts], where: str, least: int) -> None:
+    few = [c for c in weights if cells[c].sessions < least]
+    if few:
+        a, b = few[0]
+        raise EstimateError(
+            f"{where}: cell {a} x {b} has {cells[few[0]].sessions} session(s), fewer than --min-repeats "
+            f"{least} ({len(few)} such cell(s); run the mix's cells with --repeats {least})"
+        )
 
 
 # --- the estimate ---
@@ -208,13 +258,15 @@ def estimate(
     mix_b: Mix | None = None,
     bitrate_kbps: float = DEFAULT_BITRATE_KBPS,
     peers: tuple[str, str] = (AIORTC, AIORTC),
+    min_repeats: int = 1,
 ) -> Estimate:
     """The estimate for calls from `mix` to `mix_b` (default: `mix` again) from a matrix run directory."""
     path = Path(run_dir)
     if not path.is_dir():
         raise EstimateError(f"{path}: run directory not found")
     records = store.load_records(path)
-    return estimate_records(records, mix, mix_b, str(path / store.RESULTS_FILE), bitrate_kbps, peers)
+    where = str(path / store.RESULTS_FILE)
+    return estimate_records(records, mix, mix_b, where, bitrate_kbps, peers, min_repeats)
 
 
 def estimate_records(
@@ -224,14 +276,18 @@ def estimate_records(
     where: str = store.RESULTS_FILE,
     bitrate_kbps: float = DEFAULT_BITRATE_KBPS,
     peers: tuple[str, str] = (AIORTC, AIORTC),
+    min_repeats: int = 1,
 ) -> Estimate:
     if not bitrate_kbps > 0:
         raise EstimateError(f"bitrate: must be greater than 0 kbit/s, got {bitrate_kbps}")
     weights = cell_weights(mix, mix_b)
-    counts = cell_counts(records, where, peers)
-    _check_cells(weights, counts, mix, mix_b, where)
+    by_stacks = counts_by_stacks(records, where)
+    counts = by_stacks.get(peers, {})
+    _check_cells(weights, counts, (mix, mix_b), where, peers, by_stacks)
+    _check_repeats(weights, counts, where, min_repeats)
     used = {c: (w, counts[c]) for c, w in weights.items()}
     relay_won = weighted_share([(w, n.relay_won, n.sessions) for w, n in used.values()])
+    rates = {c: n.needs_relay / n.known for c, (_, n) in used.items()}
     return Estimate(
         mix=mix,
         mix_b=mix_b,
@@ -240,7 +296,10 @@ def estimate_records(
         needs_relay=weighted_share([(w, n.needs_relay, n.known) for w, n in used.values()]),
         relay_won=relay_won,
         direct=weighted_share([(w, n.direct, n.sessions) for w, n in used.values()]),
+        failed=weighted_share([(w, n.failed, n.sessions) for w, n in used.values()]),
         capacity=capacity(relay_won, used.values(), bitrate_kbps),
+        peers=peers,
+        moved=tuple(sensitivity(mix, mix_b, rates)),
     )
 
 
@@ -257,87 +316,3 @@ def capacity(relay_won: Interval, cells: Iterable[tuple[float, CellCounts]], bit
     calls = relay_won.scaled(CALLS)
     allocations = calls.scaled(per_call)
     return Capacity(CALLS, bitrate_kbps, calls, allocations, allocations.scaled(2 * bitrate_kbps / 1000))
-
-
-# --- output ---
-
-
-def as_json(est: Estimate) -> dict[str, Any]:
-    """The `netsim estimate --json` object."""
-    cap = est.capacity
-    return {
-        "mix": est.mix.name,
-        "source": est.mix.source,
-        "mix_b": est.mix_b.name if est.mix_b else None,
-        "source_b": est.mix_b.source if est.mix_b else None,
-        "needs_relay": est.needs_relay.as_dict(),
-        "relay_won": est.relay_won.as_dict(),
-        "direct": est.direct.as_dict(),
-        "capacity": {
-            "calls": cap.calls,
-            "bitrate_kbps": cap.bitrate_kbps,
-            "relayed_calls": cap.relayed_calls.as_dict(1),
-            "allocations": cap.allocations.as_dict(1),
-            "relay_mbps": cap.relay_mbps.as_dict(1),
-        },
-        "run": est.run,
-        "method": METHOD,
-        "assumptions": {"a": est.mix.assumptions, "b": est.mix_b.assumptions if est.mix_b else None},
-        "cells": [
-            {
-                "nat_a": a,
-                "nat_b": b,
-                "weight": round(w, 6),
-                "sessions": n.sessions,
-                "needs_relay": n.needs_relay,
-                "needs_relay_known": n.known,
-                "relay_won": n.relay_won,
-                "direct": n.direct,
-            }
-            for (a, b), (w, n) in est.cells.items()
-        ],
-    }
-
-
-def _pct(iv: Interval) -> tuple[str, str]:
-    return f"{100 * iv.share:.1f} %", f"{100 * iv.low:.1f} % - {100 * iv.high:.1f} %"
-
-
-def _count(iv: Interval, unit: str = "") -> str:
-    return f"{iv.share:,.0f}{unit} ({iv.low:,.0f} - {iv.high:,.0f})"
-
-
-def format_table(est: Estimate) -> str:
-    """The estimate for the terminal: the three shares with intervals, then relay capacity."""
-    sessions = [n.sessions for _, n in est.cells.values()]
-    callee = f"{est.mix_b.name!r}" if est.mix_b else "the same mix"
-    rows = [
-        ("calls that need a relay", *_pct(est.needs_relay)),
-        ("calls where a relay won", *_pct(est.relay_won)),
-        ("calls connected without TURN", *_pct(est.direct)),
-    ]
-    width = max(len(r[0]) for r in rows)
-    cap = est.capacity
-    lines = [
-        f"mix {est.mix.name!r} calling {callee}; run {est.run}",
-        f"{len(est.cells)} cells, {sum(sessions)} sessions ({min(sessions)}-{max(sessions)} per cell)",
-        "",
-        f"{'':{width}}  {'share':>7}  95 % interval",
-        *(f"{name:{width}}  {share:>7}  {interval}" for name, share, interval in rows),
-        "",
-        f"per {cap.calls:,} concurrent calls at {cap.bitrate_kbps:g} kbit/s each way (an assumption; "
-        "--bitrate-kbps):",
-        f"  relayed calls {_count(cap.relayed_calls)}, TURN allocations carrying media "
-        f"{_count(cap.allocations)}",
-        f"  relay traffic {_count(cap.relay_mbps, ' Mbit/s')} in, the same out",
-    ]
-    if est.mix.assumptions or (est.mix_b and est.mix_b.assumptions):
-        lines.append("assumed weights (see the mix files): " + _assumed(est))
-    return "\n".join(lines)
-
-
-def _assumed(est: Estimate) -> str:
-    parts = [f"{est.mix.name}: {', '.join(est.mix.assumptions)}"] if est.mix.assumptions else []
-    if est.mix_b and est.mix_b.assumptions:
-        parts.append(f"{est.mix_b.name}: {', '.join(est.mix_b.assumptions)}")
-    return "; ".join(parts)

@@ -1,12 +1,19 @@
-"""Expected outcomes: the editable table scenarios/expected.toml, and the check of a record against it."""
+"""Expected outcomes: the editable table scenarios/expected.toml, and the check of a record against it.
+
+Expectations follow the scenario, never the working directory: the suite's own scenarios (the matrices,
+firewall, policy, glare, populations) are checked against the shipped table (`SHIPPED_TABLE`, the
+repository's scenarios/expected.toml, which netsim runs from), and a scenario file against the
+expected.toml beside it (its own [expect] table wins over both), wherever the command runs.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Final, cast
 
 from netsim.vocab import (
     MATRIX_GROUPS,
@@ -22,6 +29,8 @@ from netsim.vocab import (
 if TYPE_CHECKING:
     from netsim.suite.scenario import Scenario
 
+TABLE_FILE: Final = "expected.toml"  # the table beside the scenario files it describes
+SHIPPED_TABLE: Final = Path(__file__).resolve().parents[2] / "scenarios" / TABLE_FILE
 ENTRY_KEYS = ("needs_relay", "connect", "verdict", "turn_transport", "call", "notes")
 CALL_OUTCOMES = ("held", "dropped", "recovered")  # a held call's outcome (records.CallRecord)
 
@@ -56,6 +65,29 @@ def load_expectations(path: Path) -> dict[str, Any]:
         raise ExpectationError(f"expectations file not found: {path}") from None
     except tomllib.TOMLDecodeError as e:
         raise ExpectationError(f"{path}: not valid TOML: {e}") from None
+
+
+def shipped_table() -> dict[str, Any]:
+    """The shipped table; {} (outcomes unchecked) when netsim runs without its scenarios/ directory."""
+    return load_expectations(SHIPPED_TABLE) if SHIPPED_TABLE.is_file() else {}
+
+
+def beside_its_file(scn: Scenario, tables: dict[Path, dict[str, Any]] | None = None) -> Scenario:
+    """A scenario file's scenario with the expectation of the expected.toml in its directory (when it has
+    none of its own and that table has one for it); `tables` caches the tables read."""
+    if scn.expect is not None or scn.source is None:
+        return scn
+    path = Path(scn.source).resolve().parent / TABLE_FILE
+    if not path.is_file():
+        return scn
+    cache = {} if tables is None else tables
+    if path not in cache:
+        cache[path] = load_expectations(path)
+    try:
+        found = expectation(scn, cache[path])
+    except MissingExpectation:
+        return scn
+    return dataclasses.replace(scn, expect=found)
 
 
 def _matrix_needs_relay(table: dict[str, Any], a: str, b: str) -> bool:

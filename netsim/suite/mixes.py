@@ -10,6 +10,11 @@ A mix file names its source and gives, per NAT kind, a weight and where that wei
     weight = 0.52
     from = "EIM+APDF 52 % of peers"           # the source's figure this weight is read from, or
     # assumption = "why this number"          # marks the weight as an assumption (exactly one of the two)
+    checked = "secondary"                     # with `from`: how the figure was read: primary (the paper's
+                                              # text or table), abstract, or secondary (a summary); unsaid
+                                              # counts as secondary
+    range = [0.30, 0.52]                      # optional: the share this kind may plausibly have (0..1 of
+    range_note = "why these ends"             # the mix), for the estimate's sensitivity; with its reason
 
 Kinds are the matrix's NAT kinds (`vocab.NAT_KINDS`), `udp-blocked`, and CGN-layered kinds
 `HOME+cgn-CGN` (a home NAT of kind HOME behind a carrier-grade NAT of kind CGN, e.g.
@@ -23,7 +28,7 @@ from __future__ import annotations
 
 import math
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Final
 
@@ -34,9 +39,11 @@ CGN_MARK: Final = "+cgn-"  # HOME+cgn-CGN
 # A CGN or a home NAT in front of a layered kind must translate: "open" is no NAT at all.
 LAYER_KINDS: Final = tuple(k for k in NAT_KINDS if k != "open")
 TOP_KEYS: Final = ("name", "source", "note", "kinds")
-KIND_KEYS: Final = ("weight", "from", "assumption")
+KIND_KEYS: Final = ("weight", "from", "assumption", "checked", "range", "range_note")
 FROM: Final = "from"
 ASSUMPTION: Final = "assumption"
+CHECKED: Final = ("primary", "abstract", "secondary")  # how a `from` figure was read, best first
+TRUSTED: Final = ("primary", "abstract")  # read in the source itself: not varied by the sensitivity
 
 
 class MixError(InputError):
@@ -56,6 +63,19 @@ class KindWeight:
     share: float
     basis: str  # FROM (read from the source) or ASSUMPTION
     text: str  # the figure it is read from, or why it was assumed
+    checked: str | None = None  # with FROM: one of CHECKED (None: not said, counts as secondary)
+    range: tuple[float, float] | None = None  # the plausible share (0..1), when the file states one
+    range_note: str | None = None
+
+    @property
+    def uncertain(self) -> bool:
+        """An assumption, or a figure not read in the source itself: the estimate varies it."""
+        return self.basis == ASSUMPTION or self.checked not in TRUSTED
+
+    @property
+    def mark(self) -> str:
+        """'assumed', or how the figure was checked ('secondary' when not said)."""
+        return "assumed" if self.basis == ASSUMPTION else (self.checked or "secondary")
 
 
 @dataclass(frozen=True)
@@ -65,6 +85,7 @@ class Mix:
     source: str | list[str]  # as the file gives it (the estimate's JSON repeats it)
     note: str | None
     kinds: tuple[KindWeight, ...]  # in display order; zero weights included
+    parts: tuple[tuple[Mix, float], ...] = ()  # a blend (netsim.suite.blend): its mixes and their shares
 
     @property
     def shares(self) -> dict[str, float]:
@@ -74,6 +95,22 @@ class Mix:
     @property
     def assumptions(self) -> dict[str, str]:
         return {k.kind: k.text for k in self.kinds if k.basis == ASSUMPTION}
+
+    def with_share(self, kind: str, share: float) -> Mix:
+        """This mix with `kind` at `share` of it and the other kinds keeping their proportions (what the
+        estimate's sensitivity moves). Not for blends: move a part's kind and blend again."""
+        if self.parts:
+            raise ValueError("with_share: move a kind of one of the blend's parts")
+        old = self.shares.get(kind)
+        if old is None or not 0 <= share <= 1:
+            raise ValueError(f"with_share: {kind!r} at {share}")
+        scale = (1 - share) / (1 - old) if old < 1 else 0.0
+        kinds = tuple(
+            replace(k, weight=s, share=s)
+            for k in self.kinds
+            for s in [share if k.kind == kind else k.share * scale]
+        )
+        return replace(self, kinds=kinds)
 
 
 def layered(home: str, cgn: str) -> str:
@@ -141,14 +178,11 @@ def mix_from_dict(data: dict[str, Any], where: str, default_name: str = "mix") -
             f'{where}: kinds: expected a table of NAT kinds ([kinds."symmetric"] weight = ...)'
         )
     raw = [_kind_entry(kind, entry, where) for kind, entry in table.items()]
-    total = math.fsum(weight for _, weight, _, _ in raw)
+    total = math.fsum(k.weight for k in raw)
     if not total > 0:
         raise MixFileError(f"{where}: kinds: the weights must add up to a positive number, got {total:g}")
     kinds = tuple(
-        sorted(
-            (KindWeight(kind, weight, weight / total, basis, why) for kind, weight, basis, why in raw),
-            key=lambda k: kind_sort_key(k.kind),
-        )
+        sorted((replace(k, share=k.weight / total) for k in raw), key=lambda k: kind_sort_key(k.kind))
     )
     return Mix(name.strip(), where, source, note, kinds)
 
@@ -161,8 +195,8 @@ def _source(value: object, where: str) -> str | list[str]:
     raise MixFileError(f"{where}: source: expected a non-empty string or list of strings naming the source")
 
 
-def _kind_entry(kind: str, entry: object, where: str) -> tuple[str, float, str, str]:
-    """(kind, weight, basis, text) of one [kinds."KIND"] table."""
+def _kind_entry(kind: str, entry: object, where: str) -> KindWeight:
+    """One [kinds."KIND"] table (its share is set once the weights' sum is known)."""
     field = f"kinds.{kind!r}"
     try:
         split_kind(kind)
@@ -186,7 +220,32 @@ def _kind_entry(kind: str, entry: object, where: str) -> tuple[str, float, str, 
     text = entry[given[0]]
     if not isinstance(text, str) or not text.strip():
         raise MixFileError(f"{where}: {field}.{given[0]}: expected a non-empty string")
-    return kind, float(weight), given[0], text.strip()
+    checked = entry.get("checked")
+    if checked is not None and (given[0] != FROM or checked not in CHECKED):
+        raise MixFileError(
+            f"{where}: {field}.checked: goes with 'from' and is one of {', '.join(CHECKED)}, got {checked!r}"
+        )
+    low_high, note = _range(entry, f"{where}: {field}")
+    return KindWeight(kind, float(weight), 0.0, given[0], text.strip(), checked, low_high, note)
+
+
+def _range(entry: dict[str, Any], field: str) -> tuple[tuple[float, float] | None, str | None]:
+    """(range, its note) of a kind entry: two shares 0 <= low <= high <= 1, given with a reason."""
+    value, note = entry.get("range"), entry.get("range_note")
+    if value is None:
+        if note is not None:
+            raise MixFileError(f"{field}.range_note: goes with range")
+        return None, None
+    numbers = isinstance(value, list) and all(
+        isinstance(v, int | float) and not isinstance(v, bool) for v in value
+    )
+    if not numbers or len(value) != 2 or not 0 <= value[0] <= value[1] <= 1:
+        raise MixFileError(
+            f"{field}.range: expected [low, high], two shares 0 <= low <= high <= 1, got {value!r}"
+        )
+    if not isinstance(note, str) or not note.strip():
+        raise MixFileError(f"{field}.range_note: say where the range's ends come from (a non-empty string)")
+    return (float(value[0]), float(value[1])), note.strip()
 
 
 def cells_needed(mix_a: Mix, mix_b: Mix | None = None) -> list[tuple[str, str]]:

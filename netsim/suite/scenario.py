@@ -23,10 +23,10 @@ from netsim.session.options import (
     connect_deadline,
     option_names,
 )
-from netsim.suite.expectations import Expectation, ExpectationError, from_entry
+from netsim.suite.expectations import TABLE_FILE, Expectation, ExpectationError, from_entry
 from netsim.vocab import UDP_BLOCKED
 
-EXPECTED_FILE = "expected.toml"  # the expectations table beside the scenario files, not a scenario
+EXPECTED_FILE = TABLE_FILE  # the expectations table beside the scenario files, not a scenario
 
 
 class ScenarioError(TopologyError):

@@ -16,10 +16,21 @@ from netsim.lab import nat
 pytestmark = pytest.mark.root
 
 
-def _netsim(*argv: str, tmp_path: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def _netsim(
+    *argv: str, tmp_path: Path, timeout: float = 120, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "NETSIM_RUNTIME_DIR": str(tmp_path / "run")}
+    if cwd is not None:  # run from elsewhere: this checkout's netsim all the same
+        env["PYTHONPATH"] = os.pathsep.join(
+            [str(Path(__file__).resolve().parents[2]), env.get("PYTHONPATH", "")]
+        )
     return subprocess.run(
-        [sys.executable, "-m", "netsim", *argv], capture_output=True, text=True, env=env, timeout=timeout
+        [sys.executable, "-m", "netsim", *argv],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+        cwd=cwd,
     )
 
 
@@ -88,6 +99,23 @@ def test_run_a_scenario_file_writes_results_and_report(tmp_path: Path) -> None:
     assert record["scenario"] == "lan/same-lan" and record["passed"] is True
     assert json.loads((run_dir / "summary.json").read_text())["sessions"] == 1
     assert "same-lan" in (run_dir / "index.html").read_text()
+
+
+def test_shipped_expectations_hold_from_any_directory(tmp_path: Path) -> None:
+    """Issue 17: a shipped scenario or matrix run from another directory keeps its shipped expectation
+    (it turned `unchecked`, exit 0, hiding regressions)."""
+    reports = tmp_path / "reports"
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    for argv in (["matrix", "--kinds", "open", "--turn", "none"], ["run", str(SCENARIOS / "same-lan.toml")]):
+        out = _netsim(*argv, "--reports", str(reports), "--no-report", tmp_path=tmp_path, cwd=elsewhere)
+        assert out.returncode == 0, out.stdout + out.stderr
+    records = [json.loads(line) for p in sorted(reports.iterdir()) for line in (p / "results.jsonl").open()]
+    assert [(r["scenario"], r["outcome"]) for r in records] == [
+        ("matrix-noturn/open__open", "passed"),
+        ("lan/same-lan", "passed"),
+    ]
+    assert records[0]["expected"]["source"] == "matrix[open][open]"
 
 
 def test_pair_with_impairments_and_a_bad_one(tmp_path: Path) -> None:

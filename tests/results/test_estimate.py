@@ -14,13 +14,12 @@ from netsim.cli import main
 from netsim.results.estimate import (
     EstimateError,
     Interval,
-    as_json,
     estimate,
     estimate_records,
-    format_table,
     weighted_share,
     wilson,
 )
+from netsim.results.estimate_text import as_json, format_table
 from netsim.suite.mixes import Mix, cells_needed, load_mix, mix_from_dict
 from netsim.vocab import NAT_KINDS
 from tests.results.report_fixtures import make_record, write_results

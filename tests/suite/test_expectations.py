@@ -125,3 +125,26 @@ def test_call_expectations_one_outcome_or_any_of_several() -> None:
         from_entry({"call": "gone"}, "t.toml: expect")
     with pytest.raises(ExpectationError, match=r"unknown call outcome 'held\|gone'"):
         from_entry({"call": ["held", "gone"]}, "t.toml: expect")
+
+
+def test_expectations_follow_the_scenario_not_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 17: run from another directory, shipped scenarios turned `unchecked` (exit 0)."""
+    from netsim.suite.expectations import SHIPPED_TABLE, beside_its_file, shipped_table
+    from netsim.suite.scenario import load_scenario_file
+
+    monkeypatch.chdir(tmp_path)  # no scenarios/ here
+    assert SHIPPED_TABLE == SCENARIOS / "expected.toml" and "matrix" in shipped_table()
+    shipped = beside_its_file(load_scenario_file(SCENARIOS / "double-nat-cone-cgn.toml"))
+    assert shipped.expect is not None and shipped.expect.source.startswith("expected.toml: scenario.")
+    mine = tmp_path / "lab" / "mine.toml"
+    mine.parent.mkdir()
+    mine.write_text('[[site]]\nname = "s"\nnat = "full-cone"\nhosts = ["a", "b"]\n[session]\ngroup = "g"\n')
+    assert beside_its_file(load_scenario_file(mine)).expect is None  # no table beside it: unchecked
+    (mine.parent / "expected.toml").write_text('[scenario."g/mine"]\nneeds_relay = false\n')
+    tables: dict[Path, Any] = {}
+    found = beside_its_file(load_scenario_file(mine), tables)
+    assert found.expect is not None and found.expect.needs_relay is False and list(tables) == [
+        mine.parent.resolve() / "expected.toml"
+    ]
