@@ -20,9 +20,11 @@ from netsim.results.estimate import (
     wilson,
 )
 from netsim.results.estimate_text import as_json, format_table
+from netsim.results.sensitivity import point
+from netsim.suite.blend import resolve
 from netsim.suite.mixes import Mix, cells_needed, load_mix, mix_from_dict
 from netsim.vocab import NAT_KINDS
-from tests.results.report_fixtures import make_record, write_results
+from tests.results.report_fixtures import make_record, truth_needs_relay, write_results
 
 MIXES = Path(__file__).resolve().parents[2] / "mixes"
 
@@ -230,3 +232,74 @@ def test_cli_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert main(["estimate", "--matrix", str(tmp_path / "run"), "--mix", str(bad)]) == 2
     err = capsys.readouterr().err
     assert err == f"netsim: error: {bad}: kinds.'cone': unknown NAT kind 'cone'\n"
+
+
+# --- what a reader needs to weigh the figure (issue 17) ---
+
+
+def test_the_table_says_what_the_figure_rests_on_and_leaves_out() -> None:
+    est = estimate_records(_matrix(), load_mix(MIXES / "mobile.toml"))
+    text = format_table(est)
+    assert "peers: aiortc (caller) x aiortc (callee)" in text
+    assert "note: Wang et al. would give 58 %" in text
+    assert "assumed weights: open" in text and "secondary sources: port-restricted-cone, symmetric" in text
+    assert "calls that failed even with TURN" in text
+    assert "mobile: symmetric (secondary, both sides) 40.0 % in 11.0-58.0 %  ->  19.2 % - 78.3 %" in text
+    assert "IPv6: every lab is IPv4-only" in text
+    out = as_json(est)
+    assert out["peers"] == ["aiortc", "aiortc"] and out["note"].startswith("Wang")
+    assert out["uncertain_weights"]["a"] == {
+        "open": "assumed",
+        "port-restricted-cone": "secondary",
+        "symmetric": "secondary",
+    }
+    assert out["sensitivity"][0]["kind"] == "symmetric" and out["sensitivity"][0]["range"] == [0.11, 0.58]
+    assert out["failed_with_turn"]["share"] == 0.0 and any("IPv6" in x for x in out["leaves_out"])
+
+
+def test_calls_that_failed_even_with_turn() -> None:
+    recs = _matrix(kinds=("open", "symmetric"))
+    for r in recs:
+        if (r["nat_a"], r["nat_b"]) == ("symmetric", "symmetric") and r["repeat"] < 2:
+            r["verdict"] = "failed"
+    est = estimate_records(recs, _mix("half", open=1, symmetric=1))
+    assert est.failed.share == pytest.approx(0.25 * 2 / 5)
+
+
+def test_a_run_with_other_stacks_names_the_peers_that_would_work() -> None:
+    recs = _matrix(kinds=("open", "symmetric"))
+    for r in recs:
+        r["a"]["peer"] = r["b"]["peer"] = "chromium"
+    mix = _mix("half", open=1, symmetric=1)
+    with pytest.raises(
+        EstimateError, match=r"has every cell for other stacks: use --peers chromium,chromium$"
+    ):
+        estimate_records(recs, mix)
+    assert estimate_records(recs, mix, peers=("chromium", "chromium")).peers == ("chromium", "chromium")
+    with pytest.raises(EstimateError, match=r"\(run `netsim matrix --mix mobile --peers aiortc,chromium`\)"):
+        estimate_records(recs, load_mix(MIXES / "mobile.toml"), peers=("aiortc", "chromium"))
+
+
+def test_min_repeats_refuses_thin_cells() -> None:
+    mix = _mix("half", open=1, symmetric=1)
+    recs = _matrix(kinds=("open", "symmetric"), repeats=2)
+    with pytest.raises(
+        EstimateError, match=r"cell open x open has 2 session\(s\), fewer than --min-repeats 3"
+    ):
+        estimate_records(recs, mix, min_repeats=3)
+    assert "warning: 2 session(s) in the thinnest cell" in format_table(estimate_records(recs, mix))
+    assert "warning" not in format_table(estimate_records(_matrix(kinds=("open", "symmetric")), mix))
+
+
+def test_cli_names_and_blends(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write_results(tmp_path / "run", _matrix())
+    run = str(tmp_path / "run")
+    assert main(["estimate", "--matrix", run, "--mix", "mobile=0.5,illustrative=0.5", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert [p["mix"] for p in out["parts"]] == ["mobile", "illustrative"]
+    blended = resolve("mobile=0.5,illustrative=0.5")
+    rates = {cell: float(truth_needs_relay(*cell)) for cell in cells_needed(blended)}
+    assert out["needs_relay"]["share"] == pytest.approx(point((blended, None), rates), abs=1e-4)
+    assert 0.22 < out["needs_relay"]["share"] < 0.60  # between illustrative's and mobile's own
+    assert main(["estimate", "--matrix", run, "--mix", "mobile", "--min-repeats", "9"]) == 2
+    assert "fewer than --min-repeats 9" in capsys.readouterr().err

@@ -145,6 +145,8 @@ def test_expectations_follow_the_scenario_not_the_working_directory(
     (mine.parent / "expected.toml").write_text('[scenario."g/mine"]\nneeds_relay = false\n')
     tables: dict[Path, Any] = {}
     found = beside_its_file(load_scenario_file(mine), tables)
-    assert found.expect is not None and found.expect.needs_relay is False and list(tables) == [
-        mine.parent.resolve() / "expected.toml"
-    ]
+    assert (
+        found.expect is not None
+        and found.expect.needs_relay is False
+        and list(tables) == [mine.parent.resolve() / "expected.toml"]
+    )
