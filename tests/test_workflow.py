@@ -16,11 +16,12 @@ import pytest
 import yaml
 
 from netsim.cli import build_parser
+from netsim.suite.blend import resolve
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKFLOW = ROOT / ".github" / "workflows" / "scenarios.yml"
 ACTIONS = {"actions/checkout@v4", "actions/upload-artifact@v4", "actions/download-artifact@v4"}
-SHELL_TOOLS = {"mkdir", "cp"}
+SHELL_TOOLS = {"mkdir", "cp", "tee"}
 SEPARATORS = {"&&", "||", ";", "|"}
 
 
@@ -65,14 +66,26 @@ def _subparser(name: str) -> argparse.ArgumentParser:
     return sub.choices[name]
 
 
-def _check_netsim(args: list[str]) -> None:
+def _made_by_the_workflow(value: object) -> bool:
+    return "*" in str(value) or str(value).startswith(("reports/", "shards/"))
+
+
+def _check_netsim(args: list[str]) -> argparse.Namespace:
+    """The arguments parse (options exist, values have their types); files are in the repository, mixes
+    resolve (a file or a shipped mix's name)."""
     parser = _subparser(args[0])
-    options = {o for action in parser._actions for o in action.option_strings}
-    for arg in args[1:]:
-        if arg.startswith("-"):
-            assert arg in options, f"netsim {args[0]} has no option {arg}"
-        elif "*" not in arg and not arg.startswith(("reports/", "shards/")):  # made by the workflow itself
-            assert (ROOT / arg).exists(), f"netsim {args[0]}: {arg} is not in the repository"
+    try:
+        parsed = parser.parse_args(args[1:])
+    except SystemExit:
+        raise AssertionError(f"netsim {' '.join(args)}: does not parse") from None
+    for name, value in vars(parsed).items():
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, Path) and not _made_by_the_workflow(item):
+                assert (ROOT / item).exists(), f"netsim {args[0]} --{name}: {item} is not in the repository"
+    for option in ("mix", "mix_b"):
+        if getattr(parsed, option, None):
+            resolve(getattr(parsed, option))
+    return parsed
 
 
 def _check_pytest(args: list[str]) -> None:
@@ -102,7 +115,7 @@ def test_every_command_exists() -> None:
             seen.add(f"netsim {cmd[1]}")
         else:
             assert cmd[0] in SHELL_TOOLS and shutil.which(cmd[0]), f"unknown command {cmd}"
-    assert {".ci/setup", "pytest", "netsim merge"} <= seen
+    assert {".ci/setup", ".ci/run", "pytest", "netsim merge", "netsim estimate"} <= seen
 
 
 def test_actions_are_pinned_and_known() -> None:
@@ -130,3 +143,32 @@ def test_shards_cover_the_suite_and_the_merge_publishes_report_and_junit() -> No
 def test_jobs_set_up_with_the_ci_script(job: str) -> None:
     runs = [s.get("run", "") for s in _workflow()["jobs"][job]["steps"]]
     assert "sudo bash .ci/setup" in runs
+
+
+def _netsim_commands(name: str) -> list[argparse.Namespace]:
+    return [_check_netsim(c[1:]) for c in _commands() if c[:2] == [".venv/bin/netsim", name]]
+
+
+def test_checks_run_in_a_job_of_their_own() -> None:
+    runs = [s.get("run", "") for s in _workflow()["jobs"]["checks"]["steps"]]
+    assert runs == ["", "sudo bash .ci/run"]
+    ci_run = (ROOT / ".ci" / "run").read_text()
+    assert "pytest" in ci_run and "ruff check" in ci_run and "mypy netsim" in ci_run
+
+
+def test_the_merge_is_never_forced() -> None:
+    (merge,) = _netsim_commands("merge")
+    assert merge.force is False
+
+
+def test_the_estimate_uses_a_cited_mix_from_cells_with_three_repeats() -> None:
+    """Issue 17: an estimate from the invented mix with one repeat per cell is noise published as a figure."""
+    estimates = _netsim_commands("estimate")
+    assert estimates
+    (matrix,) = _netsim_commands("matrix")
+    assert matrix.repeats >= 3
+    for est in estimates:
+        mix = resolve(est.mix)
+        assert mix.name == resolve(matrix.mix).name and mix.name != "illustrative"
+        assert any(k.basis == "from" for k in mix.kinds), f"{mix.name}: no weight read from a source"
+        assert est.min_repeats >= 3 and est.matrix.parts[:2] == ("reports", "mix")
