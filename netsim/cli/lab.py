@@ -134,9 +134,12 @@ def cmd_classify(args: argparse.Namespace) -> int:
         result = probe.classify(lab, "a", measure_lifetime=args.lifetime)
     if args.json:
         print_json(result)
-    else:
-        for key, value in result.items():
-            print(f"{key:<10} {value}")
+        return EXIT_OK
+    bracket = result.pop("lifetime_bracket_s", None)
+    if bracket is not None:  # the bracket measured, never a bare lower bound
+        result["lifetime_s"] = probe.bracket_text(bracket[0], bracket[1])
+    for key, value in result.items():
+        print(f"{key:<10} {value}")
     return EXIT_OK
 
 

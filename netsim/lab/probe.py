@@ -214,13 +214,14 @@ def lifetime_delays(upper_s: float) -> list[float]:
     return [d for d in fine + coarse if d <= upper_s]
 
 
-def mapping_lifetime(
+def lifetime_bracket(
     host_ns: str, server_ns: str, server_ip: str, upper_s: float = LIFETIME_UPPER_S
-) -> float | None:
-    """How long an idle mapping stays open to its remote: the longest idle time tried that still got in.
+) -> tuple[float, float | None] | None:
+    """[low, high): the longest idle time tried that still got in (0.0 if even the shortest failed) and the
+    first that did not (None if the longest one still got in: the lifetime is at least `upper_s`).
 
-    One host socket per trial, all opened at once, so the search costs about the lifetime itself. None if
-    even the shortest idle time failed; `upper_s` (a lower bound) if the longest one still got in.
+    One host socket per trial, all opened at once, so the search costs about the lifetime itself. None when
+    a mapping could not even be made (nothing measured).
     """
     delays = lifetime_delays(upper_s)
     with ExitStack() as stack:
@@ -233,20 +234,35 @@ def mapping_lifetime(
                 return None
             trials.append((delay, host, mapped))
         start = time.monotonic()
-        alive: float | None = None
+        alive = 0.0
         for delay, host, mapped in trials:
             time.sleep(max(0.0, start + delay - time.monotonic()))
             if _echo(remote, host, mapped) is None:
-                return alive  # mappings only get older: the rest are closed too
+                return alive, delay  # mappings only get older: the rest are closed too
             alive = delay
-        return alive
+        return alive, None
+
+
+def mapping_lifetime(
+    host_ns: str, server_ns: str, server_ip: str, upper_s: float = LIFETIME_UPPER_S
+) -> float | None:
+    """How long an idle mapping stays open to its remote: the bracket's lower end; None if even the
+    shortest idle time failed, `upper_s` (a lower bound) if the longest one still got in."""
+    bracket = lifetime_bracket(host_ns, server_ns, server_ip, upper_s)
+    return bracket[0] if bracket is not None and bracket[0] > 0 else None
+
+
+def bracket_text(low: float, high: float | None) -> str:
+    """A measured lifetime as the bracket it was found in, e.g. '[15, 20) s' or '[300, inf) s'."""
+    return f"[{low:g}, {'inf' if high is None else f'{high:g}'}) s"
 
 
 def classify(lab: Lab, site_host: str = "a", measure_lifetime: bool = False) -> dict[str, Any]:
     """The own probe's verdict on the NAT in front of `site_host`.
 
     Keys: mapping, filtering (RFC 4787 names, None without UDP), udp, hole_punch, hairpin (None when the
-    site has no second host to hairpin from), port_preservation, and lifetime_s when asked for.
+    site has no second host to hairpin from), port_preservation, and lifetime_s with lifetime_bracket_s
+    ([low, high) seconds; high null: at least low) when asked for.
     """
     host_ns = lab.netns(site_host)
     server = lab.topology.servers[0]
@@ -269,7 +285,10 @@ def classify(lab: Lab, site_host: str = "a", measure_lifetime: bool = False) -> 
     elif neighbour is not None:
         result["hairpin"] = False
     if measure_lifetime:
-        result["lifetime_s"] = mapping_lifetime(host_ns, server_ns, server_ips[0]) if result["udp"] else None
+        # The lower end (kept as lifetime_s) and the bracket it was measured in: [low, high) seconds.
+        bracket = lifetime_bracket(host_ns, server_ns, server_ips[0]) if result["udp"] else None
+        result["lifetime_s"] = bracket[0] if bracket and bracket[0] > 0 else None
+        result["lifetime_bracket_s"] = list(bracket) if bracket else None
     return result
 
 

@@ -160,6 +160,16 @@ def test_classify_measures_lifetime_only_when_asked(no_leftovers: None) -> None:
         measured = probe.classify(lab, "a", measure_lifetime=True)
     assert "lifetime_s" not in quick
     assert 1.0 <= measured["lifetime_s"] <= 2.0
+    low, high = measured["lifetime_bracket_s"]  # the bracket it was measured in: [low, high)
+    assert low == measured["lifetime_s"] and high is not None and low < 2.0 <= high + 0.5
+    assert probe.bracket_text(low, high) == f"[{low:g}, {high:g}) s"
+
+
+def test_a_lifetime_is_shown_as_the_bracket_measured() -> None:
+    """Issue 17: `classify --lifetime` printed a bare lower bound."""
+    assert probe.bracket_text(15.0, 20.0) == "[15, 20) s"
+    assert probe.bracket_text(0.0, 0.5) == "[0, 0.5) s"
+    assert probe.bracket_text(300.0, None) == "[300, inf) s"
 
 
 @pytest.mark.root
