@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 from collections import Counter
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ import jinja2
 from netsim.records import ResultRecord, Summary
 from netsim.results import store, tables
 from netsim.results.charts import COLOURS, OTHER_COLOUR, connect_time_chart
+from netsim.results.report_run import failures, run_meta
 from netsim.results.sessions import (
     fmt_s,
     mapping,
@@ -145,41 +145,6 @@ def _group_rows(records: Sequence[ResultRecord]) -> list[dict[str, Any]]:
     return rows
 
 
-def _distinct(records: Sequence[ResultRecord], key: str) -> str:
-    values = [str(v) for r in records if (v := mapping(r.get("versions")).get(key))]
-    uniq = list(dict.fromkeys(values))
-    return ", ".join(uniq) if uniq else "unknown"
-
-
-def _meta(run_dir: Path, records: Sequence[ResultRecord], summary: Summary) -> dict[str, Any]:
-    stamps = sorted(str(r["started_at"]) for r in records if r.get("started_at"))
-    results_file = run_dir / store.RESULTS_FILE
-    if stamps:
-        date = stamps[0] if stamps[0] == stamps[-1] else f"{stamps[0]} – {stamps[-1]}"
-    elif results_file.exists():
-        mtime = results_file.stat().st_mtime
-        date = datetime.fromtimestamp(mtime, UTC).strftime("%Y-%m-%dT%H:%M:%SZ") + " (file time)"
-    else:
-        date = "unknown"
-    # A scenario failed if any of its sessions did, passed if all were checked and passed.
-    per_scenario: dict[str, set[str]] = {}
-    for r in records:
-        per_scenario.setdefault(str(r.get("scenario") or "?"), set()).add(tables.outcome(r))
-    scenarios = Counter(
-        "failed" if "failed" in seen else "passed" if seen == {"passed"} else "unchecked"
-        for seen in per_scenario.values()
-    )
-    return {
-        "run_id": summary["run_id"] or run_dir.name,
-        "date": date,
-        "generated": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "versions": {k: _distinct(records, k) for k in ("aiortc", "aioice", "coturn", "kernel", "python")},
-        "scenarios_passed": scenarios["passed"],
-        "scenarios_failed": scenarios["failed"],
-        "scenarios_unchecked": scenarios["unchecked"],
-    }
-
-
 # --- sessions ---
 
 
@@ -207,7 +172,8 @@ def report_context(run_dir: Path, records: Sequence[ResultRecord]) -> dict[str, 
         if hm is not None:
             heatmaps.append({"group": group, "title": f"{group}: verdict and winning pair", **hm})
     return {
-        "meta": _meta(run_dir, records, summary),
+        "meta": run_meta(run_dir, records, summary),
+        "failures": failures(records),
         "summary": summary,
         "relay_needed": relay_needed_text(summary["relay_needed_share"], summary["relay_needed_unknown"]),
         "heatmaps": heatmaps,

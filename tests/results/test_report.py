@@ -242,7 +242,7 @@ def test_session_table_and_details(built: tuple[Path, list[dict[str, Any]], str,
         assert page.ids[f"s-{i}"]["tag"] == "details"
         assert row["cells"][1]["text"].startswith(records[i]["scenario"])
     first_bad = rows[mismatched[0]]["cells"]
-    assert "expected connect=true, got false" in first_bad[9]["text"]
+    assert "expected connect=true, got false" in first_bad[5]["text"]
     assert first_bad[-1]["text"] == "FAIL"
 
 
@@ -513,6 +513,7 @@ PAGE_PROBE = """(() => {
   const cells = [...document.querySelectorAll("#heatmap-matrix-turn td.cell")];
   const rows = [...document.querySelectorAll("#session-table tbody tr")];
   const img = document.getElementById("connect-chart");
+  const table = document.getElementById("session-table");
   const target = document.getElementById(location.hash.slice(1));
   return {
     heatmapCells: cells.filter(shown).length,
@@ -521,6 +522,8 @@ PAGE_PROBE = """(() => {
     tableRows: rows.filter(shown).length,
     imageDecoded: !!img && img.complete && img.naturalWidth > 0,
     targetOpen: !!target && target.open === true,
+    tableOverflow: table.scrollWidth - table.parentElement.clientWidth,
+    pageOverflow: document.documentElement.scrollWidth - window.innerWidth,
   };
 })()"""
 
@@ -556,6 +559,8 @@ def test_renders_in_chromium(
     assert value["tableRows"] == len(records)
     assert value["imageDecoded"] is True
     assert value["targetOpen"] is True  # the inline script opened the linked <details>
+    # Readable at 1,400 px: the sessions table fits without scrolling sideways (issue 17).
+    assert value["tableOverflow"] <= 0 and value["pageOverflow"] <= 0, value
     _assert_not_blank(shot)
     got = chromium.visit((run / "index.html").as_uri(), INTERACT_PROBE)
     assert got["problems"] == []
@@ -632,3 +637,58 @@ def test_held_calls_get_a_timeline_chart_and_a_row(tmp_path: Path) -> None:
     assert session["call"].startswith("outcome recovered; held 5.0 s, echo every 1.0 s; recovered in ")
     assert base64.b64decode(session["call_chart"]).startswith(b"\x89PNG")
     assert report.report_context(tmp_path, sample_records()[:1])["sessions"][0]["call_chart"] is None
+
+
+def test_the_head_serves_a_ci_maintainer(tmp_path: Path) -> None:
+    """Issue 17: every stack's version (Chromium's was missing), the commit, shards and their durations,
+    wall time, the merge's warnings; failures first, expected failures apart from real ones."""
+    records = sample_records()
+    browser = json.loads(json.dumps(records[0]))
+    browser["versions"]["chromium"] = "156.0.8078.129"
+    noturn = json.loads(json.dumps(records[0]))
+    noturn.update(scenario="matrix-noturn/x", verdict="failed", outcome="passed", passed=True, mismatch=None)
+    run = tmp_path / "merged"
+    write_results(run, [*records, browser, noturn])
+    info = {
+        "commit": "0f211a63aa55",
+        "started": "2026-11-29T04:35:00Z",
+        "finished": "2026-11-29T04:39:16Z",
+        "wall_s": 256.0,
+        "merged_from": [
+            {
+                "run": "shard-1",
+                "sessions": 40,
+                "commit": "0f211a63aa55",
+                "started": "2026-11-29T04:35:00Z",
+                "finished": "2026-11-29T04:39:16Z",
+                "wall_s": 256.0,
+                "wall_is_lower_bound": False,
+            },
+            {
+                "run": "shard-2",
+                "sessions": 25,
+                "commit": None,
+                "started": None,
+                "finished": None,
+                "wall_s": 61.0,
+                "wall_is_lower_bound": True,
+            },
+        ],
+        "warnings": ["versions.kernel differs: 6.8.0 in shard-1, 6.11.0 in shard-2"],
+        "overridden": [],
+    }
+    (run / "run.json").write_text(json.dumps(info))
+    html = report.build_report(run, point_latest=False).read_text()
+    page = Page(html)
+    assert page.texts["version-chromium"] == "156.0.8078.129" and page.texts["version-aiortc"] == "1.16.0"
+    assert page.texts["commit"] == "0f211a63aa55" and page.texts["wall-time"] == "4 min 16 s"
+    assert "shard-1" in html and "1 min 1 s or more" in html and "versions.kernel differs" in html
+    assert html.index('id="failures"') < html.index('id="matrix"')  # failures first
+    violated = html[html.index('id="violated"') : html.index("</ul>", html.index('id="violated"'))]
+    assert violated.count("<li>") == sum(1 for r in records if r["mismatch"])
+    assert "matrix-noturn/x" not in violated
+    expected = html[html.index('id="failed-as-expected"') :]
+    assert "matrix-noturn/x" in expected[: expected.index("</details>")]
+    (row,) = [r for r in page.session_rows if r["cells"][1]["text"].startswith("matrix-noturn/x")]
+    assert "expected-fail" in row["class"] and "FAILED (expected)" in row["cells"][5]["text"]
+    assert 'id="disagree-note"' in html and "Sides disagree" in html
