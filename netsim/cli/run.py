@@ -182,7 +182,8 @@ def cmd_population(args: argparse.Namespace) -> int:
         if given is not None:
             print(f"mix {given.name!r}" + (f": {given.note}" if given.note else ""))
     est = _estimate_for(args.matrix, mix_file, mix_b_file)  # before the run: a bad matrix fails fast
-    scenarios = population(args.size, mix, args.seed, args.turn, mix_b=mix_b)
+    names = (mix_file.name if mix_file else None, mix_b_file.name if mix_b_file else None)
+    scenarios = population(args.size, mix, args.seed, args.turn, mix_b=mix_b, names=names)
     run = _run_crowd if args.concurrent is not None else _run_in
     code, directory = run(scenarios, args)
     if directory is not None:

@@ -20,6 +20,8 @@ class PopulationDraw(TypedDict):
     seed: int
     mix: dict[str, float]
     mix_b: NotRequired[dict[str, float]]  # the callee's mix, when it differs
+    mix_name: NotRequired[str]  # the mix drawn from, when it was a file, a shipped mix or a blend ...
+    mix_b_name: NotRequired[str]  # ... e.g. "0.5 mobile + 0.5 residential" (its parts named)
     size: int
     index: int
 

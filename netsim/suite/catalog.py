@@ -150,7 +150,12 @@ def parse_mix(text: str) -> dict[str, float]:
 
 
 def population(
-    size: int, mix: dict[str, float], seed: int, turn: Turn = "udp", mix_b: dict[str, float] | None = None
+    size: int,
+    mix: dict[str, float],
+    seed: int,
+    turn: Turn = "udp",
+    mix_b: dict[str, float] | None = None,
+    names: tuple[str | None, str | None] = (None, None),
 ) -> list[Scenario]:
     """`size` pairings whose two NAT kinds are drawn independently from `mix` (kind -> weight; the callee's
     from `mix_b` when given). Kinds are those of mix files: the matrix kinds, udp-blocked, HOME+cgn-CGN."""
@@ -178,5 +183,9 @@ def population(
         draw: PopulationDraw = {"seed": seed, "mix": dict(mix), "size": size, "index": i}
         if mix_b is not None:
             draw["mix_b"] = dict(mix_b)
+        if names[0]:  # where the weights came from (a file, a shipped mix, a blend of them)
+            draw["mix_name"] = names[0]
+        if names[1]:
+            draw["mix_b_name"] = names[1]
         out.append(dataclasses.replace(scn, draw=draw))
     return out

@@ -3,7 +3,10 @@ tests/session/ has that basename, and the test directories are not packages.)"""
 
 from __future__ import annotations
 
+from pathlib import Path
 from types import SimpleNamespace
+
+import pytest
 
 from netsim.cli.run import sampled_shares
 
@@ -41,3 +44,24 @@ def test_needs_relay_is_unchecked_not_zero_when_relay_less_runs_were_left_out() 
         lines.splitlines()[2]
         == "  relay_won    2/4 = 50.0%  [15.0%, 85.0%]   estimate 20.0% [10.0%, 30.0%]  agree"
     )
+
+
+def test_population_without_mix_draws_from_the_cited_mix_or_refuses(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 17: the invented mix is never used silently."""
+    from netsim.cli.run import DEFAULT_MIX, _mix_weights
+    from netsim.suite import blend
+    from netsim.suite.mixes import MixFileError
+
+    shares, mix = _mix_weights(DEFAULT_MIX, "--mix")
+    assert mix.name == "residential" and any(k.basis == "from" for k in mix.kinds) and "udp-blocked" in shares
+    own, none = _mix_weights("open=1,symmetric=3", "--mix")  # your own weights stay yours
+    assert own == {"open": 1.0, "symmetric": 3.0} and none is None
+    blended, parts = _mix_weights("mobile=1,residential=1", "--mix")
+    assert [m.name for m, _ in parts.parts] == ["mobile", "residential"] and sum(
+        blended.values()
+    ) == pytest.approx(1)
+    monkeypatch.setattr(blend, "SHIPPED_DIR", tmp_path / "nowhere")  # netsim without its mixes/
+    with pytest.raises(MixFileError, match="no mix file or shipped mix named 'residential'"):
+        _mix_weights(DEFAULT_MIX, "--mix")

@@ -78,6 +78,8 @@ def test_population_draws_are_kept() -> None:
         "size": 3,
         "index": 2,
     }
+    named = population(1, {"open": 1.0}, seed=9, mix_b={"symmetric": 1.0}, names=("0.5 mobile + 0.5 x", None))
+    assert experiment(named[0])["population"]["mix_name"] == "0.5 mobile + 0.5 x"  # type: ignore[index]
 
 
 def test_no_secret_in_an_experiment() -> None:
