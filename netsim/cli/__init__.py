@@ -10,6 +10,7 @@ Exit codes (the same for every command, documented in the README):
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import traceback
 from collections.abc import Sequence
@@ -22,7 +23,7 @@ from netsim.cli import results as results_cmds
 from netsim.cli import rules as rules_cmds
 from netsim.cli import run as run_cmds
 from netsim.cli import services as service_cmds
-from netsim.cli.common import EXIT_BROKEN, EXIT_INPUT, EXIT_INTERRUPTED, UsageParser, input_errors
+from netsim.cli.common import EXIT_BROKEN, EXIT_INPUT, EXIT_INTERRUPTED, EXIT_OK, UsageParser, input_errors
 from netsim.pause import pause_point
 
 
@@ -49,6 +50,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _input_error(e)
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # the reader left early (`netsim export RUN --csv | head`): not a bug
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # else Python complains at exit
+        return EXIT_OK
     except Exception:
         traceback.print_exc()
         print("netsim: internal error (a bug in netsim; the traceback above says where)", file=sys.stderr)

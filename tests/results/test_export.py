@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import csv
 import io
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 from netsim.results.export import COLUMNS, write_csv
+from tests.results.report_fixtures import sample_records, write_results
 
 
 def test_rows_are_flat_and_complete() -> None:
@@ -58,3 +63,14 @@ def test_rows_are_flat_and_complete() -> None:
         "keepalive_a_s": "2.5",
     }
     assert {k: v for k, v in rows[1].items() if v} == {"outcome": "unchecked"}
+
+
+def test_a_reader_that_leaves_early_is_no_error(tmp_path: Path) -> None:
+    """`netsim export RUN --csv | head -1` printed a traceback and "internal error"."""
+    run = tmp_path / "run"
+    write_results(run, sample_records() * 40)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    cmd = f"{sys.executable} -m netsim export {run} --csv | head -1"
+    out = subprocess.run(["sh", "-c", cmd], capture_output=True, text=True, env=env, timeout=60)
+    assert out.stdout.startswith("run_id,scenario,") and out.stdout.count("\n") == 1
+    assert out.stderr == ""
