@@ -92,25 +92,31 @@ def _show(value: object) -> str:
     return json.dumps(value, sort_keys=True, default=str)
 
 
-def _first_difference(found: Mapping[str, Path], what: str) -> Difference | None:
-    """The first two distinct values (value -> first run holding it) that came from different runs."""
-    items = list(found.items())
-    for i, (value_a, run_a) in enumerate(items):
-        for value_b, run_b in items[i + 1 :]:
-            if run_a != run_b:
-                return Difference(what, value_a, run_a, value_b, run_b)
+def _first_difference(found: Mapping[Path, Sequence[str]], what: str) -> Difference | None:
+    """The first two runs whose values of a key differ (each run: the distinct values its sessions hold),
+    shown by a value one has and the other lacks."""
+    runs = list(found.items())
+    for i, (run_a, values_a) in enumerate(runs):
+        for run_b, values_b in runs[i + 1 :]:
+            if set(values_a) != set(values_b):
+                only_a = [v for v in values_a if v not in values_b] or list(values_a)
+                only_b = [v for v in values_b if v not in values_a] or list(values_b)
+                return Difference(what, only_a[0], run_a, only_b[0], run_b)
     return None
 
 
-def _collect(pairs: Iterable[tuple[str, str, Path]]) -> dict[str, dict[str, Path]]:
-    """(key, value, run) -> key -> {value: first run with it}, in order of appearance."""
-    out: dict[str, dict[str, Path]] = {}
+def _collect(pairs: Iterable[tuple[str, str, Path]]) -> dict[str, dict[Path, list[str]]]:
+    """(key, value, run) -> key -> run -> its distinct values, in order of appearance. A run whose sessions
+    lack the key is not in it: a key a session lacks is no difference."""
+    out: dict[str, dict[Path, list[str]]] = {}
     for key, value, run in pairs:
-        out.setdefault(key, {}).setdefault(value, run)
+        values = out.setdefault(key, {}).setdefault(run, [])
+        if value not in values:
+            values.append(value)
     return out
 
 
-def _differences(collected: Mapping[str, Mapping[str, Path]], prefix: str) -> list[Difference]:
+def _differences(collected: Mapping[str, Mapping[Path, Sequence[str]]], prefix: str) -> list[Difference]:
     found = (_first_difference(values, f"{prefix}{key}") for key, values in collected.items())
     return [d for d in found if d is not None]
 
@@ -219,22 +225,16 @@ def _launch_difference(what: str, a: Any, run_a: Path, b: Any, run_b: Path) -> D
 
 
 def _launches(runs: Sequence[Any]) -> list[Difference]:
-    per_scenario: dict[str, dict[str, tuple[Any, Path]]] = {}
+    """Per scenario, the launch settings each run used, compared like a version (as sets per run)."""
+    settings: dict[str, Any] = {}  # canonical JSON -> the settings
+    pairs = []
     for run in runs:
         for r in run.records:
-            scenario = r.get("scenario")
-            if scenario is None:
-                continue
-            settings = launch_settings(r)
-            per_scenario.setdefault(str(scenario), {}).setdefault(_show(settings), (settings, run.path))
+            if r.get("scenario") is not None:
+                launch = launch_settings(r)
+                settings.setdefault(_show(launch), launch)
+                pairs.append((str(r.get("scenario")), _show(launch), run.path))
     out = []
-    for scenario, found in per_scenario.items():
-        values = list(found.values())
-        pair = next(
-            ((x, y) for i, x in enumerate(values) for y in values[i + 1 :] if x[1] != y[1]),
-            None,
-        )
-        if pair is not None:
-            (a, run_a), (b, run_b) = pair
-            out.append(_launch_difference(f"launch of {scenario}", a, run_a, b, run_b))
+    for d in _differences(_collect(pairs), "launch of "):
+        out.append(_launch_difference(d.what, settings[d.value_a], d.run_a, settings[d.value_b], d.run_b))
     return out

@@ -219,3 +219,23 @@ def test_cli_merge(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     assert "merged anyway: schema_version differs" in out and "4 sessions from 2 runs" in out
     assert "HTML report:" in out
+
+
+def test_runs_are_compared_by_the_values_each_holds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run whose sessions hold a version the other's do not is refused, naming that version; two runs
+    holding the same versions merge; a commit difference is a warning."""
+    monkeypatch.chdir(tmp_path)
+    a = _run(Path("m1"), ("open", "full-cone"))
+    b = _run(Path("m2"), ("open", "full-cone"))
+    mixed = store.load_records(b)
+    mixed[-1]["versions"] = {**VERSIONS, "coturn": "4.7.0"}
+    write_results(b, mixed)
+    with pytest.raises(MergeError, match=r"^versions.coturn differs: 4.6.1 in m1, 4.7.0 in m2; --force"):
+        merge_runs([a, b], tmp_path / "out")
+    both = store.load_records(a)
+    both[0]["versions"] = {**VERSIONS, "coturn": "4.7.0"}
+    write_results(a, both)
+    for run, commit in ((a, "abc"), (b, "def")):
+        (run / "run.json").write_text(json.dumps({"commit": commit, "started": None, "finished": None}))
+    merged = merge_runs([a, b], tmp_path / "out", report=False)
+    assert merged.overridden == [] and merged.warnings == ["commit differs: abc in m1, def in m2"]
