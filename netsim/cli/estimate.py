@@ -14,8 +14,9 @@ def add_parsers(sub: Any) -> None:
     est = sub.add_parser(
         "estimate",
         help="expected shares of calls that need a relay, for a NAT mix, from a matrix run",
-        description="Expected shares of calls that need a relay, win on a relay and connect without TURN, "
-        "with 95 %% intervals, from a matrix run's per-cell outcomes and a NAT mix file "
+        description="Expected shares of calls that need a relay, win on a relay, connect without TURN and "
+        "fail even with it, with 95 % intervals from the repeats, from a matrix run's per-cell outcomes and "
+        "a NAT mix; beside them, how far each assumed or secondary mix weight moves the answer "
         "(docs/population.md).",
     )
     est.add_argument("--matrix", required=True, type=Path, metavar="RUN_DIR", help="a matrix run directory")
