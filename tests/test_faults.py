@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 
 from netsim.lab import netns, registry
+from netsim.lab.lab import PREFIX_ENV
 from netsim.pause import PAUSE_ENV
 
 pytestmark = pytest.mark.root
@@ -46,6 +47,9 @@ PAUSE_TIMEOUT_S = 60.0  # generous: the machine is shared and loaded
 GONE_TIMEOUT_S = 15.0
 
 
+_PREFIX = os.environ.get(PREFIX_ENV, "ns")  # the runs inherit it: their labs carry it
+
+
 @dataclass
 class Run:
     """One netsim process in its own session (so a group signal reaches nothing else) and registry."""
@@ -58,8 +62,8 @@ class Run:
 
     @property
     def ns_pattern(self) -> re.Pattern[str]:
-        # Lab ids are ns<owner pid in hex><4 hex digits>; the fixed length tells pid 0x1a2 from 0x1a2b.
-        return re.compile(rf"ns{self.proc.pid:x}[0-9a-f]{{4}}-")
+        # Lab ids are <prefix><owner pid in hex><4 hex digits>; the fixed length tells pid 0x1a2 from 0x1a2b.
+        return re.compile(rf"{_PREFIX}{self.proc.pid:x}[0-9a-f]{{4}}-")
 
     def namespaces(self) -> list[str]:
         return [n for n in netns.list_names() if self.ns_pattern.match(n)]
@@ -166,7 +170,7 @@ def _leftovers(run: Run) -> list[str]:
     found = [f"process {pid}" for pid, _ in sorted(alive)]
     found += [f"namespace {n}" for n in run.namespaces()]
     if run.runtime.exists():
-        lab_id = re.compile(rf"ns{run.proc.pid:x}[0-9a-f]{{4}}$")
+        lab_id = re.compile(rf"{_PREFIX}{run.proc.pid:x}[0-9a-f]{{4}}$")
         found += [f"registry {p.name}" for p in run.runtime.iterdir() if lab_id.match(p.name)]
     return found
 
