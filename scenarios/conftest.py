@@ -16,7 +16,7 @@ from netsim import runfiles
 from netsim.results.finish import finish_run
 from netsim.suite.catalog import catalog
 from netsim.suite.expectations import load_expectations
-from netsim.suite.runner import expectation_or_none, expected_seconds
+from netsim.suite.runner import DEFAULT_RETRIES, browsers, expectation_or_none, expected_seconds
 
 SCENARIOS = Path(__file__).resolve().parent
 EXPECTED = SCENARIOS / "expected.toml"
@@ -35,6 +35,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--run-id", default=None, help="run id (default: a new one per pytest run)")
     group.addoption("--no-report", action="store_true", help="skip building the HTML report at the end")
     group.addoption("--pcap", action="store_true", help="capture every session's internet segment (tcpdump)")
+    group.addoption(
+        "--retries",
+        type=int,
+        default=DEFAULT_RETRIES,
+        help=f"runs of a session that load made inconclusive, beyond the first (default {DEFAULT_RETRIES})",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -47,6 +53,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
     try:
         config.stash[shard.ESTIMATES] = estimates()
+        config.stash[shard.BROWSERS] = {scn.id: browsers((scn, 0)) for scn in catalog(SCENARIOS)}
     except (ValueError, OSError) as e:  # the stages' input errors: a bad scenario file or expectations table
         raise pytest.UsageError(str(e)) from None
 

@@ -33,6 +33,9 @@ def test_scenario(
 ) -> None:
     run_id = pytestconfig.netsim_run_id  # type: ignore[attr-defined]
     pcap_dir = run_dir / "pcap" if pytestconfig.getoption("--pcap") else None
-    record, problem = run_one(scn, launcher, expectations, run_id, repeat, pcap_dir=pcap_dir)
+    retries = pytestconfig.getoption("--retries")
+    record, problem = run_one(scn, launcher, expectations, run_id, repeat, pcap_dir=pcap_dir, retries=retries)
     runfiles.append_record(run_dir, record)
+    if record.get("outcome") == "inconclusive":  # load, not the NAT: never reported as a verdict
+        pytest.fail(f"{scn.id}: {problem}", pytrace=False)
     assert problem is None, f"{scn.id}:\n{problem}"

@@ -5,6 +5,8 @@ Exit codes (the same for every command, documented in the README):
   1  an expectation was violated (for `netsim pair`: the session did not connect)
   2  bad input or usage: one line `netsim: error: ...` naming the file, field or value
   3  netsim itself broke (a traceback follows)
+  4  sessions stayed inconclusive (the machine's load; docs/load.md) and no expectation was violated
+130  interrupted (Ctrl-C or SIGTERM): "netsim: interrupted"; the lab is removed, records so far are kept
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except input_errors() as e:
         return _input_error(e)
     except KeyboardInterrupt:
+        print("netsim: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     except BrokenPipeError:  # the reader left early (`netsim export RUN --csv | head`): not a bug
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # else Python complains at exit

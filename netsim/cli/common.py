@@ -16,16 +16,19 @@ EXIT_OK = 0
 EXIT_MISMATCH = 1
 EXIT_INPUT = 2
 EXIT_BROKEN = 3
+EXIT_INCONCLUSIVE = 4  # sessions stayed inconclusive (load) and nothing was violated
 EXIT_INTERRUPTED = 130
 
 
 def input_errors() -> tuple[type[BaseException], ...]:
     """What counts as bad input: every stage's InputError; a missing file or directory named by the user
     (one line, exit 2, never a traceback). LabError also covers a lab that cannot be built or used on
-    this machine: one line naming what is missing, as before."""
+    this machine: one line naming what is missing, as before; WriteStop a run directory that cannot be
+    written (a full disk): one line naming the file."""
     from netsim.lab.registry import LabError
+    from netsim.suite.parallel import WriteStop
 
-    return (InputError, LabError, FileNotFoundError, NotADirectoryError)
+    return (InputError, LabError, WriteStop, FileNotFoundError, NotADirectoryError)
 
 
 class UsageParser(argparse.ArgumentParser):
@@ -45,6 +48,27 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
+
+
+def retries_arg(text: str) -> int:
+    """--retries: 0 or more."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
+def jobs_arg(text: str) -> int:
+    """-j N or -j auto (0: sized from the machine by netsim.suite.parallel.auto_jobs)."""
+    return 0 if text == "auto" else positive_int(text)
+
+
+def exit_code(violated: int, inconclusive: int) -> int:
+    """1 when an expectation was violated (it wins), else 4 when sessions stayed inconclusive, else 0."""
+    return EXIT_MISMATCH if violated else EXIT_INCONCLUSIVE if inconclusive else EXIT_OK
 
 
 def positive_float(text: str) -> float:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from netsim.cli.common import EXIT_MISMATCH, EXIT_OK, positive_float, print_json
+from netsim.cli.common import exit_code, positive_float, print_json, retries_arg
 from netsim.records import ResultRecord
 from netsim.vocab import AIORTC, NAT_PRESETS, PEER_STACKS, POLICIES, SIDES, TURN_CHOICES
 
@@ -72,6 +72,12 @@ def _pair_parser(sub: Any) -> None:
     expect.add_argument(
         "--expect-direct", action="store_true", help="the pairing must not need a relay (a direct path works)"
     )
+    p.add_argument(
+        "--retries",
+        type=retries_arg,
+        default=2,
+        help="runs of a session that load made inconclusive, beyond the first (default 2; docs/load.md)",
+    )
     p.add_argument("--json", action="store_true", help="print the result record as JSON")
     p.set_defaults(func=cmd_pair)
 
@@ -122,12 +128,13 @@ def cmd_pair(args: argparse.Namespace) -> int:
         _pair_expectation(args),
     )
     with Launcher() as launcher:  # the launcher imports while the lab builds
-        record, _ = run_one(scn, launcher, {}, None)
+        record, _ = run_one(scn, launcher, {}, None, retries=args.retries)
     if args.json:
         print_json(record)
     else:
         print(format_record(record))
-    return EXIT_MISMATCH if record["outcome"] == "failed" else EXIT_OK
+    outcome = record.get("outcome")
+    return exit_code(outcome == "violated", outcome == "inconclusive")
 
 
 def _pair_expectation(args: argparse.Namespace) -> Any:
@@ -160,8 +167,27 @@ def format_record(rec: ResultRecord) -> str:
     lines.append("  timings: " + ", ".join(f"{k}={v}" for k, v in rec["timings"].items()))
     if rec["reason"]:
         lines.append(f"  reason: {rec['reason']}")
-    if rec.get("outcome") == "failed":
+    call = rec.get("call")
+    if call is not None:
+        recovery = f" after {call['recovery_s']} s" if call.get("recovery_s") is not None else ""
+        cause = f" ({call['cause']})" if call.get("cause") else ""
+        lines.append(f"  call: {call.get('outcome')}{recovery}{cause}, held {call.get('hold_s')} s")
+    wait = rec["timings"].get("cpu_wait_s")
+    if wait is not None:
+        lines.append(f"  cpu wait: {wait} s in {rec['timings'].get('wall_s')} s ({rec.get('cpu_wait')})")
+    tried = rec.get("attempts") or []
+    if len(tried) > 1:
+        lines.append(f"  attempts: {len(tried)} (" + "; ".join(_attempt_text(a) for a in tried) + ")")
+    outcome = rec.get("outcome")
+    if outcome == "violated":
         lines.append("  expectation violated:\n    " + str(rec.get("mismatch")).replace("\n", "\n    "))
+    elif outcome == "inconclusive":
+        judged = rec.get("load")
+        lines.append(f"  outcome: inconclusive: {judged['reason'] if judged else None}")
     else:
-        lines.append(f"  outcome: {rec.get('outcome')}")
+        lines.append(f"  outcome: {outcome}")
     return "\n".join(lines)
+
+
+def _attempt_text(a: Any) -> str:
+    return f"{a['verdict']}, cpu wait {a['cpu_wait_s']} s of a {a['deadline_s']:g} s deadline"

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import os
 import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,10 @@ from netsim.cli.common import (
     EXIT_MISMATCH,
     EXIT_OK,
     InputError,
+    exit_code,
+    jobs_arg,
     positive_int,
+    retries_arg,
     stacks,
 )
 from netsim.vocab import NAT_KINDS, TURN_CHOICES
@@ -41,7 +45,18 @@ def add_parsers(sub: Any) -> None:
     common.add_argument("--no-report", action="store_true", help="skip the HTML report")
     common.add_argument("--pcap", action="store_true", help="capture the internet segment of every session")
     common.add_argument(
-        "-j", "--jobs", type=positive_int, default=1, help="sessions at once, each in its own lab (default 1)"
+        "-j",
+        "--jobs",
+        type=jobs_arg,
+        default=1,
+        help="sessions at once, each in its own lab; auto: sized from this machine's cores and memory, "
+        "with at most one browser starting per core (default 1)",
+    )
+    common.add_argument(
+        "--retries",
+        type=retries_arg,
+        default=2,
+        help="runs of a session that load made inconclusive, beyond the first (default 2; docs/load.md)",
     )
     mx = sub.add_parser("matrix", parents=[common], help="run the NAT x NAT matrix and write a report")
     mx.add_argument("--turn", choices=TURN_CHOICES, default="udp")
@@ -110,8 +125,11 @@ def _run_in(
     table: dict[str, Any] | None = None,
     directory: Path | None = None,
 ) -> tuple[int, Path | None]:
-    """Run scenarios into a new run directory; exit 1 if any expectation was violated."""
+    """Run scenarios into a new run directory; exit 1 if any expectation was violated, else 4 if sessions
+    stayed inconclusive. Interrupted or stopped by a full disk, the records so far get a summary marked
+    partial."""
     from netsim.results.finish import finish_run
+    from netsim.suite.parallel import auto_jobs
     from netsim.suite.runner import run_many
 
     if not scenarios:
@@ -119,7 +137,18 @@ def _run_in(
     table = _expectations(args) if table is None else table
     root = reports_root(args)
     directory = directory or runfiles.run_dir(root, runfiles.new_run_id())
-    failures = run_many(scenarios, args.repeats, table, directory, pcap=args.pcap, jobs=args.jobs)
+    jobs, browsers = auto_jobs() if args.jobs == 0 else (args.jobs, None)
+    with partial_on_stop(directory, root):
+        counts = run_many(
+            scenarios,
+            args.repeats,
+            table,
+            directory,
+            pcap=args.pcap,
+            jobs=jobs,
+            retries=args.retries,
+            max_browsers=browsers,
+        )
     summary = finish_run(directory, root, report=not args.no_report)
     if summary is not None:
         for _group, table_text in summary.matrices:
@@ -127,7 +156,27 @@ def _run_in(
         print(summary.line)
         if summary.report is not None:
             print(f"HTML report: {summary.report}")
-    return (EXIT_MISMATCH if failures else EXIT_OK), directory
+    if counts.retried:
+        print(
+            f"retried: {counts.retried} sessions inconclusive at first (load), {counts.recovered} concluded "
+            f"on a retry, {counts.inconclusive} stayed inconclusive"
+        )
+    return exit_code(counts.violated, counts.inconclusive), directory
+
+
+@contextlib.contextmanager
+def partial_on_stop(directory: Path, root: Path) -> Iterator[None]:
+    """An interrupt (Ctrl-C, SIGTERM) or a full disk ends the run: the records written so far get a
+    summary.json marked partial (no report: the run stops within seconds), then the stop goes on."""
+    from netsim.results.finish import finish_run
+    from netsim.suite.parallel import WriteStop
+
+    try:
+        yield
+    except (KeyboardInterrupt, WriteStop):
+        with contextlib.suppress(OSError):
+            finish_run(directory, root, report=False, partial=True)
+        raise
 
 
 def _expectations(args: argparse.Namespace) -> dict[str, Any]:

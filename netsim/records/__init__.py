@@ -32,8 +32,11 @@ from netsim.records.experiment import (
     TopologyTable,
 )
 from netsim.records.outcome import (
+    OLD_VIOLATED,
     OUTCOMES,
     SCHEMA_VERSION,
+    Attempt,
+    LoadJudgement,
     Outcome,
 )
 from netsim.records.peer import (
@@ -66,6 +69,9 @@ from netsim.records.session import (
 )
 
 __all__ = [
+    "Attempt",
+    "LoadJudgement",
+    "OLD_VIOLATED",
     "BrowserInfo",
     "CallClosed",
     "CallEvent",

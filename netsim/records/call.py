@@ -100,3 +100,4 @@ class CallRecord(TypedDict):
     keepalive: dict[str, Keepalive] | None  # by side
     a: CallSide
     b: CallSide
+    cause: NotRequired[str | None]  # why a dropped call dropped, when the session saw it (a process died)

@@ -27,6 +27,10 @@ class Timings(TypedDict):
     channel_open_s: float | None
     first_echo_s: float | None
     rtt_ms: float | None
+    # Session timings only: the session's wall time (peers started to peers done) and how long its own
+    # processes waited for a CPU meanwhile (summed over them; netsim/session/cpuwait.py).
+    wall_s: NotRequired[float]
+    cpu_wait_s: NotRequired[float | None]
 
 
 class StateNote(TypedDict):

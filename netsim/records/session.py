@@ -6,7 +6,7 @@ from typing import NotRequired, TypedDict
 
 from netsim.records.call import CallRecord
 from netsim.records.experiment import Experiment
-from netsim.records.outcome import Outcome
+from netsim.records.outcome import Attempt, LoadJudgement, Outcome
 from netsim.records.peer import PeerRecord, Timings
 from netsim.vocab import Policy, RelaySide, Turn, Verdict
 
@@ -91,6 +91,10 @@ class ResultRecord(TypedDict):
     versions: Versions
     coturn_log: str | None  # what coturn logged during the session (its tail)
     started_at: str  # UTC, "2026-11-29T04:35:00Z"
+    # timings.cpu_wait_s per part: a, b, relay_less_a, relay_less_b, browser_a, browser_b, coturn, signaling
+    cpu_wait: NotRequired[dict[str, float] | None]
+    load: NotRequired[LoadJudgement]  # whether load made the answer inconclusive (netsim/session/load.py)
+    attempts: NotRequired[list[Attempt]]  # every attempt of the session, the last being this record's
     call: NotRequired[CallRecord]  # only for a held call (hold_s > 0)
 
 
@@ -119,10 +123,12 @@ class Summary(TypedDict):
     run_id: str | None
     sessions: int
     passed: int
-    failed: int  # violated an expectation
+    violated: int  # an expectation did not hold
     unchecked: int  # had no expectation
+    inconclusive: int  # load made the answer worthless; left out of every share below
+    partial: NotRequired[bool]  # the run was interrupted or stopped: only the sessions that completed
     relay_needed_share: float | None
     relay_needed_unknown: int
     relay_won_share: float | None
     per_nat: dict[str, Shares]
-    violations: list[Violation]  # every session counted in `failed`, in record order
+    violations: list[Violation]  # every session counted in `violated`, in record order

@@ -26,19 +26,22 @@ class RunSummary:
     report: Path | None
 
 
-def finish_run(directory: Path, reports_root: Path, report: bool = True) -> RunSummary | None:
-    """Write summary.json and (unless told not to) the HTML report of a run; None when it has no records."""
+def finish_run(
+    directory: Path, reports_root: Path, report: bool = True, partial: bool = False
+) -> RunSummary | None:
+    """Write summary.json and (unless told not to) the HTML report of a run; None when it has no records.
+    `partial`: the run was interrupted or stopped, summary.json says so."""
     if not (directory / runfiles.RESULTS_FILE).exists():
         return None
     records = results.load_records(directory)
-    results.write_summary(directory)
+    results.write_summary(directory, partial)
     runinfo.write(directory, runinfo.finished_info(records))
     summary = results.summarize(records)
     matrices = [(g, matrix_table(records, g)) for g in _groups(records) if g.startswith(MATRIX_GROUPS)]
     needed = relay_needed_text(summary["relay_needed_share"], summary["relay_needed_unknown"])
     line = (
-        f"{summary['sessions']} sessions ({summary['passed']} passed, {summary['failed']} failed, "
-        f"{summary['unchecked']} unchecked); "
+        f"{summary['sessions']} sessions ({summary['passed']} passed, {summary['violated']} violated, "
+        f"{summary['unchecked']} unchecked, {summary['inconclusive']} inconclusive); "
         f"relay needed in {needed}, relay won in {_pct(summary['relay_won_share'])}; results in {directory}"
     )
     page = None

@@ -137,8 +137,9 @@ def _group_rows(records: Sequence[ResultRecord]) -> list[dict[str, Any]]:
                 "group": g,
                 "sessions": len(mine),
                 "passed": outcomes["passed"],
-                "failed": outcomes["failed"],
+                "failed": outcomes["violated"],
                 "unchecked": outcomes["unchecked"],
+                "inconclusive": outcomes["inconclusive"],
                 "verdicts": Counter(tables.coarse_outcome(r) for r in mine),
             }
         )

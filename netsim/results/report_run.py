@@ -72,7 +72,7 @@ def run_meta(run_dir: Path, records: Sequence[ResultRecord], summary: Summary) -
     for r in records:
         per_scenario.setdefault(str(r.get("scenario") or "?"), set()).add(tables.outcome(r))
     scenarios = Counter(
-        "failed" if "failed" in seen else "passed" if seen == {"passed"} else "unchecked"
+        "failed" if "violated" in seen else "passed" if seen == {"passed"} else "unchecked"
         for seen in per_scenario.values()
     )
     commit = info.get("commit")
@@ -110,8 +110,10 @@ def failures(records: Sequence[ResultRecord]) -> dict[str, list[dict[str, Any]]]
     out: dict[str, list[dict[str, Any]]] = {"violated": [], "expected": [], "unchecked": []}
     for i, r in enumerate(records):
         outcome, failed = tables.outcome(r), tables.coarse_outcome(r) == tables.FAILED_LABEL
-        if outcome == "failed":
+        if outcome == "violated":
             out["violated"].append(_item(i, r))
+        elif outcome == "inconclusive":  # no answer to show: counted apart (summary.inconclusive)
+            continue
         elif failed and outcome == "passed":
             out["expected"].append(_item(i, r))
         elif failed:

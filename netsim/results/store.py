@@ -17,7 +17,7 @@ from typing import Any, cast
 
 from netsim import runfiles
 from netsim.records import SCHEMA_VERSION, ResultRecord, Shares, Summary, Violation
-from netsim.results.tables import nat_kinds, outcome
+from netsim.results.tables import counted, nat_kinds, outcome
 
 log = logging.getLogger(__name__)
 
@@ -97,22 +97,24 @@ def summarize(records: Iterable[ResultRecord], run_id: str | None = None) -> Sum
     if run_id is None:
         run_id = next((str(r["run_id"]) for r in recs if r.get("run_id")), None)
     outcomes = Counter(outcome(r) for r in recs)
+    judged = [r for r in recs if counted(r)]  # inconclusive sessions answer nothing: out of every share
     per_nat: dict[str, Shares] = {}
-    for kind in nat_kinds(recs):
+    for kind in nat_kinds(judged):
         # A session counts for each of its NAT kinds, once when both sides share the kind.
-        per_nat[kind] = _shares([r for r in recs if kind in (r.get("nat_a"), r.get("nat_b"))])
-    overall = _shares(recs)
+        per_nat[kind] = _shares([r for r in judged if kind in (r.get("nat_a"), r.get("nat_b"))])
+    overall = _shares(judged)
     return {
         "run_id": run_id,
         "sessions": len(recs),
         "passed": outcomes["passed"],
-        "failed": outcomes["failed"],
+        "violated": outcomes["violated"],
         "unchecked": outcomes["unchecked"],
+        "inconclusive": outcomes["inconclusive"],
         "relay_needed_share": overall["relay_needed_share"],
         "relay_needed_unknown": overall["relay_needed_unknown"],
         "relay_won_share": overall["relay_won_share"],
         "per_nat": per_nat,
-        "violations": [_violation(r) for r in recs if outcome(r) == "failed"],
+        "violations": [_violation(r) for r in recs if outcome(r) == "violated"],
     }
 
 
@@ -126,7 +128,7 @@ def _violation(record: ResultRecord) -> Violation:
     }
 
 
-def write_summary(run_dir: Path | str) -> Path:
+def write_summary(run_dir: Path | str, partial: bool = False) -> Path:
     """Write run_dir/summary.json from results.jsonl (atomically) and return its path.
 
     The run id is the records' own, else the directory's name.
@@ -135,8 +137,14 @@ def write_summary(run_dir: Path | str) -> Path:
     summary = summarize(load_records(directory))
     if summary["run_id"] is None:
         summary["run_id"] = directory.name
+    if partial:
+        summary["partial"] = True
     path = directory / SUMMARY_FILE
     tmp = path.with_name(f".{SUMMARY_FILE}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(summary, indent=2) + "\n")
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(json.dumps(summary, indent=2) + "\n")
+        os.replace(tmp, path)
+    except OSError:
+        tmp.unlink(missing_ok=True)  # a full disk leaves no temporary file behind
+        raise
     return path

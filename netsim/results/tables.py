@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Sequence
 
-from netsim.records import OUTCOMES, Outcome, ResultRecord
+from netsim.records import OLD_VIOLATED, OUTCOMES, Outcome, ResultRecord
 from netsim.vocab import FAILED, NAT_PRESETS
 
 FAILED_LABEL = "FAILED"  # upper case so a failed cell stands out in a table of lower-case words
@@ -34,17 +34,25 @@ def nat_kinds(records: Iterable[ResultRecord]) -> list[str]:
 
 
 def outcome(record: ResultRecord) -> Outcome:
-    """passed, failed (an expectation was violated) or unchecked (there was none to check).
+    """passed, violated (an expectation did not hold), unchecked (there was none to check) or inconclusive
+    (the machine's load made the answer worthless).
 
-    Records written before schema 2 have no `outcome`: a record without an expectation is unchecked there
-    too, whatever its `passed` said (it used to say true).
+    Schema 2 wrote `failed` for violated. Records written before schema 2 have no `outcome`: a record
+    without an expectation is unchecked there too, whatever its `passed` said (it used to say true).
     """
     value = record.get("outcome")
     if value in OUTCOMES:
         return value
+    if value == OLD_VIOLATED:
+        return "violated"
     if not record.get("expected") or "passed" not in record:
         return "unchecked"
-    return "passed" if record.get("passed") is True else "failed"
+    return "passed" if record.get("passed") is True else "violated"
+
+
+def counted(record: ResultRecord) -> bool:
+    """Whether a session counts in shares, estimates and comparisons: not one left inconclusive by load."""
+    return outcome(record) != "inconclusive"
 
 
 def pair_types(record: ResultRecord) -> str | None:

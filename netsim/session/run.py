@@ -14,6 +14,7 @@ import contextlib
 import functools
 import json
 import secrets
+import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,7 +26,7 @@ from netsim.peers import chromium
 from netsim.peers.launcher import Launcher, PeerProcess
 from netsim.records import SCHEMA_VERSION, LaunchFigures, NeedsRelayRun, ResultRecord, Versions
 from netsim.services.signaling import make_token
-from netsim.session import keepalive
+from netsim.session import cpuwait, keepalive, load
 from netsim.session.options import SessionOptions
 from netsim.session.verdict import (
     call_section,
@@ -144,10 +145,14 @@ def run_session(lab: Lab, opts: SessionOptions, launcher: Launcher | None = None
     launcher = launcher or Launcher()
     started_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     log_offset = lab.coturn.log_size() if lab.coturn is not None else 0
+    meter = cpuwait.CpuWait()
+    t0 = time.monotonic()
     try:
         url = str(lab.start_signaling())  # TCP 443, reachable through the udp-blocked firewall too
+        _watch_services(meter, lab)
         up_files: dict[str, Path] = {}
         main = start_peers(lab, launcher, url, opts, up_files if opts.hold_s > 0 else None)
+        _watch_peers(meter, main)
         pause_point("negotiation")
         # The relay-less run goes alongside (fresh sockets, so fresh NAT mappings): a pairing that needs a
         # relay costs one deadline, not two. It is ended at once when the main run connects without a relay.
@@ -155,15 +160,20 @@ def run_session(lab: Lab, opts: SessionOptions, launcher: Launcher | None = None
         if opts.needs_relay and not relay_less(opts):
             relay_less_opts = opts.replace(turn=NO_TURN, policy="all", glare=False, hold_s=0.0, events=())
             probe = start_peers(lab, launcher, url, relay_less_opts)
+            _watch_peers(meter, probe, "relay_less_")
         with contextlib.ExitStack() as captures:
             held = _hold(lab, opts, up_files, captures) if opts.hold_s > 0 else None
             a, b = wait_peers(main, opts.deadline_s + WAIT_MARGIN_S + opts.hold_s)
         result, relay_side = verdict(a, b)
         needs_relay, second = _needs_relay(result, opts, probe)
     finally:
+        waits = meter.stop()
+        wall_s = round(time.monotonic() - t0, 3)
         if own:
             launcher.close()
     timings = session_timings(a, b)
+    timings["cpu_wait_s"] = cpuwait.total(waits)
+    timings["wall_s"] = wall_s
     won = winner(a, b)
     record: ResultRecord = {
         "schema_version": SCHEMA_VERSION,
@@ -188,6 +198,7 @@ def run_session(lab: Lab, opts: SessionOptions, launcher: Launcher | None = None
         "versions": _with_browsers(_versions(), a, b),
         "coturn_log": _coturn_excerpt(lab, log_offset),
         "started_at": started_at,
+        "cpu_wait": waits,
     }
     if held is not None:
         record["call"] = call_section(
@@ -199,7 +210,38 @@ def run_session(lab: Lab, opts: SessionOptions, launcher: Launcher | None = None
             events=held.events,
             keepalive=held.keepalive(),
         )
+    record["load"] = load.judge(record, opts.deadline_s, opts.hold_s)
     return record
+
+
+def _watch_services(meter: cpuwait.CpuWait, lab: Lab) -> None:
+    """coturn's process and the signaling server (its thread here, or its process), then start sampling."""
+    if lab.coturn is not None and lab.coturn.process is not None:
+        pid = lab.coturn.process.pid
+        meter.watch("coturn", lambda: [pid])
+    if lab.signaling_process is not None:
+        sig = lab.signaling_process.pid
+        meter.watch("signaling", lambda: [sig])
+    else:
+        threads = [t.native_id for t in threading.enumerate() if t.name == "signaling" and t.native_id]
+        meter.watch("signaling", lambda: list(threads), threads=True)
+    meter.start()
+
+
+def _watch_peers(meter: cpuwait.CpuWait, procs: dict[str, PeerProcess], run: str = "") -> None:
+    """A run's peers (parts a, b; relay_less_a, relay_less_b): an aiortc peer's process (started for it:
+    counted from 0), or a Chromium peer's whole browser (browser_a, browser_b: its pages, GPU and network
+    processes, shared by both runs' pages) from now on."""
+    for side, proc in procs.items():
+        browser = getattr(proc, "browser", None)
+        pid: int | None = getattr(browser if browser is not None else proc, "pid", None)
+        if pid:
+            meter.watch(
+                f"browser_{side}" if browser is not None else f"{run}{side}",
+                functools.partial(list, [pid]),
+                fresh=browser is None,
+                tree=browser is not None,
+            )
 
 
 class _Held:

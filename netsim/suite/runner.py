@@ -7,15 +7,14 @@ schedules and reports) starts its workers ~0.3 s sooner without them."""
 from __future__ import annotations
 
 import contextlib
-import multiprocessing
-import queue
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from netsim import runfiles
-from netsim.records import Expected, Experiment, ResultRecord
+from netsim.records import Attempt, Expected, Experiment, ResultRecord
+from netsim.session.load import retry_deadline
 from netsim.suite.expectations import Expectation, MissingExpectation, expectation, mismatch
 from netsim.suite.experiment import experiment
 from netsim.suite.progress import RunProgress
@@ -29,6 +28,7 @@ if TYPE_CHECKING:
 # an idle 2-core machine, and what each Chromium side adds (browser start and its slower close).
 SESSION_S = 0.8
 BROWSER_S = 1.5
+DEFAULT_RETRIES = 2  # runs of an inconclusive session beyond its first (--retries)
 
 
 def run_one(
@@ -39,28 +39,68 @@ def run_one(
     repeat: int = 0,
     strict: bool = True,
     pcap_dir: Path | None = None,
+    retries: int = DEFAULT_RETRIES,
 ) -> tuple[ResultRecord, str | None]:
-    """Run a scenario in a fresh lab; the result record (with expectation and outcome) and any mismatch.
+    """Run a scenario in a fresh lab; the result record (with expectation and outcome) and any problem: the
+    mismatch of a violated expectation, or why a session stayed inconclusive.
 
+    An attempt that load made inconclusive (netsim.session.load) is run again in a fresh lab, up to
+    `retries` times, each with a longer connect deadline; the record is the last attempt's and keeps them
+    all under `attempts`.
     strict: a scenario missing from the expectations table is an error (the suite); otherwise (a
     researcher's own file from the command line) it runs and records no expectation.
     pcap_dir: capture the internet segment into pcap_dir/<scenario>-r<repeat>.pcap (recorded relative to
     its parent, the run directory).
     """
+    expected = expectation_or_none(scn, table, strict)
+    exp = experiment(scn)  # before the run: a rules file may change while it runs
+    attempts: list[Attempt] = []
+    for attempt in range(retries + 1):
+        deadline = retry_deadline(scn.options.deadline_s, attempt)
+        record, pcap = _attempt(scn, launcher, deadline, repeat, attempt, pcap_dir)
+        attempts.append(attempt_entry(record, deadline))
+        if not attempts[-1]["inconclusive"]:
+            break
+    record["attempts"] = attempts
+    problem = label(record, scn, run_id, repeat, expected, exp)
+    record["pcap"] = None if pcap is None else str(pcap.relative_to(pcap.parent.parent))
+    return record, problem
+
+
+def _attempt(
+    scn: Scenario, launcher: Launcher, deadline_s: float, repeat: int, attempt: int, pcap_dir: Path | None
+) -> tuple[ResultRecord, Path | None]:
+    """One attempt of a scenario's session in a fresh lab, with this connect deadline."""
     from netsim.lab.lab import Lab
     from netsim.session.run import run_session
 
-    expected = expectation_or_none(scn, table, strict)
-    exp = experiment(scn)  # before the run: a rules file may change while it runs
+    opts = scn.options if deadline_s == scn.options.deadline_s else scn.options.replace(deadline_s=deadline_s)
     pcap: Path | None = None
     with Lab(scn.topology) as lab, contextlib.ExitStack() as stack:
         if pcap_dir is not None:
             pcap_dir.mkdir(parents=True, exist_ok=True)
-            pcap = stack.enter_context(lab.capture(pcap_dir / f"{scn.id.replace('/', '--')}-r{repeat}.pcap"))
-        record = run_session(lab, scn.options, launcher=launcher)
-    problem = label(record, scn, run_id, repeat, expected, exp)
-    record["pcap"] = None if pcap is None else str(pcap.relative_to(pcap.parent.parent))
-    return record, problem
+            name = f"{scn.id.replace('/', '--')}-r{repeat}" + (f"-a{attempt}" if attempt else "")
+            pcap = stack.enter_context(lab.capture(pcap_dir / f"{name}.pcap"))
+        return run_session(lab, opts, launcher=launcher), pcap
+
+
+def attempt_entry(record: ResultRecord, deadline_s: float) -> Attempt:
+    """What `attempts` keeps of one attempt."""
+    judged: Mapping[str, Any] = record.get("load") or {}
+    entry: Attempt = {
+        "verdict": record["verdict"],
+        "needs_relay": record["needs_relay"],
+        "reason": record["reason"],
+        "connect_s": record["connect_s"],
+        "cpu_wait_s": record["timings"].get("cpu_wait_s"),
+        "deadline_s": deadline_s,
+        "share": judged.get("share"),
+        "inconclusive": bool(judged.get("inconclusive")),
+        "started_at": record["started_at"],
+    }
+    if "call" in record:
+        entry["call"] = record["call"].get("outcome")
+    return entry
 
 
 def expectation_or_none(scn: Scenario, table: dict[str, Any], strict: bool = False) -> Expectation | None:
@@ -83,7 +123,9 @@ def label(
 ) -> str | None:
     """Add the suite's keys to a session's record (scenario, labels, expectation, outcome, experiment);
     returns the mismatch, if any."""
+    judged: Mapping[str, Any] = record.get("load") or {}
     problem = None if expected is None else mismatch(record, expected)
+    inconclusive = bool(judged.get("inconclusive"))
     if run_id is not None:
         record["run_id"] = run_id
     record["scenario"] = scn.id
@@ -91,11 +133,33 @@ def label(
     record["nat_a"], record["nat_b"] = scn.nat_a, scn.nat_b
     record["repeat"] = repeat
     record["expected"] = None if expected is None else expected_entry(expected)
-    record["outcome"] = "unchecked" if expected is None else ("passed" if problem is None else "failed")
-    record["passed"] = None if expected is None else problem is None
-    record["mismatch"] = problem
+    record["outcome"] = (
+        "inconclusive"
+        if inconclusive
+        else "unchecked"
+        if expected is None
+        else ("passed" if problem is None else "violated")
+    )
+    record["passed"] = None if expected is None or inconclusive else problem is None
+    record["mismatch"] = None if inconclusive else problem
     record["experiment"] = exp
+    if inconclusive:
+        return inconclusive_text(record)
     return problem
+
+
+def inconclusive_text(record: ResultRecord) -> str:
+    """Why a session stayed inconclusive: the rule, and each attempt's answer and wait for a CPU."""
+    judged: Mapping[str, Any] = record.get("load") or {}
+    lines = [
+        f"inconclusive: {judged.get('reason')} (rule: {judged.get('rule')} >= {judged.get('threshold')})",
+        *(
+            f"  attempt {i + 1}: {a['verdict']}, needs_relay={a['needs_relay']}, "
+            f"deadline {a['deadline_s']:g} s, cpu_wait {a['cpu_wait_s']} s, share {a['share']}"
+            for i, a in enumerate(record.get("attempts") or [])
+        ),
+    ]
+    return "\n".join(lines)
 
 
 def expected_entry(exp: Expectation) -> Expected:
@@ -121,6 +185,27 @@ class Done:
     needs_relay: bool | None
     outcome: str
     mismatch: str | None
+    attempts: int = 1
+
+
+@dataclass
+class Counts:
+    """How a run's sessions ended: `violated` expectations, sessions still `inconclusive` after their
+    retries, and how many of the inconclusive-at-first-attempt sessions concluded on a retry."""
+
+    sessions: int = 0
+    violated: int = 0
+    inconclusive: int = 0
+    retried: int = 0
+    recovered: int = 0
+
+    def add(self, item: Done) -> None:
+        self.sessions += 1
+        self.violated += item.outcome == "violated"
+        self.inconclusive += item.outcome == "inconclusive"
+        if item.attempts > 1:
+            self.retried += 1
+            self.recovered += item.outcome != "inconclusive"
 
 
 Task = tuple[Scenario, int]  # a scenario and its repeat index
@@ -146,24 +231,36 @@ def schedule(scenarios: list[Scenario], repeats: int, table: dict[str, Any] | No
     return sorted(tasks, key=lambda task: -cost[task[0].id])
 
 
-def _run_task(task: Task, launcher: Launcher, table: dict[str, Any], directory: Path, pcap: bool) -> Done:
+def browsers(task: Task) -> int:
+    """Browsers a task's session starts (0 for aiortc on both sides)."""
+    opts = task[0].options
+    return (opts.peer_a == CHROMIUM) + (opts.peer_b == CHROMIUM)
+
+
+def run_task(task: Task, env: tuple[Launcher, RunContext]) -> Done | tuple[str, str]:
+    """One session into the run directory; a record that cannot be written stops the run (a full disk),
+    reported as ("write-error", what); any other error is reported and the run goes on."""
+    launcher, (table, directory, pcap, retries) = env
     scn, repeat = task
     pcap_dir = directory / "pcap" if pcap else None
-    record, problem = run_one(scn, launcher, table, directory.name, repeat, strict=False, pcap_dir=pcap_dir)
-    runfiles.append_record(directory, record)
-    return Done(scn.id, repeat, record["verdict"], record["needs_relay"], record["outcome"], problem)
+    try:
+        record, problem = run_one(
+            scn, launcher, table, directory.name, repeat, strict=False, pcap_dir=pcap_dir, retries=retries
+        )
+    except Exception as exc:  # reported, counted as violated; the run goes on
+        return Done(scn.id, repeat, "error", None, "violated", f"{type(exc).__name__}: {exc}")
+    try:
+        runfiles.append_record(directory, record)
+    except OSError as exc:
+        return ("write-error", f"{directory / runfiles.RESULTS_FILE}: {exc.strerror or exc}")
+    attempts = len(record.get("attempts") or [1])
+    return Done(
+        scn.id, repeat, record["verdict"], record["needs_relay"], record["outcome"], problem, attempts
+    )
 
 
-def _worker(tasks: Any, done: Any, table: dict[str, Any], directory: Path, pcap: bool) -> None:
-    """A worker process: its own launcher, sessions from the task queue until the None that ends it."""
-    from netsim.peers.launcher import Launcher
-
-    with Launcher() as launcher:
-        while (task := tasks.get()) is not None:
-            try:
-                done.put(_run_task(task, launcher, table, directory, pcap))
-            except Exception as exc:  # reported, counted as failed; the run goes on
-                done.put(Done(task[0].id, task[1], "error", None, "failed", f"{type(exc).__name__}: {exc}"))
+RunContext = tuple[dict[str, Any], Path, bool, int]  # expectations, run directory, pcap, retries
+MARKS = {"passed": "ok", "violated": "VIOLATED", "unchecked": "unchecked", "inconclusive": "INCONCLUSIVE"}
 
 
 def run_many(
@@ -173,63 +270,38 @@ def run_many(
     directory: Path,
     pcap: bool = False,
     jobs: int = 1,
-) -> int:
+    retries: int = DEFAULT_RETRIES,
+    max_browsers: int | None = None,
+) -> Counts:
     """Run every scenario `repeats` times into `directory`, `jobs` sessions at a time (each in its own lab,
-    each worker with its own launcher); shows progress and returns how many violated an expectation."""
+    each worker with its own launcher, at most `max_browsers` browsers starting or running at once); shows
+    progress and returns how the sessions ended. A full disk raises parallel.WriteStop naming the path."""
+    from netsim.suite import parallel
+
     tasks = schedule(scenarios, repeats, table)
-    failures = 0
+    counts = Counts()
+    context: RunContext = (table, directory, pcap, retries)
+    cap = max_browsers if max_browsers is not None else jobs * 2
     with RunProgress(len(tasks)) as progress:
-        for item in (
-            _run_serial(tasks, table, directory, pcap)
+        items = (
+            _run_serial(tasks, context)
             if jobs == 1
-            else _run_parallel(tasks, table, directory, pcap, jobs)
-        ):
-            failures += item.outcome == "failed"
-            mark = {"passed": "ok", "failed": "FAILED", "unchecked": "unchecked"}.get(
-                item.outcome, item.outcome
-            )
-            line = f"{item.scenario:<60} {item.verdict:<11} needs_relay={item.needs_relay!s:<5} {mark}"
+            else parallel.run_parallel(tasks, run_task, context, jobs, browsers, cap)
+        )
+        for item in items:
+            if isinstance(item, tuple):
+                raise parallel.WriteStop(item[1])
+            counts.add(item)
+            mark = MARKS.get(item.outcome, item.outcome)
+            tries = f" (attempt {item.attempts})" if item.attempts > 1 else ""
+            line = f"{item.scenario:<60} {item.verdict:<11} needs_relay={item.needs_relay!s:<5} {mark}{tries}"
             progress.session(line, item.verdict, item.outcome, item.mismatch)
-    return failures
+    return counts
 
 
-def _run_serial(tasks: list[Task], table: dict[str, Any], directory: Path, pcap: bool) -> Iterator[Done]:
+def _run_serial(tasks: list[Task], context: RunContext) -> Iterator[Done | tuple[str, str]]:
     from netsim.peers.launcher import Launcher
 
     with Launcher() as launcher:
         for task in tasks:
-            yield _run_task(task, launcher, table, directory, pcap)
-
-
-def _run_parallel(
-    tasks: list[Task], table: dict[str, Any], directory: Path, pcap: bool, jobs: int
-) -> Iterator[Done]:
-    """Worker processes (spawned: a clean interpreter each, no inherited locks or threads)."""
-    ctx = multiprocessing.get_context("spawn")
-    todo, done = ctx.Queue(), ctx.Queue()
-    workers = [ctx.Process(target=_worker, args=(todo, done, table, directory, pcap)) for _ in range(jobs)]
-    for task in tasks:
-        todo.put(task)
-    for _ in workers:
-        todo.put(None)
-    for w in workers:
-        w.start()
-    try:
-        received = 0
-        while received < len(tasks):
-            try:
-                item = done.get(timeout=1.0)
-            except queue.Empty:
-                if not any(w.is_alive() for w in workers):
-                    raise RuntimeError(
-                        f"every worker exited with {len(tasks) - received} sessions to go"
-                    ) from None
-                continue
-            received += 1
-            yield item
-    finally:
-        for w in workers:
-            w.join(timeout=30)
-            if w.is_alive():  # interrupted: SIGTERM makes its lab tear down, then it exits
-                w.terminate()
-                w.join(timeout=30)
+            yield run_task(task, (launcher, context))

@@ -42,6 +42,9 @@ _REPEAT_PREFIX = re.compile(r"\[(?:r\d+)?-")
 ESTIMATES: Final = pytest.StashKey[dict[str, float]]()
 _STORED: Final = pytest.StashKey[dict[str, float]]()  # the durations file, read once at configure
 AHEAD: Final = 2  # tests a worker holds: the one it runs and the next (xdist needs it to run the first)
+# Browsers each test starts, by parameter id (set by the suite's conftest): the scheduler keeps the browsers
+# held by workers within the machine's cap (netsim.suite.parallel.auto_jobs), so aiortc tests run wider.
+BROWSERS: Final = pytest.StashKey[dict[str, int]]()
 
 
 class ShardError(InputError):
@@ -189,6 +192,14 @@ def _schedules(config: pytest.Config) -> bool:
 
 
 @pytest.hookimpl(optionalhook=True)
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """`-n auto`: sized from this machine (netsim.suite.parallel.auto_jobs: cores, memory)."""
+    from netsim.suite.parallel import auto_jobs
+
+    return auto_jobs()[0]
+
+
+@pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Producer) -> LongestFirstScheduling | None:
     return LongestFirstScheduling(config, log) if _schedules(config) else None
 
@@ -197,6 +208,8 @@ class LongestFirstScheduling(LoadScheduling):
     """xdist's load scheduling, with the longest tests first and at most AHEAD tests on a worker."""
 
     collection: list[str] | None  # set by LoadScheduling.__init__ (declared for mypy)
+    browsers: list[int]  # per collected test, set at the first deal
+    browser_cap: int
 
     def schedule(self) -> None:
         """The first deal, once every worker has collected (later calls only top workers up)."""
@@ -211,9 +224,14 @@ class LongestFirstScheduling(LoadScheduling):
         self.collection = collection
         stored, estimates = self.config.stash[_STORED], self.config.stash.get(ESTIMATES, {})
         self.pending[:] = longest_first(costs(collection, stored, estimates))
+        from netsim.suite.parallel import auto_jobs
+
+        self.browser_cap = auto_jobs()[1]
+        known = self.config.stash.get(BROWSERS, {})
+        self.browsers = [known.get(param_id(nid) or "", 0) for nid in collection]
         nodes = self.nodes
         for i in first_deal(len(nodes)):
-            self._send_tests(nodes[i], 1)
+            self._send_next(nodes[i])
         if not self.pending:  # every test is out: the workers may run their last ones
             for node in nodes:
                 node.shutdown()
@@ -222,10 +240,27 @@ class LongestFirstScheduling(LoadScheduling):
         """Top the worker up to AHEAD tests from the longest pending; with none left, let it finish."""
         if node.shutting_down:
             return
-        if self.pending:
-            self._send_tests(node, max(0, AHEAD - len(self.node2pending[node])))
-        else:
+        for _ in range(max(0, AHEAD - len(self.node2pending[node]))):
+            if self.pending:
+                self._send_next(node)
+        if not self.pending:
             node.shutdown()
+
+    def _send_next(self, node: WorkerController) -> None:
+        """Send the node the longest pending test that keeps the browsers held by workers within the cap;
+        when none does, the longest (a worker must get its next test to run the one it holds)."""
+        held = sum(self.browsers[i] for pending in self.node2pending.values() for i in pending)
+        chosen = next(
+            (
+                k
+                for k, i in enumerate(self.pending)
+                if self.browsers[i] == 0 or held + self.browsers[i] <= self.browser_cap
+            ),
+            0,
+        )
+        index = self.pending.pop(chosen)
+        self.node2pending[node].append(index)
+        node.send_runtest_some([index])
 
 
 class DurationRecorder:

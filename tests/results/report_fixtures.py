@@ -235,7 +235,7 @@ def make_record(
         reason = "ICE failed: all candidate pairs failed (no relay configured)"
     t = connect_s or 0.0
     record: dict[str, Any] = {
-        "schema_version": 2,
+        "schema_version": 3,
         "run_id": RUN_ID,
         "scenario": scenario or f"{group}/{nat_a}__{nat_b}",
         "group": group,
@@ -252,7 +252,7 @@ def make_record(
         "settled_s": connect_s,
         "needs_relay": nr,
         "expected": expected,
-        "outcome": "passed" if mismatch is None else "failed",
+        "outcome": "passed" if mismatch is None else "violated",
         "passed": mismatch is None,
         "mismatch": mismatch,
         "reason": reason,

@@ -243,7 +243,7 @@ def test_session_table_and_details(built: tuple[Path, list[dict[str, Any]], str,
         assert row["cells"][1]["text"].startswith(records[i]["scenario"])
     first_bad = rows[mismatched[0]]["cells"]
     assert "expected connect=true, got false" in first_bad[5]["text"]
-    assert first_bad[-1]["text"] == "FAIL"
+    assert first_bad[-1]["text"] == "VIOLATED"
 
 
 def test_details_contents(built: tuple[Path, list[dict[str, Any]], str, Page]) -> None:

@@ -19,7 +19,7 @@ from tests.results.report_fixtures import sample_records, write_results
 def rec(nat_a: str, nat_b: str, verdict: str, needs_relay: bool | None = False, **kw: Any) -> dict[str, Any]:
     r: dict[str, Any] = {"group": "matrix-turn", "nat_a": nat_a, "nat_b": nat_b, "verdict": verdict}
     passed = kw.pop("passed", True)
-    outcome = kw.pop("outcome", "passed" if passed else "failed")
+    outcome = kw.pop("outcome", "passed" if passed else "violated")
     r.update(needs_relay=needs_relay, passed=passed, outcome=outcome, **kw)
     return r
 
@@ -49,8 +49,9 @@ def test_summarize_shares_and_per_nat_counting() -> None:
         "run_id": "R1",  # the first record's that has one
         "sessions": 4,
         "passed": 2,
-        "failed": 1,
+        "violated": 1,
         "unchecked": 1,
+        "inconclusive": 0,
         "relay_needed_share": 0.3333,  # 1 of 3: null needs_relay is left out of the denominator ...
         "relay_needed_unknown": 1,  # ... and counted here
         "relay_won_share": 0.25,
@@ -97,8 +98,9 @@ def test_summarize_empty_and_partial_records() -> None:
         "run_id": "R",
         "sessions": 0,
         "passed": 0,
-        "failed": 0,
+        "violated": 0,
         "unchecked": 0,
+        "inconclusive": 0,
         "relay_needed_share": None,
         "relay_needed_unknown": 0,
         "relay_won_share": None,
@@ -111,14 +113,30 @@ def test_summarize_empty_and_partial_records() -> None:
         "run_id": None,
         "sessions": 3,
         "passed": 0,
-        "failed": 1,
+        "violated": 1,
         "unchecked": 2,
+        "inconclusive": 0,
         "relay_needed_share": None,
         "relay_needed_unknown": 3,
         "relay_won_share": 0.3333,
         "per_nat": {},
         "violations": [{"scenario": None, "repeat": None, "mismatch": None, "reason": None}],
     }
+
+
+def test_inconclusive_sessions_are_counted_apart_and_left_out_of_shares() -> None:
+    """An inconclusive session answers nothing: counted as such, in no share; schema 2's `failed` outcome
+    reads as violated."""
+    records = [
+        rec("symmetric", "symmetric", "relay", needs_relay=True),
+        rec("symmetric", "full-cone", "failed", needs_relay=True, outcome="inconclusive", passed=None),
+        rec("full-cone", "full-cone", "direct", needs_relay=False, outcome="failed", passed=False),
+    ]
+    summary = results.summarize(records)
+    assert (summary["passed"], summary["violated"], summary["inconclusive"]) == (1, 1, 1)
+    assert summary["relay_needed_share"] == 0.5  # 1 of the 2 conclusive sessions
+    assert summary["relay_won_share"] == 0.5
+    assert summary["per_nat"]["symmetric"]["sessions"] == 1
 
 
 def test_write_summary_matches_summarize(tmp_path: Path) -> None:
@@ -137,8 +155,9 @@ def test_write_summary_falls_back_to_dir_name(tmp_path: Path) -> None:
         "run_id": "20261129-000000-beef",
         "sessions": 0,
         "passed": 0,
-        "failed": 0,
+        "violated": 0,
         "unchecked": 0,
+        "inconclusive": 0,
         "relay_needed_share": None,
         "relay_needed_unknown": 0,
         "relay_won_share": None,
