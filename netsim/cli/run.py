@@ -14,8 +14,6 @@ from typing import Any
 
 from netsim import runfiles
 from netsim.cli.common import (
-    EXIT_MISMATCH,
-    EXIT_OK,
     InputError,
     exit_code,
     jobs_arg,
@@ -252,10 +250,12 @@ def _run_crowd(scenarios: list[Any], args: argparse.Namespace) -> tuple[int, Pat
         crowd_topology(wave)  # refuse what a lab cannot hold before anything is built
     root = reports_root(args)
     directory = runfiles.run_dir(root, runfiles.new_run_id())
-    table, failures, all_stats = _expectations(args), 0, []
+    table, violated, inconclusive, all_stats = _expectations(args), 0, 0, []
     for wave in waves:
-        wave_failures, stats = run_crowd(wave, args.concurrent, table, directory)
-        failures += wave_failures
+        with partial_on_stop(directory, root):
+            counts, stats = run_crowd(wave, args.concurrent, table, directory, retries=args.retries)
+        violated += counts.violated
+        inconclusive += counts.inconclusive
         all_stats.append(dataclasses.asdict(stats))
         print(
             f"one lab: {stats.pairs} pairs, {stats.concurrent} at once; build {stats.build_s} s, sessions "
@@ -267,7 +267,7 @@ def _run_crowd(scenarios: list[Any], args: argparse.Namespace) -> tuple[int, Pat
     summary = finish_run(directory, root, report=not args.no_report)
     if summary is not None:
         print(summary.line)
-    return (EXIT_MISMATCH if failures else EXIT_OK), directory
+    return exit_code(violated, inconclusive), directory
 
 
 def _mix_weights(text: str, option: str) -> tuple[dict[str, float], Any]:
@@ -315,8 +315,11 @@ def sampled_shares(records: Sequence[Mapping[str, Any]], est: Any) -> str:
     the bounds the unchecked sessions allow and is not compared with the estimate.
     """
     from netsim.results.estimate import wilson
+    from netsim.results.tables import counted
     from netsim.vocab import DIRECT_VERDICTS
 
+    left_out = sum(not counted(r) for r in records)  # inconclusive: load, not the NAT, decided them
+    records = [r for r in records if counted(r)]
     unchecked = sum(r.get("needs_relay") is None for r in records)
     counts = {
         "needs_relay": (sum(r.get("needs_relay") is True for r in records), len(records)),
@@ -324,7 +327,9 @@ def sampled_shares(records: Sequence[Mapping[str, Any]], est: Any) -> str:
         "direct": (sum(r.get("verdict") in DIRECT_VERDICTS for r in records), len(records)),
     }
     lines = [
-        "sampled shares (Wilson 95 %)" + ("  vs  estimate from the matrix run" if est is not None else "")
+        "sampled shares (Wilson 95 %)"
+        + ("  vs  estimate from the matrix run" if est is not None else "")
+        + (f"; {left_out} inconclusive sessions left out" if left_out else "")
     ]
     for name, (k, n) in counts.items():
         if name == "needs_relay" and unchecked:

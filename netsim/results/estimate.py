@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Final
 
 from netsim.records import ResultRecord
-from netsim.results import store
+from netsim.results import store, tables
 from netsim.results.sensitivity import Moved, sensitivity
 from netsim.suite.blend import spec
 from netsim.suite.mixes import Mix, cell_weights
@@ -123,6 +123,7 @@ class Estimate:
     capacity: Capacity
     peers: tuple[str, str] = (AIORTC, AIORTC)  # the stacks sized with
     moved: tuple[Moved, ...] = ()  # needs_relay as each uncertain weight moves (widest first)
+    inconclusive: int = 0  # sessions left out: load made their answers inconclusive (docs/load.md)
 
 
 # --- intervals ---
@@ -281,7 +282,8 @@ def estimate_records(
     if not bitrate_kbps > 0:
         raise EstimateError(f"bitrate: must be greater than 0 kbit/s, got {bitrate_kbps}")
     weights = cell_weights(mix, mix_b)
-    by_stacks = counts_by_stacks(records, where)
+    left_out = sum(not tables.counted(r) for r in records)
+    by_stacks = counts_by_stacks([r for r in records if tables.counted(r)], where)
     counts = by_stacks.get(peers, {})
     _check_cells(weights, counts, (mix, mix_b), where, peers, by_stacks)
     _check_repeats(weights, counts, where, min_repeats)
@@ -300,6 +302,7 @@ def estimate_records(
         capacity=capacity(relay_won, used.values(), bitrate_kbps),
         peers=peers,
         moved=tuple(sensitivity(mix, mix_b, rates)),
+        inconclusive=left_out,
     )
 
 

@@ -68,6 +68,7 @@ def as_json(est: Estimate) -> dict[str, Any]:
             "relay_mbps": cap.relay_mbps.as_dict(1),
         },
         "run": est.run,
+        "inconclusive_left_out": est.inconclusive,
         "method": METHOD,
         "assumptions": {"a": est.mix.assumptions, "b": est.mix_b.assumptions if est.mix_b else None},
         "uncertain_weights": {"a": _uncertain(est.mix), "b": _uncertain(est.mix_b)},
@@ -151,7 +152,8 @@ def format_table(est: Estimate) -> str:
     lines = [*_mix_lines("callers: mix", est.mix)]
     lines += _mix_lines("callees: mix", est.mix_b) if est.mix_b else ["callees: the same mix"]
     lines += [
-        f"peers: {est.peers[0]} (caller) x {est.peers[1]} (callee); run {est.run}",
+        f"peers: {est.peers[0]} (caller) x {est.peers[1]} (callee); run {est.run}"
+        + (f" ({est.inconclusive} inconclusive sessions left out)" if est.inconclusive else ""),
         f"{len(est.cells)} cells, {sum(sessions)} sessions ({min(sessions)}-{max(sessions)} per cell)",
         "",
         f"{'':{width}}  {'share':>7}  95 % interval (repeats)",

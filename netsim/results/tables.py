@@ -6,7 +6,8 @@ Pure functions of result records (netsim/records/); every field may be missing.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from netsim.records import OLD_VIOLATED, OUTCOMES, Outcome, ResultRecord
 from netsim.vocab import FAILED, NAT_PRESETS
@@ -33,7 +34,7 @@ def nat_kinds(records: Iterable[ResultRecord]) -> list[str]:
 # --- outcome labels ---
 
 
-def outcome(record: ResultRecord) -> Outcome:
+def outcome(record: Mapping[str, Any]) -> Outcome:
     """passed, violated (an expectation did not hold), unchecked (there was none to check) or inconclusive
     (the machine's load made the answer worthless).
 
@@ -50,7 +51,7 @@ def outcome(record: ResultRecord) -> Outcome:
     return "passed" if record.get("passed") is True else "violated"
 
 
-def counted(record: ResultRecord) -> bool:
+def counted(record: Mapping[str, Any]) -> bool:
     """Whether a session counts in shares, estimates and comparisons: not one left inconclusive by load."""
     return outcome(record) != "inconclusive"
 

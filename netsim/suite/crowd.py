@@ -14,9 +14,10 @@ import dataclasses
 import json
 import os
 import re
+import signal
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,13 +28,16 @@ from netsim.lab.lab import Lab
 from netsim.lab.nat import preset
 from netsim.lab.topology import Site, Topology
 from netsim.peers.launcher import Launcher
-from netsim.records import ResultRecord
-from netsim.session.options import BASE_DEADLINE_S, UDP_BLOCKED_EXTRA_S
+from netsim.records import Attempt, ResultRecord
+from netsim.session.cpuwait import runqueue_wait_s, tasks
+from netsim.session.load import RETRY_GROWTH
+from netsim.session.options import BASE_DEADLINE_S, UDP_BLOCKED_EXTRA_S, SessionOptions
 from netsim.session.run import run_session
 from netsim.suite.expectations import Expectation
 from netsim.suite.experiment import experiment
 from netsim.suite.mixes import MixError, split_kind
-from netsim.suite.runner import expectation_or_none, label
+from netsim.suite.parallel import WriteStop
+from netsim.suite.runner import DEFAULT_RETRIES, Counts, Done, attempt_entry, expectation_or_none, label
 from netsim.suite.scenario import Scenario
 from netsim.vocab import UDP_BLOCKED
 
@@ -158,41 +162,66 @@ def run_crowd(
     table: dict[str, Any],
     directory: Path,
     show: Any = print,
-) -> tuple[int, CrowdStats]:
+    retries: int = DEFAULT_RETRIES,
+) -> tuple[Counts, CrowdStats]:
     """Run every scenario's pairing in one shared lab, `concurrent` at a time; records go to `directory`.
-    Returns the number of violated expectations and the run's figures."""
+    A session that load made inconclusive runs again in the same lab with twice the deadline, up to
+    `retries` times. Returns how the sessions ended and the run's figures.
+
+    Interrupted (Ctrl-C, SIGTERM), sessions not started are dropped and the lab's teardown ends the running
+    ones at once (their peers die with it); the records written so far stay."""
     topo, hosts = crowd_topology(scenarios)
     t0 = time.monotonic()
-    failures = 0
+    counts = Counts()
     passed = checked = 0
-    with Launcher() as launcher, Lab(topo, static_neighbours=True) as lab:
-        build_s = time.monotonic() - t0
-        # Its own process: in this one it would share the GIL with every session thread.
-        lab.start_signaling(in_process=False)
-        meter = _Meter(lab)
-        shared = LockedLauncher(launcher)
-        running = min(concurrent, len(scenarios))
-        t1 = time.monotonic()
-        with ThreadPoolExecutor(max_workers=running) as pool:
-            futures = {}
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    pool: ThreadPoolExecutor | None = None
+    try:
+        with Launcher() as launcher, Lab(topo, static_neighbours=True) as lab:
+            build_s = time.monotonic() - t0
+            # Its own process: in this one it would share the GIL with every session thread.
+            lab.start_signaling(in_process=False)
+            meter = _Meter(lab)
+            shared = LockedLauncher(launcher)
+            running = min(concurrent, len(scenarios))
+            t1 = time.monotonic()
+            pool = ThreadPoolExecutor(max_workers=running)
+            futures: dict[Future[ResultRecord], tuple[Scenario, SessionOptions, list[Attempt]]] = {}
             for i, (scn, (a, b)) in enumerate(zip(scenarios, hosts, strict=True)):
                 blocked = [scn.nat_a, scn.nat_b].count(UDP_BLOCKED)
                 deadline = BASE_DEADLINE_S + UDP_BLOCKED_EXTRA_S * blocked + LOAD_DEADLINE_S * running
                 opts = scn.options.replace(host_a=a, host_b=b, needs_relay=False, deadline_s=deadline)
-                futures[pool.submit(_one, lab, shared, opts, i * RAMP_S if i < running else 0.0)] = scn
-            for future in as_completed(futures):
-                scn = futures[future]
+                delay = i * RAMP_S if i < running else 0.0
+                futures[pool.submit(_one, lab, shared, opts, delay)] = (scn, opts, [])
+            while futures:
+                future = next(as_completed(futures))
+                scn, opts, attempts = futures.pop(future)
                 record = future.result()
+                attempts.append(attempt_entry(record, opts.deadline_s))
+                if attempts[-1]["inconclusive"] and len(attempts) <= retries:
+                    again = opts.replace(deadline_s=opts.deadline_s * RETRY_GROWTH)
+                    futures[pool.submit(_one, lab, shared, again, 0.0)] = (scn, again, attempts)
+                    continue
+                record["attempts"] = attempts
                 expected = _expectation(scn, table)
                 problem = label(record, scn, directory.name, 0, expected, experiment(scn))
-                runfiles.append_record(directory, record)
-                failures += problem is not None
-                if record.get("expected") is not None:
+                _append(directory, record)
+                counts.add(
+                    Done(scn.id, 0, record["verdict"], None, record["outcome"], problem, len(attempts))
+                )
+                if record["outcome"] in ("passed", "violated"):
                     checked += 1
-                    passed += problem is None
+                    passed += record["outcome"] == "passed"
                 show(f"{scn.id:<60} {record['verdict']:<11} {record.get('outcome')}")
-        run_s = time.monotonic() - t1
-        seen = meter.read(lab)
+            pool.shutdown()
+            run_s = time.monotonic() - t1
+            seen = meter.read(lab)
+    except BaseException:
+        if pool is not None:  # queued sessions never start; running ones end with the lab's teardown
+            pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     stats = CrowdStats(
         pairs=len(scenarios),
         concurrent=running,
@@ -201,7 +230,18 @@ def run_crowd(
         agreement=round(passed / checked, 4) if checked else None,
         **seen,
     )
-    return failures, stats
+    return counts, stats
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _append(directory: Path, record: ResultRecord) -> None:
+    try:
+        runfiles.append_record(directory, record)
+    except OSError as exc:  # a full disk: the run stops, naming the file
+        raise WriteStop(f"{directory / runfiles.RESULTS_FILE}: {exc.strerror or exc}") from None
 
 
 class _Meter:
@@ -241,36 +281,14 @@ def _delta(before: float | None, after: float | None, digits: int) -> Any:
     return round(after - before, digits) if digits else int(after - before)
 
 
-def _tasks(pid: int) -> list[int]:
-    """Every thread of a process (a priority is a thread's, not a process's, on Linux)."""
-    try:
-        return [int(t) for t in os.listdir(f"/proc/{pid}/task")]
-    except OSError:
-        return []
-
-
 def prioritise(pids: list[int], nice: int = SERVICE_NICE) -> None:
     """Give every thread of our own processes `pids` the priority `nice`."""
     for pid in pids:
-        for tid in _tasks(pid):
+        for tid in tasks(pid):
             try:
                 os.setpriority(os.PRIO_PROCESS, tid, nice)
             except OSError:  # the thread ended meanwhile
                 pass
-
-
-def runqueue_wait_s(pids: list[int]) -> float | None:
-    """Seconds the processes' live threads have spent runnable but waiting for a CPU (the second field of
-    /proc/PID/task/TID/schedstat), summed; None where nothing could be read (no schedstats)."""
-    total, read = 0, False
-    for pid in pids:
-        for tid in _tasks(pid):
-            try:
-                total += int(Path(f"/proc/{pid}/task/{tid}/schedstat").read_text().split()[1])
-                read = True
-            except (OSError, IndexError, ValueError):  # the thread ended meanwhile
-                continue
-    return total / 1e9 if read else None
 
 
 def _count_relayed(lab: Lab) -> None:

@@ -71,7 +71,7 @@ def test_services_are_prioritised_thread_by_thread_and_their_waits_read() -> Non
     child = subprocess.Popen([sys.executable, "-u", "-c", code], stdout=subprocess.PIPE, text=True)
     try:
         assert child.stdout is not None and child.stdout.readline() == "1\n"
-        tids = crowd._tasks(child.pid)
+        tids = crowd.tasks(child.pid)
         assert len(tids) == 2
         crowd.prioritise([child.pid], nice=5)  # lowering one's own process needs no privilege
         assert [os.getpriority(os.PRIO_PROCESS, tid) for tid in tids] == [5, 5]
@@ -90,9 +90,11 @@ def test_services_are_prioritised_thread_by_thread_and_their_waits_read() -> Non
 def test_a_crowd_shares_one_turn_server(tmp_path: Path) -> None:
     scns = population(6, {"port-restricted-cone": 1.0, "symmetric": 1.0}, seed=3)
     table = load_expectations(SCENARIOS / "expected.toml")
-    failures, stats = crowd.run_crowd(scns, 6, table, tmp_path, show=lambda line: None)
+    counts, stats = crowd.run_crowd(scns, 6, table, tmp_path, show=lambda line: None)
     records = [json.loads(line) for line in (tmp_path / "results.jsonl").read_text().splitlines()]
-    assert failures == 0 and stats.agreement == 1.0, [r["reason"] for r in records]
+    assert counts.violated == 0 and stats.agreement == 1.0, [r["reason"] for r in records]
+    # Its deadlines grow with its own load: on a quiet machine none is inconclusive (here: none stays so).
+    assert counts.inconclusive == 0, [r["attempts"] for r in records]
     assert (stats.pairs, stats.concurrent, len(records)) == (6, 6, 6)
     assert stats.allocations >= 6  # one shared coturn served them all
     assert stats.relayed_bytes is not None and stats.relayed_bytes > 0  # prc x symmetric: relayed
