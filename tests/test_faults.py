@@ -10,6 +10,7 @@ namespaces, recorded while it is paused and identified by pid plus start time, n
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import select
@@ -250,3 +251,75 @@ def _reap(runs: Iterable[Run]) -> None:
             os.killpg(run.proc.pid, signal.SIGKILL)
             run.proc.wait()
         registry.cleanup(all_labs=True, runtime_dir=run.runtime)
+
+
+# --- parallel runs: -j 2 and --concurrent, interrupted mid-run --------------------------------------------
+
+PARALLEL = {
+    # 9 sessions, 2 at a time; without TURN the cone x symmetric cells wait out their 3 s deadline.
+    "j2": ["matrix", "--kinds", "open,full-cone,symmetric", "--turn", "none", "-j", "2", "--no-report"],
+    "concurrent": ["population", "--mix", "full-cone=1,symmetric=1", "--size", "12", "--concurrent", "3"],
+}
+STOP_WITHIN_S = 10.0  # "within a few seconds": a busy worker's lab teardown, on a loaded machine
+
+
+def _lab_prefix() -> str:
+    return os.environ.get("NETSIM_LAB_PREFIX", "ns")
+
+
+def _family_namespaces(pids: Iterable[int]) -> list[str]:
+    """Namespaces of labs made by any of these processes (a -j run's labs are its workers')."""
+    ids = {f"{_lab_prefix()}{pid:x}" for pid in pids}
+    return [n for n in netns.list_names() if n.split("-", 1)[0][:-4] in ids]
+
+
+def _start_parallel(tmp_path: Path, argv: list[str]) -> tuple[Run, Path]:
+    run = _start(tmp_path, "parallel", argv, pause_at="")
+    return run, tmp_path / "parallel" / "reports"
+
+
+def _wait_for_records(run: Run, reports: Path, at_least: int) -> Path:
+    """Wait until the run has written `at_least` records (it is then mid-run); its run directory."""
+    deadline = time.monotonic() + PAUSE_TIMEOUT_S * 2
+    while time.monotonic() < deadline:
+        assert run.proc.poll() is None, f"{run.name} ended early: {run.proc.stderr.read().decode()}"  # type: ignore[union-attr]
+        for results in reports.glob("*/results.jsonl"):
+            if len(results.read_bytes().splitlines()) >= at_least:
+                return results.parent
+        time.sleep(0.1)
+    raise AssertionError("the run wrote no records in time")
+
+
+@pytest.mark.parametrize("how", ["int-group", "term"])
+@pytest.mark.parametrize("mode", list(PARALLEL))
+def test_an_interrupted_parallel_run_stops_at_once_and_keeps_its_records(
+    tmp_path: Path, mode: str, how: str
+) -> None:
+    """Ctrl-C (SIGINT to the process group, as a terminal sends it) or SIGTERM to the netsim process of a
+    -j 2 or --concurrent run: it exits within seconds with "interrupted", code 130, no traceback; every
+    completed record is whole, summary.json is marked partial; no lab, process or semaphore is left."""
+    run, reports = _start_parallel(tmp_path, PARALLEL[mode])
+    try:
+        directory = _wait_for_records(run, reports, 1)
+        run.processes = _processes_of(run)
+        pids = {pid for pid, _ in run.processes}
+        assert _family_namespaces(pids), "mid-run: a lab must exist"
+        sig, group = FAULTS[how]
+        t0 = time.monotonic()
+        _deliver(run, sig, group)
+        _finish(run)
+        took = time.monotonic() - t0
+        err = run.stderr.decode()
+        assert run.proc.returncode == 130, err
+        assert took < STOP_WITHIN_S, f"took {took:.1f} s to stop"
+        assert "netsim: interrupted" in err and "Traceback" not in err and "leaked" not in err, err
+        lines = (directory / "results.jsonl").read_bytes().splitlines()
+        records = [json.loads(line) for line in lines]  # every line whole
+        assert records and all(r.get("outcome") for r in records)
+        summary = json.loads((directory / "summary.json").read_text())
+        assert summary["partial"] is True and summary["sessions"] == len(records)
+        assert not list(directory.glob(".*.tmp"))
+        left = _leftovers(run) + [f"namespace {n}" for n in _family_namespaces(pids)]
+        assert left == [], left
+    finally:
+        _reap([run])

@@ -10,6 +10,7 @@ statically, so it does not fill the kernel's neighbour table that every namespac
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -17,7 +18,7 @@ import re
 import signal
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -175,9 +176,14 @@ def run_crowd(
     counts = Counts()
     passed = checked = 0
     previous = signal.signal(signal.SIGTERM, _interrupt)
-    pool: ThreadPoolExecutor | None = None
     try:
-        with Launcher() as launcher, Lab(topo, static_neighbours=True) as lab:
+        # The pool's shutdown comes first on the way out (queued sessions never start), then the lab's
+        # teardown, which ends the running sessions' peers at once.
+        with (
+            Launcher() as launcher,
+            Lab(topo, static_neighbours=True) as lab,
+            contextlib.ExitStack() as stack,
+        ):
             build_s = time.monotonic() - t0
             # Its own process: in this one it would share the GIL with every session thread.
             lab.start_signaling(in_process=False)
@@ -186,6 +192,7 @@ def run_crowd(
             running = min(concurrent, len(scenarios))
             t1 = time.monotonic()
             pool = ThreadPoolExecutor(max_workers=running)
+            stack.callback(pool.shutdown, wait=False, cancel_futures=True)  # on a stop: none starts
             futures: dict[Future[ResultRecord], tuple[Scenario, SessionOptions, list[Attempt]]] = {}
             for i, (scn, (a, b)) in enumerate(zip(scenarios, hosts, strict=True)):
                 blocked = [scn.nat_a, scn.nat_b].count(UDP_BLOCKED)
@@ -194,7 +201,11 @@ def run_crowd(
                 delay = i * RAMP_S if i < running else 0.0
                 futures[pool.submit(_one, lab, shared, opts, delay)] = (scn, opts, [])
             while futures:
-                future = next(as_completed(futures))
+                # A timeout, so that a signal the kernel gave a session thread acts here within 0.5 s.
+                done, _ = wait(futures, timeout=0.5, return_when=FIRST_COMPLETED)
+                if not done:
+                    continue
+                future = done.pop()
                 scn, opts, attempts = futures.pop(future)
                 record = future.result()
                 attempts.append(attempt_entry(record, opts.deadline_s))
@@ -213,13 +224,8 @@ def run_crowd(
                     checked += 1
                     passed += record["outcome"] == "passed"
                 show(f"{scn.id:<60} {record['verdict']:<11} {record.get('outcome')}")
-            pool.shutdown()
             run_s = time.monotonic() - t1
             seen = meter.read(lab)
-    except BaseException:
-        if pool is not None:  # queued sessions never start; running ones end with the lab's teardown
-            pool.shutdown(wait=False, cancel_futures=True)
-        raise
     finally:
         signal.signal(signal.SIGTERM, previous)
     stats = CrowdStats(

@@ -20,7 +20,9 @@ import contextlib
 import multiprocessing
 import os
 import signal
-from collections.abc import Callable, Iterator
+import sys
+import threading
+from collections.abc import Callable, Generator
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
@@ -32,8 +34,35 @@ class WriteStop(Exception):
     """A worker could not write the run's records (a full disk): the run stops; the message names the path."""
 
 
+_stopping = threading.Event()
+
+
 def _term_as_exit(signum: int, frame: object) -> None:
+    _stopping.set()
     raise SystemExit(128 + signum)
+
+
+def _forward_to_main_thread() -> None:
+    """Make SIGTERM act in the main thread even when the kernel hands it to another one.
+
+    A process-directed signal goes to any thread that does not block it; Python runs its handler in the
+    main thread, but only once that thread runs bytecode again, and a main thread blocked in a read or a
+    lock with a long timeout (a session waiting for its peers) would not, for tens of seconds. The C-level
+    handler writes the signal's number to the wakeup fd from whichever thread got it; a watcher thread
+    then signals the main thread itself, whose blocking call returns, so the handler runs.
+    """
+    r, w = os.pipe()
+    os.set_blocking(w, False)
+    signal.set_wakeup_fd(w, warn_on_full_buffer=False)
+    main = threading.main_thread().ident
+    assert main is not None
+
+    def watch() -> None:
+        while data := os.read(r, 64):
+            if signal.SIGTERM in data and not _stopping.wait(0.2):  # the handler has not run by now
+                signal.pthread_kill(main, signal.SIGTERM)
+
+    threading.Thread(target=watch, name="signal-forward", daemon=True).start()
 
 
 def worker_main(conn: Connection, work: Callable[[Any, Any], Any], context: Any) -> None:
@@ -43,9 +72,15 @@ def worker_main(conn: Connection, work: Callable[[Any, Any], Any], context: Any)
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _term_as_exit)
+    _forward_to_main_thread()
     with contextlib.suppress(EOFError, OSError, SystemExit), Launcher() as launcher:
         while (task := conn.recv()) is not None:
             conn.send(work(task, (launcher, context)))
+    # Everything it made is gone (labs torn down, launcher closed): skip the interpreter's finalization,
+    # whose garbage collection took 5-20 s in workers on a loaded machine and held up Ctrl-C.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def pick(pending: list[Any], browsers: Callable[[Any], int], in_flight: int, cap: int) -> int | None:
@@ -65,7 +100,7 @@ def run_parallel(
     jobs: int,
     browsers: Callable[[Any], int],
     max_browsers: int,
-) -> Iterator[Any]:
+) -> Generator[Any, None, None]:
     """Yield each task's result as workers finish them (`tasks` longest first)."""
     ctx = multiprocessing.get_context("spawn")
     workers: list[tuple[Any, Connection]] = []

@@ -7,7 +7,7 @@ schedules and reports) starts its workers ~0.3 s sooner without them."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Generator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -282,12 +282,13 @@ def run_many(
     counts = Counts()
     context: RunContext = (table, directory, pcap, retries)
     cap = max_browsers if max_browsers is not None else jobs * 2
-    with RunProgress(len(tasks)) as progress:
-        items = (
-            _run_serial(tasks, context)
-            if jobs == 1
-            else parallel.run_parallel(tasks, run_task, context, jobs, browsers, cap)
-        )
+    items = (
+        _run_serial(tasks, context)
+        if jobs == 1
+        else parallel.run_parallel(tasks, run_task, context, jobs, browsers, cap)
+    )
+    # closing: an interrupt while a result is shown ends the workers now, not when the generator is collected
+    with RunProgress(len(tasks)) as progress, contextlib.closing(items):
         for item in items:
             if isinstance(item, tuple):
                 raise parallel.WriteStop(item[1])
@@ -299,7 +300,7 @@ def run_many(
     return counts
 
 
-def _run_serial(tasks: list[Task], context: RunContext) -> Iterator[Done | tuple[str, str]]:
+def _run_serial(tasks: list[Task], context: RunContext) -> Generator[Done | tuple[str, str], None, None]:
     from netsim.peers.launcher import Launcher
 
     with Launcher() as launcher:
