@@ -38,6 +38,8 @@ def append_record(run_dir: Path | str, record: ResultRecord) -> None:
 
     Several pytest-xdist workers append to the same file: O_APPEND makes each write land at the end, and the
     exclusive flock keeps a large line (which may need several write calls) from interleaving with others.
+    A write that fails part-way (a full disk) is cut off again before the error goes on: the file keeps
+    only whole lines.
     """
     line = (json.dumps(record, separators=(",", ":"), default=str) + "\n").encode()
     path = Path(run_dir) / RESULTS_FILE
@@ -45,9 +47,14 @@ def append_record(run_dir: Path | str, record: ResultRecord) -> None:
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         try:
+            end = os.fstat(fd).st_size
             view = memoryview(line)
-            while view:
-                view = view[os.write(fd, view) :]
+            try:
+                while view:
+                    view = view[os.write(fd, view) :]
+            except OSError:
+                os.ftruncate(fd, end)  # no truncated line: the record is either whole or absent
+                raise
         finally:
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:

@@ -10,6 +10,7 @@ namespaces, recorded while it is paused and identified by pid plus start time, n
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -18,7 +19,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -323,3 +324,56 @@ def test_an_interrupted_parallel_run_stops_at_once_and_keeps_its_records(
         assert left == [], left
     finally:
         _reap([run])
+
+
+# --- a full reports disk mid-run ---------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _small_tmpfs(where: Path, size_kib: int) -> Iterator[Path]:
+    """A tmpfs of `size_kib` mounted on `where` in a private mount namespace (`unshare -m`), never on the
+    host's mounts; yields the path to it as seen from here (/proc/PID/root/... of the namespace's holder)."""
+    where.mkdir(parents=True, exist_ok=True)
+    script = f'mount -t tmpfs -o size={size_kib}k netsim-full "$1" && echo up && exec sleep 600'
+    holder = subprocess.Popen(
+        ["unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh", str(where)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "up\n", "no tmpfs"
+        yield Path(f"/proc/{holder.pid}/root") / str(where).lstrip("/")
+    finally:
+        holder.kill()  # ours, by pid: its mount namespace, and the tmpfs with it, go away
+        holder.wait()
+
+
+def test_a_full_reports_disk_stops_the_run_cleanly(tmp_path: Path) -> None:
+    """A write error mid-run: one line naming the file, exit 2, the records written so far whole, no
+    truncated line, no temporary file, the labs torn down and nothing else left."""
+    with _small_tmpfs(tmp_path / "full", 160) as reports:
+        argv = ["matrix", "--kinds", "open,full-cone,symmetric", "--turn", "none", "--no-report"]
+        run = _start(tmp_path, "full", [*argv, "--reports", str(reports)], pause_at="")
+        try:
+            directory = _wait_for_records(run, reports, 1)
+            results = directory / "results.jsonl"
+            size = len(results.read_bytes())
+            # Leave room for less than one more record: the next one fails part-way.
+            free = os.statvfs(reports).f_bavail * os.statvfs(reports).f_frsize
+            with contextlib.suppress(OSError):
+                (reports / "filler").write_bytes(b"\0" * max(0, free - size // 2))
+            run.processes = _processes_of(run)
+            _finish(run)
+            err = run.stderr.decode().strip()
+            assert run.proc.returncode == 2, err
+            assert err.splitlines()[-1] == f"netsim: error: {results}: No space left on device", err
+            assert "Traceback" not in err
+            lines = results.read_bytes().split(b"\n")
+            assert lines[-1] == b"" and all(json.loads(line) for line in lines[:-1])  # whole lines only
+            assert 1 <= len(lines) - 1 < 9
+            assert not [p.name for p in directory.iterdir() if p.name.endswith(".tmp")]
+            assert _leftovers(run) == []
+            pids = {pid for pid, _ in run.processes}
+            assert _family_namespaces(pids) == []
+        finally:
+            _reap([run])
