@@ -108,7 +108,6 @@ PENDING_SPLIT = {
     "lab/netns.py",
     "peers/chromium.py",
     "peers/page/peer.js",
-    "services/signaling.py",
 }
 
 

@@ -15,6 +15,7 @@ from netsim.services.signaling import (
     DEFAULT_BURST,
     DEFAULT_HOST,
     DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_PER_SOURCE,
     DEFAULT_PORT,
     DEFAULT_RATE,
     SECRET_ENV,
@@ -40,6 +41,13 @@ def add_parsers(sub: Any) -> None:
         type=positive_int,
         default=DEFAULT_MAX_CONNECTIONS,
         help=f"open connections before new ones get HTTP 503 (default {DEFAULT_MAX_CONNECTIONS})",
+    )
+    p.add_argument(
+        "--max-per-source",
+        type=positive_int,
+        default=DEFAULT_MAX_PER_SOURCE,
+        help="open connections from one address before its new ones get HTTP 503 "
+        f"(default {DEFAULT_MAX_PER_SOURCE})",
     )
     p.add_argument(
         "--tls", nargs=2, metavar=("CERT", "KEY"), help="serve wss:// with this certificate and key (PEM)"
@@ -130,6 +138,7 @@ def cmd_signaling(args: argparse.Namespace) -> int:
             on_ready=announce,
             max_connections=args.max_connections,
             tls=tls,
+            max_per_source=args.max_per_source,
         )
     except OSError as e:
         raise InputError(

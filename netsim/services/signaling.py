@@ -23,7 +23,6 @@ import asyncio
 import contextlib
 import hashlib
 import hmac
-import json
 import logging
 import re
 import time
@@ -31,6 +30,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI, WebSocket, WebSocketDisconnect
+
+from netsim.services.signaling_frames import (  # noqa: F401  (MAX_DEPTH: part of this module's interface)
+    MAX_DEPTH,
+    BadMessage,
+    _dump,
+    _parse,
+    _utf8_len_over,
+    validate_forward,
+)
 
 log = logging.getLogger("netsim.services.signaling")
 
@@ -42,9 +50,11 @@ DEFAULT_RATE = 50.0  # messages per second per connection (sustained)
 DEFAULT_BURST = 100  # token bucket size: a trickle-ICE burst fits comfortably
 DEFAULT_MAX_STRIKES = 50  # consecutive rejected frames before the connection is closed
 SEND_BACKLOG_CHARS = 4 * 1024 * 1024  # queued outbound text beyond which a client counts as stuck
-MAX_DEPTH = 32  # JSON nesting (objects and arrays) a frame may have; browsers' signaling frames have 1-2
 REQUEST_TIMEOUT_S = 10.0  # an HTTP request (or WebSocket handshake) must be complete within this
 DEFAULT_MAX_CONNECTIONS = 4096  # open TCP connections in any state; more get HTTP 503
+# Open connections from one source address: a flood from one address cannot take the others' places (a
+# household or a carrier NAT shares an address, so this is generous; a lab pair uses four at most).
+DEFAULT_MAX_PER_SOURCE = 256
 OVER_LIMIT_SLACK = 256  # connections beyond the limit that still get a 503 reply (the rest: closed at once)
 OVER_LIMIT_TIMEOUT_S = 2.0  # how long a refused connection may take to send its request
 FD_TARGET = 65536  # soft RLIMIT_NOFILE the server raises itself to (never above the hard limit)
@@ -61,7 +71,6 @@ FORWARD_TYPES = frozenset({"offer", "answer", "candidate", "bye"})
 STATUSES = frozenset({"online", "busy"})
 TOKEN_IN_TEXT = re.compile(r"(token=)[^&\s\"']*")
 # JSON strings (skipped whole, escapes included) or a bracket: enough to measure nesting without parsing.
-_STRUCTURE = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]')
 
 
 # --- tokens ---------------------------------------------------------------------------------------------
@@ -80,10 +89,6 @@ def verify_token(secret: str, user: str, token: str | None) -> bool:
 
 
 # --- connections and registry ----------------------------------------------------------------------------
-
-
-class BadMessage(ValueError):
-    """A frame that does not follow the protocol; the text goes back to the sender."""
 
 
 @dataclass(frozen=True)
@@ -150,54 +155,6 @@ class Conn:
             return False
         self._tokens -= 1.0
         return True
-
-
-def _dump(obj: dict[str, Any]) -> str:
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
-
-
-def _no_constants(name: str) -> Any:
-    # NaN/Infinity are not JSON: a browser's JSON.parse would choke on the forwarded frame.
-    raise BadMessage(f"{name} is not valid JSON")
-
-
-def _utf8_len_over(text: str, limit: int) -> bool:
-    # Cheap bound first: a str of n code points is at most 4n UTF-8 bytes.
-    return len(text) > limit or (4 * len(text) > limit and len(text.encode()) > limit)
-
-
-def _opt(obj: dict[str, Any], key: str, kind: type | tuple[type, ...], what: str) -> None:
-    value = obj.get(key)
-    if value is not None and (not isinstance(value, kind) or isinstance(value, bool)):
-        raise BadMessage(f"'{key}' must be {what} or null")
-
-
-def validate_forward(obj: dict[str, Any]) -> str:
-    """Check an offer/answer/candidate/bye frame; return its target."""
-    target = obj.get("target")
-    if not isinstance(target, str) or not target:
-        raise BadMessage("'target' must be a non-empty string")
-    kind = obj["type"]
-    if kind in ("offer", "answer") and not isinstance(obj.get("sdp"), str):
-        raise BadMessage(f"{kind} needs 'sdp' (string)")
-    if kind == "candidate":
-        _validate_candidate(obj)
-    return target
-
-
-def _validate_candidate(obj: dict[str, Any]) -> None:
-    if "candidate" not in obj:
-        raise BadMessage("candidate needs 'candidate' (string, or null for end of candidates)")
-    _opt(obj, "candidate", str, "a string")
-    _opt(obj, "sdpMid", str, "a string")
-    _opt(obj, "sdpMLineIndex", int, "a non-negative integer")
-    _opt(obj, "usernameFragment", str, "a string")
-    index = obj.get("sdpMLineIndex")
-    if index is not None and index < 0:
-        raise BadMessage("'sdpMLineIndex' must be a non-negative integer or null")
-    # Same rule as RTCPeerConnection.addIceCandidate: a real candidate needs a media section.
-    if obj["candidate"] and obj.get("sdpMid") is None and index is None:
-        raise BadMessage("a candidate needs 'sdpMid' or 'sdpMLineIndex'")
 
 
 class Hub:
@@ -300,43 +257,6 @@ class Hub:
         dest = self.conns.get(target)
         if dest is None or not self.deliver(dest, _dump(out)):
             self.error(conn, "user-offline", f"{target!r} is not connected", strike=False)
-
-
-def _parse(text: str) -> dict[str, Any]:
-    _check_depth(text)  # before json.loads: deep nesting would exhaust its recursion
-    try:
-        obj = json.loads(text, parse_constant=_no_constants)
-    except ValueError as exc:  # JSONDecodeError and BadMessage are both ValueError
-        raise BadMessage(exc.args[0] if isinstance(exc, BadMessage) else f"not JSON: {exc}") from None
-    if not isinstance(obj, dict):
-        raise BadMessage("a message must be a JSON object")
-    # Only a \u escape can smuggle a lone surrogate into a str decoded from valid UTF-8.
-    if "\\u" in text and not _encodable(obj):
-        raise BadMessage("invalid text: a lone surrogate escape (\\ud800-\\udfff) is not a character")
-    return obj
-
-
-def _check_depth(text: str) -> None:
-    """Refuse nesting deeper than MAX_DEPTH; cheap unless the frame has many brackets."""
-    if text.count("{") + text.count("[") <= MAX_DEPTH:
-        return
-    depth = 0
-    for match in _STRUCTURE.finditer(text):
-        char = match.group()
-        if char in "[{":
-            depth += 1
-            if depth > MAX_DEPTH:
-                raise BadMessage(f"nested deeper than {MAX_DEPTH} levels")
-        elif char in "]}":
-            depth -= 1
-
-
-def _encodable(obj: dict[str, Any]) -> bool:
-    try:
-        _dump(obj).encode()
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 # --- the app ---------------------------------------------------------------------------------------------

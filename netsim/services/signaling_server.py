@@ -26,6 +26,7 @@ from netsim.services.signaling import (
     DEFAULT_BURST,
     DEFAULT_HOST,
     DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_PER_SOURCE,
     DEFAULT_MAX_STRIKES,
     DEFAULT_PORT,
     DEFAULT_RATE,
@@ -108,21 +109,32 @@ class _GuardedHttp(HttpToolsProtocol):
     never authenticates is closed by it too. Subclasses made by _http_protocol set the class attributes."""
 
     max_connections = DEFAULT_MAX_CONNECTIONS
+    max_per_source = DEFAULT_MAX_PER_SOURCE
     request_timeout_s = REQUEST_TIMEOUT_S
     refusing = 0  # connections over the limit waiting for their 503 (per server class)
+    per_source: dict[str, int] = {}  # open served connections by source address (per server class)
+    _source: str | None = None  # counted in per_source while this connection is served
     timeouts = _Tally("closed connections with no complete request in time")
     refusals = _Tally("refused connections over the connection limit")
     _deadline: asyncio.TimerHandle | None = None
     _state = "serving"  # or "refusing" (over the limit: 503 once the request is in) or "dropped"
+    _why: str | None = None  # what a refusal says, when it is not the overall limit
     _head = b""
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        if len(self.connections) < self.max_connections:
+        cls = type(self)
+        peer = transport.get_extra_info("peername")
+        source = str(peer[0]) if isinstance(peer, tuple) and peer else "?"
+        from_source = cls.per_source.get(source, 0)
+        if len(self.connections) < self.max_connections and from_source < self.max_per_source:
+            cls.per_source[source] = from_source + 1
+            self._source = source
             super().connection_made(transport)
             self._arm(self.request_timeout_s)
             return
         self.transport = transport
-        cls = type(self)
+        if from_source >= self.max_per_source:
+            self._why = f"connection limit per address reached ({from_source} open from {source})"
         cls.refusals.add()
         if cls.refusing >= OVER_LIMIT_SLACK:  # a flood: no reply, keep the files for the ones we serve
             self._state = "dropped"
@@ -150,17 +162,41 @@ class _GuardedHttp(HttpToolsProtocol):
     def handle_websocket_upgrade(self) -> None:
         self._disarm()  # the request is complete: the app authenticates (or refuses) it right away
         super().handle_websocket_upgrade()
+        # The WebSocket protocol now owns the connection (its connection_lost, not ours, is called at the
+        # end): it keeps the address's count until then.
+        ws = self.transport.get_protocol()
+        if ws is not self and self._source is not None:
+            lost = ws.connection_lost
+
+            def released(exc: Exception | None) -> None:
+                self._release()
+                lost(exc)
+
+            ws.connection_lost = released  # type: ignore[method-assign]
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
+        self._release()
         if self._state == "refusing":
             type(self).refusing -= 1
         if self._state == "serving":
             super().connection_lost(exc)
         self._state = "lost"
 
+    def _release(self) -> None:
+        """This connection no longer counts for its source address."""
+        if self._source is not None:
+            cls = type(self)
+            left = cls.per_source.get(self._source, 1) - 1
+            if left > 0:
+                cls.per_source[self._source] = left
+            else:
+                cls.per_source.pop(self._source, None)
+            self._source = None
+
     def _refuse(self) -> None:
-        body = f"signaling: connection limit reached ({self.max_connections} open); try again later\n"
+        why = self._why or f"connection limit reached ({self.max_connections} open)"
+        body = f"signaling: {why}; try again later\n"
         head = "HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain; charset=utf-8\r\n"
         head += f"retry-after: 1\r\nconnection: close\r\ncontent-length: {len(body)}\r\n\r\n"
         self.transport.write((head + body).encode())
@@ -184,13 +220,17 @@ class _GuardedHttp(HttpToolsProtocol):
             self.transport.abort()  # an unread request must not keep the socket in a closing state
 
 
-def _http_protocol(limit: int, timeout_s: float) -> type[_GuardedHttp]:
+def _http_protocol(
+    limit: int, timeout_s: float, source_limit: int = DEFAULT_MAX_PER_SOURCE
+) -> type[_GuardedHttp]:
     """A protocol class per server: the limits and counters belong to one server."""
 
     class SignalingHttp(_GuardedHttp):
         max_connections = limit
+        max_per_source = source_limit
         request_timeout_s = timeout_s
         refusing = 0
+        per_source: dict[str, int] = {}
         timeouts = _Tally(f"closed connections with no complete request within {timeout_s:g} s")
         refusals = _Tally(f"refused connections over the limit of {limit}")
 
@@ -234,6 +274,7 @@ def make_config(
     max_connections: int = DEFAULT_MAX_CONNECTIONS,
     request_timeout_s: float = REQUEST_TIMEOUT_S,
     tls: tuple[str, str] | None = None,
+    max_per_source: int = DEFAULT_MAX_PER_SOURCE,
 ) -> uvicorn.Config:
     """uvicorn settings of the signaling server; also raises this process's open-file limit.
 
@@ -241,7 +282,7 @@ def make_config(
     limit = connection_limit(max_connections, raise_fd_limit())
     config = uvicorn.Config(
         app,
-        http=_http_protocol(limit, request_timeout_s),
+        http=_http_protocol(limit, request_timeout_s, max_per_source),
         # sansio: the maintained protocol (uvicorn >= 0.35); older uvicorns pick their own default.
         ws="websockets-sansio" if "websockets-sansio" in WS_PROTOCOLS else "auto",
         ws_max_size=HARD_MAX_FRAME,
@@ -290,11 +331,14 @@ def serve(
     on_ready: Callable[[str], None] | None = None,
     max_connections: int = DEFAULT_MAX_CONNECTIONS,
     tls: tuple[str, str] | None = None,
+    max_per_source: int = DEFAULT_MAX_PER_SOURCE,
 ) -> None:
     """Run the server until SIGINT/SIGTERM (blocking). on_ready gets the ws:// (wss:// with tls) base URL
     once serving."""
     app = create_app(secret, rate_per_s, burst, max_strikes)
-    config = make_config(app, log_level, max_connections, tls=tls)  # before binding: it checks the TLS files
+    config = make_config(
+        app, log_level, max_connections, tls=tls, max_per_source=max_per_source
+    )  # before binding: it checks the TLS files
     config.load()
     sock = bind_socket(host, port)
     url = _base_url(sock, "wss" if tls else "ws")
@@ -315,10 +359,11 @@ def run_in_thread(
     log_level: str = "warning",
     max_connections: int = DEFAULT_MAX_CONNECTIONS,
     request_timeout_s: float = REQUEST_TIMEOUT_S,
+    max_per_source: int = DEFAULT_MAX_PER_SOURCE,
 ) -> Iterator[str]:
     """Serve `app` from a background thread (tests, the lab); yields the http:// base URL, stops cleanly
     on exit. Raises this process's soft open-file limit (raise_fd_limit)."""
-    config = make_config(app, log_level, max_connections, request_timeout_s)
+    config = make_config(app, log_level, max_connections, request_timeout_s, max_per_source=max_per_source)
     sock = bind_socket(host, port)
     url = _base_url(sock, "http")
     ready = threading.Event()

@@ -45,6 +45,7 @@ pytestmark = pytest.mark.timeout(120)
 
 SECRET = "abuse-secret"
 REPO = Path(__file__).resolve().parents[2]
+ONE_ADDRESS = 100_000  # per-address limit of servers whose clients all come from 127.0.0.1
 SHORT_TIMEOUT_S = 1.5  # request deadline of the in-process servers (the default is checked on a process)
 T = TypeVar("T")
 
@@ -131,7 +132,8 @@ def _app() -> FastAPI:
 @pytest.fixture(scope="module")
 def server() -> Iterator[Server]:
     app = _app()
-    with run_in_thread(app, request_timeout_s=SHORT_TIMEOUT_S) as url:
+    # Every client here comes from 127.0.0.1: the per-address limit has a test of its own.
+    with run_in_thread(app, request_timeout_s=SHORT_TIMEOUT_S, max_per_source=ONE_ADDRESS) as url:
         yield Server(url, app)
 
 
@@ -470,6 +472,74 @@ def test_connection_limit_refuses_clearly_then_recovers(logs: _Records) -> None:
         run(still_works(srv))
 
 
+def test_one_address_flooding_half_open_connections_locks_nobody_else_out(logs: _Records) -> None:
+    """A sustained flood from one address (127.0.0.2) fills its own share only: every good client from
+    another address (127.0.0.1) gets in while it goes on, and the flood's extra connections get a 503 that
+    names the per-address limit (docs/signaling.md)."""
+    app = _app()
+    with run_in_thread(app, max_connections=60, request_timeout_s=1.0, max_per_source=10) as url:
+        srv = Server(url, app)
+        stop = time.monotonic() + 4.0  # longer than the request deadline: flooders are closed and come back
+        held: list[socket.socket] = []
+
+        def flood() -> None:
+            while time.monotonic() < stop:
+                held[:] = [s for s in held if s.fileno() != -1]
+                while len(held) < 80:  # more than the whole server's limit
+                    sock = socket.create_connection(
+                        ("127.0.0.1", srv.port), timeout=5, source_address=("127.0.0.2", 0)
+                    )
+                    sock.sendall(PARTIAL[len(held) % len(PARTIAL)])
+                    held.append(sock)
+                time.sleep(0.2)
+                for sock in held[:20]:  # some go away, new ones take their place: sustained
+                    sock.close()
+
+        async def good_clients() -> int:
+            joined = 0
+            while time.monotonic() < stop - 0.5:
+                a, b = await Peer.join(srv, srv.fresh("good")), await Peer.join(srv, srv.fresh("good"))
+                await a.send(type="offer", target=b.user, sdp="v=0 offer")
+                assert (await b.recv_type("offer"))["sender"] == a.user
+                await a.ws.close()
+                await b.ws.close()
+                joined += 2
+            return joined
+
+        async def whole() -> int:
+            flooding = asyncio.create_task(asyncio.to_thread(flood))
+            await asyncio.sleep(0.5)  # the flood is on
+            joined = await good_clients()
+            await flooding
+            return joined
+
+        joined = run(whole())
+        assert joined >= 4  # every good client got in (a refused one fails the join)
+        for sock in held:
+            sock.close()
+        over = httpx.get(f"{url}/healthz", timeout=5)
+        assert over.status_code == 200  # the flood has gone: everybody is welcome again
+    assert any("refused connections over the limit of 60" in line for line in logs.lines(logging.WARNING))
+
+
+def test_the_per_address_refusal_says_so() -> None:
+    app = _app()
+    with run_in_thread(app, max_connections=50, request_timeout_s=30, max_per_source=3) as url:
+        port = Server(url, app).port
+        idle = [socket.create_connection(("127.0.0.1", port)) for _ in range(3)]
+        time.sleep(0.2)
+        refused = httpx.get(f"{url}/healthz", timeout=5)
+        assert refused.status_code == 503
+        assert "connection limit per address reached (3 open from 127.0.0.1)" in refused.text
+        with socket.create_connection(("127.0.0.1", port), source_address=("127.0.0.2", 0)) as other:
+            other.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            assert other.recv(64).startswith(b"HTTP/1.1 200")  # another address is served
+        for sock in idle:
+            sock.close()
+        time.sleep(0.2)
+        assert httpx.get(f"{url}/healthz", timeout=5).status_code == 200  # the count went down again
+
+
 # --- 1,000 concurrent clients -------------------------------------------------------------------------------
 
 
@@ -478,7 +548,7 @@ def test_1000_concurrent_clients_then_an_offer_and_the_default_deadline() -> Non
     client may take longer than the short deadline to send its request). Two unfinished requests opened at
     the start are closed after REQUEST_TIMEOUT_S (10 s), not before (uvicorn's keep-alive timeout is 5 s)."""
     app = _app()
-    with run_in_thread(app) as url:
+    with run_in_thread(app, max_per_source=ONE_ADDRESS) as url:
         srv = Server(url, app)
         opened = time.monotonic()
         unfinished = _open_half(srv.port, 2)
