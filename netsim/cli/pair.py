@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from netsim.cli.common import exit_code, positive_float, print_json, retries_arg
+from netsim.cli.common import InputError, exit_code, positive_float, print_json, retries_arg
 from netsim.records import ResultRecord
 from netsim.vocab import AIORTC, NAT_PRESETS, PEER_STACKS, POLICIES, SIDES, TURN_CHOICES
 
@@ -73,6 +73,12 @@ def _pair_parser(sub: Any) -> None:
         "--expect-direct", action="store_true", help="the pairing must not need a relay (a direct path works)"
     )
     p.add_argument(
+        "--expect-call",
+        default=None,
+        metavar="OUTCOME",
+        help="with --hold: the call must end held, recovered or dropped (or e.g. held|recovered)",
+    )
+    p.add_argument(
         "--retries",
         type=retries_arg,
         default=2,
@@ -118,6 +124,8 @@ def cmd_pair(args: argparse.Namespace) -> int:
         options["deadline_s"] = args.deadline
     opts = default_options(topo, **options)  # validated before anything is built
     events.check(opts.events, topo)
+    if args.expect_call is not None and args.hold <= 0:
+        raise InputError("--expect-call: needs --hold (a call that lasts)")
     scn = Scenario(
         f"pair/{args.nat_a}__{args.nat_b}",
         "pair",
@@ -138,16 +146,24 @@ def cmd_pair(args: argparse.Namespace) -> int:
 
 
 def _pair_expectation(args: argparse.Namespace) -> Any:
-    """What one pairing must do: connect, unless --expect-fail/--expect-relay/--expect-direct say more."""
-    from netsim.suite.expectations import Expectation
+    """What one pairing must do: connect, unless --expect-fail/--expect-relay/--expect-direct say more;
+    --expect-call adds the held call's outcome."""
+    import dataclasses
+
+    from netsim.suite.expectations import Expectation, from_entry
 
     if args.expect_fail:
-        return Expectation(needs_relay=None, connect=False, source="--expect-fail")
-    if args.expect_relay:
-        return Expectation(needs_relay=True, connect=True, source="--expect-relay")
-    if args.expect_direct:
-        return Expectation(needs_relay=False, connect=True, source="--expect-direct")
-    return Expectation(needs_relay=None, connect=True, source="netsim pair (connects)")
+        exp = Expectation(needs_relay=None, connect=False, source="--expect-fail")
+    elif args.expect_relay:
+        exp = Expectation(needs_relay=True, connect=True, source="--expect-relay")
+    elif args.expect_direct:
+        exp = Expectation(needs_relay=False, connect=True, source="--expect-direct")
+    else:
+        exp = Expectation(needs_relay=None, connect=True, source="netsim pair (connects)")
+    if args.expect_call is not None:
+        call = from_entry({"call": args.expect_call.split("|")}, "--expect-call").call
+        exp = dataclasses.replace(exp, call=call, source=f"{exp.source}, --expect-call {args.expect_call}")
+    return exp
 
 
 def format_record(rec: ResultRecord) -> str:
@@ -167,6 +183,8 @@ def format_record(rec: ResultRecord) -> str:
     lines.append("  timings: " + ", ".join(f"{k}={v}" for k, v in rec["timings"].items()))
     if rec["reason"]:
         lines.append(f"  reason: {rec['reason']}")
+    if rec.get("infrastructure"):
+        lines.append(f"  failed by the lab, not the NATs: {rec.get('infrastructure')}")
     call = rec.get("call")
     if call is not None:
         recovery = f" after {call['recovery_s']} s" if call.get("recovery_s") is not None else ""
@@ -183,7 +201,8 @@ def format_record(rec: ResultRecord) -> str:
         lines.append("  expectation violated:\n    " + str(rec.get("mismatch")).replace("\n", "\n    "))
     elif outcome == "inconclusive":
         judged = rec.get("load")
-        lines.append(f"  outcome: inconclusive: {judged['reason'] if judged else None}")
+        why = rec.get("infrastructure") or (judged["reason"] if judged else None)
+        lines.append(f"  outcome: inconclusive: {why}")
     else:
         lines.append(f"  outcome: {outcome}")
     return "\n".join(lines)

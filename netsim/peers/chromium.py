@@ -51,6 +51,8 @@ from netsim.peers.browser import (
 )
 from netsim.vocab import CHROMIUM
 
+SNAPSHOT_S = 1.0  # how often a connected peer's record is kept (page.evaluate costs ~1 ms)
+
 # --- the controller thread -----------------------------------------------------------------------------
 
 
@@ -125,6 +127,7 @@ class Browser:
     refs: int = 0
     t_spawn: float = 0.0
     ready_s: float | None = None
+    snapshots: dict[str, dict[str, Any]] = field(default_factory=dict)  # user -> record as of late
 
     def __post_init__(self) -> None:
         self.profile = self.spec.workdir / f"chromium-{secrets.token_hex(4)}"
@@ -219,7 +222,7 @@ class Browser:
             if self.crashed:
                 raise ChromiumError(self.crashed)
             offset = await self.clock_offset()
-            watch = asyncio.ensure_future(self._signal_connected(cfg))
+            watch = asyncio.ensure_future(self._watch(cfg))
             try:
                 record: dict[str, Any] = await self.page.evaluate(
                     "cfg => window.netsimPeer(cfg)", {**cfg, "clock_offset": offset}
@@ -228,23 +231,31 @@ class Browser:
                 watch.cancel()
         except Exception as exc:
             why = self.crashed or (str(exc) if isinstance(exc, ChromiumError) else f"browser: {_short(exc)}")
-            return failed_record(cfg, why)
+            last = self.snapshots.pop(cfg["user"], None)
+            return failed_record(cfg, why) if last is None else _ended_by(last, f"browser crashed: {why}")
+        self.snapshots.pop(cfg["user"], None)
         return record
 
-    async def _signal_connected(self, cfg: dict[str, Any]) -> None:
-        """For a held call: write the peer's connect time to its `connected_file` once the page says it
-        connected (the session times network events from both peers' connect), as the aiortc peer does."""
+    async def _watch(self, cfg: dict[str, Any]) -> None:
+        """Once the page says the peer connected: for a held call, write its connect time to its
+        `connected_file` (the session times network events from both peers' connect), as the aiortc peer
+        does; then keep its record as of every SNAPSHOT_S, for a browser that dies before the end."""
         path = cfg.get("connected_file")
-        if not path:
-            return
         while True:
             await asyncio.sleep(CONNECTED_POLL_S)
             with contextlib.suppress(Exception):
                 t = await self.page.evaluate("u => window.netsimConnectedAt(u)", cfg["user"])
                 if t is not None:
-                    Path(f"{path}.tmp").write_text(json.dumps({"t": t}))
-                    os.replace(f"{path}.tmp", path)
-                    return
+                    if path:
+                        Path(f"{path}.tmp").write_text(json.dumps({"t": t}))
+                        os.replace(f"{path}.tmp", path)
+                    break
+        while True:
+            with contextlib.suppress(Exception):
+                snap = await self.page.evaluate("u => window.netsimSnapshot(u)", cfg["user"])
+                if snap is not None:
+                    self.snapshots[cfg["user"]] = snap
+            await asyncio.sleep(SNAPSHOT_S)
 
     async def stop_peer(self, user: str, reason: str) -> None:
         if self.page is not None and not self.crashed:
@@ -279,6 +290,15 @@ class Browser:
 def _short(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0] if text else ''}"
+
+
+def _ended_by(last: dict[str, Any], reason: str) -> dict[str, Any]:
+    """The last record of a peer that had connected, ended by `reason` now: connected as it was, its call
+    (if held) closed at this moment."""
+    out = {**last, "reason": reason}
+    if isinstance(out.get("call"), dict):
+        out["call"] = {**out["call"], "closed": {"t": round(time.monotonic(), 6), "reason": reason}}
+    return out
 
 
 def failed_record(cfg: dict[str, Any], reason: str) -> dict[str, Any]:

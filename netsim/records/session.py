@@ -95,6 +95,9 @@ class ResultRecord(TypedDict):
     cpu_wait: NotRequired[dict[str, float] | None]
     load: NotRequired[LoadJudgement]  # whether load made the answer inconclusive (netsim/session/load.py)
     attempts: NotRequired[list[Attempt]]  # every attempt of the session, the last being this record's
+    infrastructure: NotRequired[
+        str | None
+    ]  # a failure caused by the lab's own parts (signaling, coturn, a browser)
     call: NotRequired[CallRecord]  # only for a held call (hold_s > 0)
 
 

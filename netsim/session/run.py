@@ -26,7 +26,7 @@ from netsim.peers import chromium
 from netsim.peers.launcher import Launcher, PeerProcess
 from netsim.records import SCHEMA_VERSION, LaunchFigures, NeedsRelayRun, ResultRecord, Versions
 from netsim.services.signaling import make_token
-from netsim.session import cpuwait, keepalive, load
+from netsim.session import cpuwait, faults, keepalive, load
 from netsim.session.options import SessionOptions
 from netsim.session.verdict import (
     call_section,
@@ -165,6 +165,7 @@ def run_session(lab: Lab, opts: SessionOptions, launcher: Launcher | None = None
             held = _hold(lab, opts, up_files, captures) if opts.hold_s > 0 else None
             a, b = wait_peers(main, opts.deadline_s + WAIT_MARGIN_S + opts.hold_s)
         result, relay_side = verdict(a, b)
+        down = faults.coturn_down(lab)  # before the relay-less run's wait: what the main run had
         needs_relay, second = _needs_relay(result, opts, probe)
     finally:
         waits = meter.stop()
@@ -199,6 +200,7 @@ def run_session(lab: Lab, opts: SessionOptions, launcher: Launcher | None = None
         "coturn_log": _coturn_excerpt(lab, log_offset),
         "started_at": started_at,
         "cpu_wait": waits,
+        "infrastructure": faults.infrastructure(a, b, result, down),
     }
     if held is not None:
         record["call"] = call_section(
@@ -210,6 +212,7 @@ def run_session(lab: Lab, opts: SessionOptions, launcher: Launcher | None = None
             events=held.events,
             keepalive=held.keepalive(),
         )
+        record["call"]["cause"] = faults.call_cause(dict(record["call"]), down)
     record["load"] = load.judge(record, opts.deadline_s, opts.hold_s)
     return record
 

@@ -95,8 +95,9 @@ def attempt_entry(record: ResultRecord, deadline_s: float) -> Attempt:
         "cpu_wait_s": record["timings"].get("cpu_wait_s"),
         "deadline_s": deadline_s,
         "share": judged.get("share"),
-        "inconclusive": bool(judged.get("inconclusive")),
+        "inconclusive": bool(judged.get("inconclusive") or record.get("infrastructure")),
         "started_at": record["started_at"],
+        "infrastructure": record.get("infrastructure"),
     }
     if "call" in record:
         entry["call"] = record["call"].get("outcome")
@@ -125,7 +126,7 @@ def label(
     returns the mismatch, if any."""
     judged: Mapping[str, Any] = record.get("load") or {}
     problem = None if expected is None else mismatch(record, expected)
-    inconclusive = bool(judged.get("inconclusive"))
+    inconclusive = bool(judged.get("inconclusive") or record.get("infrastructure"))
     if run_id is not None:
         record["run_id"] = run_id
     record["scenario"] = scn.id
@@ -151,8 +152,13 @@ def label(
 def inconclusive_text(record: ResultRecord) -> str:
     """Why a session stayed inconclusive: the rule, and each attempt's answer and wait for a CPU."""
     judged: Mapping[str, Any] = record.get("load") or {}
+    why = (
+        f"inconclusive: the lab's own {record['infrastructure']}"
+        if record.get("infrastructure")
+        else f"inconclusive: {judged.get('reason')} (rule: {judged.get('rule')} >= {judged.get('threshold')})"
+    )
     lines = [
-        f"inconclusive: {judged.get('reason')} (rule: {judged.get('rule')} >= {judged.get('threshold')})",
+        why,
         *(
             f"  attempt {i + 1}: {a['verdict']}, needs_relay={a['needs_relay']}, "
             f"deadline {a['deadline_s']:g} s, cpu_wait {a['cpu_wait_s']} s, share {a['share']}"

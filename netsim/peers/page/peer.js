@@ -801,4 +801,10 @@ window.netsimConnectedAt = (user) => {
   const peer = peers[user];
   return peer && peer.connected ? peer.marks.first_echo : null;
 };
+// The record as if the peer ended now (null before it connected): the controller keeps the last one, so a
+// session whose browser dies later still knows that and when it connected.
+window.netsimSnapshot = (user) => {
+  const peer = peers[user];
+  return peer && peer.connected ? peer.record("connected", null, null) : null;
+};
 window.netsimReady = true;

@@ -1,0 +1,70 @@
+"""Faults of the lab's own parts during a session, told apart from what the NATs did (pure logic but for
+`coturn_down`).
+
+A session that failed because the signaling server was unreachable, coturn was down or a browser crashed
+says nothing about the NATs: it is labelled `infrastructure` (and, like a session starved of CPU, left out
+of every share and retried). A session that connected keeps its verdict and connect time when a part dies
+later; its held call then says why it dropped (`call.cause`).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from netsim.vocab import FAILED
+
+if TYPE_CHECKING:
+    from netsim.lab.lab import Lab
+
+BROWSER_GONE = ("browser crashed", "browser hung", "Target page, context or browser has been closed")
+
+
+def coturn_down(lab: Lab) -> str | None:
+    """Whether the lab's coturn is down now (it was running when the session started)."""
+    coturn = lab.coturn
+    if coturn is None:
+        return None
+    proc = coturn.process
+    if proc is None:
+        return "coturn was stopped"
+    code = proc.poll()
+    return None if code is None else f"coturn exited ({code})"
+
+
+def _negotiated(peer: dict[str, Any]) -> bool:
+    return bool((peer.get("candidates") or {}).get("remote"))
+
+
+def _browser_gone(peer: dict[str, Any]) -> str | None:
+    reason = str(peer.get("reason") or "")
+    return reason if peer.get("peer") == "chromium" and any(g in reason for g in BROWSER_GONE) else None
+
+
+def infrastructure(a: dict[str, Any], b: dict[str, Any], verdict: str, coturn: str | None) -> str | None:
+    """What of the lab's own broke a failed session (raw peer records), or None: a NAT answer."""
+    if verdict != FAILED:
+        return None
+    for side, peer in (("a", a), ("b", b)):
+        gone = _browser_gone(peer)
+        if gone:
+            return f"{side}: {gone}"
+    if not (_negotiated(a) and _negotiated(b)):
+        reasons = "; ".join(f"{s}: {p.get('reason')}" for s, p in (("a", a), ("b", b)) if p.get("reason"))
+        return f"signaling: no offer and answer got through ({reasons or 'no reason given'})"
+    if coturn is not None and any(p.get("ice_urls") for p in (a, b)):
+        return coturn
+    return None
+
+
+def call_cause(call: dict[str, Any], coturn: str | None) -> str | None:
+    """Why a dropped call dropped, where the session saw it: a part that died, or a side that closed."""
+    if call.get("outcome") != "dropped":
+        return None
+    if coturn is not None:
+        return coturn
+    closed = [
+        f"{side}: {(call.get(side) or {}).get('closed', {}).get('reason')}"
+        for side in ("a", "b")
+        if (call.get(side) or {}).get("closed")
+    ]
+    return "; ".join(closed) or None
