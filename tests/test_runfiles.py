@@ -6,6 +6,9 @@ import json
 import multiprocessing
 import re
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from netsim import runfiles
 
@@ -41,3 +44,24 @@ def test_append_record_concurrent_writers_keep_lines_whole(tmp_path: Path) -> No
         mine = [r["i"] for r in loaded if r["worker"] == w]
         assert mine == list(range(15))  # each worker's own records stay in order
         assert all(r["pad"] == str(w) * 200_000 for r in loaded if r["worker"] == w)
+
+
+def test_a_write_that_fails_part_way_leaves_whole_lines_only(tmp_path: Path, monkeypatch: Any) -> None:
+    """A full disk mid-record: the partial line is cut off again and the error goes on."""
+    import errno
+    import os as real_os
+
+    runfiles.append_record(tmp_path, {"scenario": "kept"})
+    writes = []
+
+    def short_then_full(fd: int, data: Any) -> int:
+        writes.append(len(data))
+        if len(writes) == 1:
+            return real_os.write(fd, bytes(data[:10]))  # a short write...
+        raise OSError(errno.ENOSPC, "No space left on device")  # ...then the disk is full
+
+    monkeypatch.setattr(runfiles.os, "write", short_then_full)
+    with pytest.raises(OSError, match="No space left"):
+        runfiles.append_record(tmp_path, {"scenario": "lost", "pad": "x" * 100})
+    monkeypatch.undo()
+    assert (tmp_path / "results.jsonl").read_text() == '{"scenario":"kept"}\n'

@@ -61,9 +61,14 @@ class RunProgress:
             self._bar.__exit__(kind, exc, tb)
 
     def counts_text(self) -> str:
-        """Verdicts, then the outcomes that need a look, e.g. 'direct 3 relay 1 | violated 1 unchecked 2'."""
+        """Verdicts, then the outcomes that need a look, e.g. 'direct 3 relay 1 | violated 1 unchecked 2'.
+        A verdict is what the connection did (`failed` among them); an outcome what the check found."""
         text = " ".join(f"{name} {n}" for name, n in sorted(self.verdicts.items()))
-        checks = {"violated": self.outcomes["failed"], "unchecked": self.outcomes["unchecked"]}
+        checks = {
+            "violated": self.outcomes["violated"],
+            "unchecked": self.outcomes["unchecked"],
+            "inconclusive": self.outcomes["inconclusive"],
+        }
         marks = " ".join(f"{name} {n}" for name, n in checks.items() if n)
         return f"{text} | {marks}" if marks else text
 

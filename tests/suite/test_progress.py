@@ -12,7 +12,7 @@ def test_plain_lines_count_verdicts_and_outcomes_to_look_at() -> None:
     with RunProgress(3, stream=out) as progress:
         assert not progress.live
         progress.session("one direct", "direct", "passed")
-        progress.session("two failed", "failed", "failed", "expected connect\nactual failed")
+        progress.session("two failed", "failed", "violated", "expected connect\nactual failed")
         progress.session("three", "relay", "unchecked")
     lines = out.getvalue().splitlines()
     assert lines[0].startswith("[1/3] one direct  (elapsed ") and lines[0].endswith("; direct 1)")
@@ -20,6 +20,15 @@ def test_plain_lines_count_verdicts_and_outcomes_to_look_at() -> None:
     assert lines[2:4] == ["    expected connect", "    actual failed"]
     assert lines[4].endswith("ETA 0s; direct 1 failed 1 relay 1 | violated 1 unchecked 1)")
     assert len(lines) == 5  # a long line is never wrapped into two
+
+
+def test_inconclusive_sessions_are_counted_as_such_never_as_a_verdict_word() -> None:
+    out = io.StringIO()
+    with RunProgress(2, stream=out) as progress:
+        progress.session("a", "failed", "inconclusive", "inconclusive: verdict failed while a waited 3 s")
+        progress.session("b", "failed", "violated")
+    last = out.getvalue().splitlines()[-1]
+    assert last.endswith("; failed 2 | violated 1 inconclusive 1)")  # `failed`: verdicts only
 
 
 def test_eta_from_the_pace_so_far() -> None:

@@ -1,0 +1,52 @@
+"""netsim.session.faults: the lab's own faults told apart from the NATs' answers (no root)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from netsim.session import faults
+
+
+def peer(reason: str | None, negotiated: bool = True, stack: str = "aiortc") -> dict[str, Any]:
+    return {
+        "peer": stack,
+        "reason": reason,
+        "candidates": {"local": ["c"], "remote": ["c"] if negotiated else []},
+        "ice_urls": ["turn:198.18.0.2:3478"],
+    }
+
+
+def test_a_connected_session_is_never_an_infrastructure_failure() -> None:
+    assert faults.infrastructure(peer(None), peer(None), "relay", "coturn exited (-9)") is None
+
+
+def test_no_offer_through_is_the_signaling_server() -> None:
+    why = faults.infrastructure(
+        peer("not connected within 3 s (signaling)", False), peer(None, False), "failed", None
+    )
+    assert why is not None and why.startswith("signaling: no offer and answer got through")
+    assert "not connected within 3 s (signaling)" in why
+
+
+def test_a_browser_crash_and_a_dead_coturn_are_named() -> None:
+    crashed = peer("browser crashed: Target page, context or browser has been closed", stack="chromium")
+    assert faults.infrastructure(peer(None), crashed, "failed", None) == f"b: {crashed['reason']}"
+    assert faults.infrastructure(peer("ICE failed"), peer("ICE failed"), "failed", "coturn exited (-9)") == (
+        "coturn exited (-9)"
+    )
+
+
+def test_an_ice_failure_is_a_nat_answer() -> None:
+    assert faults.infrastructure(peer("ICE failed"), peer("ICE failed"), "failed", None) is None
+
+
+def test_a_dropped_call_says_why() -> None:
+    call = {
+        "outcome": "dropped",
+        "a": {"closed": None},
+        "b": {"closed": {"t": 9.0, "reason": "browser crashed: x"}},
+    }
+    assert faults.call_cause(call, None) == "b: browser crashed: x"
+    assert faults.call_cause(call, "coturn exited (-9)") == "coturn exited (-9)"
+    assert faults.call_cause({**call, "outcome": "held"}, "coturn exited (-9)") is None
+    assert faults.call_cause({"outcome": "dropped", "a": {}, "b": {}}, None) is None  # e.g. a NAT event
