@@ -264,13 +264,9 @@ PARALLEL = {
 STOP_WITHIN_S = 10.0  # "within a few seconds": a busy worker's lab teardown, on a loaded machine
 
 
-def _lab_prefix() -> str:
-    return os.environ.get("NETSIM_LAB_PREFIX", "ns")
-
-
 def _family_namespaces(pids: Iterable[int]) -> list[str]:
     """Namespaces of labs made by any of these processes (a -j run's labs are its workers')."""
-    ids = {f"{_lab_prefix()}{pid:x}" for pid in pids}
+    ids = {f"{_PREFIX}{pid:x}" for pid in pids}
     return [n for n in netns.list_names() if n.split("-", 1)[0][:-4] in ids]
 
 
