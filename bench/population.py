@@ -70,7 +70,7 @@ def failed_sessions(out: str, most: int = 10) -> list[str]:
     if directory is None or not (directory / "results.jsonl").exists():
         return []
     records = [json.loads(line) for line in (directory / "results.jsonl").read_text().splitlines()]
-    failed = [r for r in records if r.get("outcome") == "failed"]
+    failed = [r for r in records if r.get("outcome") in ("violated", "failed")]  # schema 2 said failed
     return [f"{r.get('scenario')}: {r.get('verdict')} ({r.get('reason')})" for r in failed[:most]]
 
 

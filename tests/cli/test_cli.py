@@ -213,14 +213,19 @@ def test_own_scenarios_fail_honestly_and_rerun_from_their_record(tmp_path: Path)
         "run", str(unchecked), str(expect), "-j", "2", "--reports", str(reports), tmp_path=tmp_path
     )
     assert both.returncode == 1, both.stdout + both.stderr
-    assert "FAILED" in both.stdout and "0 passed, 1 failed, 1 unchecked" in both.stdout
+    assert "VIOLATED" in both.stdout and "0 passed, 1 violated, 1 unchecked, 0 inconclusive" in both.stdout
     first, second = sorted(p for p in reports.iterdir() if p.name != "latest")
     records = {r["scenario"]: r for r in map(json.loads, (second / "results.jsonl").read_text().splitlines())}
     assert records["mine/unchecked"]["outcome"] == "unchecked" and records["mine/unchecked"]["passed"] is None
-    assert records["mine/expect"]["outcome"] == "failed" and records["mine/expect"]["verdict"] == "failed"
+    assert records["mine/expect"]["outcome"] == "violated" and records["mine/expect"]["verdict"] == "failed"
     assert records["mine/expect"]["experiment"]["scenario_text"] == expect.read_text()
     summary = json.loads((second / "summary.json").read_text())
-    assert (summary["passed"], summary["failed"], summary["unchecked"]) == (0, 1, 1)
+    assert (summary["passed"], summary["violated"], summary["unchecked"], summary["inconclusive"]) == (
+        0,
+        1,
+        1,
+        0,
+    )
     (violation,) = summary["violations"]  # what did not hold, and why
     assert violation["scenario"] == "mine/expect" and "connects" in violation["mismatch"]
     html = (second / "index.html").read_text()
@@ -228,11 +233,11 @@ def test_own_scenarios_fail_honestly_and_rerun_from_their_record(tmp_path: Path)
     rerun = _netsim(
         "rerun", str(second), "mine/expect", "--reports", str(reports), "--no-report", tmp_path=tmp_path
     )
-    assert rerun.returncode == 1 and "FAILED" in rerun.stdout, rerun.stdout + rerun.stderr
+    assert rerun.returncode == 1 and "VIOLATED" in rerun.stdout, rerun.stdout + rerun.stderr
     third = max(p for p in reports.iterdir() if p.name != "latest")
     again = json.loads((third / "results.jsonl").read_text())
     assert again["experiment"] == records["mine/expect"]["experiment"]
-    assert again["expected"]["connect"] is True and again["outcome"] == "failed"
+    assert again["expected"]["connect"] is True and again["outcome"] == "violated"
     same = _netsim("compare", str(second), str(third), "--fail-on-change", tmp_path=tmp_path)
     assert same.returncode == 1 and "mine/unchecked  presence" in same.stdout  # only in the second run
     assert _netsim("compare", str(first), str(second), tmp_path=tmp_path).returncode == 0
