@@ -45,8 +45,18 @@ DIRECT_VERDICTS: Final = ("direct-host", "direct")
 FAILED: Final = "failed"
 RELAY_SIDES: Final = ("a", "b", "both")
 CANDIDATE_TYPES: Final = ("host", "srflx", "prflx", "relay")
+FAMILIES: Final = ("ipv4", "ipv6")  # a candidate's or a selected pair's address family
+
+Family = Literal["ipv4", "ipv6"]
 
 Verdict = Literal["direct-host", "direct", "relay", "failed"]
+
+# A held call's outcome (records.CallRecord; netsim.session.call judges it).
+HELD: Final = "held"
+RECOVERED: Final = "recovered"
+DROPPED: Final = "dropped"
+CALL_OUTCOMES: Final = (HELD, RECOVERED, DROPPED)
+CallOutcome = Literal["held", "recovered", "dropped"]
 RelaySide = Literal["a", "b", "both"]
 
 # --- suite groups whose expectations come from the NAT matrix ----------------------------------------------

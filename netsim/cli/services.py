@@ -53,6 +53,7 @@ def add_parsers(sub: Any) -> None:
         "--tls", nargs=2, metavar=("CERT", "KEY"), help="serve wss:// with this certificate and key (PEM)"
     )
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    p.add_argument("--static", type=_directory, metavar="DIR", help="serve DIR's files over HTTP at /app/")
     p.set_defaults(func=cmd_signaling)
     t = sub.add_parser("token", help="print the signaling token of a user")
     _secret_arguments(t)
@@ -120,6 +121,13 @@ def _check_tls(tls: list[str] | None) -> tuple[str, str] | None:
     return cert, key
 
 
+def _directory(text: str) -> Path:
+    path = Path(text)
+    if not path.is_dir():
+        raise argparse.ArgumentTypeError(f"not a directory: {text}")
+    return path
+
+
 def cmd_signaling(args: argparse.Namespace) -> int:
     secret = _secret(args)
     tls = _check_tls(args.tls)
@@ -139,6 +147,7 @@ def cmd_signaling(args: argparse.Namespace) -> int:
             max_connections=args.max_connections,
             tls=tls,
             max_per_source=args.max_per_source,
+            static_dir=args.static,
         )
     except OSError as e:
         raise InputError(

@@ -74,6 +74,8 @@ class Lab:
         self.coturn: Coturn | None = None
         self.signaling_url: str | None = None
         self.signaling_process: subprocess.Popen[Any] | None = None  # when it runs as a process of its own
+        self.signaling_static: Path | None = None  # served at /app/ (the browser peers' page)
+        self._signaling_app: Any = None  # the in-process app (a directory can be served later)
         self.signaling_secret = secrets.token_hex(16)
         self.timings: dict[str, float] = {}
         self._processes: list[subprocess.Popen[Any]] = []
@@ -269,7 +271,9 @@ class Lab:
     def run(self, node: str, argv: Sequence[str], **kwargs: Any) -> subprocess.CompletedProcess[Any]:
         return netns.run(self.netns(node), argv, **kwargs)
 
-    def start_signaling(self, in_process: bool = True, timeout_s: float = 15.0) -> str:
+    def start_signaling(
+        self, in_process: bool = True, timeout_s: float = 15.0, static_dir: Path | None = None
+    ) -> str:
         """Run the signaling server (uvicorn) on the first server host; returns its ws:// URL.
 
         It listens on TCP 443 of the server's second address (coturn holds 443 on the first): like a web
@@ -286,17 +290,21 @@ class Lab:
         if in_process:
             from netsim.services import signaling, signaling_server
 
-            app = signaling.create_app(self.signaling_secret)
+            app = self._signaling_app = signaling.create_app(self.signaling_secret)
+            if static_dir is not None:
+                signaling.serve_static(app, static_dir)
             with netns.entered(self.netns(server)):
                 self._exit.enter_context(signaling_server.run_in_thread(app, host=ip, port=SIGNALING_PORT))
         else:
-            self._start_signaling_process(server, ip, timeout_s)
+            self._start_signaling_process(server, ip, timeout_s, static_dir)
+        self.signaling_static = static_dir
         self.signaling_url = f"ws://{ip}:{SIGNALING_PORT}"
         return self.signaling_url
 
-    def _start_signaling_process(self, server: str, ip: str, timeout_s: float) -> None:
+    def _start_signaling_process(self, server: str, ip: str, timeout_s: float, static: Path | None) -> None:
         log = (self.workdir / "signaling.log").open("wb")
         argv = [sys.executable, "-m", "netsim", "signaling", "--host", ip, "--port", str(SIGNALING_PORT)]
+        argv += ["--static", str(static)] if static is not None else []
         # The secret goes in the environment, not argv: argv is readable by every user through ps.
         env = {**os.environ, "NETSIM_SIGNALING_SECRET": self.signaling_secret}
         self.signaling_process = self.popen(

@@ -14,22 +14,37 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
-import os
-from typing import Any
+from collections.abc import Awaitable
+from typing import Any, cast
 
+import aioice
+import aiortc
 from aiortc import RTCConfiguration, RTCDataChannel, RTCIceServer, RTCPeerConnection
 from aiortc.rtcconfiguration import RTCIceTransportPolicy
 
-from netsim.peers.config import PeerConfig
 from netsim.peers.echo import Echo
 from netsim.peers.hold import LABEL, MAX_RETRANSMITS, ORDERED, Hold
 from netsim.peers.lab_signaling import Signaling, SignalingFactory, connect_signaling
 from netsim.peers.negotiation import CLOSE_TIMEOUT_S, Negotiation
+from netsim.peers.protocol import (
+    PROTOCOL,
+    PeerConfig,
+    RawClosed,
+    RawPair,
+    RawPeerRecord,
+    family_of,
+    write_json_atomically,
+)
 from netsim.peers.trace import Trace
 from netsim.vocab import AIORTC, POLICIES
 
 PAIR_POLL_S = 0.1
+# What else a rerun needs to know of this stack (docs/peers.md, the record's `settings`).
+SETTINGS = {
+    "aioice": aioice.__version__,
+    "nomination": "aggressive",
+    "trickle": "half (all candidates in the SDP)",
+}
 
 
 class AiortcInternalsError(RuntimeError):
@@ -64,6 +79,7 @@ def selected_pair(pc: RTCPeerConnection) -> dict[str, Any] | None:
             "local": f"{local.host}:{local.port}",
             "remote": f"{remote.host}:{remote.port}",
             "role": ice.role,
+            "family": family_of(local.host) or ("ipv6" if ":" in str(local.host) else "ipv4"),
         }
     except AttributeError as exc:
         raise AiortcInternalsError(f"aioice CandidatePair moved: {exc!r}") from exc
@@ -85,7 +101,7 @@ def rtc_configuration(cfg: PeerConfig) -> RTCConfiguration:
     return RTCConfiguration(iceServers=servers, iceTransportPolicy=policy)
 
 
-class _Peer:
+class Peer:
     """One peer's wiring: signaling feeds the negotiation, the connection's events feed the trace and the
     echo, and run() turns whatever happened into the PEER record."""
 
@@ -96,7 +112,7 @@ class _Peer:
         self.trace = Trace(cfg.t0)
         self.failed: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self.pair: dict[str, Any] | None = None
-        self.pairs: list[dict[str, Any]] = []  # the selected pair over time: {"t": monotonic, **pair}
+        self.pairs: list[RawPair] = []  # the selected pair over time: {"t": monotonic, **pair}
         self.pair_watch: asyncio.Task[None] | None = None
         self.tracks_received: list[str] = []
         self.reader: asyncio.Task[None] | None = None
@@ -108,7 +124,7 @@ class _Peer:
             on_open=self.on_channel_open,
         )
         self.hold = Hold(self.trace, hold_s=cfg.hold_s, interval_s=cfg.interval_s) if cfg.hold_s > 0 else None
-        self.closed: dict[str, Any] | None = None  # the connection failed or closed while held
+        self.closed: RawClosed | None = None  # the connection failed or closed while held
         # Closes count for the call only while it is held (not in the grace after it, when the other side
         # may already have hung up).
         self.hold_end: float | None = None
@@ -203,7 +219,7 @@ class _Peer:
             return
         self.pair = pair
         if not self.pairs or {**self.pairs[-1], "t": None} != {**pair, "t": None}:
-            self.pairs.append({"t": round(self.trace.now(), 6), **pair})
+            self.pairs.append(cast(RawPair, {"t": round(self.trace.now(), 6), **pair}))
 
     async def watch_pair(self) -> None:
         """aioice never renominates, but the controlled side may follow a controlling browser's new pair."""
@@ -261,16 +277,16 @@ class _Peer:
             where = "data channel open but no echo"
         return f"not connected within {self.cfg.deadline_s:g} s ({where})"
 
-    async def run(self) -> dict[str, Any]:
+    async def run(self) -> RawPeerRecord:
         state, reason, error = "failed", None, None
         try:
             await asyncio.wait_for(self.connect(), timeout=self.cfg.deadline_s)
             state = "connected"
             self.signal_connected()
             held = self.start_hold()
-            await self.echo.finish()
+            await self.until_failed(self.echo.finish())
             if held is not None:
-                await held
+                await self.until_failed(held)
         except TimeoutError:
             reason = self.reason_for_timeout()
         except _Failed as exc:
@@ -280,6 +296,12 @@ class _Peer:
         finally:
             await self.shutdown(state != "connected", reason)
         record = self.trace.record(
+            identity={
+                "protocol": PROTOCOL,
+                "stack": AIORTC,
+                "version": aiortc.__version__,
+                "settings": SETTINGS,
+            },
             user=self.cfg.user,
             polite=self.cfg.polite,
             ice_urls=[s["urls"] for s in self.cfg.ice_servers],  # credentials stay out of records
@@ -292,17 +314,24 @@ class _Peer:
             pings_sent=self.echo.pings_sent,
             media_sent=["audio", "video"] if self.cfg.media else [],
             media_received=self.tracks_received,
+            # The winner over time (docs/peers.md): aiortc's pair is settled as soon as it is nominated.
+            pairs=self.pairs,
+            stable=True,
+            hide_host=self.cfg.hide_host,
         )
-        # The winner over time (docs/peers.md): aiortc's pair is settled as soon as it is nominated.
-        record.update(peer=AIORTC, pairs=self.pairs, stable=True, hide_host=self.cfg.hide_host)
         if self.hold is not None:
-            record["call"] = {
-                **self.hold.summary(),
-                "closed": self.closed,
-                "restart": "unsupported",
-                "restarts": [],
-            }
+            record["call"] = self.hold.call(self.closed)
         return record
+
+    async def until_failed(self, aw: Awaitable[None]) -> None:
+        """Await `aw`, or stop waiting once the session failed (a SIGTERM ends it within 2 s)."""
+        task: asyncio.Future[Any] = asyncio.ensure_future(aw)
+        waiters: list[asyncio.Future[Any]] = [task, self.failed]
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
 
     def signal_connected(self) -> None:
         """Tell the session we are connected (it times network events from both peers' connect)."""
@@ -310,9 +339,7 @@ class _Peer:
         if path is None:
             return
         with contextlib.suppress(OSError):
-            with open(f"{path}.tmp", "w") as f:
-                json.dump({"t": self.trace.marks.get("first_echo")}, f)
-            os.replace(f"{path}.tmp", path)
+            write_json_atomically(path, {"t": self.trace.marks.get("first_echo")})
 
     def start_hold(self) -> asyncio.Task[None] | None:
         """Hold the call from our connect for hold_s, echoing on the hold channel (hold.py)."""
@@ -348,9 +375,9 @@ class _Failed(Exception):
     pass
 
 
-async def run_peer(cfg: PeerConfig, signaling: SignalingFactory | None = None) -> dict[str, Any]:
+async def run_peer(cfg: PeerConfig, signaling: SignalingFactory | None = None) -> RawPeerRecord:
     """Run one peer to completion (connected or failed); always returns the PEER record."""
     if cfg.policy not in POLICIES:
         raise ValueError(f"policy must be one of {', '.join(POLICIES)}, not {cfg.policy!r}")
-    peer = _Peer(cfg, signaling or connect_signaling)
+    peer = Peer(cfg, signaling or connect_signaling)
     return await peer.run()

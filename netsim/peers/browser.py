@@ -11,7 +11,6 @@ import contextlib
 import hashlib
 import os
 import re
-import shlex
 import shutil
 import signal
 from importlib import resources
@@ -83,33 +82,34 @@ def page_origin(signaling_url: str) -> str:
     return f"{scheme}://{parts.netloc}"
 
 
-def page_file(name: str) -> bytes:
-    """A file of the page directory (package data)."""
-    return resources.files("netsim.peers").joinpath("page", name).read_bytes()
+def page_directory() -> Path:
+    """The page's directory (package data), which the lab's signaling server serves at APP_PATH."""
+    return Path(str(resources.files("netsim.peers").joinpath("page")))
 
 
-def wrapper_script(netns_name: str, binary: str, pid_file: Path, flags_file: Path) -> str:
-    """The executable Playwright launches: merges repeated --disable-features (Chromium keeps only the last,
-    and Playwright passes its own list), records its pid (exec keeps it) and argv, enters the host's
-    namespace and execs Chromium."""
-    return "\n".join(
-        [
-            "#!/bin/sh",
-            'features=""',
-            "for arg do",
-            "  shift",
-            '  case "$arg" in',
-            '    --disable-features=*) features="${features:+$features,}${arg#--disable-features=}" ;;',
-            '    *) set -- "$@" "$arg" ;;',
-            "  esac",
-            "done",
-            '[ -n "$features" ] && set -- "$@" "--disable-features=$features"',
-            f"echo $$ > {shlex.quote(str(pid_file))}",
-            f'printf "%s\\n" "$@" > {shlex.quote(str(flags_file))}',
-            f'exec {shlex.join(netns.command(netns_name, [binary]))} "$@"',
-            "",
-        ]
-    )
+WRAPPER = "chromium-in-netns"
+
+
+def wrapper_path() -> Path:
+    """The package's wrapper script (see the file): what Playwright launches as the browser executable."""
+    path = Path(str(resources.files("netsim.peers").joinpath(WRAPPER)))
+    if not os.access(path, os.X_OK):
+        raise ChromiumError(f"{path} is not executable (reinstall netsim, or chmod 755 it)")
+    return path
+
+
+def wrapper_env(netns_name: str, binary: str, pid_file: Path, flags_file: Path, tmp: Path) -> dict[str, str]:
+    """The wrapper's environment for one browser: its namespace, binary and files, and a temporary
+    directory of its own (inside the lab's work directory: Chromium's own temporary files go there)."""
+    tmp.mkdir(parents=True, exist_ok=True)
+    return {
+        **os.environ,
+        "NETSIM_NETNS_PATH": str(netns.path(netns_name)),
+        "NETSIM_CHROMIUM_BIN": binary,
+        "NETSIM_PID_FILE": str(pid_file),
+        "NETSIM_FLAGS_FILE": str(flags_file),
+        "TMPDIR": str(tmp),
+    }
 
 
 def process_tree(pid: int) -> list[int]:

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from netsim.peers.echo import Channel
+from netsim.peers.protocol import RawCall, RawClosed, RawHoldEcho
 from netsim.peers.trace import Trace
 
 LABEL = "hold"
@@ -38,7 +39,7 @@ class Hold:
         self.hold_s = hold_s
         self.interval_s = interval_s
         self.channel: Channel | None = None
-        self.echoes: list[dict[str, Any]] = []
+        self.echoes: list[RawHoldEcho] = []
         self.send_errors = 0
 
     def attach(self, channel: Channel) -> None:
@@ -100,16 +101,21 @@ class Hold:
         while self.trace.now() < grace_end and not ended():
             await asyncio.sleep(0.05)
 
-    def summary(self) -> dict[str, Any]:
-        """The raw `call` part of this side's echoes: every echo, sent and answered counts."""
+    def call(self, closed: RawClosed | None) -> RawCall:
+        """The record's `call`: every echo, sent and answered counts, and `closed` (the connection failed
+        or closed while held). aiortc has no ICE restart."""
         return {
             "hold_s": self.hold_s,
             "interval_s": self.interval_s,
             "echoes": [
-                {**e, "sent": _round(e["sent"]), "answered": _round(e["answered"])} for e in self.echoes
+                {"seq": e["seq"], "sent": round(e["sent"], 6), "answered": _round(e["answered"])}
+                for e in self.echoes
             ],
             "sent": len(self.echoes),
             "answered": sum(e["answered"] is not None for e in self.echoes),
+            "closed": closed,
+            "restart": "unsupported",
+            "restarts": [],
         }
 
 

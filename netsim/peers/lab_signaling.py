@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
-from netsim.peers.config import PeerConfig
+from netsim.peers.protocol import PeerConfig
 
 
 class Signaling(Protocol):

@@ -28,12 +28,14 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from netsim.lab import netns
+from netsim.peers.protocol import PeerConfig, failed_record, write_json_atomically
+from netsim.vocab import AIORTC
 
 if TYPE_CHECKING:
-    from netsim.peers.chromium import Browsers
+    from netsim.peers.adapter import Adapter
 
 READY_TIMEOUT_S = 30.0
 
@@ -59,13 +61,6 @@ def preload() -> None:
         "x".encode("idna")
 
 
-def _write_json(path: str, obj: dict[str, Any]) -> None:
-    tmp = f"{path}.tmp"
-    with open(tmp, "w") as f:
-        json.dump(obj, f)
-    os.replace(tmp, path)
-
-
 def _child(req: dict[str, Any]) -> None:
     """Runs in the forked child; never returns."""
     status = 0
@@ -83,23 +78,21 @@ def _child(req: dict[str, Any]) -> None:
         os.close(devnull)
         os.environ.update(req.get("env") or {})
         from netsim.peers.agent import run_peer
-        from netsim.peers.config import PeerConfig
 
-        cfg = PeerConfig.from_dict(req["cfg"])
-        cfg.t0 = req["t_req"]
+        cfg = PeerConfig.from_json(req["cfg"])
         result = asyncio.run(run_peer(cfg))
         result["launch"] = {
             "ready_ms": round((t_ready - req["t_req"]) * 1000, 3),
             "pid": os.getpid(),
             "netns_inode": os.stat("/proc/thread-self/ns/net").st_ino,
         }
-        _write_json(req["result"], result)
+        write_json_atomically(req["result"], result)
     except BaseException as exc:  # the child must never fall back into the server loop
         status = 1
         with contextlib.suppress(BaseException):
             print(f"peer child failed: {exc!r}", file=sys.stderr, flush=True)
-            failed = {"state": "failed", "reason": f"launcher child: {exc!r}", "error": repr(exc)}
-            _write_json(req["result"], failed)
+            # Not a record: the session turns it into a failed one naming the peer and what was wrong.
+            write_json_atomically(req["result"], {"launcher child": repr(exc)})
     finally:
         with contextlib.suppress(BaseException):
             sys.stdout.flush()
@@ -184,32 +177,30 @@ class LauncherError(RuntimeError):
     pass
 
 
-class PeerProcess(Protocol):
-    """A running peer of either stack (ForkedPeer, or chromium.BrowserPeer); `wait` returns its raw record."""
-
-    def wait(self, timeout_s: float) -> dict[str, Any]: ...
-
-
 class ForkedPeer:
-    """A peer forked by the launcher; `wait` returns its PEER record."""
+    """A peer forked by the launcher, running one session (adapter.PeerSession)."""
 
-    def __init__(self, launcher: Launcher, result: Path, pid: int) -> None:
+    stack = AIORTC
+
+    def __init__(self, launcher: Launcher, cfg: PeerConfig, result: Path, pid: int) -> None:
         self.launcher = launcher
+        self.cfg = cfg
         self.result = result
         self.pid = pid
 
-    def wait(self, timeout_s: float) -> dict[str, Any]:
-        """The record; a peer still running after `timeout_s` is killed and reported as failed."""
+    def wait(self, timeout_s: float) -> object:
+        """The record as written; a peer still running after `timeout_s` is killed (by pid) and reported as
+        failed."""
         exited = self.launcher._wait_exit(self.pid, timeout_s)
         if not exited:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self.pid, signal.SIGKILL)
             self.launcher._wait_exit(self.pid, 5.0)
         try:
-            record: dict[str, Any] = json.loads(self.result.read_text())
+            record: object = json.loads(self.result.read_text())
         except (OSError, ValueError):
             why = "killed after the wait timeout" if not exited else "exited without a result"
-            return {"state": "failed", "reason": f"peer process {why}", "error": why}
+            return failed_record(self.cfg, AIORTC, f"peer process {why}")
         return record
 
 
@@ -235,15 +226,17 @@ class Launcher:
         self._reader.start()
         self.started_at = t0
         self.ready_s: float | None = None
-        self._browsers: Browsers | None = None
+        self._spawning = threading.Lock()  # one request on the pipe at a time (sessions run in threads)
+        self._adapters: dict[str, Adapter] = {}
 
-    def browsers(self) -> Browsers:
-        """The Chromium peers' browsers (netsim.peers.chromium), created on first use, closed with us."""
-        if self._browsers is None:
-            from netsim.peers.chromium import Browsers
+    def adapter(self, stack: str) -> Adapter:
+        """The adapter of a peer stack (netsim.peers.stacks), created on first use, closed with us."""
+        with self._spawning:
+            if stack not in self._adapters:
+                from netsim.peers.stacks import make_adapter
 
-            self._browsers = Browsers()
-        return self._browsers
+                self._adapters[stack] = make_adapter(stack, self)
+            return self._adapters[stack]
 
     def wait_ready(self, timeout_s: float = READY_TIMEOUT_S) -> float:
         """Block until the server has imported aiortc; returns seconds since it was started."""
@@ -273,12 +266,12 @@ class Launcher:
     def spawn(
         self,
         netns_name: str,
-        cfg: dict[str, Any],
+        cfg: PeerConfig,
         result: Path,
         log: Path,
         env: dict[str, str] | None = None,
     ) -> ForkedPeer:
-        """Fork a peer into `netns_name` running `cfg` (PeerConfig.to_dict()); its record goes to `result`."""
+        """Fork a peer into `netns_name` running one session of `cfg`; its record goes to `result`."""
         self.wait_ready()
         with self._cond:
             self._next_id += 1
@@ -288,22 +281,23 @@ class Launcher:
             "op": "spawn",
             "id": req_id,
             "netns": netns_name,
-            "cfg": cfg,
+            "cfg": json.dumps(cfg.to_json()),
             "env": env or {},
             "result": str(result),
             "log": str(log),
             "t_req": time.monotonic(),
         }
         assert self.proc.stdin is not None
-        self.proc.stdin.write((json.dumps(req) + "\n").encode())
-        self.proc.stdin.flush()
+        with self._spawning:
+            self.proc.stdin.write((json.dumps(req) + "\n").encode())
+            self.proc.stdin.flush()
         with self._cond:
             if not self._cond.wait_for(lambda: req_id in self._spawned or self._closed, 10.0):
                 raise LauncherError("launcher did not answer a spawn request")
             msg = self._spawned.pop(req_id, None)
         if msg is None or msg["op"] != "spawned":
             raise LauncherError(f"spawn failed: {msg}")
-        return ForkedPeer(self, result, int(msg["pid"]))
+        return ForkedPeer(self, cfg, result, int(msg["pid"]))
 
     def _wait_exit(self, pid: int, timeout_s: float) -> bool:
         with self._cond:
@@ -311,10 +305,11 @@ class Launcher:
             return pid in self._exits
 
     def close(self) -> None:
-        """Close the browsers; EOF to the server: it kills its remaining children by pid and exits."""
-        if self._browsers is not None:
-            self._browsers.close()
-            self._browsers = None
+        """Close the other stacks' adapters; EOF to the server: it kills its remaining children by pid and
+        exits."""
+        for adapter in self._adapters.values():
+            adapter.close()
+        self._adapters.clear()
         if self.proc.stdin is not None and not self.proc.stdin.closed:
             with contextlib.suppress(OSError):
                 self.proc.stdin.close()

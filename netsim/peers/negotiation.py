@@ -26,7 +26,7 @@ from netsim.peers.echo import Echo
 from netsim.peers.trace import Trace
 
 if TYPE_CHECKING:
-    from netsim.peers.config import PeerConfig
+    from netsim.peers.protocol import PeerConfig, RawNegotiation
 
 CLOSE_TIMEOUT_S = 3.0  # aiortc's close can hang; a peer must still end
 
@@ -270,9 +270,16 @@ class Negotiation:
             return
         self.trace.candidates["remote"].append(line)
 
-    def summary(self) -> dict[str, Any]:
+    def summary(self) -> RawNegotiation:
         """The record's `negotiation`: the counts, and whether this side's offer carried the session."""
-        return {**self.counts, "offerer": not self.answered and "offer" in self.trace.marks}
+        c = self.counts
+        return {
+            "offers_sent": c["offers_sent"],
+            "ignored_offers": c["ignored_offers"],
+            "rollbacks": c["rollbacks"],
+            "stale_answers": c["stale_answers"],
+            "offerer": not self.answered and "offer" in self.trace.marks,
+        }
 
     def cancel(self) -> None:
         """Cancel the offer task and the retirements still running (the peer is shutting down)."""

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import statistics
 import time
-from typing import Any
+from typing import Any, cast
+
+from netsim.peers.protocol import RawNegotiation, RawPair, RawPeerRecord, RawStateNote, RawTimings
 
 
 class Trace:
@@ -19,7 +21,7 @@ class Trace:
 
     def __init__(self, t0: float | None = None) -> None:
         self.t0 = t0 if t0 is not None else time.monotonic()
-        self.states: list[dict[str, Any]] = []
+        self.states: list[RawStateNote] = []
         self.marks: dict[str, float] = {}
         self.candidates: dict[str, list[str]] = {"local": [], "remote": []}
         self.gathering_s: float | None = None  # the setLocalDescription of the winning negotiation
@@ -32,7 +34,7 @@ class Trace:
         """A state change (`what` is ice, pc, signaling, channel, remote, ...), stamped relative to t0."""
         self.states.append({"t": round(self.now() - self.t0, 4), "what": what, "state": state})
 
-    def timings(self, rtts_ms: list[float]) -> dict[str, float | None]:
+    def timings(self, rtts_ms: list[float]) -> RawTimings:
         """Per-peer timings: milestones from this side's `offer` mark, RTT median, start to first echo."""
         offer = self.marks.get("offer")
 
@@ -53,22 +55,28 @@ class Trace:
     def record(
         self,
         *,
+        identity: dict[str, Any],
         user: str,
         polite: bool,
         ice_urls: list[Any],
         pair: dict[str, Any] | None,
+        pairs: list[RawPair],
+        stable: bool,
+        hide_host: bool,
         state: str,
         reason: str | None,
         error: str | None,
-        negotiation: dict[str, Any],
+        negotiation: RawNegotiation,
         rtts_ms: list[float],
         pings_sent: int,
         media_sent: list[str],
         media_received: list[str],
-    ) -> dict[str, Any]:
-        """The PEER record (docs/DESIGN.md); `pair` is selected_pair()'s result, None if never nominated."""
+    ) -> RawPeerRecord:
+        """The raw record (docs/peers.md, "The record"); `identity` is protocol, stack, version, settings;
+        `pair` is selected_pair()'s result, None if never nominated."""
         pair = pair or {}
-        return {
+        record = {
+            **identity,
             "user": user,
             "local_type": pair.get("local_type"),
             "remote_type": pair.get("remote_type"),
@@ -77,15 +85,23 @@ class Trace:
             "role": pair.get("role"),
             "polite": polite,
             "turn_transport": pair.get("turn_transport"),
+            "family": pair.get("family"),
             "state": state,
             "ice_urls": ice_urls,
-            "candidates": dict(self.candidates),
+            "candidates": {
+                "local": list(self.candidates["local"]),
+                "remote": list(self.candidates["remote"]),
+            },
             "states": self.states,
             "timings": self.timings(rtts_ms),
             "marks": {k: round(v, 6) for k, v in {"start": self.t0, **self.marks}.items()},
             "negotiation": negotiation,
             "echo": {"sent": pings_sent, "received": len(rtts_ms)},
             "media": {"sent": media_sent, "received": media_received},
+            "pairs": pairs,
+            "stable": stable,
+            "hide_host": hide_host,
             "reason": reason,
             "error": error,
         }
+        return cast(RawPeerRecord, record)  # the keys above are RawPeerRecord's; the session checks them

@@ -5,9 +5,7 @@
 from typing import Any, Literal, NotRequired, TypedDict
 
 from netsim.records.peer import SelectedPair
-from netsim.vocab import Side, Stack
-
-CallOutcome = Literal["held", "dropped", "recovered"]
+from netsim.vocab import CallOutcome, Side, Stack
 
 
 class CallState(TypedDict):

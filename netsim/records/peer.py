@@ -2,9 +2,9 @@
 
 # No `from __future__ import annotations` here: TypedDict needs real annotations at runtime to tell
 # NotRequired keys (__optional_keys__) on Python 3.11.
-from typing import Final, Literal, NotRequired, TypedDict
+from typing import Any, Final, Literal, NotRequired, TypedDict
 
-from netsim.vocab import Stack
+from netsim.vocab import Family, Stack
 
 CandidateType = Literal["host", "srflx", "prflx", "relay"]  # vocab.CANDIDATE_TYPES
 TurnTransport = Literal["udp", "tcp", "tls"]  # vocab.TURN_TRANSPORTS
@@ -41,11 +41,22 @@ class StateNote(TypedDict):
     state: str  # that machine's new state, e.g. "checking"
 
 
+class ParsedCandidate(TypedDict):
+    """A candidate line taken apart where the record entered the session (family null: an mDNS name)."""
+
+    type: str | None
+    protocol: str | None
+    address: str | None
+    port: int | None
+    family: Family | None
+
+
 class Candidates(TypedDict):
     """SDP candidate lines (`candidate:... typ host ...`) as sent and as received."""
 
     local: list[str]
     remote: list[str]
+    parsed: NotRequired[dict[str, list[ParsedCandidate]]]  # each line taken apart, with its family
 
 
 class Negotiation(TypedDict):
@@ -94,6 +105,7 @@ class SelectedPair(TypedDict):
     remote: str | None
     role: IceRole | None
     turn_transport: TurnTransport | None
+    family: NotRequired[Family | None]  # ipv4 or ipv6 (records before protocol 1 have none)
 
 
 class BrowserInfo(TypedDict):
@@ -130,3 +142,5 @@ class PeerRecord(TypedDict):
     settled: SelectedPair | None  # the pair once echoes flowed both ways and it stayed for settle_s
     hide_host: bool | None  # host candidates withheld (aiortc) or mDNS names (Chromium)
     browser: BrowserInfo | None
+    version: NotRequired[str | None]  # the stack's exact version (protocol 1)
+    settings: NotRequired[dict[str, Any]]  # the stack's settings a rerun needs (flags, nomination, ...)

@@ -16,6 +16,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import uvicorn
 from fastapi import FastAPI
@@ -38,6 +39,7 @@ from netsim.services.signaling import (
     REQUEST_TIMEOUT_S,
     TOKEN_IN_TEXT,
     create_app,
+    serve_static,
 )
 
 log = logging.getLogger("netsim.services.signaling")
@@ -332,10 +334,13 @@ def serve(
     max_connections: int = DEFAULT_MAX_CONNECTIONS,
     tls: tuple[str, str] | None = None,
     max_per_source: int = DEFAULT_MAX_PER_SOURCE,
+    static_dir: Path | None = None,
 ) -> None:
     """Run the server until SIGINT/SIGTERM (blocking). on_ready gets the ws:// (wss:// with tls) base URL
-    once serving."""
+    once serving; `static_dir` is served at /app/ (serve_static)."""
     app = create_app(secret, rate_per_s, burst, max_strikes)
+    if static_dir is not None:
+        serve_static(app, static_dir)
     config = make_config(
         app, log_level, max_connections, tls=tls, max_per_source=max_per_source
     )  # before binding: it checks the TLS files

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from netsim.vocab import FAILED
+from netsim.peers.protocol import RawPeerRecord
+from netsim.vocab import CHROMIUM, FAILED
 
 if TYPE_CHECKING:
     from netsim.lab.lab import Lab
@@ -31,16 +32,16 @@ def coturn_down(lab: Lab) -> str | None:
     return None if code is None else f"coturn exited ({code})"
 
 
-def _negotiated(peer: dict[str, Any]) -> bool:
-    return bool((peer.get("candidates") or {}).get("remote"))
+def _negotiated(peer: RawPeerRecord) -> bool:
+    return bool(peer["candidates"]["remote"])
 
 
-def _browser_gone(peer: dict[str, Any]) -> str | None:
-    reason = str(peer.get("reason") or "")
-    return reason if peer.get("peer") == "chromium" and any(g in reason for g in BROWSER_GONE) else None
+def _browser_gone(peer: RawPeerRecord) -> str | None:
+    reason = peer["reason"] or ""
+    return reason if peer["stack"] == CHROMIUM and any(g in reason for g in BROWSER_GONE) else None
 
 
-def infrastructure(a: dict[str, Any], b: dict[str, Any], verdict: str, coturn: str | None) -> str | None:
+def infrastructure(a: RawPeerRecord, b: RawPeerRecord, verdict: str, coturn: str | None) -> str | None:
     """What of the lab's own broke a failed session (raw peer records), or None: a NAT answer."""
     if verdict != FAILED:
         return None
@@ -49,9 +50,9 @@ def infrastructure(a: dict[str, Any], b: dict[str, Any], verdict: str, coturn: s
         if gone:
             return f"{side}: {gone}"
     if not (_negotiated(a) and _negotiated(b)):
-        reasons = "; ".join(f"{s}: {p.get('reason')}" for s, p in (("a", a), ("b", b)) if p.get("reason"))
+        reasons = "; ".join(f"{s}: {p['reason']}" for s, p in (("a", a), ("b", b)) if p["reason"])
         return f"signaling: no offer and answer got through ({reasons or 'no reason given'})"
-    if coturn is not None and any(p.get("ice_urls") for p in (a, b)):
+    if coturn is not None and any(p["ice_urls"] for p in (a, b)):
         return coturn
     return None
 

@@ -13,23 +13,26 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
-import secrets
 import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from netsim.lab import events as lab_events
 from netsim.pause import pause_point
-from netsim.peers import chromium
-from netsim.peers.launcher import Launcher, PeerProcess
+from netsim.peers.adapter import PeerPlace, PeerSession
+from netsim.peers.browser import page_directory
+from netsim.peers.launcher import Launcher
+from netsim.peers.protocol import IceServer, RawPeerRecord, accept_record
+from netsim.peers.stacks import peers_directory
 from netsim.records import SCHEMA_VERSION, LaunchFigures, NeedsRelayRun, ResultRecord, Versions
 from netsim.services.signaling import make_token
 from netsim.session import cpuwait, faults, keepalive, load
+from netsim.session.call import call_section
+from netsim.session.configs import peer_configs, user_names
 from netsim.session.options import SessionOptions
 from netsim.session.verdict import (
-    call_section,
     failure_reason,
     negotiated,
     peer_record,
@@ -44,93 +47,58 @@ from netsim.vocab import CHROMIUM, DIRECT_VERDICTS, FAILED, NO_TURN, SIDES
 if TYPE_CHECKING:
     from netsim.lab.lab import Lab
 
-GLARE_DELAY_S = 0.5  # the second offerer holds its ready offer this long; both offers still collide
 WAIT_MARGIN_S = 12.0  # beyond the deadline: echo linger, closing, process exit
 COTURN_LOG_CHARS = 4000
 CONNECT_POLL_S = 0.02
 CONNECT_SLACK_S = 2.0  # a peer connects within its deadline (browsers are started before it runs)
 
 
-def peer_config(
-    side: str,
-    users: dict[str, str],
-    url: str,
-    token: str,
-    ice_servers: list[dict[str, Any]],
-    opts: SessionOptions,
-) -> dict[str, Any]:
-    """PeerConfig fields as a dict (the launcher and the Chromium controller take dicts; see peers/config.py).
-
-    a is impolite and always offers; b is polite and offers only for glare. The peer not sending first holds
-    its ready offer for GLARE_DELAY_S.
-    """
-    other = "b" if side == "a" else "a"
-    return {
-        "user": users[side],
-        "target": users[other],
-        "polite": side == "b",
-        "signaling_url": url,
-        "token": token,
-        "ice_servers": ice_servers,
-        "policy": opts.policy,
-        "deadline_s": opts.deadline_s,
-        "offer": side == "a" or opts.glare,
-        "offer_delay_s": GLARE_DELAY_S if opts.glare and side != opts.glare_first else 0.0,
-        "media": opts.media,
-        "hide_host": opts.hide_host,
-        "hold_s": opts.hold_s,
-        "interval_s": opts.interval_s,
-        # ICE restart needs both ends to renegotiate: Chromium does, aiortc has none.
-        "restart": opts.peer_a == CHROMIUM and opts.peer_b == CHROMIUM,
-    }
-
-
 def start_peers(
     lab: Lab, launcher: Launcher, url: str, opts: SessionOptions, up_files: dict[str, Path] | None = None
-) -> dict[str, PeerProcess]:
-    """Start peers a (impolite) and b (polite) for one negotiation, each on its stack (an aiortc peer forked
-    into its host's namespace, or a page in that host's browser); fresh user names every time.
-    `up_files` (filled per side): where each peer says it connected, for a held call."""
-    tag = secrets.token_hex(3)
-    users = {"a": f"a-{tag}", "b": f"b-{tag}"}
+) -> dict[str, PeerSession]:
+    """Start peers a (impolite) and b (polite) for one negotiation, each through its stack's adapter in its
+    host's namespace, with fresh user names. Processes that outlive a session (browsers) are started and
+    ready before any config is made, so their start-up never eats a connect deadline. `up_files` (filled
+    per side): where each peer says it connected, for a held call."""
+    users = user_names()
     hosts = {"a": opts.host_a, "b": opts.host_b}
     stacks = {"a": opts.peer_a, "b": opts.peer_b}
     coturn = lab.coturn
-    env = {"SSL_CERT_FILE": str(coturn.ca_file)} if coturn is not None and opts.turn == "tls" else {}
-    peers_dir = Path(lab.workdir) / "peers"
-    peers_dir.mkdir(parents=True, exist_ok=True)
-    procs: dict[str, PeerProcess] = {}
-    ca = coturn.ca_file if coturn is not None else None  # trusted by the lab's browsers only
-    specs = {
-        side: chromium.browser_spec(lab.netns(hosts[side]), Path(lab.workdir), url, opts.hide_host, ca)
-        for side in SIDES
-        if stacks[side] == CHROMIUM
+    ca = coturn.ca_file if coturn is not None else None
+    places = {
+        side: PeerPlace(lab.netns(hosts[side]), Path(lab.workdir), url, ca, opts.hide_host) for side in SIDES
     }
-    if specs:
-        launcher.browsers().start(list(specs.values()))  # before any peer: start-up is not connect time
-    for side in SIDES:
+    for stack in set(stacks.values()):
+        launcher.adapter(stack).prepare([places[side] for side in SIDES if stacks[side] == stack])
+    if up_files is not None:
+        up_files.update({side: peers_directory(Path(lab.workdir)) / f"{users[side]}.up" for side in SIDES})
+    cfgs = peer_configs(
+        opts,
+        users,
+        signaling_url=url,
+        tokens={side: make_token(str(lab.signaling_secret), users[side]) for side in SIDES},
         # Always an explicit list: with none, aiortc would use a public STUN server.
-        ice = list(coturn.ice_servers(opts.turn, users[side])) if coturn is not None else []
-        token = make_token(str(lab.signaling_secret), users[side])
-        cfg = peer_config(side, users, url, token, ice, opts)
-        cfg.update(settle_s=opts.settle_s, linger_s=chromium.linger_s(tuple(stacks.values()), opts.settle_s))
-        name = users[side]
-        if up_files is not None:
-            up_files[side] = peers_dir / f"{name}.up"
-            cfg["connected_file"] = str(up_files[side])
-        if side in specs:
-            procs[side] = launcher.browsers().spawn(specs[side], cfg)
-            continue
-        procs[side] = launcher.spawn(
-            lab.netns(hosts[side]), cfg, peers_dir / f"{name}.json", peers_dir / f"{name}.log", env
-        )
-    return procs
+        ice_servers={
+            side: cast(list[IceServer], coturn.ice_servers(opts.turn, users[side]))
+            if coturn is not None
+            else []
+            for side in SIDES
+        },
+        ca_file=ca,
+        connected_files=up_files,
+    )
+    return {side: launcher.adapter(stacks[side]).open(places[side]).run(cfgs[side]) for side in SIDES}
 
 
-def wait_peers(procs: dict[str, PeerProcess], timeout_s: float) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Both raw peer records, their pair timelines in seconds from the offer; a peer still running after
-    timeout_s is ended (0 ends them now)."""
-    return with_timelines(procs["a"].wait(timeout_s), procs["b"].wait(timeout_s))
+def wait_peers(procs: dict[str, PeerSession], timeout_s: float) -> tuple[RawPeerRecord, RawPeerRecord]:
+    """Both raw peer records, checked against the protocol where they enter the session (a record that
+    breaks it fails its side, naming the peer and the field), their pair timelines in seconds from the
+    offer; a peer still running after timeout_s is ended (0 ends them now)."""
+    a, b = (
+        accept_record(procs[side].wait(timeout_s), side=side, stack=procs[side].stack, cfg=procs[side].cfg)
+        for side in SIDES
+    )
+    return with_timelines(a, b)
 
 
 @functools.cache
@@ -148,7 +116,8 @@ def run_session(lab: Lab, opts: SessionOptions, launcher: Launcher | None = None
     meter = cpuwait.CpuWait()
     t0 = time.monotonic()
     try:
-        url = str(lab.start_signaling())  # TCP 443, reachable through the udp-blocked firewall too
+        # TCP 443, reachable through the udp-blocked firewall too; it serves the browser peers' page.
+        url = str(lab.start_signaling(static_dir=page_directory()))
         _watch_services(meter, lab)
         up_files: dict[str, Path] = {}
         main = start_peers(lab, launcher, url, opts, up_files if opts.hold_s > 0 else None)
@@ -231,7 +200,7 @@ def _watch_services(meter: cpuwait.CpuWait, lab: Lab) -> None:
     meter.start()
 
 
-def _watch_peers(meter: cpuwait.CpuWait, procs: dict[str, PeerProcess], run: str = "") -> None:
+def _watch_peers(meter: cpuwait.CpuWait, procs: dict[str, PeerSession], run: str = "") -> None:
     """A run's peers (parts a, b; relay_less_a, relay_less_b): an aiortc peer's process (started for it:
     counted from 0), or a Chromium peer's whole browser (browser_a, browser_b: its pages, GPU and network
     processes, shared by both runs' pages) from now on."""
@@ -308,14 +277,13 @@ def _wait_connected(up_files: dict[str, Path], timeout_s: float) -> float | None
     return None
 
 
-def _with_browsers(base: Versions, a: dict[str, Any], b: dict[str, Any]) -> Versions:
+def _with_browsers(base: Versions, a: RawPeerRecord, b: RawPeerRecord) -> Versions:
     """Versions under test, with the browser's version when a side was Chromium (its launch flags stay in
     the peer's record: they are launch settings, not versions)."""
     out = Versions(**base)
     for rec in (a, b):
-        browser = rec.get("browser") or {}
-        if browser.get("version"):
-            out["chromium"] = str(browser["version"])
+        if rec["stack"] == CHROMIUM and rec["version"]:
+            out["chromium"] = rec["version"]
     return out
 
 
@@ -325,7 +293,7 @@ def relay_less(opts: SessionOptions) -> bool:
 
 
 def _needs_relay(
-    result: str, opts: SessionOptions, probe: dict[str, PeerProcess] | None
+    result: str, opts: SessionOptions, probe: dict[str, PeerSession] | None
 ) -> tuple[bool | None, NeedsRelayRun | None]:
     """(needs_relay, summary of the relay-less run or None when it was not needed)."""
     if result in DIRECT_VERDICTS:
@@ -346,13 +314,14 @@ def _needs_relay(
     return second == FAILED, summary
 
 
-def _launch_figures(a: dict[str, Any], b: dict[str, Any]) -> LaunchFigures:
+def _launch_figures(a: RawPeerRecord, b: RawPeerRecord) -> LaunchFigures:
     """Peer-ready latency (request to child in its namespace) and process start to first echo."""
-    ready = [(p.get("launch") or {}).get("ready_ms") for p in (a, b)]
-    first = [p.get("timings", {}).get("start_to_first_echo_s") for p in (a, b)]
+    ready = [p["launch"]["ready_ms"] if "launch" in p else None for p in (a, b)]
+    first = [p["timings"]["start_to_first_echo_s"] if p["timings"] is not None else None for p in (a, b)]
+    known = [f for f in first if f is not None]
     return {
         "ready_ms": [r for r in ready if r is not None],
-        "start_to_first_echo_s": max(f for f in first if f is not None) if None not in first else None,
+        "start_to_first_echo_s": max(known) if len(known) == len(first) else None,
     }
 
 

@@ -16,7 +16,6 @@ import json
 import os
 import re
 import signal
-import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -28,11 +27,12 @@ from netsim.lab import nftables
 from netsim.lab.lab import Lab
 from netsim.lab.nat import preset
 from netsim.lab.topology import Site, Topology
+from netsim.peers.browser import page_directory
 from netsim.peers.launcher import Launcher
 from netsim.records import Attempt, ResultRecord
 from netsim.session.cpuwait import runqueue_wait_s, tasks
 from netsim.session.load import RETRY_GROWTH
-from netsim.session.options import BASE_DEADLINE_S, UDP_BLOCKED_EXTRA_S, SessionOptions
+from netsim.session.options import SessionOptions, connect_deadline
 from netsim.session.run import run_session
 from netsim.suite.expectations import Expectation
 from netsim.suite.experiment import experiment
@@ -60,21 +60,6 @@ RELAY_COUNTERS = "netsim_crowd"  # nftables table in the server's namespace coun
 SERVICE_NICE = -10
 RAMP_S = 0.15  # between session starts: a burst of forks and handshakes at once costs more than it saves
 LOAD_DEADLINE_S = 0.1  # extra connect deadline per session running at once
-
-
-class LockedLauncher:
-    """The launcher shared by session threads: one spawn request on its pipe at a time."""
-
-    def __init__(self, launcher: Launcher) -> None:
-        self._launcher = launcher
-        self._lock = threading.Lock()
-
-    def spawn(self, *args: Any, **kwargs: Any) -> Any:
-        with self._lock:
-            return self._launcher.spawn(*args, **kwargs)
-
-    def browsers(self) -> Any:
-        return self._launcher.browsers()
 
 
 def crowd_topology(scenarios: list[Scenario]) -> tuple[Topology, list[tuple[str, str]]]:
@@ -186,9 +171,8 @@ def run_crowd(
         ):
             build_s = time.monotonic() - t0
             # Its own process: in this one it would share the GIL with every session thread.
-            lab.start_signaling(in_process=False)
+            lab.start_signaling(in_process=False, static_dir=page_directory())
             meter = _Meter(lab)
-            shared = LockedLauncher(launcher)
             running = min(concurrent, len(scenarios))
             t1 = time.monotonic()
             pool = ThreadPoolExecutor(max_workers=running)
@@ -196,10 +180,10 @@ def run_crowd(
             futures: dict[Future[ResultRecord], tuple[Scenario, SessionOptions, list[Attempt]]] = {}
             for i, (scn, (a, b)) in enumerate(zip(scenarios, hosts, strict=True)):
                 blocked = [scn.nat_a, scn.nat_b].count(UDP_BLOCKED)
-                deadline = BASE_DEADLINE_S + UDP_BLOCKED_EXTRA_S * blocked + LOAD_DEADLINE_S * running
+                deadline = connect_deadline(blocked) + LOAD_DEADLINE_S * running
                 opts = scn.options.replace(host_a=a, host_b=b, needs_relay=False, deadline_s=deadline)
                 delay = i * RAMP_S if i < running else 0.0
-                futures[pool.submit(_one, lab, shared, opts, delay)] = (scn, opts, [])
+                futures[pool.submit(_one, lab, launcher, opts, delay)] = (scn, opts, [])
             while futures:
                 # A timeout, so that a signal the kernel gave a session thread acts here within 0.5 s.
                 done, _ = wait(futures, timeout=0.5, return_when=FIRST_COMPLETED)
@@ -211,7 +195,7 @@ def run_crowd(
                 attempts.append(attempt_entry(record, opts.deadline_s))
                 if attempts[-1]["inconclusive"] and len(attempts) <= retries:
                     again = opts.replace(deadline_s=opts.deadline_s * RETRY_GROWTH)
-                    futures[pool.submit(_one, lab, shared, again, 0.0)] = (scn, again, attempts)
+                    futures[pool.submit(_one, lab, launcher, again, 0.0)] = (scn, again, attempts)
                     continue
                 record["attempts"] = attempts
                 expected = _expectation(scn, table)
@@ -322,9 +306,9 @@ def _relayed_bytes(lab: Lab) -> int | None:
     return None
 
 
-def _one(lab: Lab, launcher: LockedLauncher, opts: Any, delay_s: float) -> ResultRecord:
+def _one(lab: Lab, launcher: Launcher, opts: Any, delay_s: float) -> ResultRecord:
     time.sleep(delay_s)  # the ramp
-    return run_session(lab, opts, launcher=launcher)  # type: ignore[arg-type]
+    return run_session(lab, opts, launcher=launcher)  # Launcher.spawn takes one request at a time
 
 
 def _expectation(scn: Scenario, table: dict[str, Any]) -> Expectation | None:

@@ -1,0 +1,136 @@
+"""The generic adapter for a peer that is an external program (docs/peers.md, "Peer protocol"): any stack
+in any language that reads its config from `NETSIM_PEER_CONFIG` and prints its record as the last line of
+stdout. One process per session, in the host's namespace (nsenter execs the program, so its pid is the
+program's), in a process group of its own so that everything it started ends with it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shlex
+import signal
+import subprocess
+import time
+from collections.abc import Sequence
+
+from netsim.lab import netns
+from netsim.peers.adapter import PeerPlace
+from netsim.peers.protocol import PeerConfig, failed_record
+
+CONFIG_ENV = "NETSIM_PEER_CONFIG"
+STOP_GRACE_S = 2.0  # SIGTERM to record: the protocol gives a peer this long
+KILL_WAIT_S = 5.0
+POLL_S = 0.02
+
+
+class ProcessAdapter:
+    """Peers of one external program: `argv` (or `COMMAND` split like a shell would, without a shell)."""
+
+    def __init__(self, name: str, command: str | Sequence[str]) -> None:
+        self.name = name
+        self.argv = shlex.split(command) if isinstance(command, str) else list(command)
+        if not self.argv:
+            raise ValueError(f"peer stack {name!r}: an empty command")
+        self.running: list[ProcessSession] = []
+
+    def prepare(self, places: Sequence[PeerPlace]) -> None:
+        """Nothing to start ahead: the program starts with its session."""
+
+    def open(self, place: PeerPlace) -> _Programs:
+        return _Programs(self, place)
+
+    def close(self) -> None:
+        for session in self.running:
+            session.stop(0)
+        self.running.clear()
+
+
+class _Programs:
+    def __init__(self, adapter: ProcessAdapter, place: PeerPlace) -> None:
+        self.adapter = adapter
+        self.place = place
+
+    def run(self, cfg: PeerConfig) -> ProcessSession:
+        session = ProcessSession(self.adapter.name, self.adapter.argv, self.place, cfg)
+        self.adapter.running.append(session)
+        return session
+
+
+class ProcessSession:
+    """One session of an external peer: its config file, its process (group) and its output."""
+
+    def __init__(self, stack: str, argv: Sequence[str], place: PeerPlace, cfg: PeerConfig) -> None:
+        self.stack = stack
+        self.cfg = cfg
+        self.directory = place.workdir / "peers" / cfg.user
+        self.directory.mkdir(parents=True, exist_ok=True)
+        config = self.directory / "config.json"
+        config.write_text(json.dumps(cfg.to_json()))
+        config.chmod(0o600)  # it holds the signaling token and the TURN credentials
+        env = {**os.environ, CONFIG_ENV: str(config)}
+        if cfg.ca_file:
+            env["SSL_CERT_FILE"] = cfg.ca_file
+        self.stdout = self.directory / "stdout"
+        with self.stdout.open("wb") as out, (self.directory / "stderr").open("wb") as err:
+            self.proc = subprocess.Popen(
+                netns.command(place.netns, argv),
+                cwd=self.directory,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
+                start_new_session=True,  # a process group of its own: ended as one, by its pid
+            )
+        self.record: object | None = None
+
+    def wait(self, timeout_s: float) -> object:
+        """The last stdout line as JSON; stopped (SIGTERM, then SIGKILL to the group) if still running."""
+        if self.record is None:
+            self.record = self.stop(timeout_s)
+        return self.record
+
+    def stop(self, timeout_s: float) -> object:
+        """Wait up to timeout_s (0: not at all), then SIGTERM the group, and SIGKILL it after the grace.
+        The leader is reaped only after its group was killed: while it is unreaped its pid (the group's
+        id) cannot be reused, so the signals reach only what this peer started."""
+        stopped = not self._exited(timeout_s)
+        if stopped:
+            self._signal(signal.SIGTERM)
+            if not self._exited(STOP_GRACE_S):
+                self._signal(signal.SIGKILL)
+                self._exited(KILL_WAIT_S)
+        self._signal(signal.SIGKILL)  # whatever it left in its group
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(timeout=KILL_WAIT_S)
+        return self._read(stopped)
+
+    def _exited(self, timeout_s: float) -> bool:
+        """Whether the program exited within timeout_s (left unreaped)."""
+        deadline = time.monotonic() + max(timeout_s, 0)
+        while True:
+            try:
+                info = os.waitid(os.P_PID, self.proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+            except ChildProcessError:
+                return True  # already reaped
+            if info is not None:
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(POLL_S)
+
+    def _signal(self, sig: int) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, sig)
+
+    def _read(self, stopped: bool) -> object:
+        lines = [ln for ln in self.stdout.read_bytes().splitlines() if ln.strip()]
+        if lines:
+            with contextlib.suppress(ValueError):
+                record: object = json.loads(lines[-1])
+                return record
+        why = "no record on stdout" if lines == [] else "the last stdout line is not JSON"
+        status = self.proc.returncode
+        ended = "stopped" if stopped else f"exited with status {status}"
+        return failed_record(self.cfg, self.stack, f"peer process {ended}: {why}")
