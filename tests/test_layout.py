@@ -106,8 +106,6 @@ PENDING_SPLIT = {
     "lab/events.py",
     "lab/lab.py",
     "lab/netns.py",
-    "peers/chromium.py",
-    "peers/page/peer.js",
 }
 
 

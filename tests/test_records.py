@@ -85,9 +85,13 @@ def test_fixture_records_are_result_records(make: Any) -> None:
 
 def test_a_crashed_peer_fits_peer_record() -> None:
     """What the session makes of a peer that left only a state and a reason."""
+    from netsim.peers.protocol import failed_record
     from netsim.session.verdict import peer_record
+    from tests.peers.configs import peer_config
 
-    crashed = peer_record({"state": "failed", "reason": "peer process killed after the wait timeout"})
+    crashed = peer_record(
+        failed_record(peer_config(), "aiortc", "peer process killed after the wait timeout")
+    )
     assert problems(dict(crashed), PeerRecord) == []
     assert (crashed["peer"], crashed["pairs"], crashed["first"], crashed["settled"]) == (
         "aiortc",

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+from netsim.errors import InputError
 from netsim.records import ResultRecord
 from netsim.results import store, tables
 from netsim.results.sensitivity import Moved, sensitivity
@@ -54,7 +55,7 @@ LEAVES_OUT: Final = (
 Cell = tuple[str, str]
 
 
-class EstimateError(ValueError):
+class EstimateError(InputError):
     """A run that cannot give the estimate (a missing cell, records without the needed keys)."""
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import cast
 
 from netsim import runfiles
+from netsim.errors import InputError
 from netsim.records import ResultRecord
 from netsim.results import compat, runinfo, store
 from netsim.results.report import build_report
@@ -28,7 +29,7 @@ from netsim.results.report import build_report
 PCAP_DIR = "pcap"
 
 
-class MergeError(ValueError):
+class MergeError(InputError):
     """Runs that cannot be merged (or OUT cannot be written); the message names the run and the field."""
 
 

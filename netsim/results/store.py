@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from netsim import runfiles
+from netsim.errors import InputError
 from netsim.records import SCHEMA_VERSION, ResultRecord, Shares, Summary, Violation
 from netsim.results.tables import counted, nat_kinds, outcome
 
@@ -52,7 +53,7 @@ def load_records(run_dir: Path | str) -> list[ResultRecord]:
     return records
 
 
-class SchemaError(ValueError):
+class SchemaError(InputError):
     """Records this netsim cannot read (written by a newer one, or without what a command needs)."""
 
 

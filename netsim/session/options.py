@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from netsim.errors import InputError
 from netsim.lab.events import Event, EventError
 from netsim.lab.events import from_table as event_from_table
 from netsim.vocab import PEER_STACKS, POLICIES, SIDES, TURN_CHOICES, Policy, Side, Stack, Turn
@@ -28,7 +29,7 @@ MAX_HOLD_S = 3600.0
 DEFAULT_INTERVAL_S = 1.0
 
 
-class OptionsError(ValueError):
+class OptionsError(InputError):
     """A session option with a bad value; the message names the option (and the file, when there is one)."""
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, cast
 
+from netsim.errors import InputError
 from netsim.vocab import (
     MATRIX_GROUPS,
     NAT_KINDS,
@@ -50,7 +51,7 @@ class Expectation:
     notes: str = field(default="", compare=False)
 
 
-class ExpectationError(ValueError):
+class ExpectationError(InputError):
     """A bad expectations table or entry; the message names the file and the key."""
 
 

@@ -13,6 +13,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from netsim.errors import InputError
 from netsim.lab.impair import site_mechanisms
 from netsim.lab.nat import TOML_KEYS, NatSpec
 from netsim.lab.topology import Carrier, Site, Topology, from_dict, plan
@@ -88,7 +89,7 @@ def experiment(scn: Scenario) -> Experiment:
     }
 
 
-class RerunError(ValueError):
+class RerunError(InputError):
     """A record that cannot be run again; the message says which field is missing or wrong."""
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import json
 import time
 from types import SimpleNamespace
 from typing import Any
@@ -15,59 +17,13 @@ from aiortc import RTCPeerConnection
 from aiortc.rtcconfiguration import RTCIceTransportPolicy
 
 from netsim.peers.agent import AiortcInternalsError, rtc_configuration, run_peer, selected_pair
-from netsim.peers.config import PeerConfig
+from netsim.peers.protocol import PeerConfig, RawPeerRecord, accept_record
+from tests.peers.configs import peer_config
 
-# The record run_peer returns: docs/DESIGN.md's PEER record plus what netsim/session/run.py reads.
-RECORD_KEYS = {
-    "user",
-    "local_type",
-    "remote_type",
-    "local",
-    "remote",
-    "role",
-    "polite",
-    "turn_transport",
-    "state",
-    "ice_urls",
-    "candidates",
-    "states",
-    "timings",
-    "marks",
-    "negotiation",
-    "echo",
-    "media",
-    "reason",
-    "error",
-    # the winner over time, and which stack and mDNS choice (the Chromium peer's record has the same keys)
-    "peer",
-    "pairs",
-    "stable",
-    "hide_host",
-}
-# netsim.session.run builds PeerConfig dicts with these names (and from_dict drops unknown keys silently).
-CONFIG_FIELDS = [
-    "user",
-    "target",
-    "polite",
-    "signaling_url",
-    "token",
-    "ice_servers",
-    "policy",
-    "deadline_s",
-    "offer",
-    "offer_delay_s",
-    "echo_count",
-    "echo_interval_s",
-    "linger_s",
-    "media",
-    "hide_host",
-    "settle_s",
-    "t0",
-    "hold_s",
-    "interval_s",
-    "connected_file",
-    "restart",
-]
+# The record run_peer returns: the protocol's RawPeerRecord (docs/peers.md), checked by the session.
+RECORD_KEYS = set(RawPeerRecord.__annotations__) - {"call", "launch"}  # call: held only; launch: netsim's
+# The config's keys, in the protocol's order (docs/peers.md, "The config").
+CONFIG_FIELDS = [f.name for f in dataclasses.fields(PeerConfig)]
 
 
 class _Protocol:
@@ -82,7 +38,9 @@ def _candidate(kind: str, host: str, port: int) -> Candidate:
 
 
 async def _pc_with_channel() -> RTCPeerConnection:
-    pc = RTCPeerConnection(rtc_configuration(PeerConfig("a", "b", False, "ws://x")))
+    pc = RTCPeerConnection(
+        rtc_configuration(peer_config(user="a", target="b", polite=False, signaling_url="ws://x"))
+    )
     pc.createDataChannel("echo")  # creates the SCTP/DTLS/ICE transports without any network
     return pc
 
@@ -119,6 +77,7 @@ def test_selected_pair_reads_aioice_nominated_pair() -> None:
         "remote": "198.18.2.1:40000",
         "role": role,
         "turn_transport": "tcp",
+        "family": "ipv4",
     }
 
 
@@ -169,18 +128,22 @@ def testrtc_configuration_is_explicit() -> None:
         {"urls": "stun:198.18.0.2:3478"},
         {"urls": "turn:198.18.0.2:3478", "username": "u", "credential": "p"},
     ]
-    cfg = rtc_configuration(PeerConfig("a", "b", False, "ws://x", ice_servers=servers, policy="relay"))
+    cfg = rtc_configuration(
+        peer_config(
+            user="a", target="b", polite=False, signaling_url="ws://x", ice_servers=servers, policy="relay"
+        )
+    )
     assert cfg.iceTransportPolicy == RTCIceTransportPolicy.RELAY
     assert cfg.iceServers is not None and [s.urls for s in cfg.iceServers] == [s["urls"] for s in servers]
     assert cfg.iceServers[1].username == "u" and cfg.iceServers[1].credential == "p"
-    empty = rtc_configuration(PeerConfig("a", "b", False, "ws://x"))
+    empty = rtc_configuration(peer_config(user="a", target="b", polite=False, signaling_url="ws://x"))
     assert empty.iceServers == []  # never None: aiortc would then use a public Google STUN server
 
 
-def test_peer_config_round_trip_ignores_unknown_keys() -> None:
-    cfg = PeerConfig("a", "b", True, "ws://x", token="t", offer=True, offer_delay_s=0.2, deadline_s=3)
-    assert list(cfg.to_dict()) == CONFIG_FIELDS
-    assert PeerConfig.from_dict({**cfg.to_dict(), "extra": 1}) == cfg
+def test_peer_config_keys_are_the_protocols() -> None:
+    cfg = peer_config(polite=True, token="t", offer=True, offer_delay_s=0.2, deadline_s=3)
+    assert list(cfg.to_json()) == CONFIG_FIELDS
+    assert PeerConfig.from_json(json.dumps(cfg.to_json())) == cfg
 
 
 class _SilentSignaling:
@@ -201,7 +164,7 @@ def test_peer_ends_failed_at_the_deadline() -> None:
     async def factory(cfg: PeerConfig) -> _SilentSignaling:
         return _SilentSignaling()
 
-    cfg = PeerConfig("a", "b", False, "ws://x", offer=True, deadline_s=0.5)
+    cfg = peer_config(user="a", target="b", polite=False, signaling_url="ws://x", offer=True, deadline_s=0.5)
     t0 = time.monotonic()
     rec = asyncio.run(run_peer(cfg, factory))
     elapsed = time.monotonic() - t0
@@ -209,6 +172,7 @@ def test_peer_ends_failed_at_the_deadline() -> None:
     assert "not connected within 0.5 s" in rec["reason"] and "signaling" in rec["reason"]
     assert elapsed < 0.5 + 1.5, elapsed
     assert set(rec) == RECORD_KEYS
+    assert accept_record(rec, side="a", stack="aiortc", cfg=cfg) == rec  # it keeps the protocol
     assert rec["local_type"] is None and rec["timings"]["first_echo_s"] is None
     assert rec["negotiation"] == {
         "offers_sent": 0,
@@ -236,13 +200,19 @@ def test_peer_reports_remote_bye() -> None:
     async def factory(cfg: PeerConfig) -> _Bye:
         return _Bye()
 
-    rec = asyncio.run(run_peer(PeerConfig("a", "b", True, "ws://x", deadline_s=5), factory))
+    rec = asyncio.run(
+        run_peer(
+            peer_config(user="a", target="b", polite=True, signaling_url="ws://x", deadline_s=5), factory
+        )
+    )
     assert rec["state"] == "failed" and rec["reason"] == "remote gave up: gave up"
 
 
 def test_bad_policy_is_rejected() -> None:
     with pytest.raises(ValueError, match="policy must be one of all, relay, not 'any'"):
-        asyncio.run(run_peer(PeerConfig("a", "b", False, "ws://x", policy="any")))
+        asyncio.run(
+            run_peer(peer_config(user="a", target="b", polite=False, signaling_url="ws://x", policy="any"))
+        )
 
 
 class _Scripted(_SilentSignaling):
@@ -266,7 +236,9 @@ class _Scripted(_SilentSignaling):
 
 async def _remote_offer_without_candidates() -> str:
     """A real aiortc offer, stripped of its candidates so that nobody ever sends a connectivity check."""
-    pc = RTCPeerConnection(rtc_configuration(PeerConfig("b", "a", False, "ws://x")))
+    pc = RTCPeerConnection(
+        rtc_configuration(peer_config(user="b", target="a", polite=False, signaling_url="ws://x"))
+    )
     try:
         pc.createDataChannel("echo")
         await pc.setLocalDescription(await pc.createOffer())  # host candidates only: binds, sends nothing
@@ -288,7 +260,9 @@ def test_glare_when_the_offer_arrives_with_the_presence(polite: bool) -> None:
             scripted.append(_Scripted(offer))
             return scripted[0]
 
-        cfg = PeerConfig("a", "b", polite, "ws://x", offer=True, deadline_s=1.0)
+        cfg = peer_config(
+            user="a", target="b", polite=polite, signaling_url="ws://x", offer=True, deadline_s=1.0
+        )
         rec: dict[str, Any] = await run_peer(cfg, factory)
         return rec
 

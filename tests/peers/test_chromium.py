@@ -19,25 +19,26 @@ from typing import Any
 import pytest
 
 from netsim.peers import browser, chromium
+from netsim.peers.adapter import PeerPlace
 from netsim.peers.browser import (
+    STOP_GRACE_S,
     ChromiumError,
     chromium_binary,
     launch_flags,
-    page_file,
+    page_directory,
     page_origin,
     process_tree,
     pss_kib,
     spki_pin,
-    wrapper_script,
+    wrapper_env,
+    wrapper_path,
 )
-from netsim.peers.chromium import browser_spec, linger_s
+from netsim.peers.chromium_pool import ChromiumAdapter, browser_spec
+from netsim.peers.protocol import SETTLE_EXTRA_S, RawPeerRecord
+from netsim.session.configs import linger_s
 
 STACK_PAIRS = [("chromium", "chromium"), ("chromium", "aiortc"), ("aiortc", "chromium")]
-RAW_KEYS = {  # the aiortc peer's raw record (tests/peers/test_agent.py RECORD_KEYS) plus launch and browser
-    *("user", "local_type", "remote_type", "local", "remote", "role", "polite", "turn_transport", "state"),
-    *("ice_urls", "candidates", "states", "timings", "marks", "negotiation", "echo", "media", "reason"),
-    *("error", "peer", "pairs", "stable", "hide_host", "launch", "browser"),
-}
+RAW_KEYS = set(RawPeerRecord.__annotations__) - {"call"}  # the protocol's record, and the adapter's launch
 
 
 # --- no root ---------------------------------------------------------------------------------------------
@@ -69,8 +70,9 @@ def test_page_origin_is_the_signaling_servers() -> None:
 
 
 def test_page_is_package_data() -> None:
-    assert b'src="peer.js"' in page_file("peer.html")
-    js = page_file("peer.js").decode()
+    page = page_directory()
+    assert '<script type="module" src="main.js">' in (page / "peer.html").read_text()
+    js = (page / "main.js").read_text()
     assert "window.netsimPeer" in js and "window.netsimStop" in js
 
 
@@ -90,15 +92,19 @@ def test_spki_pin_matches_openssl(tmp_path: Path) -> None:
 
 
 def test_wrapper_merges_disable_features_and_records_pid_and_flags(tmp_path: Path) -> None:
-    script = wrapper_script("nsX", "/bin/echo", tmp_path / "pid", tmp_path / "flags")
-    assert "exec nsenter --net=/run/netns/nsX -- /bin/echo" in script
-    runnable = tmp_path / "w.sh"  # the same script without the namespace, to run it unprivileged
-    runnable.write_text(script.replace("nsenter --net=/run/netns/nsX -- ", ""))
+    """The package's wrapper (never written at run time), with nsenter replaced so it runs unprivileged."""
+    script = wrapper_path().read_text()
+    assert 'exec nsenter "--net=$NETSIM_NETNS_PATH" -- "$NETSIM_CHROMIUM_BIN" "$@"' in script
+    runnable = tmp_path / "w.sh"
+    runnable.write_text(script.replace('nsenter "--net=$NETSIM_NETNS_PATH" -- ', ""))
+    env = wrapper_env("nsX", "/bin/echo", tmp_path / "pid", tmp_path / "flags", tmp_path / "tmp")
+    assert env["NETSIM_NETNS_PATH"] == "/run/netns/nsX" and env["TMPDIR"] == str(tmp_path / "tmp")
     out = subprocess.run(
         ["sh", str(runnable), "--headless", "--disable-features=A,B", "two words", "--disable-features=C"],
         check=True,
         capture_output=True,
         text=True,
+        env=env,
     )
     assert out.stdout.split("\n")[0] == "--headless two words --disable-features=A,B,C"
     assert (tmp_path / "flags").read_text().splitlines() == [
@@ -111,7 +117,7 @@ def test_wrapper_merges_disable_features_and_records_pid_and_flags(tmp_path: Pat
 
 def test_linger_covers_the_settle_wait_only_with_a_browser() -> None:
     assert linger_s(("aiortc", "aiortc"), 1.0) == 2.0
-    assert linger_s(("aiortc", "chromium"), 1.0) == 2.0 + 1.0 + chromium.SETTLE_EXTRA_S
+    assert linger_s(("aiortc", "chromium"), 1.0) == 2.0 + 1.0 + SETTLE_EXTRA_S
 
 
 def test_process_tree_and_pss_of_a_real_tree() -> None:
@@ -168,15 +174,18 @@ class BrowserLab:
 
     def __enter__(self) -> BrowserLab:
         self.lab.__enter__()
-        url = self.lab.start_signaling()
+        url = self.lab.start_signaling(static_dir=page_directory())
         ca = self.lab.coturn.ca_file if self.lab.coturn is not None else None
-        pool = self.launcher.browsers()
-        specs = [
-            browser_spec(self.lab.netns(h), Path(self.lab.workdir), url, self.hide_host, ca) for h in "ab"
-        ]
-        pool.start(specs)
-        self.held = [pool.browser(spec) for spec in specs]
+        places = [PeerPlace(self.lab.netns(h), Path(self.lab.workdir), url, ca, self.hide_host) for h in "ab"]
+        adapter = self.adapter()
+        adapter.prepare(places)
+        self.held = [adapter.pool.browser(browser_spec(p)) for p in places]
         return self
+
+    def adapter(self) -> ChromiumAdapter:
+        adapter = self.launcher.adapter("chromium")
+        assert isinstance(adapter, ChromiumAdapter)
+        return adapter
 
     def session(self, peer_a: str, peer_b: str, **kwargs: Any) -> dict[str, Any]:
         from netsim.session.options import SessionOptions
@@ -193,7 +202,7 @@ class BrowserLab:
         profiles = [b.profile for b in self.held]
         try:
             for b in self.held:
-                self.launcher.browsers().release(b)
+                self.adapter().pool.release(b)
             self.launcher.close()
         finally:
             self.lab.__exit__(None, None, None)
@@ -320,10 +329,15 @@ def test_raw_record_has_the_aiortc_peers_keys() -> None:
 
     with Lab(standard_topology("full-cone", "full-cone")) as lab, Launcher() as launcher:
         opts = SessionOptions(peer_a="chromium", peer_b="aiortc", needs_relay=False, deadline_s=8.0)
-        a, b = wait_peers(start_peers(lab, launcher, lab.start_signaling(), opts), 20.0)
+        a, b = wait_peers(
+            start_peers(lab, launcher, lab.start_signaling(static_dir=page_directory()), opts), 20.0
+        )
         assert a["state"] == b["state"] == "connected", (a.get("reason"), b.get("reason"))
-        assert set(a) == RAW_KEYS
-        assert set(b) == RAW_KEYS - {"browser"}
+        assert set(a) == RAW_KEYS and set(b) == RAW_KEYS
+        assert (
+            a["stack"] == "chromium" and a["version"] and "--remote-debugging-pipe" in a["settings"]["flags"]
+        )
+        assert b["stack"] == "aiortc" and all(p["family"] == "ipv4" for p in a["pairs"] + b["pairs"])
         assert a["launch"]["spawn_to_signed_in_ms"] > a["launch"]["ready_ms"] > 0
 
 
@@ -353,8 +367,10 @@ def test_browser_crash_or_hang_mid_session(fault: str) -> None:
         opts = SessionOptions(
             peer_a="chromium", peer_b="chromium", turn="none", needs_relay=False, deadline_s=6
         )
-        procs = start_peers(lab, launcher, lab.start_signaling(), opts)
-        browsers = list(launcher.browsers().browsers.values())
+        procs = start_peers(lab, launcher, lab.start_signaling(static_dir=page_directory()), opts)
+        adapter = launcher.adapter("chromium")
+        assert isinstance(adapter, ChromiumAdapter)
+        browsers = list(adapter.pool.browsers.values())
         pids = [b.pid for b in browsers]
         assert len(browsers) == 2 and all(pids)
         victim = browsers[0].pid
@@ -369,7 +385,7 @@ def test_browser_crash_or_hang_mid_session(fault: str) -> None:
         assert a["state"] == b["state"] == "failed"
         want = "browser exited" if fault == "crash" else "browser hung"
         assert any(want in r or "crashed" in r for r in reasons), reasons
-        assert waited < 10.0 + chromium.STOP_GRACE_S + 2
+        assert waited < 10.0 + STOP_GRACE_S + 2
         launcher.close()
         for pid in pids:
             assert pid is not None and (not Path(f"/proc/{pid}").exists() or _zombie(pid)), pid
@@ -381,7 +397,7 @@ class BrowserLabNoHold(BrowserLab):
 
     def __enter__(self) -> BrowserLab:
         self.lab.__enter__()
-        self.lab.start_signaling()
+        self.lab.start_signaling(static_dir=page_directory())
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -13,10 +13,10 @@ import pytest
 from aiortc import RTCPeerConnection
 
 from netsim.peers.agent import rtc_configuration
-from netsim.peers.config import PeerConfig
 from netsim.peers.echo import Echo
 from netsim.peers.negotiation import Negotiation, outgoing_sdp, sdp_candidates
 from netsim.peers.trace import Trace
+from tests.peers.configs import peer_config
 
 SDP = "\r\n".join(
     [
@@ -48,8 +48,17 @@ def test_outgoing_sdp_hides_only_host_candidates() -> None:
 class _Side:
     """One peer's negotiation with a recording signaling channel."""
 
-    def __init__(self, *, polite: bool, offer: bool) -> None:
-        self.cfg = PeerConfig("me", "them", polite, "ws://x", offer=offer, hide_host=True, deadline_s=2.0)
+    def __init__(self, *, polite: bool, offer: bool, media: bool = False) -> None:
+        self.cfg = peer_config(
+            media=media,
+            user="me",
+            target="them",
+            polite=polite,
+            signaling_url="ws://x",
+            offer=offer,
+            hide_host=True,
+            deadline_s=2.0,
+        )
         self.trace = Trace()
         self.sent: list[dict[str, Any]] = []
         self.failures: list[str] = []
@@ -200,8 +209,7 @@ def test_a_failed_offer_is_reported() -> None:
 @pytest.mark.parametrize("media", [False, True])
 def test_answer_carries_media_when_asked(media: bool) -> None:
     async def main() -> str:
-        a, b = _Side(polite=False, offer=True), _Side(polite=True, offer=False)
-        a.cfg.media = b.cfg.media = media
+        a, b = _Side(polite=False, offer=True, media=media), _Side(polite=True, offer=False, media=media)
         try:
             await b.neg.on_offer(await a.offer())
             return str(b.sent[-1]["sdp"])

@@ -12,6 +12,10 @@ TIMING_KEYS = {"gathering_s", "ice_completed_s", "channel_open_s", "first_echo_s
 def _record(trace: Trace, **overrides: Any) -> dict[str, Any]:
     args: dict[str, Any] = {
         "user": "a-1",
+        "identity": {"protocol": 1, "stack": "aiortc", "version": "1.16.0", "settings": {}},
+        "pairs": [],
+        "stable": True,
+        "hide_host": False,
         "polite": False,
         "ice_urls": ["stun:198.18.0.2:3478"],
         "pair": None,

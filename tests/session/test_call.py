@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from netsim.peers.protocol import RawHoldEcho, RawPeerRecord
+from netsim.session.call import Judged, call_outcome, call_section, side_outcome
+from tests.peers.configs import raw_record
 
-from netsim.session.verdict import call_outcome, call_section, side_outcome
 
-
-def echoes(pattern: str) -> list[dict[str, Any]]:
+def echoes(pattern: str) -> list[RawHoldEcho]:
     """'1' answered (0.01 s later), '0' lost; one per second from t = 10."""
     return [
         {"seq": i, "sent": 10.0 + i, "answered": 10.01 + i if c == "1" else None}
@@ -41,26 +41,28 @@ def test_closed_connection_is_dropped() -> None:
 
 
 def test_session_outcome_takes_the_worse_side() -> None:
-    held = {"outcome": "held", "recovery_s": None}
-    rec = {"outcome": "recovered", "recovery_s": 2.5}
+    held: Judged = {"outcome": "held", "recovery_s": None, "first_lost": None, "back": None}
+    rec: Judged = {"outcome": "recovered", "recovery_s": 2.5, "first_lost": None, "back": None}
+    dropped: Judged = {"outcome": "dropped", "recovery_s": None, "first_lost": None, "back": None}
     assert call_outcome([held, rec]) == ("recovered", 2.5)
-    assert call_outcome([rec, {"outcome": "dropped", "recovery_s": None}]) == ("dropped", None)
+    assert call_outcome([rec, dropped]) == ("dropped", None)
     assert call_outcome([held, held]) == ("held", None)
 
 
-def _peer(offerer: bool, pattern: str) -> dict[str, Any]:
-    return {
-        "state": "connected",
-        "peer": "aiortc",
-        "marks": {"start": 0.0, "offer": 9.0},
-        "negotiation": {"offerer": offerer},
-        "states": [
+def _peer(offerer: bool, pattern: str) -> RawPeerRecord:
+    call = {"hold_s": 7.0, "interval_s": 1.0, "echoes": echoes(pattern), "sent": len(pattern)}
+    call.update(answered=pattern.count("1"), closed=None, restart="unsupported", restarts=[])
+    return raw_record(
+        state="connected",
+        marks={"start": 0.0, "offer": 9.0},
+        negotiation={"offerer": offerer},
+        states=[
             {"t": 9.5, "what": "ice", "state": "completed"},
             {"t": 9.6, "what": "channel", "state": "open"},
         ],
-        "call": {"echoes": echoes(pattern), "sent": len(pattern), "closed": None, "restart": "unsupported"},
-        "pairs": [],
-    }
+        call=call,
+        pairs=[],
+    )
 
 
 def test_section_times_are_from_the_offer() -> None:

@@ -11,28 +11,33 @@ import pytest
 
 from netsim.lab.topology import RELAY_ADDRESS
 from netsim.peers.launcher import Launcher
+from netsim.peers.protocol import IceServer, PeerConfig
+from netsim.session.configs import peer_configs
 from netsim.session.options import SessionOptions
-from netsim.session.run import peer_config, run_session
+from netsim.session.run import run_session
 
 
-def test_peer_config_matches_peer_config_fields() -> None:
-    from dataclasses import fields
+def test_peer_configs_are_whole_and_follow_the_roles() -> None:
+    def cfgs(glare: bool, first: str = "a") -> dict[str, PeerConfig]:
+        opts = SessionOptions(policy="relay", glare=glare, glare_first=first, deadline_s=7.0, media=True)  # type: ignore[arg-type]
+        servers: list[IceServer] = [{"urls": "stun:s"}]
+        return peer_configs(
+            opts,
+            {"a": "a-1", "b": "b-1"},
+            signaling_url="ws://s",
+            tokens={"a": "ta", "b": "tb"},
+            ice_servers={"a": servers, "b": servers},
+            ca_file=None,
+        )
 
-    from netsim.peers.config import PeerConfig
-
-    def cfg(side: str, glare: bool, first: str = "a") -> dict[str, Any]:
-        servers: list[dict[str, Any]] = [{"urls": "stun:s"}]
-        opts = SessionOptions(policy="relay", glare=glare, glare_first=first, deadline_s=7.0, media=True)
-        return peer_config(side, {"a": "a-1", "b": "b-1"}, "ws://s", "tok", servers, opts)
-
-    assert set(cfg("a", False)) <= {f.name for f in fields(PeerConfig)}  # from_dict would drop a typo
-    a, b = PeerConfig.from_dict(cfg("a", False)), PeerConfig.from_dict(cfg("b", False))
+    a, b = cfgs(False)["a"], cfgs(False)["b"]
     assert (a.polite, a.offer, b.polite, b.offer) == (False, True, True, False)
-    assert (a.user, a.target, b.user, b.target) == ("a-1", "b-1", "b-1", "a-1")
-    assert (a.policy, a.deadline_s, a.media, a.ice_servers) == ("relay", 7.0, True, [{"urls": "stun:s"}])
-    assert cfg("a", True)["offer"] and cfg("b", True)["offer"]
-    assert (cfg("a", True, "b")["offer_delay_s"], cfg("b", True, "b")["offer_delay_s"]) == (0.5, 0.0)
-    assert (cfg("a", True, "a")["offer_delay_s"], cfg("b", True, "a")["offer_delay_s"]) == (0.0, 0.5)
+    assert (a.user, a.target, b.user, b.target, a.token) == ("a-1", "b-1", "b-1", "a-1", "ta")
+    assert (a.policy, a.deadline_s, a.media, a.ice_servers) == ("relay", 7.0, True, ({"urls": "stun:s"},))
+    assert PeerConfig.from_json(json.dumps(a.to_json())) == a  # every key, as the protocol says
+    assert cfgs(True)["a"].offer and cfgs(True)["b"].offer
+    assert (cfgs(True, "b")["a"].offer_delay_s, cfgs(True, "b")["b"].offer_delay_s) == (0.5, 0.0)
+    assert (cfgs(True, "a")["a"].offer_delay_s, cfgs(True, "a")["b"].offer_delay_s) == (0.0, 0.5)
 
 
 # --- real sessions ---------------------------------------------------------------------------------------

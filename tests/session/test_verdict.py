@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from netsim.peers.protocol import RawPeerRecord
 from netsim.session.verdict import (
     disagreement,
     first_pair,
@@ -19,10 +20,13 @@ from netsim.session.verdict import (
     winner,
     with_timelines,
 )
+from tests.peers.configs import raw_record
+
+FAILED = raw_record(state="failed")
 
 
-def _peer(local: str | None, remote: str | None, state: str = "connected") -> dict[str, Any]:
-    return {"state": state, "local_type": local, "remote_type": remote}
+def _peer(local: str | None, remote: str | None, state: str = "connected") -> RawPeerRecord:
+    return raw_record(state=state, local_type=local, remote_type=remote)
 
 
 @pytest.mark.parametrize(
@@ -38,21 +42,21 @@ def _peer(local: str | None, remote: str | None, state: str = "connected") -> di
         (_peer("relay", "relay", "failed"), _peer("relay", "relay"), ("failed", None)),
     ],
 )
-def test_verdict(a: dict[str, Any], b: dict[str, Any], expected: tuple[str, str | None]) -> None:
+def test_verdict(a: RawPeerRecord, b: RawPeerRecord, expected: tuple[str, str | None]) -> None:
     assert verdict(a, b) == expected
 
 
 def test_session_timings_use_the_winning_offer_and_the_later_peer() -> None:
-    a: dict[str, Any] = {
-        "negotiation": {"offerer": True},
-        "marks": {"offer": 100.0, "ice_completed": 100.5, "channel_open": 100.6, "first_echo": 100.62},
-        "timings": {"gathering_s": 0.01, "rtt_ms": 0.9},
-    }
-    b: dict[str, Any] = {
-        "negotiation": {"offerer": False},
-        "marks": {"offer": 100.02, "ice_completed": 100.45, "channel_open": 100.7, "first_echo": 100.71},
-        "timings": {"gathering_s": 0.03, "rtt_ms": 0.8},
-    }
+    a = raw_record(
+        negotiation={"offerer": True},
+        marks={"offer": 100.0, "ice_completed": 100.5, "channel_open": 100.6, "first_echo": 100.62},
+        timings={"gathering_s": 0.01, "rtt_ms": 0.9},
+    )
+    b = raw_record(
+        negotiation={"offerer": False},
+        marks={"offer": 100.02, "ice_completed": 100.45, "channel_open": 100.7, "first_echo": 100.71},
+        timings={"gathering_s": 0.03, "rtt_ms": 0.8},
+    )
     t = session_timings(a, b)
     assert t == {
         "gathering_s": 0.03,
@@ -66,13 +70,13 @@ def test_session_timings_use_the_winning_offer_and_the_later_peer() -> None:
 
 
 def test_negotiated() -> None:
-    assert negotiated({"candidates": {"local": ["x"], "remote": ["y"]}})
-    assert not negotiated({"candidates": {"local": ["x"], "remote": []}})
-    assert not negotiated({"state": "failed"})
+    assert negotiated(raw_record(candidates={"local": ["x"], "remote": ["y"]}))
+    assert not negotiated(raw_record(candidates={"local": ["x"], "remote": []}))
+    assert not negotiated(FAILED)
 
 
 def test_peer_record_keeps_the_design_keys_only() -> None:
-    raw = {"state": "connected", "local_type": "host", "marks": {"offer": 1.0}, "timings": {"rtt_ms": 1.5}}
+    raw = raw_record(state="connected", local_type="host", marks={"offer": 1.0}, timings={"rtt_ms": 1.5})
     rec = peer_record(raw)
     assert "marks" not in rec
     assert rec["state"] == "connected" and rec["local_type"] == "host" and rec["remote_type"] is None
@@ -83,7 +87,7 @@ def test_peer_record_keeps_the_design_keys_only() -> None:
         "first_echo_s": None,
         "rtt_ms": 1.5,
     }
-    assert rec["candidates"] == {"local": [], "remote": []}
+    assert rec["candidates"] == {"local": [], "remote": [], "parsed": {"local": [], "remote": []}}
 
 
 # --- the winner over time --------------------------------------------------------------------------------
@@ -94,16 +98,18 @@ DIRECT_LATER = {"t": 100.7, "local_type": "srflx", "remote_type": "srflx", "loca
                 "remote": "198.18.2.1:4000", "turn_transport": None, "role": "controlling"}  # fmt: skip
 
 
-def _timeline_peer(pairs: list[dict[str, Any]], offerer: bool, state: str = "connected") -> dict[str, Any]:
+def _timeline_peer(pairs: list[dict[str, Any]], offerer: bool, state: str = "connected") -> RawPeerRecord:
     """A raw record as peers write it: the record's own pair is the last of its timeline."""
     last = pairs[-1] if pairs else {}
-    return {
-        "state": state,
-        "negotiation": {"offerer": offerer},
-        "marks": {"offer": 100.0} if offerer else {"offer": 100.05},
-        "pairs": pairs,
-        **{k: last.get(k) for k in ("local_type", "remote_type", "local", "remote", "turn_transport")},
-    }
+    return raw_record(
+        state=state,
+        negotiation={"offerer": offerer},
+        marks={"offer": 100.0} if offerer else {"offer": 100.05},
+        pairs=pairs,
+        **{
+            k: last.get(k) for k in ("local_type", "remote_type", "local", "remote", "turn_transport", "role")
+        },
+    )
 
 
 def test_timelines_are_seconds_from_the_winning_offer_and_the_raw_records_stay_as_they_were() -> None:
@@ -113,21 +119,20 @@ def test_timelines_are_seconds_from_the_winning_offer_and_the_raw_records_stay_a
     assert [p["t"] for p in a2["pairs"]] == [0.2, 0.7]
     assert [p["t"] for p in b2["pairs"]] == [0.5]  # the offerer's offer, not b's own receipt of it
     assert a["pairs"][0]["t"] == 100.2  # copies: waiting twice must not shift twice
-    no_offer = with_timelines({"pairs": [RELAY_FIRST]}, {"pairs": []})
+    no_offer = with_timelines(raw_record(pairs=[RELAY_FIRST]), raw_record(pairs=[]))
     assert no_offer[0]["pairs"][0]["t"] is None
 
 
 def test_first_and_settled_pairs() -> None:
     a = _timeline_peer([RELAY_FIRST, DIRECT_LATER], offerer=True)
-    assert first_pair(a) == {k: RELAY_FIRST[k] for k in ("local_type", "remote_type", "local", "remote",
-                                                         "turn_transport")}  # fmt: skip
+    assert first_pair(a) == {**RELAY_FIRST, "t": None, "family": "ipv4"}
     assert settled_pair(a) is not None and settled_pair(a)["local_type"] == "srflx"  # type: ignore[index]
     assert settled_pair({**a, "state": "failed"}) is None
     # a record without a timeline (an older peer): its one pair is both first and settled
-    old = {"state": "connected", "local_type": "host", "remote_type": "srflx", "local": "x", "remote": "y"}
-    assert first_pair(old) == {**{k: old[k] for k in ("local_type", "remote_type", "local", "remote")},
-                               "turn_transport": None}  # fmt: skip
-    assert first_pair({"state": "failed"}) is None
+    old = raw_record(state="connected", local_type="host", remote_type="srflx", local="x", remote="y")
+    want = {"t": None, "local_type": "host", "remote_type": "srflx", "local": "x", "remote": "y"}
+    assert first_pair(old) == {**want, "role": None, "turn_transport": None, "family": "ipv4"}
+    assert first_pair(FAILED) is None
 
 
 def test_first_verdict_is_the_pair_at_connect_and_verdict_the_settled_one() -> None:
@@ -141,9 +146,9 @@ def test_first_verdict_is_the_pair_at_connect_and_verdict_the_settled_one() -> N
     )
     assert first_verdict(a, b) == ("relay", "a")
     assert verdict(a, b) == ("direct", None)
-    failed = {**b, "state": "failed"}
+    failed: RawPeerRecord = {**b, "state": "failed"}
     assert first_verdict(a, failed) == ("failed", None)
-    assert first_verdict({"state": "failed"}, {"state": "failed"}) == ("failed", None)
+    assert first_verdict(FAILED, FAILED) == ("failed", None)
 
 
 @pytest.mark.parametrize(
@@ -168,7 +173,7 @@ def test_disagreement_names_both_sides_when_only_one_relays() -> None:
         "b ends direct (srflx 198.18.1.1:3000 -> srflx 198.18.2.1:4000)"
     )
     # the stacks label the same direct path differently (aiortc: host base, Chromium: srflx): no disagreement
-    aiortc_side = {**b, "local_type": "host", "remote_type": "srflx"}
+    aiortc_side: RawPeerRecord = {**b, "local_type": "host", "remote_type": "srflx"}
     assert disagreement(_timeline_peer([DIRECT_LATER], offerer=True), aiortc_side) is None
     assert disagreement(a, {**b, "state": "failed"}) is None  # a failed session has no settled pairs
 
@@ -178,16 +183,17 @@ def test_winner_fields_for_the_session_record() -> None:
     b = _timeline_peer([{**DIRECT_LATER, "t": 100.75, "role": "controlled"}], offerer=False)
     a2, b2 = with_timelines(a, b)
     assert winner(a2, b2) == {"first_verdict": "relay", "disagreement": None, "settled_s": 0.75}
-    assert winner({"state": "failed"}, {"state": "failed"})["settled_s"] is None
+    assert winner(FAILED, FAILED)["settled_s"] is None
 
 
 def test_peer_record_carries_stack_timeline_first_and_settled() -> None:
-    raw = {**_timeline_peer([RELAY_FIRST, DIRECT_LATER], offerer=True), "peer": "chromium", "hide_host": True,
-           "browser": {"version": "156.0.8078.108", "flags": ["--headless"], "mdns": True}}  # fmt: skip
+    settings = {"flags": ["--headless"], "mdns": True}
+    raw: RawPeerRecord = {**_timeline_peer([RELAY_FIRST, DIRECT_LATER], offerer=True), "stack": "chromium",
+                          "hide_host": True, "version": "156.0.8078.108", "settings": settings}  # fmt: skip
     rec: dict[str, Any] = dict(peer_record(raw))
     assert rec["peer"] == "chromium" and rec["hide_host"] is True
-    assert rec["pairs"] == raw["pairs"]
+    assert rec["pairs"] == raw["pairs"] and all(p["family"] == "ipv4" for p in rec["pairs"])
     assert rec["first"]["local_type"] == "relay" and rec["settled"]["local_type"] == "srflx"
     assert rec["browser"]["version"] == "156.0.8078.108"
-    failed: dict[str, Any] = dict(peer_record({"state": "failed", "reason": "browser crashed"}))
+    failed: dict[str, Any] = dict(peer_record(raw_record(state="failed", reason="browser crashed")))
     assert (failed["peer"], failed["first"], failed["settled"], failed["pairs"]) == ("aiortc", None, None, [])
