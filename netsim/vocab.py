@@ -10,7 +10,12 @@ from typing import Final, Literal
 
 # --- NAT kinds ---------------------------------------------------------------------------------------------
 # The five kinds of the NAT matrix, from most to least permissive (libwebrtc's test matrix uses the same).
-NAT_KINDS: Final = ("open", "full-cone", "restricted-cone", "port-restricted-cone", "symmetric")
+OPEN: Final = "open"  # no NAT: the site's hosts have public addresses
+FULL_CONE: Final = "full-cone"
+RESTRICTED_CONE: Final = "restricted-cone"
+PORT_RESTRICTED_CONE: Final = "port-restricted-cone"
+SYMMETRIC: Final = "symmetric"
+NAT_KINDS: Final = (OPEN, FULL_CONE, RESTRICTED_CONE, PORT_RESTRICTED_CONE, SYMMETRIC)
 UDP_BLOCKED: Final = "udp-blocked"  # a firewall, not a NAT: only TCP 443 gets out
 # Every preset with a rules file of its own, in display order.
 NAT_PRESETS: Final = (*NAT_KINDS, UDP_BLOCKED)
@@ -23,7 +28,10 @@ APDM: Final = "address-and-port-dependent"
 BEHAVIOURS: Final = (EIM, ADM, APDM)
 
 # --- session options ---------------------------------------------------------------------------------------
-TURN_TRANSPORTS: Final = ("udp", "tcp", "tls")
+UDP: Final = "udp"
+TCP: Final = "tcp"
+TLS: Final = "tls"
+TURN_TRANSPORTS: Final = (UDP, TCP, TLS)
 NO_TURN: Final = "none"
 TURN_CHOICES: Final = (*TURN_TRANSPORTS, NO_TURN)
 POLICIES: Final = ("all", "relay")
@@ -35,21 +43,37 @@ AIORTC: Final = "aiortc"
 CHROMIUM: Final = "chromium"
 
 Turn = Literal["udp", "tcp", "tls", "none"]
+TurnTransport = Literal["udp", "tcp", "tls"]
 Policy = Literal["all", "relay"]
 Side = Literal["a", "b"]
 Stack = Literal["aiortc", "chromium"]
 
 # --- outcomes ----------------------------------------------------------------------------------------------
-VERDICTS: Final = ("direct-host", "direct", "relay", "failed")
-DIRECT_VERDICTS: Final = ("direct-host", "direct")
+DIRECT_HOST: Final = "direct-host"  # host candidates at both ends
+DIRECT: Final = "direct"  # through a NAT's mapping (srflx or prflx), no relay
+RELAY: Final = "relay"  # a TURN relay carries the data (also the relay candidate type)
 FAILED: Final = "failed"
-RELAY_SIDES: Final = ("a", "b", "both")
-CANDIDATE_TYPES: Final = ("host", "srflx", "prflx", "relay")
+VERDICTS: Final = (DIRECT_HOST, DIRECT, RELAY, FAILED)
+DIRECT_VERDICTS: Final = (DIRECT_HOST, DIRECT)
+BOTH: Final = "both"  # a relay side (besides a or b): both sides' allocations carry the data
+HOST: Final = "host"
+CANDIDATE_TYPES: Final = (HOST, "srflx", "prflx", RELAY)
+CandidateType = Literal["host", "srflx", "prflx", "relay"]
 FAMILIES: Final = ("ipv4", "ipv6")  # a candidate's or a selected pair's address family
 
 Family = Literal["ipv4", "ipv6"]
 
 Verdict = Literal["direct-host", "direct", "relay", "failed"]
+
+# A session's outcome against its expectation (records.ResultRecord.outcome): passed/violated, an
+# expectation held or did not; unchecked, there was none; inconclusive, the machine's load makes the answer
+# worthless (netsim/session/load.py), whatever the expectation.
+PASSED: Final = "passed"
+VIOLATED: Final = "violated"
+UNCHECKED: Final = "unchecked"
+INCONCLUSIVE: Final = "inconclusive"
+OUTCOMES: Final = (PASSED, VIOLATED, UNCHECKED, INCONCLUSIVE)
+Outcome = Literal["passed", "violated", "unchecked", "inconclusive"]
 
 # A held call's outcome (records.CallRecord; netsim.session.call judges it).
 HELD: Final = "held"

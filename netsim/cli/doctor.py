@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from netsim.cli.common import EXIT_MISMATCH, EXIT_OK, print_json
+from netsim.vocab import CHROMIUM
 
 APT = "apt-get install"
 VERSION_TIMEOUT_S = 20.0  # chromium --version on a loaded machine takes a few seconds
@@ -134,11 +135,11 @@ def _chromium() -> Check:
         path = chromium_binary()
     except ChromiumError as e:
         fix = f"{APT} chromium, or set {ENV_BINARY} to a Chromium executable (browser peers only)"
-        return Check("chromium", False, str(e).split(" (")[0], fix)
+        return Check(CHROMIUM, False, str(e).split(" (")[0], fix)
     version = _version([path, "--version"])
     if version is None:
-        return Check("chromium", False, f"{path} did not say its version", "check the binary runs headless")
-    return Check("chromium", True, f"{version} ({path})")
+        return Check(CHROMIUM, False, f"{path} did not say its version", "check the binary runs headless")
+    return Check(CHROMIUM, True, f"{version} ({path})")
 
 
 def _python_package(name: str, fix: str) -> Check:

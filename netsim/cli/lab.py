@@ -8,14 +8,14 @@ from pathlib import Path
 from typing import Any
 
 from netsim.cli.common import EXIT_OK, InputError, print_json
-from netsim.vocab import NAT_PRESETS
+from netsim.vocab import CUSTOM_NAT, NAT_PRESETS, OPEN, PORT_RESTRICTED_CONE
 
 
 def add_parsers(sub: Any) -> None:
     up = sub.add_parser("up", help="build a lab and leave it up")
     up.add_argument("scenario", nargs="?", help="scenario TOML file (default: the standard two-site lab)")
-    up.add_argument("--nat-a", default="port-restricted-cone", choices=NAT_PRESETS, metavar="KIND")
-    up.add_argument("--nat-b", default="port-restricted-cone", choices=NAT_PRESETS, metavar="KIND")
+    up.add_argument("--nat-a", default=PORT_RESTRICTED_CONE, choices=NAT_PRESETS, metavar="KIND")
+    up.add_argument("--nat-b", default=PORT_RESTRICTED_CONE, choices=NAT_PRESETS, metavar="KIND")
     up.add_argument("--signaling", action="store_true", help="also start the signaling server")
     up.add_argument("--json", action="store_true")
     up.set_defaults(func=cmd_up)
@@ -122,14 +122,14 @@ def cmd_classify(args: argparse.Namespace) -> int:
     if args.rules and args.type:
         raise InputError(f"classify: give a NAT type or --rules FILE, not both (got {args.type!r})")
     if args.rules:
-        spec = preset("custom", rules_file=str(_readable_rules(Path(args.rules))))
+        spec = preset(CUSTOM_NAT, rules_file=str(_readable_rules(Path(args.rules))))
     elif args.type:
         spec = preset(args.type)
     else:
         raise InputError("classify: give a NAT type or --rules FILE")
     # Two hosts behind the NAT under test: hairpinning is judged between them (Linux never routes a
     # packet back to the host that sent it).
-    sites = (Site("nat-a", spec, ("a", "a2")), Site("nat-b", preset("open"), ("b",)))
+    sites = (Site("nat-a", spec, ("a", "a2")), Site("nat-b", preset(OPEN), ("b",)))
     with Lab(Topology("classify", sites=sites)) as lab:  # nft judges the rules themselves inside the lab
         result = probe.classify(lab, "a", measure_lifetime=args.lifetime)
     if args.json:

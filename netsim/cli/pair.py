@@ -8,7 +8,16 @@ from typing import Any
 
 from netsim.cli.common import InputError, exit_code, positive_float, print_json, retries_arg
 from netsim.records import ResultRecord
-from netsim.vocab import AIORTC, NAT_PRESETS, PEER_STACKS, POLICIES, SIDES, TURN_CHOICES
+from netsim.vocab import (
+    AIORTC,
+    NAT_PRESETS,
+    PEER_STACKS,
+    POLICIES,
+    PORT_RESTRICTED_CONE,
+    SIDES,
+    TURN_CHOICES,
+    UDP,
+)
 
 
 def add_parsers(sub: Any) -> None:
@@ -21,14 +30,14 @@ def _pair_parser(sub: Any) -> None:
     for side in ("a", "b"):
         p.add_argument(
             f"--nat-{side}",
-            default="port-restricted-cone",
+            default=PORT_RESTRICTED_CONE,
             choices=NAT_PRESETS,
             metavar="KIND",
             help=f"NAT in front of {side} (default port-restricted-cone)",
         )
     p.add_argument("--peer-a", choices=PEER_STACKS, default=AIORTC, help="WebRTC stack of a (default aiortc)")
     p.add_argument("--peer-b", choices=PEER_STACKS, default=AIORTC, help="WebRTC stack of b (default aiortc)")
-    p.add_argument("--turn", choices=TURN_CHOICES, default="udp", help="TURN transport (default udp)")
+    p.add_argument("--turn", choices=TURN_CHOICES, default=UDP, help="TURN transport (default udp)")
     p.add_argument("--policy", choices=POLICIES, default="all", help="ICE transport policy (default all)")
     p.add_argument("--glare", action="store_true", help="both peers offer at once (perfect negotiation)")
     p.add_argument("--glare-first", choices=SIDES, default="a", help="whose offer is sent first")

@@ -21,7 +21,7 @@ from netsim.cli.common import (
     retries_arg,
     stacks,
 )
-from netsim.vocab import NAT_KINDS, TURN_CHOICES
+from netsim.vocab import DIRECT_VERDICTS, NAT_KINDS, RELAY, TURN_CHOICES, UDP
 
 DEFAULT_MIX = "residential"  # cited (docs/population.md); the invented mix is never a default
 REPORTS_ENV = "NETSIM_REPORTS"
@@ -57,7 +57,7 @@ def add_parsers(sub: Any) -> None:
         help="runs of a session that load made inconclusive, beyond the first (default 2; docs/load.md)",
     )
     mx = sub.add_parser("matrix", parents=[common], help="run the NAT x NAT matrix and write a report")
-    mx.add_argument("--turn", choices=TURN_CHOICES, default="udp")
+    mx.add_argument("--turn", choices=TURN_CHOICES, default=UDP)
     mx.add_argument("--kinds", default=",".join(NAT_KINDS), help="comma-separated NAT kinds")
     mx.add_argument(
         "--peers", default="aiortc,aiortc", type=stacks, help="the stacks of a and b (default aiortc,aiortc)"
@@ -94,7 +94,7 @@ def add_parsers(sub: Any) -> None:
         "holds go to successive labs",
     )
     pop.add_argument("--seed", type=int, default=1)
-    pop.add_argument("--turn", choices=TURN_CHOICES, default="udp")
+    pop.add_argument("--turn", choices=TURN_CHOICES, default=UDP)
     pop.set_defaults(func=cmd_population)
     rerun = sub.add_parser("rerun", parents=[common], help="run one session of a run again, from its record")
     rerun.add_argument("run_dir", metavar="RUN_DIR", type=Path, help="run directory, e.g. reports/<run-id>")
@@ -316,14 +316,13 @@ def sampled_shares(records: Sequence[Mapping[str, Any]], est: Any) -> str:
     """
     from netsim.results.estimate import wilson
     from netsim.results.tables import counted
-    from netsim.vocab import DIRECT_VERDICTS
 
     left_out = sum(not counted(r) for r in records)  # inconclusive: load, not the NAT, decided them
     records = [r for r in records if counted(r)]
     unchecked = sum(r.get("needs_relay") is None for r in records)
     counts = {
         "needs_relay": (sum(r.get("needs_relay") is True for r in records), len(records)),
-        "relay_won": (sum(r.get("verdict") == "relay" for r in records), len(records)),
+        "relay_won": (sum(r.get("verdict") == RELAY for r in records), len(records)),
         "direct": (sum(r.get("verdict") in DIRECT_VERDICTS for r in records), len(records)),
     }
     lines = [

@@ -17,7 +17,19 @@ from pathlib import Path
 
 from netsim.errors import InputError
 from netsim.lab import netns, nftables
-from netsim.vocab import ADM, APDM, BEHAVIOURS, CUSTOM_NAT, EIM, NAT_PRESETS, UDP_BLOCKED
+from netsim.vocab import (
+    ADM,
+    APDM,
+    BEHAVIOURS,
+    CUSTOM_NAT,
+    EIM,
+    FULL_CONE,
+    NAT_PRESETS,
+    OPEN,
+    PORT_RESTRICTED_CONE,
+    RESTRICTED_CONE,
+    UDP_BLOCKED,
+)
 
 RULES_DIR = Path(__file__).with_name("rules")
 MAX_LIFETIME_S = 86400
@@ -50,7 +62,7 @@ _PRESET_FIELDS: dict[str, dict[str, object]] = {
     UDP_BLOCKED: {"mapping": EIM, "filtering": APDM, "nat": True, "udp_blocked": True},
 }
 # Rules file a custom spec renders from, by filtering behaviour.
-_FILE_BY_FILTERING = {EIM: "full-cone", ADM: "restricted-cone", APDM: "port-restricted-cone"}
+_FILE_BY_FILTERING = {EIM: FULL_CONE, ADM: RESTRICTED_CONE, APDM: PORT_RESTRICTED_CONE}
 _TYPES = ", ".join((*NAT_PRESETS, CUSTOM_NAT))
 TOML_KEYS = ("type", "mapping", "filtering", "hairpin", "lifetime_s", "port_preservation", "rules_file")
 
@@ -228,7 +240,7 @@ def _substitutions(spec: NatSpec, shipped: bool) -> dict[str, str]:
     """Regex -> replacement for one line: the placeholders, and for a shipped preset its knob defaults."""
     subs = {re.escape("@LIFETIME@"): str(spec.lifetime_s), re.escape("@SNAT@"): snat_statement(spec)}
     if shipped:
-        own = snat_statement(preset(rules_path(spec).stem)) if rules_path(spec).stem != "open" else None
+        own = snat_statement(preset(rules_path(spec).stem)) if rules_path(spec).stem != OPEN else None
         if own is not None and own != snat_statement(spec):
             subs[re.escape(own) + r"(?=\s*(?:;|#|$))"] = snat_statement(spec)
         if spec.lifetime_s != DEFAULT_LIFETIME_S:

@@ -16,6 +16,7 @@ from typing import Any
 from netsim.errors import InputError
 from netsim.lab.impair import ImpairError, Impairment, impair_from_dict
 from netsim.lab.nat import NatError, NatSpec, nat_from_dict, preset
+from netsim.vocab import PORT_RESTRICTED_CONE, SYMMETRIC
 
 OPEN_LANS = ipaddress.IPv4Network("198.19.0.0/16")
 PRIVATE_LANS = ipaddress.IPv4Network("10.0.0.0/8")
@@ -324,7 +325,7 @@ def _site(data: dict[str, Any], i: int, base_dir: Path | None) -> Site:
         raise TopologyError(str(e)) from None
     return Site(
         name=_str(data["name"], f"{where}.name"),
-        nat=_nat(data.get("nat", "port-restricted-cone"), f"{where}.nat", base_dir),
+        nat=_nat(data.get("nat", PORT_RESTRICTED_CONE), f"{where}.nat", base_dir),
         hosts=tuple(hosts),
         behind=None if behind is None else _str(behind, f"{where}.behind"),
         lan=None if lan is None else _str(lan, f"{where}.lan"),
@@ -337,7 +338,7 @@ def _carrier(data: dict[str, Any], i: int, base_dir: Path | None) -> Carrier:
     _unknown(data, _CARRIER_KEYS, f"{where}.")
     if "name" not in data:
         raise TopologyError(f"{where}.name: missing")
-    nat = _nat(data.get("nat", "symmetric"), f"{where}.nat", base_dir)
+    nat = _nat(data.get("nat", SYMMETRIC), f"{where}.nat", base_dir)
     if not nat.nat:
         raise TopologyError(f"{where}.nat: a carrier-grade NAT cannot be 'open'")
     return Carrier(name=_str(data["name"], f"{where}.name"), nat=nat)

@@ -36,7 +36,7 @@ from netsim.peers.protocol import (
     write_json_atomically,
 )
 from netsim.peers.trace import Trace
-from netsim.vocab import AIORTC, POLICIES
+from netsim.vocab import AIORTC, POLICIES, RELAY, TLS
 
 PAIR_POLL_S = 0.1
 # What else a rerun needs to know of this stack (docs/peers.md, the record's `settings`).
@@ -83,8 +83,8 @@ def selected_pair(pc: RTCPeerConnection) -> dict[str, Any] | None:
         }
     except AttributeError as exc:
         raise AiortcInternalsError(f"aioice CandidatePair moved: {exc!r}") from exc
-    relayed = info["local_type"] == "relay"
-    info["turn_transport"] = ("tls" if turn_ssl else str(turn_transport)) if relayed else None
+    relayed = info["local_type"] == RELAY
+    info["turn_transport"] = (TLS if turn_ssl else str(turn_transport)) if relayed else None
     return info
 
 

@@ -18,18 +18,14 @@ from typing import Any, Final, Literal, NotRequired
 import pydantic
 from typing_extensions import TypedDict
 
-from netsim.records import ParsedCandidate
-from netsim.vocab import FAMILIES, Family
+from netsim.records import IceRole, ParsedCandidate, PeerState
+from netsim.vocab import CANDIDATE_TYPES, FAMILIES, CandidateType, Family, Policy, TurnTransport
 
 PROTOCOL: Final = 1  # the version of docs/peers.md's protocol; a peer echoes it in its record
 # A stack that may renominate keeps pinging until its pair has been stable for settle_s, at most this much
 # longer (docs/peers.md, "Settle pings"; the page has the same number).
 SETTLE_EXTRA_S: Final = 3.0
 
-CandidateType = Literal["host", "srflx", "prflx", "relay"]
-TurnTransport = Literal["udp", "tcp", "tls"]
-IceRole = Literal["controlling", "controlled"]
-PeerState = Literal["connected", "failed"]
 RestartSupport = Literal["supported", "unsupported", "unsupported by the remote"]
 
 
@@ -59,7 +55,7 @@ class PeerConfig:
     token: str
     ice_servers: tuple[IceServer, ...]  # () is none: never a public STUN server
     ca_file: str | None  # the lab CA (PEM) for TURN over TLS
-    policy: Literal["all", "relay"]
+    policy: Policy
     deadline_s: float  # from the start to the first echo
     echo_count: int
     echo_interval_s: float
@@ -345,7 +341,7 @@ def parse_candidate(line: str) -> ParsedCandidate:
     address = parts[4] if len(parts) > 5 else None
     port = int(parts[5]) if len(parts) > 5 and parts[5].isdigit() else None
     return {
-        "type": typ,
+        "type": typ if typ in CANDIDATE_TYPES else None,
         "protocol": parts[2].lower() if len(parts) > 2 else None,
         "address": address,
         "port": port,

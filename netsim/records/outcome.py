@@ -1,15 +1,15 @@
 """The record schema's version, the outcome vocabulary of a checked session, and how load was judged."""
 
 # No `from __future__ import annotations` here: TypedDict needs real annotations at runtime.
-from typing import Final, Literal, NotRequired, TypedDict
+from typing import Final, NotRequired, TypedDict
+
+from netsim.vocab import OUTCOMES, Outcome
+
+__all__ = ["OLD_VIOLATED", "OUTCOMES", "SCHEMA_VERSION", "Attempt", "LoadJudgement", "Outcome"]
 
 # 3: outcome `violated` (was `failed`) and `inconclusive`, `load`, `attempts`, `cpu_wait`.
 # 2: outcome (passed/failed/unchecked), experiment, schema_version. 1: the records before (no version key).
 SCHEMA_VERSION: Final = 3
-# passed/violated: an expectation held or did not; unchecked: there was none; inconclusive: the machine's
-# load makes the answer worthless (netsim/session/load.py), whatever the expectation.
-Outcome = Literal["passed", "violated", "unchecked", "inconclusive"]
-OUTCOMES: Final = ("passed", "violated", "unchecked", "inconclusive")
 OLD_VIOLATED: Final = "failed"  # schema 2's word for violated (read as violated)
 
 

@@ -4,10 +4,8 @@
 # NotRequired keys (__optional_keys__) on Python 3.11.
 from typing import Any, Final, Literal, NotRequired, TypedDict
 
-from netsim.vocab import Family, Stack
+from netsim.vocab import CandidateType, Family, Stack, TurnTransport
 
-CandidateType = Literal["host", "srflx", "prflx", "relay"]  # vocab.CANDIDATE_TYPES
-TurnTransport = Literal["udp", "tcp", "tls"]  # vocab.TURN_TRANSPORTS
 IceRole = Literal["controlling", "controlled"]
 PeerState = Literal["connected", "failed"]
 

@@ -35,7 +35,7 @@ from netsim.results import store, tables
 from netsim.results.sensitivity import Moved, sensitivity
 from netsim.suite.blend import spec
 from netsim.suite.mixes import Mix, cell_weights
-from netsim.vocab import AIORTC, DIRECT_VERDICTS, FAILED, MATRIX_TURN, NO_TURN
+from netsim.vocab import AIORTC, DIRECT_VERDICTS, FAILED, MATRIX_TURN, NO_TURN, RELAY
 
 ESTIMATE_GROUPS: Final = (MATRIX_TURN, "firewall", "double-nat")
 NEEDED_KEYS: Final = ("nat_a", "nat_b", "verdict", "needs_relay", "turn", "policy", "glare")
@@ -88,7 +88,7 @@ class CellCounts:
 
     def add(self, record: ResultRecord) -> CellCounts:
         needs, verdict = record.get("needs_relay"), record.get("verdict")
-        relayed = verdict == "relay"
+        relayed = verdict == RELAY
         return CellCounts(
             self.sessions + 1,
             self.known + (needs is not None),

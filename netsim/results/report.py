@@ -27,7 +27,7 @@ from netsim.results.sessions import (
     session_id,
     session_view,
 )
-from netsim.vocab import MATRIX_GROUPS, MATRIX_TURN
+from netsim.vocab import AIORTC, CALL_OUTCOMES, MATRIX_GROUPS, MATRIX_TURN
 
 TEMPLATE = "report.html.j2"
 TEMPLATE_DIR = Path(__file__).parent / "templates"
@@ -196,11 +196,11 @@ def _call_rows(records: Sequence[ResultRecord]) -> list[dict[str, Any]]:
         call = mapping(r.get("call"))
         if not call:
             continue
-        stacks = " x ".join(mapping(r.get(side)).get("peer") or "aiortc" for side in ("a", "b"))
+        stacks = " x ".join(mapping(r.get(side)).get("peer") or AIORTC for side in ("a", "b"))
         key = (str(r.get("scenario") or "?"), stacks)
         rows.setdefault(key, Counter())[str(call.get("outcome"))] += 1
     return [
-        {"scenario": scn, "stacks": stacks, **{o: n.get(o, 0) for o in ("held", "recovered", "dropped")}}
+        {"scenario": scn, "stacks": stacks, **{o: n.get(o, 0) for o in CALL_OUTCOMES}}
         for (scn, stacks), n in sorted(rows.items())
     ]
 
@@ -210,7 +210,7 @@ def _stack_rows(records: Sequence[ResultRecord]) -> list[dict[str, Any]]:
     one, the two sides disagreeing at the end, and the median time to the settled pair."""
     by_pair: dict[str, list[ResultRecord]] = {}
     for r in records:
-        sides = [mapping(r.get(side)).get("peer") or "aiortc" for side in ("a", "b")]
+        sides = [mapping(r.get(side)).get("peer") or AIORTC for side in ("a", "b")]
         by_pair.setdefault(" x ".join(sides), []).append(r)
     rows = []
     for name, recs in sorted(by_pair.items()):

@@ -19,6 +19,7 @@ from netsim import runfiles
 from netsim.errors import InputError
 from netsim.records import SCHEMA_VERSION, ResultRecord, Shares, Summary, Violation
 from netsim.results.tables import counted, nat_kinds, outcome
+from netsim.vocab import RELAY
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +89,7 @@ def _shares(records: Sequence[ResultRecord]) -> Shares:
         "sessions": len(records),
         "relay_needed_share": _share(sum(r.get("needs_relay") is True for r in known), len(known)),
         "relay_needed_unknown": len(records) - len(known),
-        "relay_won_share": _share(sum(r.get("verdict") == "relay" for r in records), len(records)),
+        "relay_won_share": _share(sum(r.get("verdict") == RELAY for r in records), len(records)),
     }
 
 

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from netsim.records import OLD_VIOLATED, OUTCOMES, Outcome, ResultRecord
-from netsim.vocab import FAILED, NAT_PRESETS
+from netsim.vocab import FAILED, NAT_PRESETS, RELAY
 
 FAILED_LABEL = "FAILED"  # upper case so a failed cell stands out in a table of lower-case words
 
@@ -80,9 +80,9 @@ def outcome_label(record: ResultRecord) -> str:
     coarse = coarse_outcome(record)
     if coarse == FAILED_LABEL:
         return coarse
-    if coarse == "relay":
+    if coarse == RELAY:
         side = record.get("relay_side")
-        return f"relay({side})" if side else "relay"
+        return f"{RELAY}({side})" if side else RELAY
     pair = pair_types(record)
     return f"{coarse} {pair}" if pair else coarse
 

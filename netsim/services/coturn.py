@@ -17,11 +17,8 @@ from pathlib import Path
 
 from netsim.lab import netns
 from netsim.services import stun
+from netsim.vocab import AUX_PORT, RELAY_PORTS, STUN_PORT, TURN_TLS_PORT
 
-STUN_PORT = 3478
-TLS_PORT = 5349
-AUX_PORT = 443  # TCP 443 gets through the udp-blocked firewall; coturn tells TLS from plain TCP itself
-RELAY_PORTS = (50000, 59999)
 REALM = "netsim.lab"
 # Peers a relay must never reach (docs/turn.md): "this network", loopback, the lab's private and carrier
 # ranges (a relayed send to a private host candidate makes coturn drop the whole allocation), link-local,
@@ -146,7 +143,7 @@ def render_config(
         *(f"listening-ip={ip}" for ip in ips),  # two addresses enable RFC 5780 NAT discovery
         f"relay-ip={relay}",
         f"listening-port={STUN_PORT}",
-        f"tls-listening-port={TLS_PORT}",
+        f"tls-listening-port={TURN_TLS_PORT}",
         f"aux-server={ips[0]}:{AUX_PORT}",
         f"min-port={RELAY_PORTS[0]}",
         f"max-port={RELAY_PORTS[1]}",

@@ -14,7 +14,7 @@ from typing import Any
 from netsim.errors import InputError
 from netsim.lab.events import Event, EventError
 from netsim.lab.events import from_table as event_from_table
-from netsim.vocab import PEER_STACKS, POLICIES, SIDES, TURN_CHOICES, Policy, Side, Stack, Turn
+from netsim.vocab import AIORTC, PEER_STACKS, POLICIES, SIDES, TURN_CHOICES, UDP, Policy, Side, Stack, Turn
 
 # Sessions in a lab connect in under 1 s (at most ~0.7 s seen: hole punching pays one 500 ms STUN
 # retransmission), so 3 s leaves a wide margin while a failing pairing, which waits the whole deadline,
@@ -58,9 +58,9 @@ class SessionOptions:
 
     host_a: str = "a"
     host_b: str = "b"
-    peer_a: Stack = "aiortc"
-    peer_b: Stack = "aiortc"
-    turn: Turn = "udp"
+    peer_a: Stack = AIORTC
+    peer_b: Stack = AIORTC
+    turn: Turn = UDP
     policy: Policy = "all"
     glare: bool = False
     glare_first: Side = "a"

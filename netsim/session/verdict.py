@@ -11,7 +11,7 @@ from typing import TypedDict
 
 from netsim.peers.protocol import RawPair, RawPeerRecord, parse_candidate
 from netsim.records import TIMING_KEYS, PeerRecord, SelectedPair, Timings
-from netsim.vocab import FAILED, RelaySide, Verdict
+from netsim.vocab import BOTH, DIRECT, DIRECT_HOST, FAILED, HOST, RELAY, RelaySide, Verdict
 
 # A selected pair as the record keeps it (`first` and `settled`: a timeline entry without its time).
 PAIR_KEYS = ("local_type", "remote_type", "local", "remote", "turn_transport", "family")
@@ -26,7 +26,7 @@ class Winner(TypedDict):
 
 
 def _relayed(local_type: str | None, other_remote_type: str | None) -> bool:
-    return local_type == "relay" or other_remote_type == "relay"
+    return local_type == RELAY or other_remote_type == RELAY
 
 
 def verdict(a: RawPeerRecord, b: RawPeerRecord) -> tuple[Verdict, RelaySide | None]:
@@ -46,13 +46,13 @@ def pair_verdict(a: SelectedPair, b: SelectedPair) -> tuple[Verdict, RelaySide |
         "b": _relayed(b["local_type"], a["remote_type"]),
     }
     if relayed["a"] and relayed["b"]:
-        return "relay", "both"
+        return RELAY, BOTH
     if relayed["a"] or relayed["b"]:
-        return "relay", "a" if relayed["a"] else "b"
+        return RELAY, "a" if relayed["a"] else "b"
     types = {a["local_type"], a["remote_type"], b["local_type"], b["remote_type"]}
-    if types == {"host"}:
-        return "direct-host", None
-    return "direct", None
+    if types == {HOST}:
+        return DIRECT_HOST, None
+    return DIRECT, None
 
 
 def _pair_of(rec: RawPeerRecord | RawPair, t: float | None = None) -> SelectedPair:
@@ -114,9 +114,9 @@ def first_verdict(a: RawPeerRecord, b: RawPeerRecord) -> tuple[Verdict, RelaySid
 def pair_view(pair: SelectedPair) -> Verdict:
     """What one side's pair alone says: relay (a relay at either end), direct-host, or direct."""
     types = {pair["local_type"], pair["remote_type"]}
-    if "relay" in types:
-        return "relay"
-    return "direct-host" if types == {"host"} else "direct"
+    if RELAY in types:
+        return RELAY
+    return DIRECT_HOST if types == {HOST} else DIRECT
 
 
 def disagreement(a: RawPeerRecord, b: RawPeerRecord) -> str | None:

@@ -19,11 +19,17 @@ from netsim.suite.scenario import Scenario, default_options, file_scenarios
 from netsim.vocab import (
     AIORTC,
     CHROMIUM,
+    FULL_CONE,
     MATRIX_NOTURN,
     MATRIX_TURN,
     NAT_KINDS,
     NO_TURN,
     POPULATION,
+    PORT_RESTRICTED_CONE,
+    RELAY,
+    TCP,
+    TLS,
+    UDP,
     UDP_BLOCKED,
     Stack,
     Turn,
@@ -59,10 +65,10 @@ def matrix(
 def browser_matrices() -> list[Scenario]:
     """Chromium (libwebrtc) x Chromium with TURN and without, and mixed pairs in both orders with TURN."""
     return [
-        *matrix("udp", peer_a=CHROMIUM, peer_b=CHROMIUM),
+        *matrix(UDP, peer_a=CHROMIUM, peer_b=CHROMIUM),
         *matrix(NO_TURN, peer_a=CHROMIUM, peer_b=CHROMIUM),
-        *matrix("udp", peer_a=CHROMIUM, peer_b=AIORTC),
-        *matrix("udp", peer_a=AIORTC, peer_b=CHROMIUM),
+        *matrix(UDP, peer_a=CHROMIUM, peer_b=AIORTC),
+        *matrix(UDP, peer_a=AIORTC, peer_b=CHROMIUM),
     ]
 
 
@@ -70,17 +76,15 @@ def firewall() -> list[Scenario]:
     """UDP blocked on one side and on both: only TURN over TCP or TLS on port 443 gets out."""
     return [
         pairing(f"firewall/{UDP_BLOCKED}__{other}__{turn}", "firewall", UDP_BLOCKED, other, turn=turn)
-        for other in ("port-restricted-cone", UDP_BLOCKED)
-        for turn in ("tcp", "tls")
+        for other in (PORT_RESTRICTED_CONE, UDP_BLOCKED)
+        for turn in (TCP, TLS)
     ]
 
 
 def policy_and_glare() -> list[Scenario]:
-    prc = "port-restricted-cone"
+    prc = PORT_RESTRICTED_CONE
     return [
-        pairing(
-            "policy/full-cone__full-cone__relay-only", "policy", "full-cone", "full-cone", policy="relay"
-        ),
+        pairing(f"policy/{FULL_CONE}__{FULL_CONE}__relay-only", "policy", FULL_CONE, FULL_CONE, policy=RELAY),
         *(
             pairing(f"glare/{prc}__{prc}__{first}-first", "glare", prc, prc, glare=True, glare_first=first)
             for first in ("a", "b")
@@ -96,7 +100,7 @@ def _layered_site(side: str, kind: str) -> tuple[Site, Carrier | None]:
     return site, carrier
 
 
-def mix_pairing(kind_a: str, kind_b: str, turn: Turn = "udp", **options: Any) -> Scenario:
+def mix_pairing(kind_a: str, kind_b: str, turn: Turn = UDP, **options: Any) -> Scenario:
     """A scenario for one cell of a mix: kinds may be CGN-layered (HOME+cgn-CGN) or udp-blocked.
 
     The group is the one the estimate reads the cell from: firewall when a side blocks UDP (TURN then goes
@@ -105,7 +109,7 @@ def mix_pairing(kind_a: str, kind_b: str, turn: Turn = "udp", **options: Any) ->
     sites, carriers = zip(*(_layered_site(s, k) for s, k in (("a", kind_a), ("b", kind_b))), strict=True)
     topo = Topology("mix", sites=tuple(sites), carriers=tuple(c for c in carriers if c is not None))
     if UDP_BLOCKED in (kind_a, kind_b):
-        group, turn = "firewall", "tcp" if turn == "udp" else turn
+        group, turn = "firewall", TCP if turn == UDP else turn
     elif any(c is not None for c in carriers):
         group = "double-nat"
     else:
@@ -123,14 +127,14 @@ def catalog(directory: Path) -> list[Scenario]:
     return [
         *firewall(),
         *browser_matrices(),
-        *matrix("udp"),
+        *matrix(UDP),
         *matrix(NO_TURN),
         *file_scenarios(directory),
         *policy_and_glare(),
     ]
 
 
-def mix_cells(mix_a: Mix, mix_b: Mix | None = None, turn: Turn = "udp", **options: Any) -> list[Scenario]:
+def mix_cells(mix_a: Mix, mix_b: Mix | None = None, turn: Turn = UDP, **options: Any) -> list[Scenario]:
     """Exactly the cells an estimate for this mix needs (netsim matrix --mix)."""
     from netsim.suite.mixes import cells_needed
 
@@ -153,7 +157,7 @@ def population(
     size: int,
     mix: dict[str, float],
     seed: int,
-    turn: Turn = "udp",
+    turn: Turn = UDP,
     mix_b: dict[str, float] | None = None,
     names: tuple[str | None, str | None] = (None, None),
 ) -> list[Scenario]:

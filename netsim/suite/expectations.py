@@ -17,10 +17,12 @@ from typing import TYPE_CHECKING, Any, Final, cast
 
 from netsim.errors import InputError
 from netsim.vocab import (
+    CALL_OUTCOMES,
     MATRIX_GROUPS,
     NAT_KINDS,
     NO_TURN,
     POPULATION,
+    RELAY,
     SIDES,
     TURN_TRANSPORTS,
     VERDICTS,
@@ -33,7 +35,6 @@ if TYPE_CHECKING:
 TABLE_FILE: Final = "expected.toml"  # the table beside the scenario files it describes
 SHIPPED_TABLE: Final = Path(__file__).resolve().parents[2] / "scenarios" / TABLE_FILE
 ENTRY_KEYS = ("needs_relay", "connect", "verdict", "turn_transport", "call", "notes")
-CALL_OUTCOMES = ("held", "dropped", "recovered")  # a held call's outcome (records.CallRecord)
 
 
 @dataclass(frozen=True)
@@ -119,7 +120,7 @@ def expectation(scn: Scenario, table: dict[str, Any]) -> Expectation:
         source = f"matrix[{scn.nat_a}][{scn.nat_b}]"
         if scn.options.turn == NO_TURN:
             return Expectation(needs, connect=not needs, verdict="failed" if needs else None, source=source)
-        return Expectation(needs, connect=True, verdict="relay" if needs else None, source=source)
+        return Expectation(needs, connect=True, verdict=RELAY if needs else None, source=source)
     raise MissingExpectation(
         f'expected.toml: no entry for scenario "{scn.id}" (add [scenario."{scn.id}"] or an [expect] table)'
     )

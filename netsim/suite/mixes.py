@@ -33,11 +33,11 @@ from pathlib import Path
 from typing import Any, Final
 
 from netsim.errors import InputError
-from netsim.vocab import NAT_KINDS, UDP_BLOCKED
+from netsim.vocab import NAT_KINDS, OPEN, UDP_BLOCKED
 
 CGN_MARK: Final = "+cgn-"  # HOME+cgn-CGN
 # A CGN or a home NAT in front of a layered kind must translate: "open" is no NAT at all.
-LAYER_KINDS: Final = tuple(k for k in NAT_KINDS if k != "open")
+LAYER_KINDS: Final = tuple(k for k in NAT_KINDS if k != OPEN)
 TOP_KEYS: Final = ("name", "source", "note", "kinds")
 KIND_KEYS: Final = ("weight", "from", "assumption", "checked", "range", "range_note")
 FROM: Final = "from"
