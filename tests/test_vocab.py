@@ -99,7 +99,7 @@ def test_a_stray_spelling_is_caught(tmp_path: Path) -> None:
     pkg.mkdir(parents=True)
     (pkg / "bad.py").write_text(
         '"""relay"""\n'
-        'def f(r):\n'
+        "def f(r):\n"
         '    if r["relay"] == "relay":\n'
         '        return {"symmetric": 1, "x": "symmetric"}, 3478, f"relay{r}"\n'
     )
@@ -121,7 +121,9 @@ def test_every_name_vocab_defines_is_used() -> None:
                 used.add(node.asname or node.name)
             elif isinstance(node, ast.Attribute):
                 used.add(node.attr)
-    defined = [name for name in vars(vocab) if name.isupper() or (name[0].isupper() and not name.startswith("_"))]
+    defined = [
+        name for name in vars(vocab) if name.isupper() or (name[0].isupper() and not name.startswith("_"))
+    ]
     # names that build other names in vocab.py (NAT_KINDS from OPEN, ...) are used there
     tree = ast.parse((PACKAGE / "vocab.py").read_text())
     internal = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
