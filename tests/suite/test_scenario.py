@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -104,3 +105,16 @@ def test_unreadable_files_name_the_path(tmp_path: Path) -> None:
     topo.write_text('[[site]]\nname = "r1"\nnat = "teleport"\nhosts = ["h1"]\n')
     with pytest.raises(ScenarioError, match=r"topo.toml: .*teleport"):
         load_scenario_file(topo)
+
+
+def test_readme_names_every_session_key_the_loader_accepts(tmp_path: Path) -> None:
+    """The README's `[session]` key list is the loader's: a key it accepts is listed, a listed key loads."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    sentence = readme.split("`[session]` keys:", 1)[1].split("A test checks", 1)[0]
+    listed = set(re.findall(r"`(\w+)`", sentence)) - {"[[event]]"}
+    path = tmp_path / "probe.toml"
+    path.write_text('[session]\nno_such_key = 1\n[[site]]\nname = "nat-a"\nhosts = ["a"]\n')
+    with pytest.raises(ScenarioError) as err:
+        load_scenario_file(path)
+    accepted = set(str(err.value).split("(allowed: ", 1)[1].rstrip(")").split(", "))
+    assert listed == accepted
