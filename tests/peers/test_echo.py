@@ -5,44 +5,11 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable
-from typing import Any
 
 from netsim.peers.echo import Echo
 from netsim.peers.trace import Trace
-
-
-class _Channel:
-    """An in-memory stand-in for RTCDataChannel: what one end sends, the other end's handlers receive."""
-
-    def __init__(self, state: str = "connecting") -> None:
-        self.readyState = state
-        self.other: _Channel | None = None
-        self.handlers: dict[str, list[Callable[..., Any]]] = {}
-        self.sent: list[dict[str, Any]] = []
-        self.deliver = True
-
-    def on(self, event: str, f: Callable[..., Any]) -> Callable[..., Any]:
-        self.handlers.setdefault(event, []).append(f)
-        return f
-
-    def emit(self, event: str, *args: Any) -> None:
-        for f in self.handlers.get(event, []):
-            f(*args)
-
-    def open(self) -> None:
-        self.readyState = "open"
-        self.emit("open")
-
-    def send(self, data: str) -> None:
-        self.sent.append(json.loads(data))
-        if self.deliver and self.other is not None:
-            asyncio.get_running_loop().call_soon(self.other.emit, "message", data)
-
-
-def _pair() -> tuple[_Channel, _Channel]:
-    a, b = _Channel(), _Channel()
-    a.other, b.other = b, a
-    return a, b
+from tests.peers.channels import Channel as _Channel
+from tests.peers.channels import pair as _pair
 
 
 def _echo(trace: Trace, on_open: Callable[[], bool] = lambda: True, count: int = 3) -> Echo:
