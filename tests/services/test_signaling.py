@@ -14,91 +14,39 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Awaitable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import pytest
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from netsim.services.signaling import MAX_FRAME, create_app, make_token, verify_token
 from netsim.services.signaling_client import SignalingClient, SignalingClosed
-from netsim.services.signaling_server import run_in_thread
+from tests.services.signaling_harness import OPEN, SECRET, Peer, Server, run, serve, server_logs
 
 pytestmark = pytest.mark.timeout(60)
 
-SECRET = "test-secret"
 REPO = Path(__file__).resolve().parents[2]
-T = TypeVar("T")
-
-
-OPEN: list[ClientConnection] = []  # raw connections of the running scenario
-
-
-def run(coro: Awaitable[T]) -> T:
-    """Run a client scenario; connections it left open (a failed assertion) are reset, not leaked."""
-
-    async def bounded() -> T:
-        try:
-            return await asyncio.wait_for(coro, 30)
-        finally:
-            for ws in OPEN:
-                ws.transport.abort()
-            OPEN.clear()
-
-    return asyncio.run(bounded())
-
-
-@dataclass
-class Server:
-    http: str
-
-    @property
-    def ws(self) -> str:
-        return self.http.replace("http://", "ws://", 1)
-
-    def presence(self) -> dict[str, str]:
-        return httpx.get(f"{self.http}/presence").json()
-
-
-class _Errors(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.ERROR)
-        self.records: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(self.format(record))
-
-
-ERRORS = _Errors()
 
 
 @pytest.fixture(autouse=True)
 def no_server_errors() -> Iterator[None]:
     """Any ERROR logged by uvicorn, asyncio or the app (crash, unretrieved task exception) fails the test."""
-    loggers = [
-        logging.getLogger(name)
-        for name in ("uvicorn", "uvicorn.error", "asyncio", "netsim.services.signaling")
-    ]
-    for logger in loggers:
-        logger.addHandler(ERRORS)
-    ERRORS.records.clear()
-    yield
-    for logger in loggers:
-        logger.removeHandler(ERRORS)
-    assert ERRORS.records == []
+    with server_logs(logging.ERROR) as logs:
+        yield
+    assert logs.lines(logging.ERROR) == []
 
 
 RUNNING: list[Server] = []
 
 
 def _serve(**limits: Any) -> Iterator[Server]:
-    with run_in_thread(create_app(SECRET, **limits)) as url:
-        RUNNING.append(Server(url))
-        yield RUNNING[-1]
+    with serve(create_app(SECRET, **limits)) as srv:
+        RUNNING.append(srv)
+        yield srv
         RUNNING.pop()
 
 
@@ -119,40 +67,6 @@ def server() -> Iterator[Server]:
 def strict() -> Iterator[Server]:
     """Tiny rate (one token per 100 s) so limits trigger deterministically; few strikes before closing."""
     yield from _serve(rate_per_s=0.01, burst=5, max_strikes=8)
-
-
-class Peer:
-    """Raw test client: exact frames on the wire, no library smoothing."""
-
-    def __init__(self, ws: ClientConnection, user: str) -> None:
-        self.ws = ws
-        self.user = user
-
-    @classmethod
-    async def join(cls, srv: Server, user: str) -> Peer:
-        # max_queue=None: a client with unread frames must still see the server's close reply promptly
-        # (a full websockets queue pauses reading, and close() then waits out its 10 s timeout).
-        url = f"{srv.ws}/ws/{user}?token={make_token(SECRET, user)}"
-        ws = await connect(url, proxy=None, max_queue=None)
-        OPEN.append(ws)
-        peer = cls(ws, user)
-        welcome = await peer.recv()
-        assert welcome["type"] == "welcome" and welcome["user"] == user
-        return peer
-
-    async def send(self, **obj: Any) -> None:
-        await self.ws.send(json.dumps(obj))
-
-    async def recv(self) -> dict[str, Any]:
-        return json.loads(await asyncio.wait_for(self.ws.recv(), 10))
-
-    async def sentinel_from(self, other: Peer, tag: str) -> None:
-        """`other` sends a marker; it must be the very next frame this peer reads."""
-        await other.send(type="bye", target=self.user, tag=tag)
-        assert await self.recv() == {"type": "bye", "tag": tag, "sender": other.user}
-
-    async def close(self) -> None:
-        await self.ws.close()
 
 
 def offer_to(target: str, sdp: str = "v=0\r\n") -> dict[str, Any]:

@@ -18,14 +18,12 @@ import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
 import pytest
 from fastapi import FastAPI
-from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.frames import Frame, Opcode
 
@@ -40,81 +38,35 @@ from netsim.services.signaling import (
 )
 from netsim.services.signaling_client import SignalingClient
 from netsim.services.signaling_server import run_in_thread
+from tests.services import signaling_harness as harness
+from tests.services.signaling_harness import Server, ServerLogs, serve, server_logs
 
 pytestmark = pytest.mark.timeout(120)
 
 SECRET = "abuse-secret"
 REPO = Path(__file__).resolve().parents[2]
 ONE_ADDRESS = 100_000  # per-address limit of servers whose clients all come from 127.0.0.1
-SHORT_TIMEOUT_S = 1.5  # request deadline of the in-process servers (the default is checked on a process)
 T = TypeVar("T")
+SHORT_TIMEOUT_S = 1.5  # request deadline of the in-process servers (the default is checked on a process)
 
 
 def run(coro: Awaitable[T], timeout: float = 60) -> T:
-    async def bounded() -> T:
-        return await asyncio.wait_for(coro, timeout)
-
-    return asyncio.run(bounded())
+    return harness.run(coro, timeout)
 
 
 # --- logs: refusals are one line, never a traceback or an error -------------------------------------------
 
 
-class _Records(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if not any(r is record for r in self.records):  # uvicorn.error also propagates to uvicorn
-            self.records.append(record)
-
-    def lines(self, level: int = logging.DEBUG) -> list[str]:
-        return [r.getMessage() for r in self.records if r.levelno >= level]
-
-
-LOGGERS = ("uvicorn", "uvicorn.error", "asyncio", "netsim.services.signaling")
-
-
 @pytest.fixture(autouse=True)
-def logs() -> Iterator[_Records]:
+def logs() -> Iterator[ServerLogs]:
     """Every record of the server; afterwards: no ERROR and no traceback, whatever the clients sent."""
-    handler = _Records()
-    app_log = logging.getLogger("netsim.services.signaling")
-    level = app_log.level
-    app_log.setLevel(logging.DEBUG)
-    for name in LOGGERS:
-        logging.getLogger(name).addHandler(handler)
-    yield handler
-    for name in LOGGERS:
-        logging.getLogger(name).removeHandler(handler)
-    app_log.setLevel(level)
-    assert [r.getMessage() for r in handler.records if r.levelno >= logging.ERROR] == []
-    assert [r.getMessage() for r in handler.records if r.exc_info or r.exc_text] == []
+    with server_logs(logging.DEBUG) as handler:
+        yield handler
+    assert handler.lines(logging.ERROR) == []
+    assert handler.tracebacks() == []
 
 
 # --- servers and clients ------------------------------------------------------------------------------------
-
-
-@dataclass
-class Server:
-    http: str
-    app: FastAPI
-    names: Iterator[int] = field(default_factory=lambda: iter(range(1_000_000)))
-
-    @property
-    def ws(self) -> str:
-        return self.http.replace("http://", "ws://", 1)
-
-    @property
-    def port(self) -> int:
-        return int(self.http.rsplit(":", 1)[1])
-
-    def presence(self) -> dict[str, str]:
-        return httpx.get(f"{self.http}/presence", timeout=10).json()
-
-    def fresh(self, prefix: str) -> str:
-        return f"{prefix}{next(self.names)}"
 
 
 def _app() -> FastAPI:
@@ -131,37 +83,17 @@ def _app() -> FastAPI:
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[Server]:
-    app = _app()
     # Every client here comes from 127.0.0.1: the per-address limit has a test of its own.
-    with run_in_thread(app, request_timeout_s=SHORT_TIMEOUT_S, max_per_source=ONE_ADDRESS) as url:
-        yield Server(url, app)
+    with serve(_app(), request_timeout_s=SHORT_TIMEOUT_S, max_per_source=ONE_ADDRESS) as srv:
+        yield srv
 
 
-class Peer:
-    def __init__(self, ws: ClientConnection, user: str) -> None:
-        self.ws = ws
-        self.user = user
-
+class Peer(harness.Peer):
     @classmethod
-    async def join(cls, srv: Server, user: str) -> Peer:
-        ws = await connect(f"{srv.ws}/ws/{user}?token={make_token(SECRET, user)}", proxy=None, max_queue=None)
-        peer = cls(ws, user)
-        welcome = await peer.recv()
-        assert welcome["type"] == "welcome" and welcome["user"] == user
+    async def join(cls, srv: Server, user: str, secret: str = SECRET) -> Peer:
+        peer = await super().join(srv, user, secret)
+        assert isinstance(peer, Peer)
         return peer
-
-    async def send(self, **obj: Any) -> None:
-        await self.ws.send(json.dumps(obj))
-
-    async def recv(self, timeout: float = 10) -> dict[str, Any]:
-        return json.loads(await asyncio.wait_for(self.ws.recv(), timeout))
-
-    async def recv_type(self, kind: str) -> dict[str, Any]:
-        """Next frame of type `kind`, skipping presence events (other tests' clients come and go)."""
-        while (msg := await self.recv())["type"] == "presence":
-            pass
-        assert msg["type"] == kind, msg
-        return msg
 
 
 async def still_works(srv: Server, victim: Peer | None = None) -> None:
@@ -264,7 +196,7 @@ DEEP = {
 
 
 @pytest.mark.parametrize("make", DEEP.values(), ids=DEEP.keys())
-def test_deep_nesting_is_bad_message_in_one_line(server: Server, logs: _Records, make: Any) -> None:
+def test_deep_nesting_is_bad_message_in_one_line(server: Server, logs: ServerLogs, make: Any) -> None:
     async def scenario() -> None:
         victim = await Peer.join(server, server.fresh("victim"))
         attacker = await Peer.join(server, server.fresh("attacker"))
@@ -302,7 +234,7 @@ def test_nesting_up_to_the_limit_and_brackets_in_strings_are_forwarded(server: S
 
 
 @pytest.mark.parametrize("payload", [b'{"type":"bye","target":"x","r":"\xff"}', b"\xed\xa0\x80", b"\xc3"])
-def test_invalid_utf8_closes_1007_with_one_line(server: Server, logs: _Records, payload: bytes) -> None:
+def test_invalid_utf8_closes_1007_with_one_line(server: Server, logs: ServerLogs, payload: bytes) -> None:
     async def scenario() -> None:
         victim = await Peer.join(server, server.fresh("victim"))
         attacker = await Peer.join(server, server.fresh("attacker"))
@@ -450,7 +382,7 @@ def test_keep_alive_connection_serves_several_requests(server: Server) -> None:
             time.sleep(SHORT_TIMEOUT_S / 2)  # each request gets its own deadline
 
 
-def test_connection_limit_refuses_clearly_then_recovers(logs: _Records) -> None:
+def test_connection_limit_refuses_clearly_then_recovers(logs: ServerLogs) -> None:
     app = _app()
     with run_in_thread(app, max_connections=20, request_timeout_s=30) as url:
         srv = Server(url, app)
