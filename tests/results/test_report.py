@@ -3,15 +3,11 @@ headless Chromium (no root)."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import io
 import json
 import os
 import re
-import signal
-import subprocess
-import time
 from collections.abc import Iterator
 from html.parser import HTMLParser
 from pathlib import Path
@@ -23,10 +19,8 @@ from netsim.results import charts, report
 from netsim.results import store as results
 from netsim.results.sessions import fmt_s
 from netsim.vocab import NAT_PRESETS
+from tests.browser import Browser
 from tests.results.report_fixtures import RUN_ID, sample_records, write_results
-
-CHROMIUM = Path("/usr/bin/chromium")
-
 
 # --- a tiny DOM reader (stdlib only) ---
 
@@ -362,145 +356,15 @@ def test_chart_is_deterministic_and_needs_a_connection() -> None:
 # --- headless Chromium ---
 
 
-class Chromium:
-    """Headless Chromium driven over the DevTools protocol (loopback only); one instance per module."""
-
-    def __init__(self, workdir: Path) -> None:
-        self.profile = workdir / "profile"
-        self.log = (workdir / "chromium.log").open("wb")
-        flags = [
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--no-default-browser-check",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--disable-extensions",
-            "--disable-crash-reporter",
-            "--disable-breakpad",
-            f"--user-data-dir={self.profile}",
-            "--remote-debugging-address=127.0.0.1",
-            "--remote-debugging-port=0",
-            "about:blank",
-        ]
-        # Own session: the whole browser (zygote, renderers) can be ended through this pid's group only.
-        self.proc = subprocess.Popen(
-            [str(CHROMIUM), *flags], stdout=subprocess.DEVNULL, stderr=self.log, start_new_session=True
-        )
-        self.ws_url = self._wait_port()
-
-    def _wait_port(self) -> str:
-        port_file = self.profile / "DevToolsActivePort"
-        for _ in range(300):
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"chromium exited with {self.proc.returncode}")
-            lines = port_file.read_text().split() if port_file.exists() else []
-            if len(lines) >= 2:
-                return f"ws://127.0.0.1:{lines[0]}{lines[1]}"
-            time.sleep(0.1)
-        raise RuntimeError("chromium did not open its DevTools port")
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(10)
-        # Renderers and the zygote can outlive the browser process for a moment; they are all in the group
-        # this pid leads (own session), so end that group and wait until it is empty.
-        for _ in range(100):
-            try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                break
-            time.sleep(0.05)
-        self.log.close()
-
-    def visit(self, url: str, script: str, screenshot: Path | None = None) -> dict[str, Any]:
-        return asyncio.run(_visit(self.ws_url, url, script, screenshot))
-
-
-async def _visit(ws_url: str, url: str, script: str, screenshot: Path | None) -> dict[str, Any]:
-    from websockets.asyncio.client import connect
-
-    async with connect(ws_url, max_size=None) as ws:
-        pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
-        events: list[dict[str, Any]] = []
-        loaded = asyncio.get_running_loop().create_future()
-        counter = iter(range(1, 1_000_000))
-
-        async def reader() -> None:
-            async for raw in ws:
-                msg = json.loads(raw)
-                if "id" in msg and msg["id"] in pending:
-                    pending.pop(msg["id"]).set_result(msg)
-                elif msg.get("method") == "Page.loadEventFired" and not loaded.done():
-                    loaded.set_result(msg)
-                elif "method" in msg:
-                    events.append(msg)
-
-        async def send(method: str, params: dict[str, Any] | None = None, session: str | None = None) -> Any:
-            msg_id = next(counter)
-            pending[msg_id] = asyncio.get_running_loop().create_future()
-            body: dict[str, Any] = {"id": msg_id, "method": method, "params": params or {}}
-            if session:
-                body["sessionId"] = session
-            await ws.send(json.dumps(body))
-            reply = await asyncio.wait_for(pending[msg_id], 30)
-            if "error" in reply:
-                raise RuntimeError(f"{method}: {reply['error']}")
-            return reply["result"]
-
-        task = asyncio.create_task(reader())
-        target = (await send("Target.createTarget", {"url": "about:blank"}))["targetId"]
-        sid = (await send("Target.attachToTarget", {"targetId": target, "flatten": True}))["sessionId"]
-        for domain in ("Runtime", "Log", "Page"):
-            await send(f"{domain}.enable", session=sid)
-        viewport = {"width": 1400, "height": 1000, "deviceScaleFactor": 1, "mobile": False}
-        await send("Emulation.setDeviceMetricsOverride", viewport, sid)
-        await send("Page.navigate", {"url": url}, sid)
-        await asyncio.wait_for(loaded, 30)
-        evaluate = {"expression": script, "returnByValue": True, "awaitPromise": True}
-        value = await send("Runtime.evaluate", evaluate, sid)
-        await asyncio.sleep(0.3)  # let late console messages arrive
-        if screenshot is not None:
-            # A tall viewport rather than captureBeyondViewport, which misplaces sticky table headers.
-            size = (await send("Page.getLayoutMetrics", session=sid))["cssContentSize"]
-            await send(
-                "Emulation.setDeviceMetricsOverride",
-                {**viewport, "height": min(int(size["height"]), 4000)},
-                sid,
-            )
-            await send("Runtime.evaluate", {"expression": "window.scrollTo(0, 0)"}, sid)
-            shot = await send("Page.captureScreenshot", {"format": "png"}, sid)
-            screenshot.write_bytes(base64.b64decode(shot["data"]))
-        await send("Target.closeTarget", {"targetId": target})
-        task.cancel()
-    problems = [e for e in events if _is_problem(e)]
-    return {"value": value.get("result", {}).get("value"), "problems": problems}
-
-
-def _is_problem(event: dict[str, Any]) -> bool:
-    method, params = event.get("method"), event.get("params", {})
-    if method == "Runtime.exceptionThrown":
-        return True
-    if method == "Runtime.consoleAPICalled":
-        return params.get("type") in ("error", "warning", "assert")
-    if method == "Log.entryAdded":
-        return params.get("entry", {}).get("level") in ("error", "warning")
-    return False
-
-
 @pytest.fixture(scope="module")
-def chromium(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chromium]:
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} not installed (Debian package `chromium`); browser rendering not checked")
-    browser = Chromium(tmp_path_factory.mktemp("chromium"))
+def chromium(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Browser]:
+    from netsim.peers.browser import ChromiumError, chromium_binary
+
+    try:
+        binary = chromium_binary()
+    except ChromiumError as exc:  # part of the set-up (.ci/setup): missing, the rendering tests fail
+        pytest.fail(f"{exc}; .ci/setup installs it", pytrace=False)
+    browser = Browser(binary, tmp_path_factory.mktemp("chromium"))
     try:
         yield browser
     finally:
@@ -541,7 +405,7 @@ INTERACT_PROBE = """new Promise(resolve => {
 
 
 def test_renders_in_chromium(
-    chromium: Chromium, built: tuple[Path, list[dict[str, Any]], str, Page], tmp_path: Path
+    chromium: Browser, built: tuple[Path, list[dict[str, Any]], str, Page], tmp_path: Path
 ) -> None:
     run, records, _, _ = built
     bad = next(i for i, r in enumerate(records) if r["mismatch"])
@@ -572,13 +436,13 @@ def test_renders_in_chromium(
         Path(dest).write_bytes(shot.read_bytes())  # for a human to look at
 
 
-def test_chromium_probe_catches_page_errors(chromium: Chromium, tmp_path: Path) -> None:
+def test_chromium_probe_catches_page_errors(chromium: Browser, tmp_path: Path) -> None:
     """The console check above is only worth something if it sees errors when there are some."""
     page = tmp_path / "broken.html"
     page.write_text("<!DOCTYPE html><p>x</p><script>console.error('boom'); notDefined();</script>")
     got = chromium.visit(page.as_uri(), "1 + 1")
-    methods = sorted(e["method"] for e in got["problems"])
-    assert methods == ["Runtime.consoleAPICalled", "Runtime.exceptionThrown"]
+    kinds = sorted(e["kind"] for e in got["problems"])
+    assert kinds == ["console.error", "pageerror"]
     assert got["value"] == 2
 
 
