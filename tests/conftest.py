@@ -80,7 +80,7 @@ def no_leftovers(request: pytest.FixtureRequest) -> Iterator[None]:
     Only this process's labs count (their ids start with ns<pid>): pytest-xdist workers and helpers build
     their own labs at the same time. Tests that build labs in subprocesses check those explicitly.
     """
-    mine = f"ns{os.getpid():x}"
+    mine = f"{os.environ.get('NETSIM_LAB_PREFIX', 'ns')}{os.getpid():x}"
     before = set(netns.list_names())
     yield
     leaked = sorted(n for n in set(netns.list_names()) - before if n.startswith(mine))

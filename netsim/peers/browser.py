@@ -98,9 +98,19 @@ def wrapper_path() -> Path:
     return path
 
 
+# Chromium's singleton socket: TMPDIR/org.chromium.Chromium.XXXXXX/SingletonSocket, a unix socket path.
+SOCKET_SUFFIX = "/org.chromium.Chromium.XXXXXX/SingletonSocket"
+MAX_SOCKET_PATH = 107  # sun_path holds 108 bytes with the terminating NUL
+
+
 def wrapper_env(netns_name: str, binary: str, pid_file: Path, flags_file: Path, tmp: Path) -> dict[str, str]:
     """The wrapper's environment for one browser: its namespace, binary and files, and a temporary
     directory of its own (inside the lab's work directory: Chromium's own temporary files go there)."""
+    if len(str(tmp)) + len(SOCKET_SUFFIX) > MAX_SOCKET_PATH:
+        raise ChromiumError(
+            f"browser temporary directory {tmp} is too long for Chromium's socket path "
+            f"({MAX_SOCKET_PATH - len(SOCKET_SUFFIX)} characters at most): use a shorter NETSIM_RUNTIME_DIR"
+        )
     tmp.mkdir(parents=True, exist_ok=True)
     return {
         **os.environ,

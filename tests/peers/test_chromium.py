@@ -12,6 +12,8 @@ import json
 import os
 import signal
 import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -113,6 +115,14 @@ def test_wrapper_merges_disable_features_and_records_pid_and_flags(tmp_path: Pat
         "--disable-features=A,B,C",
     ]
     assert int((tmp_path / "pid").read_text()) > 0
+
+
+def test_a_temporary_directory_too_long_for_chromiums_socket_is_refused_clearly(tmp_path: Path) -> None:
+    deep = tmp_path / ("x" * 80) / "tmp"
+    with pytest.raises(
+        ChromiumError, match="too long for Chromium's socket path.*shorter NETSIM_RUNTIME_DIR"
+    ):
+        wrapper_env("nsX", "/bin/echo", tmp_path / "pid", tmp_path / "flags", deep)
 
 
 def test_linger_covers_the_settle_wait_only_with_a_browser() -> None:
@@ -405,3 +415,71 @@ class BrowserLabNoHold(BrowserLab):
             self.launcher.close()
         finally:
             self.lab.__exit__(None, None, None)
+
+
+_NOEXEC_SESSION = """
+import json, os
+from pathlib import Path
+from netsim.lab.lab import Lab
+from netsim.lab.topology import standard_topology
+from netsim.peers.browser import page_directory
+from netsim.peers.launcher import Launcher
+from netsim.session.options import SessionOptions
+from netsim.session.run import start_peers, wait_peers
+
+runtime = Path(os.environ["NETSIM_RUNTIME_DIR"])
+out = {"noexec": bool(os.statvfs(runtime).f_flag & os.ST_NOEXEC)}
+with Lab(standard_topology("open", "open")) as lab, Launcher() as launcher:
+    out["lab"] = lab.id
+    opts = SessionOptions(peer_a="chromium", peer_b="aiortc", needs_relay=False, deadline_s=10.0)
+    procs = start_peers(lab, launcher, lab.start_signaling(static_dir=page_directory()), opts)
+    browser = next(iter(launcher.adapter("chromium").pool.browsers.values()))
+    environ = dict(
+        kv.split("=", 1) for kv in Path(f"/proc/{browser.pid}/environ").read_text().split("\\0") if "=" in kv
+    )
+    out["tmpdir"] = environ.get("TMPDIR", "")
+    out["profile"] = str(browser.profile)
+    a, b = wait_peers(procs, 20.0)
+    out["states"] = [a["state"], b["state"]]
+    out["reasons"] = [a["reason"], b["reason"]]
+print(json.dumps(out))
+"""
+
+
+@root
+@pytest.mark.usefixtures("require_chromium", "no_leftovers")
+def test_a_browser_peer_runs_with_the_runtime_directory_noexec() -> None:
+    """Nothing the lab executes is written under the runtime directory: a browser session works with it on
+    a tmpfs mounted noexec (in a private mount namespace: the host's mounts are never touched), and the
+    browser's temporary files go inside its profile, not /tmp. (A short path: Chromium's singleton socket
+    lives in its temporary directory, and a unix socket's path has at most 107 bytes.)"""
+    with tempfile.TemporaryDirectory(prefix="nsx-") as short:
+        _noexec_session(Path(short))
+
+
+def _noexec_session(runtime: Path) -> None:
+    shell = f'mount -t tmpfs -o noexec,nosuid,nodev,size=256m netsim-noexec "{runtime}" && exec "$0" -c "$1"'
+    env = {**os.environ, "NETSIM_RUNTIME_DIR": str(runtime)}
+    out = subprocess.run(
+        [
+            "unshare",
+            "--mount",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            shell,
+            sys.executable,
+            _NOEXEC_SESSION,
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    got = json.loads(out.stdout.splitlines()[-1])
+    assert got["noexec"] is True
+    assert got["states"] == ["connected", "connected"], got["reasons"]
+    assert got["tmpdir"].startswith(got["profile"] + "/"), got
+    assert not [n for n in os.listdir("/run/netns") if n.startswith(got["lab"])]  # the lab is gone
