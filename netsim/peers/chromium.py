@@ -147,7 +147,7 @@ class Browser:
                     # browser's namespace, binary and files reach it in the environment, and so does a
                     # temporary directory inside the profile (Chromium's own go there, not to /tmp).
                     executable_path=str(wrapper_path()),
-                    env=wrapper_env(self.spec.netns, binary, pid_file, flags_file, self.profile / "tmp"),
+                    env=wrapper_env(self.spec.netns, binary, pid_file, flags_file, self.profile / "t"),
                     headless=True,
                     args=launch_flags(self.spec.hide_host, self.spec.trust_spki),
                     handle_sigint=False,  # the session decides; the lab's teardown kills what remains

@@ -99,8 +99,9 @@ def test_wrapper_merges_disable_features_and_records_pid_and_flags(tmp_path: Pat
     assert 'exec nsenter "--net=$NETSIM_NETNS_PATH" -- "$NETSIM_CHROMIUM_BIN" "$@"' in script
     runnable = tmp_path / "w.sh"
     runnable.write_text(script.replace('nsenter "--net=$NETSIM_NETNS_PATH" -- ', ""))
-    env = wrapper_env("nsX", "/bin/echo", tmp_path / "pid", tmp_path / "flags", tmp_path / "tmp")
-    assert env["NETSIM_NETNS_PATH"] == "/run/netns/nsX" and env["TMPDIR"] == str(tmp_path / "tmp")
+    with tempfile.TemporaryDirectory(prefix="nsx-") as short:  # a socket path's length is limited
+        env = wrapper_env("nsX", "/bin/echo", tmp_path / "pid", tmp_path / "flags", Path(short) / "t")
+        assert env["NETSIM_NETNS_PATH"] == "/run/netns/nsX" and env["TMPDIR"] == f"{short}/t"
     out = subprocess.run(
         ["sh", str(runnable), "--headless", "--disable-features=A,B", "two words", "--disable-features=C"],
         check=True,
