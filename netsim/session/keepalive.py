@@ -68,7 +68,7 @@ def is_binding_request(payload: bytes) -> bool:
     if len(payload) < 20:
         return False
     kind, _, cookie = struct.unpack("!HHI", payload[:8])
-    return kind == BINDING_REQUEST and cookie == STUN_COOKIE
+    return bool(kind == BINDING_REQUEST and cookie == STUN_COOKIE)
 
 
 def keepalive(data: bytes, wan_ip: str) -> dict[str, Any]:
