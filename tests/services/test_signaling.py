@@ -23,7 +23,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from netsim.services.signaling import MAX_FRAME, create_app, make_token, verify_token
+from netsim.services.signaling import MAX_FRAME, create_app, make_token, serve_static, verify_token
 from netsim.services.signaling_client import SignalingClient, SignalingClosed
 from tests.services.signaling_harness import OPEN, SECRET, Peer, Server, run, serve, server_logs
 
@@ -637,3 +637,23 @@ def test_standalone_server_process_keeps_tokens_out_of_logs() -> None:
         _, stderr = proc.communicate(timeout=20)
     assert proc.returncode in (0, -signal.SIGTERM)  # uvicorn re-raises the signal after a clean shutdown
     assert "/ws/erin" in stderr and "token=***" in stderr and token not in stderr
+
+
+def test_a_static_directory_is_served_over_http(tmp_path: Path) -> None:
+    """The lab serves the browser peers' page this way (any browser, no DevTools routing): files over
+    plain HTTP at /app/, JavaScript as JavaScript (ES modules need it), nothing outside the directory."""
+    (tmp_path / "page.html").write_text("<!doctype html><p>hi</p>")
+    (tmp_path / "mod.js").write_text("export const x = 1;\n")
+    (tmp_path.parent / "secret.txt").write_text("not served")
+    app = create_app(SECRET)
+    serve_static(app, tmp_path)
+    serve_static(app, tmp_path)  # once is enough: a second call changes nothing
+    with serve(app) as srv:
+        page = httpx.get(f"{srv.http}/app/page.html", timeout=10)
+        assert page.status_code == 200 and page.text == "<!doctype html><p>hi</p>"
+        assert page.headers["content-type"].startswith("text/html")
+        js = httpx.get(f"{srv.http}/app/mod.js", timeout=10)
+        assert js.status_code == 200 and "javascript" in js.headers["content-type"]
+        assert httpx.get(f"{srv.http}/app/missing.js", timeout=10).status_code == 404
+        assert httpx.get(f"{srv.http}/app/%2e%2e/secret.txt", timeout=10).status_code == 404
+        assert httpx.get(f"{srv.http}/healthz", timeout=10).json()["status"] == "ok"  # the rest is unchanged
