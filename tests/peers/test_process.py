@@ -41,7 +41,7 @@ def _configs(lab: Lab, opts: SessionOptions) -> tuple[dict[str, PeerPlace], dict
     cfgs = peer_configs(
         opts, users, signaling_url=url, tokens=tokens, ice_servers=ice, ca_file=coturn.ca_file
     )
-    return places, cfgs  # type: ignore[return-value]
+    return places, cfgs
 
 
 def _group_gone(session: ProcessSession) -> bool:
