@@ -8,10 +8,10 @@ external program runs one session per process; a browser runs many, one page per
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
 
 from netsim.peers.protocol import PeerConfig
 
@@ -50,6 +50,20 @@ class PeerProcess(Protocol):
     """A peer process in a host's namespace, running one session at a time or several."""
 
     def run(self, cfg: PeerConfig) -> PeerSession: ...
+
+
+S = TypeVar("S", bound=PeerSession, covariant=True)
+
+
+@dataclass(frozen=True)
+class Bound(Generic[S]):
+    """A PeerProcess made of its place and the adapter's way of starting a session there."""
+
+    place: PeerPlace
+    start: Callable[[PeerPlace, PeerConfig], S]
+
+    def run(self, cfg: PeerConfig) -> S:
+        return self.start(self.place, cfg)
 
 
 class Adapter(Protocol):

@@ -10,7 +10,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from netsim.peers.adapter import PeerPlace
+from netsim.peers.adapter import Bound, PeerPlace
 from netsim.peers.browser import CLOSE_TIMEOUT_S, LAUNCH_TIMEOUT_S, STOP_GRACE_S, page_origin, spki_pin
 from netsim.peers.chromium import Browser, BrowserSpec, Controller
 from netsim.peers.protocol import PeerConfig, failed_record
@@ -154,19 +154,9 @@ class ChromiumAdapter:
     def prepare(self, places: Sequence[PeerPlace]) -> None:
         self.pool.start([browser_spec(p) for p in places])
 
-    def open(self, place: PeerPlace) -> _BrowserHost:
-        return _BrowserHost(self.pool, browser_spec(place))
+    def open(self, place: PeerPlace) -> Bound[BrowserPeer]:
+        """A host's browser, as sessions see it: every run() is one more session in its page."""
+        return Bound(place, lambda place, cfg: self.pool.spawn(browser_spec(place), cfg))
 
     def close(self) -> None:
         self.pool.close()
-
-
-class _BrowserHost:
-    """A host's browser, as sessions see it: every run() is one more session in its page."""
-
-    def __init__(self, pool: Browsers, spec: BrowserSpec) -> None:
-        self.pool = pool
-        self.spec = spec
-
-    def run(self, cfg: PeerConfig) -> BrowserPeer:
-        return self.pool.spawn(self.spec, cfg)

@@ -84,13 +84,12 @@ class Hold:
         """Hold from `start` (monotonic) for hold_s, echoing; stops early once `ended()` (call over)."""
         end = start + self.hold_s
         if self.interval_s > 0:
-            t = start
-            while t <= end and not ended():
-                await _sleep_until(self.trace, t)
+            # Counted, not summed: start + 0.1 + 0.1 ... drifts past the end and would drop the last echo.
+            for i in range(echo_count(self.hold_s, self.interval_s)):
+                await _sleep_until(self.trace, start + i * self.interval_s)
                 if ended():
                     break
                 self.ping()
-                t += self.interval_s
         else:
             while self.trace.now() < end and not ended():
                 await asyncio.sleep(min(0.1, max(end - self.trace.now(), 0)))
@@ -117,6 +116,11 @@ class Hold:
             "restart": "unsupported",
             "restarts": [],
         }
+
+
+def echo_count(hold_s: float, interval_s: float) -> int:
+    """Echoes at start, start + interval, ... up to and including the end of the hold."""
+    return int(hold_s / interval_s + 1e-9) + 1
 
 
 def _round(t: float | None) -> float | None:

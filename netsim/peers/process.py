@@ -16,7 +16,7 @@ import time
 from collections.abc import Sequence
 
 from netsim.lab import netns
-from netsim.peers.adapter import PeerPlace
+from netsim.peers.adapter import Bound, PeerPlace
 from netsim.peers.protocol import PeerConfig, failed_record
 
 CONFIG_ENV = "NETSIM_PEER_CONFIG"
@@ -38,24 +38,19 @@ class ProcessAdapter:
     def prepare(self, places: Sequence[PeerPlace]) -> None:
         """Nothing to start ahead: the program starts with its session."""
 
-    def open(self, place: PeerPlace) -> _Programs:
-        return _Programs(self, place)
+    def open(self, place: PeerPlace) -> Bound[ProcessSession]:
+        return Bound(place, self.start)
+
+    def start(self, place: PeerPlace, cfg: PeerConfig) -> ProcessSession:
+        """The program started for one session."""
+        session = ProcessSession(self.name, self.argv, place, cfg)
+        self.running.append(session)
+        return session
 
     def close(self) -> None:
         for session in self.running:
             session.stop(0)
         self.running.clear()
-
-
-class _Programs:
-    def __init__(self, adapter: ProcessAdapter, place: PeerPlace) -> None:
-        self.adapter = adapter
-        self.place = place
-
-    def run(self, cfg: PeerConfig) -> ProcessSession:
-        session = ProcessSession(self.adapter.name, self.adapter.argv, self.place, cfg)
-        self.adapter.running.append(session)
-        return session
 
 
 class ProcessSession:

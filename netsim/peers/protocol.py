@@ -18,7 +18,7 @@ from typing import Any, Final, Literal, NotRequired
 import pydantic
 from typing_extensions import TypedDict
 
-from netsim.records import IceRole, ParsedCandidate, PeerState
+from netsim.records import IceRole, PairFields, ParsedCandidate, PeerLaunch, PeerState
 from netsim.vocab import CANDIDATE_TYPES, FAMILIES, CandidateType, Family, Policy, TurnTransport
 
 PROTOCOL: Final = 1  # the version of docs/peers.md's protocol; a peer echoes it in its record
@@ -106,17 +106,10 @@ _CONFIG: Final = pydantic.TypeAdapter(PeerConfig)
 # --- the record ----------------------------------------------------------------------------------------
 
 
-class RawPair(TypedDict):
+class RawPair(PairFields):
     """A selected pair as the peer saw it; `t` host-monotonic (seconds from the offer once the session
-    shifted the timeline)."""
+    shifted the timeline). The peer always says its family."""
 
-    t: float | None
-    local_type: CandidateType | None
-    remote_type: CandidateType | None
-    local: str | None
-    remote: str | None
-    role: IceRole | None
-    turn_transport: TurnTransport | None
     family: Family
 
 
@@ -188,17 +181,6 @@ class RawCall(TypedDict):
     restarts: list[RawRestart]
 
 
-class RawLaunch(TypedDict):
-    """Added by the adapter: how the peer process started."""
-
-    ready_ms: float | None
-    pid: int | None
-    netns_inode: int | None
-    signed_in_ms: NotRequired[float | None]
-    spawn_to_signed_in_ms: NotRequired[float | None]
-    browser_ready_s: NotRequired[float | None]
-
-
 class RawPeerRecord(TypedDict):
     """What a peer gives back for one session (docs/peers.md, "The record")."""
 
@@ -230,7 +212,7 @@ class RawPeerRecord(TypedDict):
     stable: bool | None
     hide_host: bool
     call: NotRequired[RawCall]
-    launch: NotRequired[RawLaunch]
+    launch: NotRequired[PeerLaunch]  # added by the adapter
 
 
 _RECORD: Final = pydantic.TypeAdapter(RawPeerRecord)

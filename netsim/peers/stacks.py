@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from netsim.peers.adapter import Adapter, PeerPlace
+from netsim.peers.adapter import Adapter, Bound, PeerPlace
 from netsim.peers.protocol import PeerConfig
 from netsim.vocab import AIORTC, CHROMIUM
 
@@ -37,26 +37,19 @@ class AiortcAdapter:
     def prepare(self, places: Sequence[PeerPlace]) -> None:
         """Nothing to start ahead: a fork is ready in milliseconds."""
 
-    def open(self, place: PeerPlace) -> _Forks:
-        return _Forks(self.launcher, place)
+    def open(self, place: PeerPlace) -> Bound[ForkedPeer]:
+        return Bound(place, self.fork)
 
-    def close(self) -> None:
-        """The launcher kills its children when it closes."""
-
-
-class _Forks:
-    """A host's aiortc peers: a fresh child per session, its record and log in the lab's peers directory."""
-
-    def __init__(self, launcher: Launcher, place: PeerPlace) -> None:
-        self.launcher = launcher
-        self.place = place
-
-    def run(self, cfg: PeerConfig) -> ForkedPeer:
-        peers_dir = peers_directory(self.place.workdir)
+    def fork(self, place: PeerPlace, cfg: PeerConfig) -> ForkedPeer:
+        """A fresh child per session, its record and log in the lab's peers directory."""
+        peers_dir = peers_directory(place.workdir)
         # aioice verifies coturn's TLS certificate with Python's default context, which reads SSL_CERT_FILE.
         env = {"SSL_CERT_FILE": cfg.ca_file} if cfg.ca_file else {}
         result, log = peers_dir / f"{cfg.user}.json", peers_dir / f"{cfg.user}.log"
-        return self.launcher.spawn(self.place.netns, cfg, result, log, env)
+        return self.launcher.spawn(place.netns, cfg, result, log, env)
+
+    def close(self) -> None:
+        """The launcher kills its children when it closes."""
 
 
 def peers_directory(workdir: Path) -> Path:

@@ -4,6 +4,8 @@
 # NotRequired keys (__optional_keys__) on Python 3.11.
 from typing import Any, Final, Literal, NotRequired, TypedDict
 
+import typing_extensions
+
 from netsim.vocab import CandidateType, Family, Stack, TurnTransport
 
 IceRole = Literal["controlling", "controlled"]
@@ -81,11 +83,12 @@ class MediaTracks(TypedDict):
     received: list[str]
 
 
-class PeerLaunch(TypedDict):
+class PeerLaunch(typing_extensions.TypedDict):
     """How the peer started: request to ready latency, pid, namespace inode (a browser also: when it had
-    signed in at the signaling server and how long its start took)."""
+    signed in at the signaling server and how long its start took). The session checks it with the raw
+    record (netsim.peers.protocol), hence typing_extensions' TypedDict, which pydantic reads on 3.11."""
 
-    ready_ms: float
+    ready_ms: float | None
     pid: int | None
     netns_inode: int | None
     signed_in_ms: NotRequired[float | None]
@@ -93,8 +96,9 @@ class PeerLaunch(TypedDict):
     browser_ready_s: NotRequired[float | None]
 
 
-class SelectedPair(TypedDict):
-    """A selected candidate pair as one side saw it; `t` in seconds from the winning offer."""
+class PairFields(typing_extensions.TypedDict):
+    """A selected candidate pair as one side saw it (typing_extensions' TypedDict: the raw record's pairs,
+    netsim.peers.protocol.RawPair, share these fields and pydantic reads them on 3.11)."""
 
     t: float | None
     local_type: CandidateType | None
@@ -103,6 +107,11 @@ class SelectedPair(TypedDict):
     remote: str | None
     role: IceRole | None
     turn_transport: TurnTransport | None
+
+
+class SelectedPair(PairFields):
+    """A selected pair in a record; `t` in seconds from the winning offer."""
+
     family: NotRequired[Family | None]  # ipv4 or ipv6 (records before protocol 1 have none)
 
 

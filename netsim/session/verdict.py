@@ -203,7 +203,7 @@ def peer_record(rec: RawPeerRecord) -> PeerRecord:
         "negotiation": rec["negotiation"],
         "media": rec["media"],
         "echo": rec["echo"],
-        "launch": rec.get("launch"),  # type: ignore[typeddict-item]
+        "launch": rec.get("launch"),
         "reason": rec["reason"],
         "peer": rec["stack"],  # type: ignore[typeddict-item]
         "pairs": [_pair_of(p, p["t"]) for p in rec["pairs"]],

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from netsim.peers.hold import ANSWER_GRACE_S, CHECK_COUNT, Hold
+from netsim.peers.hold import ANSWER_GRACE_S, CHECK_COUNT, Hold, echo_count
 from netsim.peers.trace import Trace
 from tests.peers.channels import pair
 
@@ -44,6 +44,15 @@ def test_echoes_every_interval_from_the_start_and_all_answered() -> None:
     call = a.call(None)
     assert (call["sent"], call["answered"], call["restart"], call["restarts"]) == (6, 6, "unsupported", [])
     assert [e["seq"] for e in call["echoes"]] == list(range(6))
+
+
+def test_the_echo_at_the_end_of_the_hold_is_sent_whatever_the_float_sums_say() -> None:
+    assert echo_count(0.5, 0.1) == 6 and echo_count(30.0, 1.0) == 31 and echo_count(0.55, 0.1) == 6
+    start = 4986.337103038  # a monotonic clock well into a machine's uptime: sums of 0.1 drift there
+    t = start
+    for _ in range(5):
+        t += 0.1
+    assert t > start + 0.5  # what the summed schedule got wrong
 
 
 def test_an_unanswered_echo_stays_lost() -> None:

@@ -52,8 +52,10 @@ export class Hold {
     this.end = start + cfg.hold_s;
     const over = () => peer.failedWith !== null;
     if (cfg.interval_s > 0) {
-      for (let t = start; t <= this.end && !over(); t += cfg.interval_s) {
-        await sleep(Math.max(0, t - peer.now()));
+      // Counted, not summed: start + 0.1 + 0.1 ... drifts past the end and would drop the last echo.
+      const count = Math.floor(cfg.hold_s / cfg.interval_s + 1e-9) + 1;
+      for (let i = 0; i < count && !over(); i++) {
+        await sleep(Math.max(0, start + i * cfg.interval_s - peer.now()));
         if (!over()) this.ping();
       }
     } else {
