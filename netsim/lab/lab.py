@@ -284,6 +284,8 @@ class Lab:
         start. `in_process=False` runs `netsim signaling` as a process in the namespace (for `netsim up`).
         """
         if self.signaling_url:
+            if static_dir is not None and static_dir != self.signaling_static:
+                self._serve_static(static_dir)
             return self.signaling_url
         server = self.topology.servers[0]
         ip = self.addresses(server)[1]  # the second listening address; the third is coturn's relay-ip
@@ -292,7 +294,7 @@ class Lab:
 
             app = self._signaling_app = signaling.create_app(self.signaling_secret)
             if static_dir is not None:
-                signaling.serve_static(app, static_dir)
+                signaling_server.serve_static(app, static_dir)
             with netns.entered(self.netns(server)):
                 self._exit.enter_context(signaling_server.run_in_thread(app, host=ip, port=SIGNALING_PORT))
         else:
@@ -300,6 +302,15 @@ class Lab:
         self.signaling_static = static_dir
         self.signaling_url = f"ws://{ip}:{SIGNALING_PORT}"
         return self.signaling_url
+
+    def _serve_static(self, directory: Path) -> None:
+        """Serve a directory at /app/ on the signaling server already running in this process."""
+        if self._signaling_app is None:
+            raise LabError(f"signaling runs as a process without {directory}: start it with static_dir")
+        from netsim.services import signaling_server
+
+        signaling_server.serve_static(self._signaling_app, directory)
+        self.signaling_static = directory
 
     def _start_signaling_process(self, server: str, ip: str, timeout_s: float, static: Path | None) -> None:
         log = (self.workdir / "signaling.log").open("wb")

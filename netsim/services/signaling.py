@@ -27,7 +27,6 @@ import logging
 import re
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, WebSocket, WebSocketDisconnect
@@ -345,15 +344,3 @@ def create_app(
             await _session(hub, ws, user_id)
 
     return app
-
-
-STATIC_PATH = "/app"
-
-
-def serve_static(app: FastAPI, directory: Path) -> None:
-    """Serve a directory's files over plain HTTP at /app/ (a peer page and its modules, for any browser:
-    same origin as the WebSocket). The caller names the directory; the services know nothing of peers."""
-    from starlette.staticfiles import StaticFiles
-
-    if not any(getattr(r, "path", None) == STATIC_PATH for r in app.routes):
-        app.mount(STATIC_PATH, StaticFiles(directory=directory), name="static")

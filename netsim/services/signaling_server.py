@@ -39,7 +39,6 @@ from netsim.services.signaling import (
     REQUEST_TIMEOUT_S,
     TOKEN_IN_TEXT,
     create_app,
-    serve_static,
 )
 
 log = logging.getLogger("netsim.services.signaling")
@@ -383,3 +382,15 @@ def run_in_thread(
         server.should_exit = True
         thread.join(15)
         sock.close()
+
+
+STATIC_PATH = "/app"
+
+
+def serve_static(app: FastAPI, directory: Path) -> None:
+    """Serve a directory's files over plain HTTP at /app/ (a peer page and its modules, for any browser:
+    same origin as the WebSocket). The caller names the directory; the services know nothing of peers."""
+    from starlette.staticfiles import StaticFiles
+
+    if not any(getattr(r, "path", None) == STATIC_PATH for r in app.routes):
+        app.mount(STATIC_PATH, StaticFiles(directory=directory), name="static")

@@ -200,6 +200,26 @@ def test_signaling_is_reachable_from_hosts_through_their_nats(in_process: bool) 
             assert _http_get(lab.netns(host), "198.18.0.3", 443, "/healthz").startswith(b"HTTP/1.1 200")
 
 
+@pytest.mark.parametrize("in_process", [True, False])
+def test_signaling_serves_a_static_directory_given_at_start_or_later(
+    tmp_path: Path, in_process: bool
+) -> None:
+    """The browser peers' page comes over HTTP from the signaling server (the caller names the directory);
+    a server already running in-process takes it later, one running as a process says it cannot."""
+    (tmp_path / "hello.html").write_text("hi")
+    with Lab(standard_topology("open", "open"), coturn=False) as lab:
+        if in_process:
+            lab.start_signaling()
+            lab.start_signaling(static_dir=tmp_path)
+        else:
+            lab.start_signaling(in_process=False, static_dir=tmp_path)
+        assert _http_get(lab.netns("a"), "198.18.0.3", 443, "/app/hello.html").startswith(b"HTTP/1.1 200")
+    with Lab(standard_topology("open", "open"), coturn=False) as lab:
+        lab.start_signaling(in_process=False)
+        with pytest.raises(LabError, match="signaling runs as a process without"):
+            lab.start_signaling(static_dir=tmp_path)
+
+
 def _http_get(ns: str, ip: str, port: int, path: str) -> bytes:
     with netns.socket_in(ns, socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.settimeout(3)

@@ -9,7 +9,8 @@ import re
 import httpx
 
 from netsim.peers.browser import PAGE, page_directory
-from netsim.services.signaling import create_app, serve_static
+from netsim.services.signaling import create_app
+from netsim.services.signaling_server import serve_static
 from tests.services.signaling_harness import SECRET, serve
 
 IMPORT = re.compile(r'^import .* from "\./([\w.]+)";$', re.M)

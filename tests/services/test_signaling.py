@@ -23,8 +23,9 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from netsim.services.signaling import MAX_FRAME, create_app, make_token, serve_static, verify_token
+from netsim.services.signaling import MAX_FRAME, create_app, make_token, verify_token
 from netsim.services.signaling_client import SignalingClient, SignalingClosed
+from netsim.services.signaling_server import serve_static
 from tests.services.signaling_harness import OPEN, SECRET, Peer, Server, run, serve, server_logs
 
 pytestmark = pytest.mark.timeout(60)
