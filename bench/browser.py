@@ -22,11 +22,13 @@ from typing import Any
 
 from netsim.lab.lab import Lab
 from netsim.lab.topology import standard_topology
-from netsim.peers import browser, chromium
+from netsim.peers import browser
+from netsim.peers.adapter import PeerPlace
+from netsim.peers.browser import page_directory
+from netsim.peers.chromium_pool import Browsers, ChromiumAdapter, browser_spec
 from netsim.peers.launcher import Launcher
 from netsim.session.options import SessionOptions
 from netsim.session.run import run_session, start_peers, wait_peers
-from netsim.session.verdict import winner
 
 TARGET_SPAWN_S = 0.5
 PAIRINGS = [
@@ -48,12 +50,19 @@ def _driver_pss_kib() -> int:
     return browser.pss_kib(pids)
 
 
+def _pool(launcher: Launcher) -> Browsers:
+    """The Chromium adapter's browsers (started ahead, held for a whole lab)."""
+    adapter = launcher.adapter("chromium")
+    assert isinstance(adapter, ChromiumAdapter)
+    return adapter.pool
+
+
 def _one_lab(nat_a: str, nat_b: str, turn: str, repeat: int, launcher: Launcher, out: dict[str, Any]) -> None:
     with Lab(standard_topology(nat_a, nat_b)) as lab:
-        url = lab.start_signaling()
+        url = lab.start_signaling(static_dir=page_directory())
         ca = lab.coturn.ca_file if lab.coturn is not None else None
-        pool = launcher.browsers()
-        specs = [chromium.browser_spec(lab.netns(h), Path(lab.workdir), url, False, ca) for h in "ab"]
+        pool = _pool(launcher)
+        specs = [browser_spec(PeerPlace(lab.netns(h), Path(lab.workdir), url, ca, False)) for h in "ab"]
         # Spawn to signed in: each browser's own launch, then one peer signing in (no session).
         t0 = time.monotonic()
         pool.start(specs)
@@ -72,7 +81,7 @@ def _one_lab(nat_a: str, nat_b: str, turn: str, repeat: int, launcher: Launcher,
                     rec = run_session(lab, opts, launcher=launcher)
                     key = f"{peer_a} x {peer_b}"
                     first = rec["launch"]["start_to_first_echo_s"]
-                    settled = winner(rec["a"], rec["b"])["settled_s"]  # type: ignore[arg-type]
+                    settled = rec["settled_s"]
                     out["sessions"].append((nat_a, nat_b, key, rec["verdict"], first, settled))
             for b in held:
                 out["pss_after_mib"].append(browser.pss_kib(browser.process_tree(b.pid or 0)) / 1024)
@@ -105,7 +114,7 @@ def run(repeat: int) -> dict[str, Any]:
     }
     with Launcher() as launcher:
         launcher.wait_ready()
-        pool = launcher.browsers()
+        pool = _pool(launcher)
         t0 = time.monotonic()
         pool.controller.submit(pool.controller.playwright()).result(60)
         out["driver_start_s"] = time.monotonic() - t0
