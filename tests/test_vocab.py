@@ -33,7 +33,7 @@ ALLOWED = {
     ("peers/browser.py", "chromium"): "the browser binary's name on PATH",
     ("peers/echo.py", "open"): "a data channel's readyState and event",
     ("peers/hold.py", "open"): "a data channel's readyState",
-    ("results/report.py", "aiortc"): "a Python package's name (versions)",
+    ("results/report_run.py", "aiortc"): "a Python package's name (versions)",
     ("versions.py", "aiortc"): "a Python package's name",
     ("results/sessions.py", "direct"): "prose in the session view",
     ("results/tables.py", "passed"): "the record's `passed` field",

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from netsim.records import ResultRecord
+from netsim.vocab import AIORTC
 
 LINE_MAX: Final = 240  # leaves room for "netsim: error: " and "(+N more; --force merges anyway)" in 300
 WARN_ONLY: Final = ("kernel",)  # versions whose difference is a warning
@@ -194,7 +195,7 @@ def launch_settings(record: ResultRecord) -> dict[str, Any]:
         browser = _mapping(peer.get("browser"))
         flags = browser.get("flags")
         out[side] = {
-            "stack": peer.get("peer") or "aiortc",
+            "stack": peer.get("peer") or AIORTC,
             "flags": [placeholder(str(f)) for f in flags] if isinstance(flags, list) else None,
         }
     old = _mapping(record.get("versions")).get(LEGACY_FLAGS)

@@ -15,6 +15,7 @@ from netsim.records import ResultRecord, Summary
 from netsim.results import runinfo, store, tables
 from netsim.results.compat import LAUNCH_KEYS
 from netsim.results.sessions import mapping, session_id
+from netsim.vocab import INCONCLUSIVE, PASSED, UNCHECKED, VIOLATED
 
 VERSION_ORDER: Final = ("aiortc", "aioice", "coturn", "python", "kernel")  # then each browser, by name
 
@@ -72,7 +73,7 @@ def run_meta(run_dir: Path, records: Sequence[ResultRecord], summary: Summary) -
     for r in records:
         per_scenario.setdefault(str(r.get("scenario") or "?"), set()).add(tables.outcome(r))
     scenarios = Counter(
-        "failed" if "violated" in seen else "passed" if seen == {"passed"} else "unchecked"
+        "failed" if VIOLATED in seen else PASSED if seen == {PASSED} else UNCHECKED
         for seen in per_scenario.values()
     )
     commit = info.get("commit")
@@ -110,11 +111,11 @@ def failures(records: Sequence[ResultRecord]) -> dict[str, list[dict[str, Any]]]
     out: dict[str, list[dict[str, Any]]] = {"violated": [], "expected": [], "unchecked": []}
     for i, r in enumerate(records):
         outcome, failed = tables.outcome(r), tables.coarse_outcome(r) == tables.FAILED_LABEL
-        if outcome == "violated":
+        if outcome == VIOLATED:
             out["violated"].append(_item(i, r))
-        elif outcome == "inconclusive":  # no answer to show: counted apart (summary.inconclusive)
+        elif outcome == INCONCLUSIVE:  # no answer to show: counted apart (summary.inconclusive)
             continue
-        elif failed and outcome == "passed":
+        elif failed and outcome == PASSED:
             out["expected"].append(_item(i, r))
         elif failed:
             out["unchecked"].append(_item(i, r))

@@ -14,7 +14,7 @@ from typing import Any
 from netsim.records import PeerRecord, ResultRecord
 from netsim.results import tables
 from netsim.results.charts import call_timeline_chart
-from netsim.vocab import SIDES
+from netsim.vocab import PASSED, SIDES
 
 
 def session_id(index: int) -> str:
@@ -132,7 +132,7 @@ def session_view(run_dir: Path, index: int, r: ResultRecord) -> dict[str, Any]:
         "expected": _expected_text(r.get("expected")),
         "check": tables.outcome(r),
         # Did not connect, and was expected not to: shown apart from a failure that matters.
-        "expected_fail": tables.outcome(r) == "passed" and tables.coarse_outcome(r) == tables.FAILED_LABEL,
+        "expected_fail": tables.outcome(r) == PASSED and tables.coarse_outcome(r) == tables.FAILED_LABEL,
         "mismatch": r.get("mismatch"),
         "settings": _settings(r),
         "call": _call_summary(r),
