@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from netsim.services import coturn
+from netsim.vocab import RELAY_PORTS, STUN_PORT
 
 IPS = ("198.18.0.2", "198.18.0.3")
 RELAY = "198.18.0.4"
@@ -78,7 +79,7 @@ def test_quotas_and_bandwidth_cap() -> None:
     assert _values(lines, "max-bps") == [str(coturn.MAX_BPS)]
     assert 0 < coturn.USER_QUOTA <= 32
     assert coturn.TOTAL_QUOTA >= 100 * 2 * 6  # 100 pairs, 2 peers, UDP/TCP/TLS twice (ICE restart)
-    assert coturn.TOTAL_QUOTA < coturn.RELAY_PORTS[1] - coturn.RELAY_PORTS[0]  # ports never run out first
+    assert coturn.TOTAL_QUOTA < RELAY_PORTS[1] - RELAY_PORTS[0]  # ports never run out first
 
 
 def test_rest_credentials() -> None:
@@ -97,7 +98,7 @@ def test_rest_credentials_are_short_lived(ttl_s: int) -> None:
 def test_ice_servers_issue_the_default_lifetime(tmp_path: Path) -> None:
     server = coturn.Coturn("unused-netns", IPS, tmp_path, secret="s3cret", relay_ip=RELAY)
     stun_server, turn = server.ice_servers("udp", "peer-a")
-    assert stun_server == {"urls": f"stun:{IPS[0]}:{coturn.STUN_PORT}"}
+    assert stun_server == {"urls": f"stun:{IPS[0]}:{STUN_PORT}"}
     expiry = int(turn["username"].split(":")[0])
     assert 0 < expiry - time.time() <= coturn.CREDENTIAL_TTL_S <= coturn.MAX_CREDENTIAL_TTL_S
 

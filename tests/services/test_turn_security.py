@@ -19,7 +19,7 @@ from netsim.lab.lab import Lab
 from netsim.lab.topology import RELAY_ADDRESS, SERVER_ADDRESSES, standard_topology
 from netsim.services import coturn
 from netsim.services.stun import TCP_TRANSPORT, TurnClient
-from netsim.vocab import SIGNALING_PORT
+from netsim.vocab import AUX_PORT, SIGNALING_PORT, STUN_PORT, TURN_TLS_PORT
 
 pytestmark = pytest.mark.root
 
@@ -73,7 +73,7 @@ class _Clients:
         self.lab, self.stack = lab, stack
         assert lab.coturn is not None
         self.coturn = lab.coturn
-        self.server = (self.coturn.ips[0], coturn.STUN_PORT)
+        self.server = (self.coturn.ips[0], STUN_PORT)
 
     def new(self, user: str, tcp: bool = False, credentials: tuple[str, str] | None = None) -> TurnClient:
         username, password = credentials or coturn.rest_credentials(self.coturn.secret, user, 60)
@@ -140,10 +140,10 @@ def test_relay_to_relay_on_this_server(clients: _Clients) -> None:
     "peer",
     [
         (SERVER_ADDRESSES[1], SIGNALING_PORT),
-        (SERVER_ADDRESSES[0], coturn.AUX_PORT),
-        (SERVER_ADDRESSES[0], coturn.STUN_PORT),
-        (SERVER_ADDRESSES[1], coturn.STUN_PORT),
-        (SERVER_ADDRESSES[0], coturn.TLS_PORT),
+        (SERVER_ADDRESSES[0], AUX_PORT),
+        (SERVER_ADDRESSES[0], STUN_PORT),
+        (SERVER_ADDRESSES[1], STUN_PORT),
+        (SERVER_ADDRESSES[0], TURN_TLS_PORT),
     ],
     ids=["signaling", "turn-443", "turn-3478-first", "turn-3478-second", "turns-5349"],
 )
