@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from netsim.peers.adapter import Adapter
 
 READY_TIMEOUT_S = 30.0
+CHILD_ERROR = "launcher child"  # the key of what a child that could not run its peer writes instead
 
 
 # --- the fork server ---------------------------------------------------------------------------------
@@ -91,8 +92,8 @@ def _child(req: dict[str, Any]) -> None:
         status = 1
         with contextlib.suppress(BaseException):
             print(f"peer child failed: {exc!r}", file=sys.stderr, flush=True)
-            # Not a record: the session turns it into a failed one naming the peer and what was wrong.
-            write_json_atomically(req["result"], {"launcher child": repr(exc)})
+            # Not a record (there may be no config to make one from): ForkedPeer.wait makes it one.
+            write_json_atomically(req["result"], {CHILD_ERROR: repr(exc)})
     finally:
         with contextlib.suppress(BaseException):
             sys.stdout.flush()
@@ -201,6 +202,8 @@ class ForkedPeer:
         except (OSError, ValueError):
             why = "killed after the wait timeout" if not exited else "exited without a result"
             return failed_record(self.cfg, AIORTC, f"peer process {why}")
+        if isinstance(record, dict) and CHILD_ERROR in record:
+            return failed_record(self.cfg, AIORTC, f"launcher child: {record[CHILD_ERROR]}")
         return record
 
 

@@ -100,7 +100,7 @@ def test_a_child_that_cannot_enter_its_namespace_reports_why(launcher: Launcher,
     proc = launcher.spawn("ns-netsim-no-such-namespace", _cfg(0.3), tmp_path / "r.json", tmp_path / "l.log")
     rec = proc.wait(10)
     error = "FileNotFoundError(2, 'No such file or directory')"
-    assert rec == {"launcher child": error}  # not a record: the session fails the peer naming it
+    assert (rec["state"], rec["reason"]) == ("failed", f"launcher child: {error}")
 
 
 def _stuck_cfg() -> PeerConfig:
