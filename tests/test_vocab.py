@@ -16,8 +16,7 @@ VOCABULARY: frozenset[str | int] = frozenset(
         *vocab.NAT_PRESETS,
         vocab.CUSTOM_NAT,
         *vocab.VERDICTS[:-1],  # "failed" is also a peer, ICE and connection state: too common to tell
-        vocab.PASSED,
-        vocab.UNCHECKED,
+        *vocab.OUTCOMES,
         *vocab.CALL_OUTCOMES,
         *vocab.PEER_STACKS,
         *vocab.TURN_TRANSPORTS,

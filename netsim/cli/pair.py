@@ -10,6 +10,7 @@ from netsim.cli.common import InputError, exit_code, positive_float, print_json,
 from netsim.records import ResultRecord
 from netsim.vocab import (
     AIORTC,
+    INCONCLUSIVE,
     NAT_PRESETS,
     PEER_STACKS,
     POLICIES,
@@ -17,6 +18,7 @@ from netsim.vocab import (
     SIDES,
     TURN_CHOICES,
     UDP,
+    VIOLATED,
 )
 
 
@@ -151,7 +153,7 @@ def cmd_pair(args: argparse.Namespace) -> int:
     else:
         print(format_record(record))
     outcome = record.get("outcome")
-    return exit_code(outcome == "violated", outcome == "inconclusive")
+    return exit_code(outcome == VIOLATED, outcome == INCONCLUSIVE)
 
 
 def _pair_expectation(args: argparse.Namespace) -> Any:
@@ -206,9 +208,9 @@ def format_record(rec: ResultRecord) -> str:
     if len(tried) > 1:
         lines.append(f"  attempts: {len(tried)} (" + "; ".join(_attempt_text(a) for a in tried) + ")")
     outcome = rec.get("outcome")
-    if outcome == "violated":
+    if outcome == VIOLATED:
         lines.append("  expectation violated:\n    " + str(rec.get("mismatch")).replace("\n", "\n    "))
-    elif outcome == "inconclusive":
+    elif outcome == INCONCLUSIVE:
         judged = rec.get("load")
         why = rec.get("infrastructure") or (judged["reason"] if judged else None)
         lines.append(f"  outcome: inconclusive: {why}")

@@ -80,6 +80,11 @@ class ProcessSession:
             )
         self.record: object | None = None
 
+    @property
+    def pid(self) -> int:
+        """The program's pid (nsenter execs it), which leads its process group."""
+        return self.proc.pid
+
     def wait(self, timeout_s: float) -> object:
         """The last stdout line as JSON; stopped (SIGTERM, then SIGKILL to the group) if still running."""
         if self.record is None:

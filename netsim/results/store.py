@@ -19,7 +19,7 @@ from netsim import runfiles
 from netsim.errors import InputError
 from netsim.records import SCHEMA_VERSION, ResultRecord, Shares, Summary, Violation
 from netsim.results.tables import counted, nat_kinds, outcome
-from netsim.vocab import RELAY
+from netsim.vocab import RELAY, VIOLATED
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +116,7 @@ def summarize(records: Iterable[ResultRecord], run_id: str | None = None) -> Sum
         "relay_needed_unknown": overall["relay_needed_unknown"],
         "relay_won_share": overall["relay_won_share"],
         "per_nat": per_nat,
-        "violations": [_violation(r) for r in recs if outcome(r) == "violated"],
+        "violations": [_violation(r) for r in recs if outcome(r) == VIOLATED],
     }
 
 

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from netsim.records import OLD_VIOLATED, OUTCOMES, Outcome, ResultRecord
-from netsim.vocab import FAILED, NAT_PRESETS, RELAY
+from netsim.vocab import FAILED, INCONCLUSIVE, NAT_PRESETS, PASSED, RELAY, UNCHECKED, VIOLATED
 
 FAILED_LABEL = "FAILED"  # upper case so a failed cell stands out in a table of lower-case words
 
@@ -45,15 +45,15 @@ def outcome(record: Mapping[str, Any]) -> Outcome:
     if value in OUTCOMES:
         return value
     if value == OLD_VIOLATED:
-        return "violated"
+        return VIOLATED
     if not record.get("expected") or "passed" not in record:
-        return "unchecked"
-    return "passed" if record.get("passed") is True else "violated"
+        return UNCHECKED
+    return PASSED if record.get(PASSED) is True else VIOLATED
 
 
 def counted(record: Mapping[str, Any]) -> bool:
     """Whether a session counts in shares, estimates and comparisons: not one left inconclusive by load."""
-    return outcome(record) != "inconclusive"
+    return outcome(record) != INCONCLUSIVE
 
 
 def pair_types(record: ResultRecord) -> str | None:

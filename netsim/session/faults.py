@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from netsim.peers.protocol import RawPeerRecord
-from netsim.vocab import CHROMIUM, FAILED
+from netsim.vocab import CHROMIUM, DROPPED, FAILED
 
 if TYPE_CHECKING:
     from netsim.lab.lab import Lab
@@ -59,7 +59,7 @@ def infrastructure(a: RawPeerRecord, b: RawPeerRecord, verdict: str, coturn: str
 
 def call_cause(call: dict[str, Any], coturn: str | None) -> str | None:
     """Why a dropped call dropped, where the session saw it: a part that died, or a side that closed."""
-    if call.get("outcome") != "dropped":
+    if call.get("outcome") != DROPPED:
         return None
     if coturn is not None:
         return coturn

@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from netsim.records import LoadJudgement
+from netsim.vocab import DROPPED, RECOVERED
 
 RULE = "peer cpu wait / deadline"
 THRESHOLD = 0.25
@@ -46,7 +47,7 @@ def negatives(
         out.append(("the relay-less run failed", RELAY_LESS_PARTS, deadline_s))
     call = record.get("call")
     outcome = call.get("outcome") if isinstance(call, Mapping) else None
-    if outcome in ("dropped", "recovered"):
+    if outcome in (DROPPED, RECOVERED):
         out.append((f"call {outcome}", MAIN_PARTS, deadline_s + hold_s))
     return out
 

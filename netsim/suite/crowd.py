@@ -40,7 +40,7 @@ from netsim.suite.mixes import MixError, split_kind
 from netsim.suite.parallel import WriteStop
 from netsim.suite.runner import DEFAULT_RETRIES, Counts, Done, attempt_entry, expectation_or_none, label
 from netsim.suite.scenario import Scenario
-from netsim.vocab import UDP_BLOCKED
+from netsim.vocab import PASSED, UDP_BLOCKED, VIOLATED
 
 MAX_PAIRS = 120  # two sites a pair; site N's WAN is 198.18.N.1 and its LAN 10.N.0.0/24
 # The kernel's ARP table is one for all namespaces, capped by the root namespace's gc_thresh3 (1024 by
@@ -204,9 +204,9 @@ def run_crowd(
                 counts.add(
                     Done(scn.id, 0, record["verdict"], None, record["outcome"], problem, len(attempts))
                 )
-                if record["outcome"] in ("passed", "violated"):
+                if record["outcome"] in (PASSED, VIOLATED):
                     checked += 1
-                    passed += record["outcome"] == "passed"
+                    passed += record["outcome"] == PASSED
                 show(f"{scn.id:<60} {record['verdict']:<11} {record.get('outcome')}")
             run_s = time.monotonic() - t1
             seen = meter.read(lab)

@@ -19,7 +19,7 @@ from netsim.suite.expectations import Expectation, MissingExpectation, expectati
 from netsim.suite.experiment import experiment
 from netsim.suite.progress import RunProgress
 from netsim.suite.scenario import Scenario
-from netsim.vocab import CHROMIUM
+from netsim.vocab import CHROMIUM, INCONCLUSIVE, PASSED, UNCHECKED, VIOLATED
 
 if TYPE_CHECKING:
     from netsim.peers.launcher import Launcher
@@ -95,7 +95,7 @@ def attempt_entry(record: ResultRecord, deadline_s: float) -> Attempt:
         "cpu_wait_s": record["timings"].get("cpu_wait_s"),
         "deadline_s": deadline_s,
         "share": judged.get("share"),
-        "inconclusive": bool(judged.get("inconclusive") or record.get("infrastructure")),
+        "inconclusive": bool(judged.get(INCONCLUSIVE) or record.get("infrastructure")),
         "started_at": record["started_at"],
         "infrastructure": record.get("infrastructure"),
     }
@@ -126,7 +126,7 @@ def label(
     returns the mismatch, if any."""
     judged: Mapping[str, Any] = record.get("load") or {}
     problem = None if expected is None else mismatch(record, expected)
-    inconclusive = bool(judged.get("inconclusive") or record.get("infrastructure"))
+    inconclusive = bool(judged.get(INCONCLUSIVE) or record.get("infrastructure"))
     if run_id is not None:
         record["run_id"] = run_id
     record["scenario"] = scn.id
@@ -135,11 +135,11 @@ def label(
     record["repeat"] = repeat
     record["expected"] = None if expected is None else expected_entry(expected)
     record["outcome"] = (
-        "inconclusive"
+        INCONCLUSIVE
         if inconclusive
-        else "unchecked"
+        else UNCHECKED
         if expected is None
-        else ("passed" if problem is None else "violated")
+        else (PASSED if problem is None else VIOLATED)
     )
     record["passed"] = None if expected is None or inconclusive else problem is None
     record["mismatch"] = None if inconclusive else problem
@@ -207,11 +207,11 @@ class Counts:
 
     def add(self, item: Done) -> None:
         self.sessions += 1
-        self.violated += item.outcome == "violated"
-        self.inconclusive += item.outcome == "inconclusive"
+        self.violated += item.outcome == VIOLATED
+        self.inconclusive += item.outcome == INCONCLUSIVE
         if item.attempts > 1:
             self.retried += 1
-            self.recovered += item.outcome != "inconclusive"
+            self.recovered += item.outcome != INCONCLUSIVE
 
 
 Task = tuple[Scenario, int]  # a scenario and its repeat index
@@ -254,7 +254,7 @@ def run_task(task: Task, env: tuple[Launcher, RunContext]) -> Done | tuple[str, 
             scn, launcher, table, directory.name, repeat, strict=False, pcap_dir=pcap_dir, retries=retries
         )
     except Exception as exc:  # reported, counted as violated; the run goes on
-        return Done(scn.id, repeat, "error", None, "violated", f"{type(exc).__name__}: {exc}")
+        return Done(scn.id, repeat, "error", None, VIOLATED, f"{type(exc).__name__}: {exc}")
     try:
         runfiles.append_record(directory, record)
     except OSError as exc:
@@ -266,7 +266,7 @@ def run_task(task: Task, env: tuple[Launcher, RunContext]) -> Done | tuple[str, 
 
 
 RunContext = tuple[dict[str, Any], Path, bool, int]  # expectations, run directory, pcap, retries
-MARKS = {"passed": "ok", "violated": "VIOLATED", "unchecked": "unchecked", "inconclusive": "INCONCLUSIVE"}
+MARKS = {"passed": "ok", "violated": "VIOLATED", "unchecked": UNCHECKED, "inconclusive": "INCONCLUSIVE"}
 
 
 def run_many(

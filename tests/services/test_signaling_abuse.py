@@ -404,7 +404,7 @@ def test_connection_limit_refuses_clearly_then_recovers(logs: ServerLogs) -> Non
         run(still_works(srv))
 
 
-def test_one_address_flooding_half_open_connections_locks_nobody_else_out(logs: _Records) -> None:
+def test_one_address_flooding_half_open_connections_locks_nobody_else_out(logs: ServerLogs) -> None:
     """A sustained flood from one address (127.0.0.2) fills its own share only: every good client from
     another address (127.0.0.1) gets in while it goes on, and the flood's extra connections get a 503 that
     names the per-address limit (docs/signaling.md)."""

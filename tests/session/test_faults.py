@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
-
+from netsim.peers.protocol import RawPeerRecord
 from netsim.session import faults
+from tests.peers.configs import raw_record
 
 
-def peer(reason: str | None, negotiated: bool = True, stack: str = "aiortc") -> dict[str, Any]:
-    return {
-        "peer": stack,
-        "reason": reason,
-        "candidates": {"local": ["c"], "remote": ["c"] if negotiated else []},
-        "ice_urls": ["turn:198.18.0.2:3478"],
-    }
+def peer(reason: str | None, negotiated: bool = True, stack: str = "aiortc") -> RawPeerRecord:
+    return raw_record(
+        stack,
+        reason=reason,
+        candidates={"local": ["c"], "remote": ["c"] if negotiated else []},
+        ice_urls=["turn:198.18.0.2:3478"],
+    )
 
 
 def test_a_connected_session_is_never_an_infrastructure_failure() -> None:
