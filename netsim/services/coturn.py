@@ -85,39 +85,74 @@ def rest_credentials(
     return username, rest_password(secret, username)
 
 
+# The TURN server's lab host name, in its certificate: Firefox does TURN over TLS only to a host name (an IP
+# literal never connects), resolved inside its host's namespace (netsim.peers.firefox_launch).
+TURN_HOST = "turn.netsim.test"
+CA_FILE = "turn-ca.pem"
 CERT_FILE = "turn-cert.pem"
 KEY_FILE = "turn-key.pem"  # 0600: the private key
 
 
-def write_certificate(directory: Path, ips: tuple[str, ...]) -> tuple[Path, Path]:
-    """A self-signed certificate with IP SANs; peers trust it through SSL_CERT_FILE (it is its own CA)."""
+def write_certificate(
+    directory: Path, ips: tuple[str, ...], names: tuple[str, ...] = (TURN_HOST,)
+) -> tuple[Path, Path]:
+    """The lab's CA (CA_FILE) and a server certificate it signs, with IP and DNS SANs; returns (the chain
+    file coturn presents: server certificate then CA, its key). Peers trust the CA (`Coturn.ca_file`):
+    aiortc through SSL_CERT_FILE, Firefox from its profile (it refuses a self-signed CA certificate as a
+    server's), Chromium by the CA's SPKI pin, which it matches in the presented chain."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "netsim lab TURN")])
     now = datetime.datetime.now(datetime.UTC)
-    sans = [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ips]
+
+    def build(subject: str, issuer: str, public: ec.EllipticCurvePublicKey) -> x509.CertificateBuilder:
+        return (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+            .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer)]))
+            .public_key(public)
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=2))
+        )
+
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca = (
+        build("netsim lab CA", "netsim lab CA", ca_key.public_key())
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=False,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    sans: list[x509.GeneralName] = [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ips]
+    sans += [x509.DNSName(name) for name in names]
     cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=2))
+        build("netsim lab TURN", "netsim lab CA", key.public_key())
         .add_extension(x509.SubjectAlternativeName(sans), critical=False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .sign(ca_key, hashes.SHA256())
     )
+    pem = serialization.Encoding.PEM
+    (directory / CA_FILE).write_bytes(ca.public_bytes(pem))
     cert_path, key_path = directory / CERT_FILE, directory / KEY_FILE
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    write_private(key_path, pem.decode())
+    cert_path.write_bytes(cert.public_bytes(pem) + ca.public_bytes(pem))
+    private = key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    write_private(key_path, private.decode())
     return cert_path, key_path
 
 
@@ -204,13 +239,13 @@ class Coturn:
 
     @property
     def ca_file(self) -> Path:
-        return self.workdir / CERT_FILE
+        return self.workdir / CA_FILE
 
     def start(self, timeout_s: float = 10.0) -> float:
         """Start turnserver and wait until it answers a STUN binding; returns seconds to ready."""
         # A restart keeps the certificate: peers that pinned or trusted it (Chromium's SPKI pin) still do.
         cert, key = self.workdir / CERT_FILE, self.workdir / KEY_FILE
-        if not (cert.is_file() and key.is_file()):
+        if not (cert.is_file() and key.is_file() and self.ca_file.is_file()):
             cert, key = write_certificate(self.workdir, self.ips)
         conf = self.workdir / "turnserver.conf"
         pid_file = self.workdir / "turnserver.pid"

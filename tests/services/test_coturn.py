@@ -119,3 +119,23 @@ def test_write_private_makes_0600_even_over_a_readable_file(tmp_path: Path) -> N
     coturn.write_private(path, "static-auth-secret=x\n")
     assert path.stat().st_mode & 0o777 == 0o600
     assert path.read_text() == "static-auth-secret=x\n"
+
+
+def test_certificate_is_a_server_certificate_issued_by_the_lab_ca(tmp_path: Path) -> None:
+    """Firefox refuses a self-signed CA certificate as a server's (CA_CERT_USED_AS_END_ENTITY) and does
+    TURN over TLS only to a host name: the lab's CA issues a leaf with the TURN host name."""
+    from cryptography import x509
+
+    from netsim.services.coturn import CA_FILE, TURN_HOST, write_certificate
+
+    chain, key = write_certificate(tmp_path, ("198.18.0.2", "198.18.0.3"))
+    leaf, ca_in_chain = x509.load_pem_x509_certificates(chain.read_bytes())
+    (ca,) = x509.load_pem_x509_certificates((tmp_path / CA_FILE).read_bytes())
+    assert ca_in_chain == ca
+    assert ca.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    assert not leaf.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    leaf.verify_directly_issued_by(ca)
+    sans = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert sans.get_values_for_type(x509.DNSName) == [TURN_HOST]
+    assert [str(ip) for ip in sans.get_values_for_type(x509.IPAddress)] == ["198.18.0.2", "198.18.0.3"]
+    assert key.stat().st_mode & 0o777 == 0o600
