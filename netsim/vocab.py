@@ -37,16 +37,19 @@ TURN_CHOICES: Final = (*TURN_TRANSPORTS, NO_TURN)
 POLICIES: Final = ("all", "relay")
 SIDES: Final = ("a", "b")
 
-# Peer stacks: aiortc (Python) and Chromium (libwebrtc, the browser users ship).
-PEER_STACKS: Final = ("aiortc", "chromium")
+# Peer stacks: aiortc (Python), Chromium (libwebrtc) and Firefox (nICEr), the browsers users ship.
+PEER_STACKS: Final = ("aiortc", "chromium", "firefox")
 AIORTC: Final = "aiortc"
 CHROMIUM: Final = "chromium"
+FIREFOX: Final = "firefox"
+BROWSERS: Final = (CHROMIUM, FIREFOX)  # stacks that run in a browser started per host (costly)
+RESTART_STACKS: Final = (CHROMIUM, FIREFOX)  # stacks that can restart ICE (both ends must)
 
 Turn = Literal["udp", "tcp", "tls", "none"]
 TurnTransport = Literal["udp", "tcp", "tls"]
 Policy = Literal["all", "relay"]
 Side = Literal["a", "b"]
-Stack = Literal["aiortc", "chromium"]
+Stack = Literal["aiortc", "chromium", "firefox"]
 
 # --- outcomes ----------------------------------------------------------------------------------------------
 DIRECT_HOST: Final = "direct-host"  # host candidates at both ends

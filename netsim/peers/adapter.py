@@ -28,6 +28,9 @@ class PeerPlace:
     signaling_url: str
     ca_file: Path | None
     hide_host: bool
+    # The lab's host names (name, address) a peer may have to resolve: Firefox does TURN over TLS only to
+    # a name.
+    names: tuple[tuple[str, str], ...] = ()
 
 
 class PeerSession(Protocol):

@@ -26,6 +26,7 @@ from netsim.lab import netns
 
 COMMAND_TIMEOUT_S = 10.0
 CONNECT_TIMEOUT_S = 5.0
+SESSION_TIMEOUT_S = 30.0
 CLOSE_TIMEOUT_S = 2.0
 # Results are whole peer records (JSON strings of some 10-100 kB); leave room, but not unbounded.
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
@@ -107,10 +108,14 @@ class BidiSession:
 
     @classmethod
     async def connect(
-        cls, url: str, netns_name: str | None = None, timeout_s: float = CONNECT_TIMEOUT_S
+        cls,
+        url: str,
+        netns_name: str | None = None,
+        timeout_s: float = CONNECT_TIMEOUT_S,
+        session_timeout_s: float = SESSION_TIMEOUT_S,
     ) -> BidiSession:
-        """Connect to `url` (ws://127.0.0.1:PORT as Firefox prints it) from namespace `netns_name` and
-        start a session (session.new)."""
+        """Connect to `url` (ws://127.0.0.1:PORT as Firefox prints it) from namespace `netns_name` within
+        timeout_s and start a session (session.new) within session_timeout_s."""
         from urllib.parse import urlsplit
 
         from websockets.asyncio.client import connect
@@ -138,7 +143,8 @@ class BidiSession:
             raise BidiError(f"WebSocket handshake with {endpoint}: {one_line(exc)}") from exc
         session = cls(ws, endpoint)
         try:
-            result = await session.command("session.new", {"capabilities": {}}, timeout_s)
+            # A browser still starting up (a loaded machine) answers late: allow the session its own time.
+            result = await session.command("session.new", {"capabilities": {}}, session_timeout_s)
         except BidiError:
             await session.close()
             raise

@@ -112,6 +112,7 @@ class Browser:
 
     spec: BrowserSpec
     controller: Controller
+    stack: str = CHROMIUM
     profile: Path = field(init=False)
     pid: int | None = None
     version: str | None = None

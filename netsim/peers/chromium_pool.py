@@ -1,5 +1,7 @@
-"""The Chromium stack's adapter: the browsers of a run, one per (host namespace, mDNS, TURN trust), each
-closed when its last session ended; a session is one `netsimPeer(cfg)` in its browser's page."""
+"""The Chromium stack's adapter, and the pool of browsers every browser stack uses: the browsers of a run,
+one per (host namespace, options), each closed when its last session ended; a session is one
+`netsimPeer(cfg)` in its browser's page. The pool holds any `PooledBrowser` (Chromium here, Firefox in
+netsim.peers.firefox_pool)."""
 
 from __future__ import annotations
 
@@ -7,8 +9,8 @@ import concurrent.futures
 import contextlib
 import threading
 import time
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Hashable, Sequence
+from typing import Any, Protocol
 
 from netsim.peers.adapter import Bound, PeerPlace
 from netsim.peers.browser import CLOSE_TIMEOUT_S, LAUNCH_TIMEOUT_S, STOP_GRACE_S, page_origin, spki_pin
@@ -17,14 +19,30 @@ from netsim.peers.protocol import PeerConfig, failed_record
 from netsim.vocab import CHROMIUM
 
 
+class PooledBrowser(Protocol):
+    """What the pool needs of a browser: started once, many sessions in its page, closed or killed by pid."""
+
+    stack: str
+    crashed: str | None
+    refs: int
+    t_spawn: float
+    ready_s: float | None
+
+    async def ensure_started(self) -> None: ...
+    async def run_peer(self, cfg: PeerConfig) -> object: ...
+    async def stop_peer(self, user: str, reason: str) -> None: ...
+    async def close(self) -> None: ...
+    def kill(self) -> None: ...
+    def launch_figures(self) -> dict[str, Any]: ...
+
+
 class BrowserPeer:
     """One session running in a browser's page (adapter.PeerSession)."""
 
-    stack = CHROMIUM
-
-    def __init__(self, pool: Browsers, browser: Browser, cfg: PeerConfig) -> None:
+    def __init__(self, pool: Browsers, browser: PooledBrowser, cfg: PeerConfig) -> None:
         self.pool = pool
         self.browser = browser
+        self.stack = browser.stack
         self.cfg = cfg
         self.t_req = time.monotonic()
         self.future = pool.controller.submit(browser.run_peer(cfg))
@@ -51,7 +69,7 @@ class BrowserPeer:
         except concurrent.futures.TimeoutError:
             self.browser.crashed = self.browser.crashed or "browser hung (page did not answer)"
             self.browser.kill()
-            return failed_record(self.cfg, CHROMIUM, f"browser hung: no record within {timeout_s:g} s")
+            return failed_record(self.cfg, self.stack, f"browser hung: no record within {timeout_s:g} s")
 
     def _annotate(self, record: object) -> object:
         """The browser's launch figures (a record that is not an object is left for the session's check)."""
@@ -71,24 +89,32 @@ class BrowserPeer:
 
 
 class Browsers:
-    """The browsers of one controller, one per (namespace, options); each closed when its last peer ends."""
+    """The browsers of one controller, one per (namespace, options); each closed when its last peer ends.
+    `make(spec, controller)` makes a browser, `key(spec)` says which specs share one (Chromium's by
+    default)."""
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        make: Callable[[Any, Controller], PooledBrowser] = Browser,
+        key: Callable[[Any], Hashable] = lambda spec: (spec.netns, spec.hide_host, spec.trust_spki),
+    ) -> None:
         self.controller = Controller()
-        self.browsers: dict[tuple[str, bool, str | None], Browser] = {}
+        self.make = make
+        self.key = key
+        self.browsers: dict[Hashable, PooledBrowser] = {}
         self.closing: list[concurrent.futures.Future[Any]] = []
         self._lock = threading.Lock()
 
-    def _get(self, spec: BrowserSpec) -> Browser:
-        key = (spec.netns, spec.hide_host, spec.trust_spki)
+    def _get(self, spec: Any) -> PooledBrowser:
+        key = self.key(spec)
         with self._lock:
             b = self.browsers.get(key)
             if b is None or b.crashed:
-                b = self.browsers[key] = Browser(spec, self.controller)
+                b = self.browsers[key] = self.make(spec, self.controller)
                 self.controller.submit(b.ensure_started())
         return b
 
-    def start(self, specs: list[BrowserSpec]) -> None:
+    def start(self, specs: Sequence[Any]) -> None:
         """Start the browsers of these hosts at once and wait until they are ready (or have failed: their
         peers then end at once with the reason). Peers are spawned after this, so a browser's start-up
         never eats into the other side's connect deadline."""
@@ -97,19 +123,19 @@ class Browsers:
             with contextlib.suppress(Exception):
                 self.controller.submit(b.ensure_started()).result(LAUNCH_TIMEOUT_S + 5)
 
-    def browser(self, spec: BrowserSpec) -> Browser:
+    def browser(self, spec: Any) -> PooledBrowser:
         """The browser for this host and options (started in the background if new), with one more user."""
         b = self._get(spec)
         with self._lock:
             b.refs += 1
         return b
 
-    def spawn(self, spec: BrowserSpec, cfg: PeerConfig) -> BrowserPeer:
+    def spawn(self, spec: Any, cfg: PeerConfig) -> BrowserPeer:
         """Run one session in the browser of spec's host."""
         browser = self.browser(spec)
         return BrowserPeer(self, browser, cfg)
 
-    def release(self, browser: Browser) -> None:
+    def release(self, browser: PooledBrowser) -> None:
         with self._lock:
             browser.refs -= 1
             if browser.refs > 0:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from netsim.peers.adapter import Adapter, Bound, PeerPlace
 from netsim.peers.protocol import PeerConfig
-from netsim.vocab import AIORTC, CHROMIUM
+from netsim.vocab import AIORTC, CHROMIUM, FIREFOX
 
 if TYPE_CHECKING:
     from netsim.peers.launcher import ForkedPeer, Launcher
@@ -23,6 +23,10 @@ def make_adapter(stack: str, launcher: Launcher) -> Adapter:
         from netsim.peers.chromium_pool import ChromiumAdapter
 
         return ChromiumAdapter()
+    if stack == FIREFOX:
+        from netsim.peers.firefox import FirefoxAdapter
+
+        return FirefoxAdapter()
     raise ValueError(f"unknown peer stack {stack!r}")
 
 

@@ -42,6 +42,7 @@ class Versions(TypedDict):
     kernel: str
     python: str
     chromium: NotRequired[str]  # when a side was Chromium
+    firefox: NotRequired[str]  # when a side was Firefox: its exact version (prefs: the side's settings)
 
 
 class Expected(TypedDict):

@@ -27,6 +27,7 @@ from netsim.peers.launcher import Launcher
 from netsim.peers.protocol import IceServer, RawPeerRecord, accept_record
 from netsim.peers.stacks import peers_directory
 from netsim.records import SCHEMA_VERSION, LaunchFigures, NeedsRelayRun, ResultRecord, Versions
+from netsim.services.coturn import TURN_HOST
 from netsim.services.signaling import make_token
 from netsim.session import cpuwait, faults, keepalive, load
 from netsim.session.call import call_section
@@ -42,7 +43,7 @@ from netsim.session.verdict import (
     with_timelines,
 )
 from netsim.versions import versions
-from netsim.vocab import CHROMIUM, DIRECT_VERDICTS, FAILED, NO_TURN, SIDES
+from netsim.vocab import CHROMIUM, DIRECT_VERDICTS, FAILED, FIREFOX, NO_TURN, SIDES
 
 if TYPE_CHECKING:
     from netsim.lab.lab import Lab
@@ -65,8 +66,10 @@ def start_peers(
     stacks = {"a": opts.peer_a, "b": opts.peer_b}
     coturn = lab.coturn
     ca = coturn.ca_file if coturn is not None else None
+    names = ((TURN_HOST, coturn.ips[0]),) if coturn is not None else ()
     places = {
-        side: PeerPlace(lab.netns(hosts[side]), Path(lab.workdir), url, ca, opts.hide_host) for side in SIDES
+        side: PeerPlace(lab.netns(hosts[side]), Path(lab.workdir), url, ca, opts.hide_host, names)
+        for side in SIDES
     }
     for stack in set(stacks.values()):
         launcher.adapter(stack).prepare([places[side] for side in SIDES if stacks[side] == stack])
@@ -135,7 +138,7 @@ def run_session(lab: Lab, opts: SessionOptions, launcher: Launcher | None = None
             a, b = wait_peers(main, opts.deadline_s + WAIT_MARGIN_S + opts.hold_s)
         result, relay_side = verdict(a, b)
         down = faults.coturn_down(lab)  # before the relay-less run's wait: what the main run had
-        needs_relay, second = _needs_relay(result, opts, probe)
+        needs_relay, second = _needs_relay(result, opts, probe, (a, b))
     finally:
         waits = meter.stop()
         wall_s = round(time.monotonic() - t0, 3)
@@ -278,12 +281,14 @@ def _wait_connected(up_files: dict[str, Path], timeout_s: float) -> float | None
 
 
 def _with_browsers(base: Versions, a: RawPeerRecord, b: RawPeerRecord) -> Versions:
-    """Versions under test, with the browser's version when a side was Chromium (its launch flags stay in
-    the peer's record: they are launch settings, not versions)."""
+    """Versions under test, with the browser's exact version when a side was Chromium or Firefox (their
+    launch flags and prefs stay in the peer's record: they are launch settings, not versions)."""
     out = Versions(**base)
     for rec in (a, b):
         if rec["stack"] == CHROMIUM and rec["version"]:
             out["chromium"] = rec["version"]
+        if rec["stack"] == FIREFOX and rec["version"]:
+            out["firefox"] = rec["version"]
     return out
 
 
@@ -293,7 +298,10 @@ def relay_less(opts: SessionOptions) -> bool:
 
 
 def _needs_relay(
-    result: str, opts: SessionOptions, probe: dict[str, PeerSession] | None
+    result: str,
+    opts: SessionOptions,
+    probe: dict[str, PeerSession] | None,
+    main: tuple[RawPeerRecord, RawPeerRecord],
 ) -> tuple[bool | None, NeedsRelayRun | None]:
     """(needs_relay, summary of the relay-less run or None when it was not needed)."""
     if result in DIRECT_VERDICTS:
@@ -301,7 +309,8 @@ def _needs_relay(
             wait_peers(probe, 0)  # the main run answered the question: end the probe now
         return False, None
     if relay_less(opts):
-        return result == FAILED, None
+        # A run that never negotiated (a peer did not start) says nothing about ICE.
+        return (result == FAILED if all(negotiated(p) for p in main) else None), None
     if probe is None:
         return None, None
     a, b = wait_peers(probe, opts.deadline_s + WAIT_MARGIN_S)
