@@ -27,6 +27,8 @@ class Channel(Protocol):
 
     def on(self, event: str, f: Callable[..., Any]) -> Any: ...
 
+    def once(self, event: str, f: Callable[..., Any]) -> Any: ...
+
 
 class Echo:
     """Pings, pongs and `done` on the current channel; a replaced channel's events are ignored.
@@ -90,7 +92,13 @@ class Echo:
     def _on_message(self, channel: Channel, raw: Any) -> None:
         msg = json.loads(raw)
         if msg["t"] == "ping":
-            channel.send(json.dumps({"t": "pong", "seq": msg["seq"], "ts": msg["ts"]}))
+            pong = json.dumps({"t": "pong", "seq": msg["seq"], "ts": msg["ts"]})
+            if channel.readyState == "open":
+                channel.send(pong)
+            else:
+                # Firefox sends its first message before the DCEP ACK that opens the channel we created
+                # (same stream, ordered); aiortc refuses to send until then, so the pong waits for it.
+                channel.once("open", lambda: channel.send(pong))
         elif msg["t"] == "pong":
             fut = self.pongs.get(msg["seq"])
             if fut is not None and not fut.done():

@@ -22,8 +22,15 @@ class Channel:
         self.handlers.setdefault(event, []).append(f)
         return f
 
+    def once(self, event: str, f: Callable[..., Any]) -> Callable[..., Any]:
+        def one(*args: Any) -> None:
+            self.handlers[event].remove(one)
+            f(*args)
+
+        return self.on(event, one)
+
     def emit(self, event: str, *args: Any) -> None:
-        for f in self.handlers.get(event, []):
+        for f in list(self.handlers.get(event, [])):
             f(*args)
 
     def open(self) -> None:
@@ -31,6 +38,8 @@ class Channel:
         self.emit("open")
 
     def send(self, data: str) -> None:
+        if self.readyState != "open":
+            raise RuntimeError("InvalidStateError")  # as aiortc's RTCDataChannel.send
         self.sent.append(json.loads(data))
         if self.deliver and self.other is not None:
             asyncio.get_running_loop().call_soon(self.other.emit, "message", data)

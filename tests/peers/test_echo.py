@@ -107,3 +107,20 @@ def test_the_channel_opens_once() -> None:
         return len(calls)
 
     assert asyncio.run(main()) == 1
+
+
+def test_a_ping_before_our_channel_opens_is_answered_once_it_opens() -> None:
+    """Firefox sends its first ping before the DCEP ACK that opens the channel aiortc created: the pong
+    waits for the open instead of failing the send (which took aiortc's whole DTLS transport down)."""
+
+    async def main() -> _Channel:
+        echo = _echo(Trace(), on_open=lambda: False)
+        ours = _Channel()  # created by our offer, waiting for the remote's ACK
+        echo.attach(ours)
+        ours.emit("message", json.dumps({"t": "ping", "seq": 0, "ts": 1.5}))
+        assert ours.sent == []
+        ours.open()  # the ACK arrives right behind the ping
+        return ours
+
+    ours = asyncio.run(main())
+    assert ours.sent == [{"t": "pong", "seq": 0, "ts": 1.5}]
