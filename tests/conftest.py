@@ -107,3 +107,16 @@ def require_chromium() -> str:
         return chromium_binary()
     except ChromiumError as exc:
         pytest.fail(f"{exc}; .ci/setup installs it", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def require_firefox() -> str:
+    """Firefox (and certutil) are part of the set-up (.ci/setup): missing, the Firefox tests fail with this
+    message."""
+    from netsim.peers.firefox_launch import FirefoxError, certutil, firefox_binary
+
+    try:
+        certutil()
+        return firefox_binary()
+    except FirefoxError as exc:
+        pytest.fail(f"{exc}; .ci/setup installs it", pytrace=False)

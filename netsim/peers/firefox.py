@@ -160,9 +160,12 @@ class FirefoxBrowser:
                 )
             finally:
                 watch.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watch
             record: object = json.loads(raw)
         except Exception as exc:
-            why = self.exited() or self.crashed or f"firefox: {one_line(exc)}"
+            self.crashed = self.crashed or self.exited()  # the pool replaces a browser that died
+            why = self.crashed or f"firefox: {one_line(exc)}"
             return failed_record(cfg, FIREFOX, why)
         if isinstance(record, dict):
             record.update(stack=FIREFOX, version=self.version, settings=self.settings())

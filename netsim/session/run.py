@@ -62,15 +62,10 @@ def start_peers(
     ready before any config is made, so their start-up never eats a connect deadline. `up_files` (filled
     per side): where each peer says it connected, for a held call."""
     users = user_names()
-    hosts = {"a": opts.host_a, "b": opts.host_b}
     stacks = {"a": opts.peer_a, "b": opts.peer_b}
     coturn = lab.coturn
     ca = coturn.ca_file if coturn is not None else None
-    names = ((TURN_HOST, coturn.ips[0]),) if coturn is not None else ()
-    places = {
-        side: PeerPlace(lab.netns(hosts[side]), Path(lab.workdir), url, ca, opts.hide_host, names)
-        for side in SIDES
-    }
+    places = peer_places(lab, url, opts)
     for stack in set(stacks.values()):
         launcher.adapter(stack).prepare([places[side] for side in SIDES if stacks[side] == stack])
     if up_files is not None:
@@ -91,6 +86,18 @@ def start_peers(
         connected_files=up_files,
     )
     return {side: launcher.adapter(stacks[side]).open(places[side]).run(cfgs[side]) for side in SIDES}
+
+
+def peer_places(lab: Lab, url: str, opts: SessionOptions) -> dict[str, PeerPlace]:
+    """Where each side's peer runs: its host's namespace, the lab's directory, signaling, CA and names."""
+    coturn = lab.coturn
+    ca = coturn.ca_file if coturn is not None else None
+    names = ((TURN_HOST, coturn.ips[0]),) if coturn is not None else ()
+    hosts = {"a": opts.host_a, "b": opts.host_b}
+    return {
+        side: PeerPlace(lab.netns(hosts[side]), Path(lab.workdir), url, ca, opts.hide_host, names)
+        for side in SIDES
+    }
 
 
 def wait_peers(procs: dict[str, PeerSession], timeout_s: float) -> tuple[RawPeerRecord, RawPeerRecord]:
