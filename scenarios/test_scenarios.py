@@ -11,14 +11,17 @@ from netsim import runfiles
 from netsim.suite.catalog import catalog
 from netsim.suite.runner import run_one
 from netsim.suite.scenario import Scenario
-from netsim.vocab import CHROMIUM
+from netsim.vocab import CHROMIUM, FIREFOX
 
 CATALOG = catalog(Path(__file__).resolve().parent)
 
 
 def _marks(scn: Scenario) -> list[pytest.MarkDecorator]:
-    """`-m "not chromium"` selects the aiortc groups, `-m chromium` the browser ones."""
+    """`-m "not chromium"` selects the aiortc groups, `-m chromium` the Chromium ones, `-m firefox` the
+    Firefox ones (with Chromium too): those are deselected by default (pyproject.toml's addopts)."""
     stacks = {scn.options.peer_a, scn.options.peer_b}
+    if FIREFOX in stacks:
+        return [pytest.mark.firefox]
     return [pytest.mark.chromium] if CHROMIUM in stacks else [pytest.mark.aiortc]
 
 

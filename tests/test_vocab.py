@@ -30,6 +30,7 @@ VOCABULARY: frozenset[str | int] = frozenset(
 # (file, value): why that spelling is not the vocabulary's word.
 ALLOWED = {
     ("peers/browser.py", "chromium"): "the browser binary's name on PATH",
+    ("peers/firefox_launch.py", "firefox"): "the browser binary's name on PATH",
     ("peers/echo.py", "open"): "a data channel's readyState and event",
     ("peers/hold.py", "open"): "a data channel's readyState",
     ("results/report_run.py", "aiortc"): "a Python package's name (versions)",

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from netsim.cli.common import EXIT_MISMATCH, EXIT_OK, print_json
-from netsim.vocab import CHROMIUM
+from netsim.vocab import CHROMIUM, FIREFOX
 
 APT = "apt-get install"
 VERSION_TIMEOUT_S = 20.0  # chromium --version on a loaded machine takes a few seconds
@@ -31,7 +31,7 @@ class Check:
 
 def add_parsers(sub: Any) -> None:
     doctor = sub.add_parser(
-        "doctor", help="what this machine supports (delay backend, chromium, coturn, ...)"
+        "doctor", help="what this machine supports (delay backend, chromium, firefox, coturn, ...)"
     )
     doctor.add_argument("--json", action="store_true", help="the checks as a JSON list")
     doctor.set_defaults(func=cmd_doctor)
@@ -69,6 +69,7 @@ def run_checks() -> list[Check]:
         _coturn(),
         _tool("turnutils_natdiscovery", "coturn", "turnutils_natdiscovery", None),
         _chromium(),
+        _firefox(),
         _python_package("playwright", "pip install playwright (part of netsim's dependencies)"),
     ]
     return checks
@@ -140,6 +141,25 @@ def _chromium() -> Check:
     if version is None:
         return Check(CHROMIUM, False, f"{path} did not say its version", "check the binary runs headless")
     return Check(CHROMIUM, True, f"{version} ({path})")
+
+
+def _firefox() -> Check:
+    """Firefox (the nICEr stack) and certutil, which puts the lab CA into each browser's profile."""
+    from netsim.peers.firefox_launch import ENV_BINARY, FirefoxError, certutil, firefox_binary
+
+    try:
+        path = firefox_binary()
+    except FirefoxError as e:
+        fix = f"{APT} firefox-esr, or set {ENV_BINARY} to a Firefox executable (Firefox peers only)"
+        return Check(FIREFOX, False, str(e).split(" (")[0], fix)
+    version = _version([path, "--version"])
+    if version is None:
+        return Check(FIREFOX, False, f"{path} did not say its version", "check the binary runs headless")
+    try:
+        tool = certutil()
+    except FirefoxError:
+        return Check(FIREFOX, False, f"{version} ({path}) but certutil not found", f"{APT} libnss3-tools")
+    return Check(FIREFOX, True, f"{version} ({path}; certutil {tool})")
 
 
 def _python_package(name: str, fix: str) -> Check:

@@ -21,7 +21,7 @@ from netsim.cli.common import (
     retries_arg,
     stacks,
 )
-from netsim.vocab import DIRECT_VERDICTS, NAT_KINDS, RELAY, TURN_CHOICES, UDP
+from netsim.vocab import BROWSERS, DIRECT_VERDICTS, NAT_KINDS, RELAY, TURN_CHOICES, UDP
 
 DEFAULT_MIX = "residential"  # cited (docs/population.md); the invented mix is never a default
 REPORTS_ENV = "NETSIM_REPORTS"
@@ -95,6 +95,9 @@ def add_parsers(sub: Any) -> None:
     )
     pop.add_argument("--seed", type=int, default=1)
     pop.add_argument("--turn", choices=TURN_CHOICES, default=UDP)
+    pop.add_argument(
+        "--peers", default="aiortc,aiortc", type=stacks, help="the stacks of a and b (default aiortc,aiortc)"
+    )
     pop.set_defaults(func=cmd_population)
     rerun = sub.add_parser("rerun", parents=[common], help="run one session of a run again, from its record")
     rerun.add_argument("run_dir", metavar="RUN_DIR", type=Path, help="run directory, e.g. reports/<run-id>")
@@ -228,9 +231,15 @@ def cmd_population(args: argparse.Namespace) -> int:
     for given in (mix_file, mix_b_file):
         if given is not None:
             print(f"mix {given.name!r}" + (f": {given.note}" if given.note else ""))
+    browsers = [s for s in args.peers if s in BROWSERS]
+    if args.concurrent is not None and browsers:
+        raise InputError(
+            f"--concurrent: {browsers[0]} peers start a browser each (~0.4 GiB, seconds of CPU): run them "
+            "with -j (a lab per pair), or --concurrent with aiortc peers"
+        )
     est = _estimate_for(args.matrix, mix_file, mix_b_file)  # before the run: a bad matrix fails fast
     names = (mix_file.name if mix_file else None, mix_b_file.name if mix_b_file else None)
-    scenarios = population(args.size, mix, args.seed, args.turn, mix_b=mix_b, names=names)
+    scenarios = population(args.size, mix, args.seed, args.turn, mix_b=mix_b, names=names, peers=args.peers)
     run = _run_crowd if args.concurrent is not None else _run_in
     code, directory = run(scenarios, args)
     if directory is not None:

@@ -19,6 +19,7 @@ from netsim.suite.scenario import Scenario, default_options, file_scenarios
 from netsim.vocab import (
     AIORTC,
     CHROMIUM,
+    FIREFOX,
     FULL_CONE,
     MATRIX_NOTURN,
     MATRIX_TURN,
@@ -69,6 +70,19 @@ def browser_matrices() -> list[Scenario]:
         *matrix(NO_TURN, peer_a=CHROMIUM, peer_b=CHROMIUM),
         *matrix(UDP, peer_a=CHROMIUM, peer_b=AIORTC),
         *matrix(UDP, peer_a=AIORTC, peer_b=CHROMIUM),
+    ]
+
+
+def firefox_matrices() -> list[Scenario]:
+    """Firefox (nICEr) x Firefox with TURN and without, and Firefox against Chromium and aiortc in both
+    orders with TURN (deselected by default: a Firefox costs ~2 s and ~0.4 GiB; `-m firefox` runs them)."""
+    return [
+        *matrix(UDP, peer_a=FIREFOX, peer_b=FIREFOX),
+        *matrix(NO_TURN, peer_a=FIREFOX, peer_b=FIREFOX),
+        *matrix(UDP, peer_a=FIREFOX, peer_b=CHROMIUM),
+        *matrix(UDP, peer_a=CHROMIUM, peer_b=FIREFOX),
+        *matrix(UDP, peer_a=FIREFOX, peer_b=AIORTC),
+        *matrix(UDP, peer_a=AIORTC, peer_b=FIREFOX),
     ]
 
 
@@ -127,6 +141,7 @@ def catalog(directory: Path) -> list[Scenario]:
     return [
         *firewall(),
         *browser_matrices(),
+        *firefox_matrices(),
         *matrix(UDP),
         *matrix(NO_TURN),
         *file_scenarios(directory),
@@ -160,9 +175,11 @@ def population(
     turn: Turn = UDP,
     mix_b: dict[str, float] | None = None,
     names: tuple[str | None, str | None] = (None, None),
+    peers: tuple[Stack, Stack] = (AIORTC, AIORTC),
 ) -> list[Scenario]:
     """`size` pairings whose two NAT kinds are drawn independently from `mix` (kind -> weight; the callee's
-    from `mix_b` when given). Kinds are those of mix files: the matrix kinds, udp-blocked, HOME+cgn-CGN."""
+    from `mix_b` when given), with `peers` as the stacks of a and b. Kinds are those of mix files: the
+    matrix kinds, udp-blocked, HOME+cgn-CGN."""
     for kind, weight in [*mix.items(), *(mix_b or {}).items()]:
         try:
             split_kind(kind)
@@ -182,7 +199,7 @@ def population(
     for i in range(size):
         a = rng.choices(list(mix), list(mix.values()))[0]
         b = rng.choices(list(callee), list(callee.values()))[0]
-        cell = mix_pairing(a, b, turn=turn)
+        cell = mix_pairing(a, b, turn=turn, peer_a=peers[0], peer_b=peers[1])
         scn = dataclasses.replace(cell, id=f"{POPULATION}/{i:04d}__{a}__{b}", group=POPULATION)
         draw: PopulationDraw = {"seed": seed, "mix": dict(mix), "size": size, "index": i}
         if mix_b is not None:

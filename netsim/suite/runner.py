@@ -19,15 +19,16 @@ from netsim.suite.expectations import Expectation, MissingExpectation, expectati
 from netsim.suite.experiment import experiment
 from netsim.suite.progress import RunProgress
 from netsim.suite.scenario import Scenario
-from netsim.vocab import CHROMIUM, INCONCLUSIVE, PASSED, UNCHECKED, VIOLATED
+from netsim.vocab import BROWSERS, CHROMIUM, FIREFOX, INCONCLUSIVE, PASSED, UNCHECKED, VIOLATED
 
 if TYPE_CHECKING:
     from netsim.peers.launcher import Launcher
 
 # Scheduling estimates (bench/suite.py --phases): a session's lab, services, peers, connect and teardown on
-# an idle 2-core machine, and what each Chromium side adds (browser start and its slower close).
+# an idle 2-core machine, and what each browser side adds (its start and its slower close): Chromium's
+# measured so; Firefox's from bench/browser.py (spawn to signed in ~2.3 s, browser.close to exit ~0.7 s).
 SESSION_S = 0.8
-BROWSER_S = 1.5
+BROWSER_S = {CHROMIUM: 1.5, FIREFOX: 3.0}
 DEFAULT_RETRIES = 2  # runs of an inconclusive session beyond its first (--retries)
 
 
@@ -220,13 +221,13 @@ Task = tuple[Scenario, int]  # a scenario and its repeat index
 def expected_seconds(scn: Scenario, expected: Expectation | None) -> float:
     """About how long the scenario's session takes, to start the longest first: a pairing that needs a
     relay or fails waits out the whole connect deadline (its relay-less or main run fails only then; with
-    no expectation, assume it does), a held call its hold, a Chromium side its browser."""
+    no expectation, assume it does), a held call its hold, a browser side its browser."""
     opts = scn.options
     fails = (
         expected is None or not expected.connect or (opts.needs_relay and expected.needs_relay is not False)
     )
-    browsers = (opts.peer_a == CHROMIUM) + (opts.peer_b == CHROMIUM)
-    return SESSION_S + (opts.deadline_s if fails else 0.0) + opts.hold_s + BROWSER_S * browsers
+    browsers = sum(BROWSER_S.get(stack, 0.0) for stack in (opts.peer_a, opts.peer_b))
+    return SESSION_S + (opts.deadline_s if fails else 0.0) + opts.hold_s + browsers
 
 
 def schedule(scenarios: list[Scenario], repeats: int, table: dict[str, Any] | None = None) -> list[Task]:
@@ -238,9 +239,9 @@ def schedule(scenarios: list[Scenario], repeats: int, table: dict[str, Any] | No
 
 
 def browsers(task: Task) -> int:
-    """Browsers a task's session starts (0 for aiortc on both sides)."""
+    """Browsers a task's session starts (Chromium or Firefox sides; 0 for aiortc on both sides)."""
     opts = task[0].options
-    return (opts.peer_a == CHROMIUM) + (opts.peer_b == CHROMIUM)
+    return (opts.peer_a in BROWSERS) + (opts.peer_b in BROWSERS)
 
 
 def run_task(task: Task, env: tuple[Launcher, RunContext]) -> Done | tuple[str, str]:

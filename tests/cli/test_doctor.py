@@ -22,6 +22,7 @@ ITEMS = (
     "coturn",
     "turnutils_natdiscovery",
     "chromium",
+    "firefox",
 )
 
 
@@ -60,7 +61,8 @@ def test_doctor_on_this_machine() -> None:
 
 @pytest.mark.root
 def test_a_missing_tool_and_browser_exit_1_with_how_to_install(tmp_path: Path) -> None:
-    """PATH without conntrack and NETSIM_CHROMIUM naming nothing: both MISSING, each with its fix."""
+    """PATH without conntrack and NETSIM_CHROMIUM and NETSIM_FIREFOX naming nothing: all MISSING, each with
+    its fix."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     for directory in ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"):
@@ -70,11 +72,17 @@ def test_a_missing_tool_and_browser_exit_1_with_how_to_install(tmp_path: Path) -
             link = bin_dir / name
             if name != "conntrack" and not link.exists() and not link.is_symlink():
                 link.symlink_to(os.path.join(directory, name))
-    env = {**os.environ, "PATH": str(bin_dir), "NETSIM_CHROMIUM": str(tmp_path / "no-chromium")}
+    env = {
+        **os.environ,
+        "PATH": str(bin_dir),
+        "NETSIM_CHROMIUM": str(tmp_path / "no-chromium"),
+        "NETSIM_FIREFOX": str(tmp_path / "no-firefox"),
+    }
     done = _doctor(env=env)
     assert done.returncode == 1, done.stdout + done.stderr
     lines = {line.split()[1]: line for line in done.stdout.splitlines() if line.startswith("MISSING")}
-    assert set(lines) == {"conntrack", "chromium"}, done.stdout
+    assert set(lines) == {"conntrack", "chromium", "firefox"}, done.stdout
     assert "apt-get install conntrack" in lines["conntrack"]
     assert "NETSIM_CHROMIUM" in lines["chromium"] and "apt-get install chromium" in lines["chromium"]
-    assert done.stdout.splitlines()[-1] == "missing: conntrack, chromium"
+    assert "NETSIM_FIREFOX" in lines["firefox"] and "apt-get install firefox-esr" in lines["firefox"]
+    assert done.stdout.splitlines()[-1] == "missing: conntrack, chromium, firefox"

@@ -145,3 +145,24 @@ def test_pair_defaults_to_the_home_router_nat_as_up_does() -> None:
     assert (args.nat_a, args.nat_b) == ("port-restricted-cone",) * 2
     assert build_parser().parse_args(["up"]).nat_a == args.nat_a
     assert build_parser().parse_args(["pair", "--nat-b", "symmetric"]).nat_b == "symmetric"
+
+
+def test_population_with_browser_peers_refuses_concurrent(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Hundreds of browsers in one lab would take the machine's memory: one line, nothing built."""
+    argv = ["population", "--peers", "firefox,aiortc", "--concurrent", "10", "--reports", str(tmp_path)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("netsim: error: --concurrent: firefox peers start a browser each")
+    assert err.count("\n") == 1
+    assert not any(tmp_path.iterdir())
+
+
+def test_population_takes_the_stacks_of_a_and_b() -> None:
+    from netsim.suite.catalog import population
+
+    scenarios = population(4, {"full-cone": 1.0, "symmetric": 1.0}, seed=2, peers=("firefox", "chromium"))
+    assert {(s.options.peer_a, s.options.peer_b) for s in scenarios} == {("firefox", "chromium")}
+    args = build_parser().parse_args(["population", "--peers", "firefox,aiortc"])
+    assert args.peers == ("firefox", "aiortc")

@@ -16,7 +16,7 @@ SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 def test_catalog_groups_and_counts() -> None:
     cat = catalog(SCENARIOS)
     ids = [s.id for s in cat]
-    assert len(ids) == len(set(ids)) == 172
+    assert len(ids) == len(set(ids)) == 172 + 150  # the Firefox groups: 150, deselected by default
     assert Counter(s.group for s in cat) == {
         "firewall": 4,
         "matrix-turn": 25,
@@ -25,6 +25,12 @@ def test_catalog_groups_and_counts() -> None:
         "matrix-noturn-chromium": 25,
         "matrix-turn-chromium-aiortc": 25,
         "matrix-turn-aiortc-chromium": 25,
+        "matrix-turn-firefox": 25,
+        "matrix-noturn-firefox": 25,
+        "matrix-turn-firefox-chromium": 25,
+        "matrix-turn-chromium-firefox": 25,
+        "matrix-turn-firefox-aiortc": 25,
+        "matrix-turn-aiortc-firefox": 25,
         "double-nat": 2,
         "hairpin": 2,
         "lan": 1,
@@ -41,6 +47,9 @@ def test_catalog_groups_and_counts() -> None:
     )
     assert stacks["matrix-turn-chromium-aiortc"] == ("chromium", "aiortc")
     assert stacks["matrix-turn-aiortc-chromium"] == ("aiortc", "chromium")
+    assert stacks["matrix-noturn-firefox"] == ("firefox",) * 2
+    assert stacks["matrix-turn-chromium-firefox"] == ("chromium", "firefox")
+    assert stacks["matrix-turn-firefox-aiortc"] == ("firefox", "aiortc")
     assert {s.options.turn for s in cat if s.group == "firewall"} == {"tcp", "tls"}
     assert {s.options.glare_first for s in cat if s.options.glare} == {"a", "b"}
     assert cat[0].group == "firewall"  # the slowest first, so xdist workers finish together

@@ -8,7 +8,7 @@ from netsim.suite.catalog import firewall, matrix, pairing
 from netsim.suite.expectations import Expectation, load_expectations
 from netsim.suite.runner import BROWSER_S, SESSION_S, expectation_or_none, expected_seconds, schedule
 from netsim.suite.scenario import Scenario
-from netsim.vocab import CHROMIUM, NO_TURN
+from netsim.vocab import AIORTC, CHROMIUM, FIREFOX, NO_TURN
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 TABLE = load_expectations(SCENARIOS / "expected.toml")
@@ -41,7 +41,10 @@ def test_a_pairing_that_fails_waits_its_deadline_even_without_the_relay_less_run
 
 def test_browsers_holds_and_unknown_expectations_add_up() -> None:
     chromium = pairing("x/c", "x", "open", "open", peer_a=CHROMIUM, peer_b=CHROMIUM)
-    assert expected_seconds(chromium, Expectation(False)) == SESSION_S + 2 * BROWSER_S
+    assert expected_seconds(chromium, Expectation(False)) == SESSION_S + 2 * BROWSER_S[CHROMIUM]
+    mixed = pairing("x/f", "x", "open", "open", peer_a=FIREFOX, peer_b=AIORTC)
+    assert expected_seconds(mixed, Expectation(False)) == SESSION_S + BROWSER_S[FIREFOX]
+    assert BROWSER_S[FIREFOX] > BROWSER_S[CHROMIUM]  # a Firefox starts and closes slower
     held = pairing("x/h", "x", "open", "open", hold_s=30)
     assert expected_seconds(held, Expectation(False)) == SESSION_S + 30
     assert expected_seconds(held, None) == SESSION_S + 30 + 3.0  # unknown: assume it waits
