@@ -27,6 +27,7 @@ from netsim.results.sessions import (
     session_id,
     session_view,
 )
+from netsim.results.stacks import stack_comparison
 from netsim.vocab import AIORTC, CALL_OUTCOMES, MATRIX_GROUPS, MATRIX_TURN
 
 TEMPLATE = "report.html.j2"
@@ -182,6 +183,7 @@ def report_context(run_dir: Path, records: Sequence[ResultRecord]) -> dict[str, 
         "shares": _share_rows(summary),
         "groups": _group_rows(records),
         "stacks": _stack_rows(records),
+        "comparison": stack_comparison(records),
         "calls": _call_rows(records),
         "chart": connect_time_chart(records),
         "sessions": [session_view(run_dir, i, r) for i, r in enumerate(records)],
