@@ -1,43 +1,106 @@
-"""Benchmark: the Chromium peer's costs beside the aiortc peer's, measured in the same run. Needs root.
+"""Benchmark: the browser peers' costs beside the aiortc peer's, measured in the same run. Needs root.
 
-- spawn to signed in: a browser's launch (Playwright through the namespace wrapper) to its first peer's
-  welcome from the signaling server (target <= 0.5 s median); the Playwright driver's own start, once per
-  process, is printed apart.
-- memory per instance: PSS (/proc/<pid>/smaps_rollup) over each browser's process tree, with the page loaded
-  and a session just finished; the Playwright driver's PSS apart.
+- spawn to signed in: a browser's launch to its first peer's welcome from the signaling server (Chromium
+  target <= 0.5 s median, Firefox <= 3.5 s); the Playwright driver's own start, once per process, apart.
+- memory per browser: PSS and USS (/proc/<pid>/smaps_rollup) over its whole process tree, one browser of
+  each kind running alone (its page loaded, one session just finished), measured by the same code in the
+  same run; Firefox's PSS must be <= 1.5x Chromium's (with its lean prefs).
 - session time by verdict: peer request to first echo (the later side), and offer to the settled pair, for
-  chromium x chromium and aiortc x aiortc in the same labs.
+  each stack pairing in the same labs.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from netsim.lab.lab import Lab
 from netsim.lab.topology import standard_topology
 from netsim.peers import browser
-from netsim.peers.adapter import PeerPlace
 from netsim.peers.browser import page_directory
-from netsim.peers.chromium_pool import Browsers, ChromiumAdapter, browser_spec
+from netsim.peers.chromium_pool import browser_spec
+from netsim.peers.firefox import firefox_spec
 from netsim.peers.launcher import Launcher
 from netsim.session.options import SessionOptions
-from netsim.session.run import run_session, start_peers, wait_peers
+from netsim.session.run import peer_places, run_session
+from netsim.session.verdict import winner
 
-TARGET_SPAWN_S = 0.5
+TARGET_SPAWN_S = {"chromium": 0.5, "firefox": 3.5}
+TARGET_PSS_RATIO = 1.5  # Firefox's PSS over Chromium's
+BROWSER_STACKS = ("chromium", "firefox")
 PAIRINGS = [
     ("open", "open", "udp"),  # direct-host
     ("port-restricted-cone", "port-restricted-cone", "udp"),  # direct
     ("full-cone", "symmetric", "udp"),  # direct (prflx)
     ("port-restricted-cone", "symmetric", "udp"),  # relay (needed)
 ]
-STACKS = [("aiortc", "aiortc"), ("chromium", "chromium")]
+STACKS = [("aiortc", "aiortc"), ("chromium", "chromium"), ("firefox", "firefox")]
+
+
+def memory_kib(pids: list[int]) -> tuple[int, int]:
+    """(PSS, USS) of these processes, KiB: USS is what they alone hold (private clean + dirty)."""
+    pss = browser.pss_kib(pids)
+    uss = 0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                if line.startswith(("Private_Clean:", "Private_Dirty:")):
+                    uss += int(line.split()[1])
+    return pss, uss
+
+
+def _options(**kwargs: Any) -> SessionOptions:
+    """A session without the relay-less run, with a deadline generous under load."""
+    return SessionOptions(needs_relay=False, deadline_s=8.0, **kwargs)
+
+
+def _spec(stack: str, place: Any) -> Any:
+    return firefox_spec(place) if stack == "firefox" else browser_spec(place)
+
+
+@contextlib.contextmanager
+def held(launcher: Launcher, lab: Lab, stacks: tuple[str, ...], hosts: str = "ab") -> Iterator[list[Any]]:
+    """The browsers of these stacks on these hosts, started at once and held for the block."""
+    places = peer_places(lab, lab.start_signaling(static_dir=page_directory()), SessionOptions())
+    out: list[tuple[Any, Any]] = []
+    try:
+        for stack in stacks:
+            pool = launcher.adapter(stack).pool  # type: ignore[attr-defined]
+            specs = [_spec(stack, places[h]) for h in hosts]
+            pool.start(specs)
+            out += [(pool, pool.browser(spec)) for spec in specs]
+        yield [b for _, b in out]
+    finally:
+        for pool, b in out:
+            pool.release(b)
+
+
+def alone(launcher: Launcher, stack: str, repeat: int, out: dict[str, Any]) -> None:
+    """One browser of `stack` alone in a lab (host a; b is an aiortc peer): spawn to signed in, memory."""
+    for _ in range(repeat):
+        with (
+            Lab(standard_topology("full-cone", "full-cone")) as lab,
+            held(launcher, lab, (stack,), "a") as (b,),
+        ):
+            opts = _options(peer_a=stack, peer_b="aiortc", turn="none")
+            rec = run_session(lab, opts, launcher=launcher)
+            launch: dict[str, Any] = dict(rec["a"]["launch"] or {})
+            signed_in = launch.get("signed_in_ms")
+            if b.ready_s is not None and signed_in is not None:
+                out["spawn_to_signed_in_s"][stack].append(b.ready_s + signed_in / 1000)
+            tree = browser.process_tree(b.pid or 0)
+            pss, uss = memory_kib(tree)
+            out["memory"][stack].append(
+                {"pss_mib": pss / 1024, "uss_mib": uss / 1024, "processes": len(tree)}
+            )
 
 
 def _driver_pss_kib() -> int:
@@ -50,78 +113,36 @@ def _driver_pss_kib() -> int:
     return browser.pss_kib(pids)
 
 
-def _pool(launcher: Launcher) -> Browsers:
-    """The Chromium adapter's browsers (started ahead, held for a whole lab)."""
-    adapter = launcher.adapter("chromium")
-    assert isinstance(adapter, ChromiumAdapter)
-    return adapter.pool
-
-
-def _one_lab(nat_a: str, nat_b: str, turn: str, repeat: int, launcher: Launcher, out: dict[str, Any]) -> None:
-    with Lab(standard_topology(nat_a, nat_b)) as lab:
-        url = lab.start_signaling(static_dir=page_directory())
-        ca = lab.coturn.ca_file if lab.coturn is not None else None
-        pool = _pool(launcher)
-        specs = [browser_spec(PeerPlace(lab.netns(h), Path(lab.workdir), url, ca, False)) for h in "ab"]
-        # Spawn to signed in: each browser's own launch, then one peer signing in (no session).
-        t0 = time.monotonic()
-        pool.start(specs)
-        out["both_ready_s"].append(time.monotonic() - t0)
-        held = [pool.browser(spec) for spec in specs]
-        try:
-            for b in held:
-                out["pss_mib"].append(browser.pss_kib(browser.process_tree(b.pid or 0)) / 1024)
+def sessions(launcher: Launcher, repeat: int, out: dict[str, Any]) -> None:
+    """Every stack pairing in the same labs, both hosts' browsers held for the lab."""
+    for nat_a, nat_b, turn in PAIRINGS:
+        with Lab(standard_topology(nat_a, nat_b)) as lab, held(launcher, lab, BROWSER_STACKS):
             for peer_a, peer_b in STACKS:
                 for _ in range(repeat):
-                    opts = SessionOptions(
-                        peer_a=peer_a, peer_b=peer_b, turn=turn, needs_relay=False, deadline_s=8.0
-                    )  # type: ignore[arg-type]
-                    if peer_a == "chromium" and not out["signed_in_sampled"].get(lab.id):
-                        _sample_sign_in(lab, launcher, url, opts, held, out)
+                    opts = _options(peer_a=peer_a, peer_b=peer_b, turn=turn)
                     rec = run_session(lab, opts, launcher=launcher)
-                    key = f"{peer_a} x {peer_b}"
                     first = rec["launch"]["start_to_first_echo_s"]
-                    settled = rec["settled_s"]
+                    settled = winner(rec["a"], rec["b"])["settled_s"]  # type: ignore[arg-type]
+                    key = f"{peer_a} x {peer_b}"
                     out["sessions"].append((nat_a, nat_b, key, rec["verdict"], first, settled))
-            for b in held:
-                out["pss_after_mib"].append(browser.pss_kib(browser.process_tree(b.pid or 0)) / 1024)
-        finally:
-            for b in held:
-                pool.release(b)
-
-
-def _sample_sign_in(
-    lab: Lab, launcher: Launcher, url: str, opts: SessionOptions, held: list[Any], out: dict[str, Any]
-) -> None:
-    """Spawn to signed in for this lab's fresh browsers: launch (ready_s) plus the first peer's sign-in."""
-    procs = start_peers(lab, launcher, url, opts.replace(deadline_s=3.0, turn="none"))
-    a, b = wait_peers(procs, 8.0)
-    for rec, held_browser in zip((a, b), held, strict=True):
-        signed_in = (rec.get("launch") or {}).get("signed_in_ms")
-        if held_browser.ready_s is not None and signed_in is not None:
-            out["spawn_to_signed_in_s"].append(held_browser.ready_s + signed_in / 1000)
-    out["signed_in_sampled"][lab.id] = True
 
 
 def run(repeat: int) -> dict[str, Any]:
     out: dict[str, Any] = {
-        "both_ready_s": [],
-        "spawn_to_signed_in_s": [],
-        "pss_mib": [],
-        "pss_after_mib": [],
+        "spawn_to_signed_in_s": {s: [] for s in BROWSER_STACKS},
+        "memory": {s: [] for s in BROWSER_STACKS},
         "sessions": [],
-        "signed_in_sampled": {},
     }
     with Launcher() as launcher:
         launcher.wait_ready()
-        pool = _pool(launcher)
+        controller = launcher.adapter("chromium").pool.controller  # type: ignore[attr-defined]
         t0 = time.monotonic()
-        pool.controller.submit(pool.controller.playwright()).result(60)
+        controller.submit(controller.playwright()).result(60)
         out["driver_start_s"] = time.monotonic() - t0
         out["driver_pss_mib"] = _driver_pss_kib() / 1024
-        for nat_a, nat_b, turn in PAIRINGS:
-            _one_lab(nat_a, nat_b, turn, repeat, launcher, out)
-    del out["signed_in_sampled"]
+        for stack in BROWSER_STACKS:
+            alone(launcher, stack, repeat, out)
+        sessions(launcher, repeat, out)
     return out
 
 
@@ -130,22 +151,27 @@ def _median(xs: list[float]) -> float | None:
 
 
 def report(out: dict[str, Any]) -> None:
-    spawn = _median(out["spawn_to_signed_in_s"])
-    ok = "ok" if spawn is not None and spawn <= TARGET_SPAWN_S else "MISSED"
-    n = len(out["spawn_to_signed_in_s"])
+    for stack in BROWSER_STACKS:
+        xs = out["spawn_to_signed_in_s"][stack]
+        spawn, target = _median(xs), TARGET_SPAWN_S[stack]
+        ok = "ok" if spawn is not None and spawn <= target else "MISSED"
+        print(
+            f"{stack} spawn -> signed in: median {spawn or 0:.3f} s, target <= {target} s: {ok} (n={len(xs)})"
+        )
     print(
-        f"spawn -> signed in: median {spawn or 0:.3f} s, target <= {TARGET_SPAWN_S} s: {ok} (n={n}); ", end=""
-    )
-    print(f"both browsers of a lab ready: median {_median(out['both_ready_s']) or 0:.3f} s")
-    print(
-        f"Playwright driver start (once per process): {out['driver_start_s']:.3f} s, "
+        f"Playwright driver start (once per process, Chromium only): {out['driver_start_s']:.3f} s, "
         f"PSS {out['driver_pss_mib']:.0f} MiB"
     )
-    print(
-        f"browser PSS: median {_median(out['pss_mib']) or 0:.0f} MiB with the page loaded, "
-        f"{_median(out['pss_after_mib']) or 0:.0f} MiB after the sessions "
-        f"(two browsers running; n={len(out['pss_mib'])})"
-    )
+    mem = {s: out["memory"][s] for s in BROWSER_STACKS}
+    pss = {s: _median([m["pss_mib"] for m in mem[s]]) or 0.0 for s in BROWSER_STACKS}
+    for s in BROWSER_STACKS:
+        uss = _median([m["uss_mib"] for m in mem[s]]) or 0.0
+        procs = _median([m["processes"] for m in mem[s]]) or 0
+        n = len(mem[s])
+        print(f"{s} alone: PSS median {pss[s]:.0f} MiB, USS {uss:.0f} MiB, {procs:.0f} processes (n={n})")
+    ratio = pss["firefox"] / pss["chromium"] if pss["chromium"] else float("inf")
+    ok = "ok" if ratio <= TARGET_PSS_RATIO else "MISSED"
+    print(f"firefox / chromium PSS per browser: {ratio:.2f}, target <= {TARGET_PSS_RATIO}: {ok}")
     groups: dict[tuple[str, str], list[tuple[float | None, float | None]]] = {}
     for _, _, stacks, verdict, first, settled in out["sessions"]:
         groups.setdefault((stacks, verdict), []).append((first, settled))
