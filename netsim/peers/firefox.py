@@ -14,8 +14,10 @@ import asyncio
 import contextlib
 import dataclasses
 import json
+import os
 import secrets
 import shutil
+import signal
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -33,6 +35,7 @@ from netsim.peers.protocol import IceServer, PeerConfig, failed_record, write_js
 from netsim.vocab import FIREFOX
 
 CLOSE_TIMEOUT_S = 3.0  # browser.close to the process gone: 0.6-1.5 s in a lab namespace
+STRAY_WAIT_S = 1.0  # its crash helper exits on its own shortly after
 EXIT_POLL_S = 0.05
 STOP_TIMEOUT_S = 1.0
 CONNECTED_POLL_S = 0.05
@@ -216,14 +219,24 @@ class FirefoxBrowser:
             self.kill()
             with contextlib.suppress(Exception):
                 await asyncio.get_running_loop().run_in_executor(None, self.launched.proc.wait, 5)
+            while fl.strays(self.directory) and time.monotonic() - t0 < CLOSE_TIMEOUT_S + STRAY_WAIT_S:
+                await asyncio.sleep(EXIT_POLL_S)  # the crash helper follows its browser out
+            self.kill_strays()
         shutil.rmtree(self.directory, ignore_errors=True)
 
     def kill(self) -> None:
-        """SIGKILL the browser's process tree if it is still this browser."""
+        """SIGKILL the browser's process tree if it is still this browser, and what it left outside it."""
         if self.launched is None:
             return
         if self.launched.proc.poll() is None and fl.is_firefox(self.launched.pid, self.launched.profile):
             kill_tree(self.launched.pid)
+        self.kill_strays()
+
+    def kill_strays(self) -> None:
+        """SIGKILL the processes outside the tree that name this browser's directory (its crash helper)."""
+        for pid in fl.strays(self.directory):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
     def launch_figures(self) -> dict[str, Any]:
         inode = None

@@ -254,6 +254,19 @@ def is_firefox(pid: int, profile: Path) -> bool:
     return any(a == b"--profile" and b == want for a, b in zip(argv, argv[1:], strict=False))
 
 
+def strays(directory: Path) -> list[int]:
+    """Processes whose command line names this browser's directory but that are not in its process tree:
+    Firefox's crash helper double-forks away from the browser (it exits once its browser is gone)."""
+    want = str(directory).encode()
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(OSError):
+                if want in Path(f"/proc/{entry}/cmdline").read_bytes():
+                    found.append(int(entry))
+    return found
+
+
 def application_version(binary: str) -> str | None:
     """Version= of the application.ini beside the real executable (no process started)."""
     ini = Path(binary).resolve().parent / "application.ini"

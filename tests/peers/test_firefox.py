@@ -247,6 +247,8 @@ class StackLab:
         for pid in pids:  # closed by us, not only killed by the teardown
             assert not Path(f"/proc/{pid}").exists() or _zombie(pid), f"browser {pid} left running"
         assert not any(d.exists() for d in dirs), "browser directory left behind"
+        left = [pid for d in dirs for pid in fl.strays(d) if not _zombie(pid)]
+        assert not left, f"processes naming a browser's directory left running: {left}"
 
 
 def _zombie(pid: int) -> bool:
@@ -394,4 +396,21 @@ def test_a_firefox_killed_mid_session_fails_with_its_reason_and_leaves_nothing()
         rec = sl.session("firefox", "firefox", turn="none")
         _check_connected(rec, ("firefox", "firefox"))
     assert not Path(f"/proc/{pid}").exists() or _zombie(pid)
-    assert not tree_of.exists()
+    assert not tree_of.exists() and not fl.strays(tree_of)
+
+
+def test_strays_are_the_processes_naming_the_browsers_directory(tmp_path: Path) -> None:
+    """Firefox's crash helper double-forks out of the browser's tree; its argv names the browser's TMPDIR."""
+    mine = tmp_path / "firefox-ab12" / "tmpdir"
+    proc = subprocess.Popen(["sh", "-c", "sleep 30", "crashhelper", "1234", str(mine)])
+    try:
+        deadline = time.monotonic() + 5
+        while (
+            b"sleep 30" not in Path(f"/proc/{proc.pid}/cmdline").read_bytes() and time.monotonic() < deadline
+        ):
+            time.sleep(0.01)
+        assert fl.strays(tmp_path / "firefox-ab12") == [proc.pid]
+        assert fl.strays(tmp_path / "firefox-cd34") == []
+    finally:
+        proc.kill()
+        proc.wait()
