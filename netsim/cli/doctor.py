@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import subprocess
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -129,37 +130,37 @@ def _coturn() -> Check:
     return Check("coturn", True, f"{coturn_version() or 'version unknown'} ({path})")
 
 
+def _browser(name: str, find: Callable[[], str], error: type[Exception], fix: str) -> Check:
+    """A browser binary found (`find` raises `error` when not) that says its version."""
+    try:
+        path = find()
+    except error as e:
+        return Check(name, False, str(e).split(" (")[0], fix)
+    version = _version([path, "--version"])
+    if version is None:
+        return Check(name, False, f"{path} did not say its version", "check the binary runs headless")
+    return Check(name, True, f"{version} ({path})")
+
+
 def _chromium() -> Check:
     from netsim.peers.browser import ENV_BINARY, ChromiumError, chromium_binary
 
-    try:
-        path = chromium_binary()
-    except ChromiumError as e:
-        fix = f"{APT} chromium, or set {ENV_BINARY} to a Chromium executable (browser peers only)"
-        return Check(CHROMIUM, False, str(e).split(" (")[0], fix)
-    version = _version([path, "--version"])
-    if version is None:
-        return Check(CHROMIUM, False, f"{path} did not say its version", "check the binary runs headless")
-    return Check(CHROMIUM, True, f"{version} ({path})")
+    fix = f"{APT} chromium, or set {ENV_BINARY} to a Chromium executable (browser peers only)"
+    return _browser(CHROMIUM, chromium_binary, ChromiumError, fix)
 
 
 def _firefox() -> Check:
     """Firefox (the nICEr stack) and certutil, which puts the lab CA into each browser's profile."""
     from netsim.peers.firefox_launch import ENV_BINARY, FirefoxError, certutil, firefox_binary
 
+    fix = f"{APT} firefox-esr, or set {ENV_BINARY} to a Firefox executable (Firefox peers only)"
+    check = _browser(FIREFOX, firefox_binary, FirefoxError, fix)
+    if not check.ok:
+        return check
     try:
-        path = firefox_binary()
-    except FirefoxError as e:
-        fix = f"{APT} firefox-esr, or set {ENV_BINARY} to a Firefox executable (Firefox peers only)"
-        return Check(FIREFOX, False, str(e).split(" (")[0], fix)
-    version = _version([path, "--version"])
-    if version is None:
-        return Check(FIREFOX, False, f"{path} did not say its version", "check the binary runs headless")
-    try:
-        tool = certutil()
+        return Check(FIREFOX, True, f"{check.found}, certutil {certutil()}")
     except FirefoxError:
-        return Check(FIREFOX, False, f"{version} ({path}) but certutil not found", f"{APT} libnss3-tools")
-    return Check(FIREFOX, True, f"{version} ({path}; certutil {tool})")
+        return Check(FIREFOX, False, f"{check.found} but certutil not found", f"{APT} libnss3-tools")
 
 
 def _python_package(name: str, fix: str) -> Check:

@@ -135,6 +135,8 @@ class BidiSession:
                 proxy=None,  # the socket is already connected where it must be
                 open_timeout=timeout_s,
                 ping_interval=None,  # a loaded machine may starve the browser's replies
+                # A send racing the browser's death waits (shielded) for the close this long, not 10 s.
+                close_timeout=CLOSE_TIMEOUT_S,
                 max_size=MAX_MESSAGE_BYTES,
                 compression=None,
             )
@@ -180,8 +182,11 @@ class BidiSession:
         fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._pending[cmd_id] = fut
         try:
-            await self.ws.send(json.dumps({"id": cmd_id, "method": method, "params": params}))
-            reply = await asyncio.wait_for(fut, timeout_s)
+            # asyncio.timeout, not wait_for: Python 3.11's wait_for swallows a cancellation that arrives as
+            # the reply (or the lost connection's error) does, and the caller's task then never ends.
+            async with asyncio.timeout(timeout_s):
+                await self.ws.send(json.dumps({"id": cmd_id, "method": method, "params": params}))
+                reply = await fut
         except TimeoutError:
             raise BidiError(f"{method}: no reply within {timeout_s:g} s") from None
         except BidiError as exc:

@@ -6,6 +6,7 @@ netsim.peers.chromium drives the launched browser; this module knows nothing of 
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import hashlib
@@ -13,11 +14,15 @@ import os
 import re
 import shutil
 import signal
+import time
+from collections.abc import Awaitable, Callable
 from importlib import resources
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from netsim.lab import netns
+from netsim.peers.protocol import PeerConfig, write_json_atomically
 
 ENV_BINARY = "NETSIM_CHROMIUM"
 DEFAULT_BINARY = "chromium"
@@ -28,6 +33,7 @@ LAUNCH_TIMEOUT_S = 20.0  # a loaded 2-core machine: spawn takes ~0.4 s, but leav
 STOP_GRACE_S = 3.0  # a stopped peer closes its connection and says bye within this
 CLOSE_TIMEOUT_S = 3.0
 CONNECTED_POLL_S = 0.05
+SNAPSHOT_S = 1.0  # how often a connected peer's record is kept (a page evaluation costs ~1 ms)
 # Flags beyond Playwright's defaults (which already give --headless, --no-sandbox with chromium_sandbox off,
 # --remote-debugging-pipe, --no-first-run, --disable-background-networking, --disable-sync, ...).
 BASE_FLAGS = ("--disable-gpu", "--mute-audio", "--disable-component-update", "--disable-extensions")
@@ -174,3 +180,57 @@ def kill_tree(pid: int) -> None:
 def browser_version(product: str) -> str | None:
     found = re.search(r"Chrome/([\d.]+)", product)
     return found.group(1) if found else None
+
+
+# --- the page's clock and connect time (every browser stack) ---------------------------------------------
+
+
+async def clock_offset(now_ms: Callable[[], Awaitable[float]], samples: int = 5) -> float:
+    """time.monotonic() minus the page's performance.now() (s), read by `now_ms`: the midpoint of the
+    fastest of a few round trips (a loaded machine delays some by tens of ms; the error is half the
+    fastest one's)."""
+    best: tuple[float, float] | None = None
+    for _ in range(samples):
+        before = time.monotonic()
+        value = float(await now_ms())
+        after = time.monotonic()
+        if best is None or after - before < best[0]:
+            best = (after - before, (before + after) / 2 - value / 1000)
+    assert best is not None
+    return best[1]
+
+
+async def watch(
+    cfg: PeerConfig,
+    connected_at: Callable[[], Awaitable[float | None]],
+    snapshot: Callable[[], Awaitable[dict[str, Any] | None]],
+    snapshots: dict[str, dict[str, Any]],
+) -> None:
+    """Once the page says the peer connected (`connected_at`): for a held call, write its connect time to
+    its `connected_file` (the session times network events from both peers' connect), as the aiortc peer
+    does; then keep its record as of every SNAPSHOT_S in `snapshots`, for a browser that dies before the
+    end."""
+    path = cfg.connected_file
+    while True:
+        await asyncio.sleep(CONNECTED_POLL_S)
+        with contextlib.suppress(Exception):
+            t = await connected_at()
+            if t is not None:
+                if path:
+                    write_json_atomically(path, {"t": t})
+                break
+    while True:
+        with contextlib.suppress(Exception):
+            snap = await snapshot()
+            if snap is not None:
+                snapshots[cfg.user] = snap
+        await asyncio.sleep(SNAPSHOT_S)
+
+
+def ended_by(last: dict[str, Any], reason: str) -> dict[str, Any]:
+    """The last record of a peer that had connected, ended by `reason` now: connected as it was, its call
+    (if held) closed at this moment."""
+    out = {**last, "reason": reason}
+    if isinstance(out.get("call"), dict):
+        out["call"] = {**out["call"], "closed": {"t": round(time.monotonic(), 6), "reason": reason}}
+    return out

@@ -31,23 +31,24 @@ from netsim.lab import netns
 from netsim.peers.browser import (
     APP_PATH,
     CLOSE_TIMEOUT_S,
-    CONNECTED_POLL_S,
     LAUNCH_TIMEOUT_S,
     PAGE,
     ChromiumError,
     browser_version,
     chromium_binary,
+    clock_offset,
+    ended_by,
     is_browser,
     kill_tree,
     launch_flags,
+    watch,
     wrapper_env,
     wrapper_path,
 )
-from netsim.peers.protocol import PeerConfig, failed_record, write_json_atomically
+from netsim.peers.protocol import PeerConfig, failed_record
 from netsim.vocab import CHROMIUM
 
 T = TypeVar("T")
-SNAPSHOT_S = 1.0  # how often a connected peer's record is kept (page.evaluate costs ~1 ms)
 
 # --- the controller thread -----------------------------------------------------------------------------
 
@@ -189,18 +190,8 @@ class Browser:
         if self.crashed is None:
             self.crashed = why
 
-    async def clock_offset(self, samples: int = 5) -> float:
-        """time.monotonic() minus the page's performance.now() (s): the midpoint of the fastest of a few
-        round trips (a loaded machine delays some by tens of ms; the error is half the fastest one's)."""
-        best: tuple[float, float] | None = None
-        for _ in range(samples):
-            before = time.monotonic()
-            now_ms = await self.page.evaluate("performance.now()")
-            after = time.monotonic()
-            if best is None or after - before < best[0]:
-                best = (after - before, (before + after) / 2 - now_ms / 1000)
-        assert best is not None
-        return best[1]
+    async def clock_offset(self) -> float:
+        return await clock_offset(lambda: self.page.evaluate("performance.now()"))
 
     async def run_peer(self, cfg: PeerConfig) -> object:
         """Run one session in the page (its config handed over now) and return its raw record (failed, with
@@ -222,7 +213,7 @@ class Browser:
             last = self.snapshots.pop(cfg.user, None)
             if last is None:
                 return failed_record(cfg, CHROMIUM, why)
-            record = _ended_by(last, f"browser crashed: {why}")
+            record = ended_by(last, f"browser crashed: {why}")
         self.snapshots.pop(cfg.user, None)
         if isinstance(record, dict):
             record.update(version=self.version, settings=self.settings())
@@ -233,24 +224,12 @@ class Browser:
         return {"flags": self.flags, "mdns": self.spec.hide_host}
 
     async def _watch(self, cfg: PeerConfig) -> None:
-        """Once the page says the peer connected: for a held call, write its connect time to its
-        `connected_file` (the session times network events from both peers' connect), as the aiortc peer
-        does; then keep its record as of every SNAPSHOT_S, for a browser that dies before the end."""
-        path = cfg.connected_file
-        while True:
-            await asyncio.sleep(CONNECTED_POLL_S)
-            with contextlib.suppress(Exception):
-                t = await self.page.evaluate("u => window.netsimConnectedAt(u)", cfg.user)
-                if t is not None:
-                    if path:
-                        write_json_atomically(path, {"t": t})
-                    break
-        while True:
-            with contextlib.suppress(Exception):
-                snap = await self.page.evaluate("u => window.netsimSnapshot(u)", cfg.user)
-                if snap is not None:
-                    self.snapshots[cfg.user] = snap
-            await asyncio.sleep(SNAPSHOT_S)
+        await watch(
+            cfg,
+            lambda: self.page.evaluate("u => window.netsimConnectedAt(u)", cfg.user),
+            lambda: self.page.evaluate("u => window.netsimSnapshot(u)", cfg.user),
+            self.snapshots,
+        )
 
     async def stop_peer(self, user: str, reason: str) -> None:
         if self.page is not None and not self.crashed:
@@ -280,15 +259,6 @@ class Browser:
         with contextlib.suppress(OSError):
             inode = netns.path(self.spec.netns).stat().st_ino
         return {"pid": self.pid, "netns_inode": inode, "browser_ready_s": self.ready_s}
-
-
-def _ended_by(last: dict[str, Any], reason: str) -> dict[str, Any]:
-    """The last record of a peer that had connected, ended by `reason` now: connected as it was, its call
-    (if held) closed at this moment."""
-    out = {**last, "reason": reason}
-    if isinstance(out.get("call"), dict):
-        out["call"] = {**out["call"], "closed": {"t": round(time.monotonic(), 6), "reason": reason}}
-    return out
 
 
 def _short(exc: BaseException) -> str:

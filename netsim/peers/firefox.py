@@ -28,17 +28,17 @@ from netsim.lab import netns
 from netsim.peers import firefox_launch as fl
 from netsim.peers.adapter import Bound, PeerPlace
 from netsim.peers.bidi import BidiError, BidiSession, one_line
-from netsim.peers.browser import APP_PATH, PAGE, kill_tree, page_origin
+from netsim.peers.browser import APP_PATH, PAGE, clock_offset, ended_by, kill_tree, page_origin, watch
 from netsim.peers.chromium import Controller
 from netsim.peers.chromium_pool import BrowserPeer, Browsers
-from netsim.peers.protocol import IceServer, PeerConfig, failed_record, write_json_atomically
+from netsim.peers.protocol import IceServer, PeerConfig, failed_record
 from netsim.vocab import FIREFOX
 
 CLOSE_TIMEOUT_S = 3.0  # browser.close to the process gone: 0.6-1.5 s in a lab namespace
 STRAY_WAIT_S = 1.0  # its crash helper exits on its own shortly after
 EXIT_POLL_S = 0.05
 STOP_TIMEOUT_S = 1.0
-CONNECTED_POLL_S = 0.05
+CRASHED = "browser crashed"  # how a record says its browser died under it (netsim.session.faults reads it)
 
 
 @dataclass(frozen=True)
@@ -79,6 +79,7 @@ class FirefoxBrowser:
     build_id: str | None = None
     prefs: dict[str, fl.PrefValue] = field(default_factory=dict)
     crashed: str | None = None
+    snapshots: dict[str, dict[str, Any]] = field(default_factory=dict)  # user -> record as of late
     refs: int = 0
     t_spawn: float = 0.0
     ready_s: float | None = None
@@ -135,17 +136,8 @@ class FirefoxBrowser:
             raise fl.FirefoxError(self.crashed or "firefox not started")
         return await self.bidi.evaluate(self.context, expression, timeout_s)
 
-    async def clock_offset(self, samples: int = 5) -> float:
-        """time.monotonic() minus the page's performance.now() (s): the midpoint of the fastest round trip."""
-        best: tuple[float, float] | None = None
-        for _ in range(samples):
-            before = time.monotonic()
-            now_ms = float(await self.evaluate("performance.now()"))
-            after = time.monotonic()
-            if best is None or after - before < best[0]:
-                best = (after - before, (before + after) / 2 - now_ms / 1000)
-        assert best is not None
-        return best[1]
+    async def clock_offset(self) -> float:
+        return await clock_offset(lambda: self.evaluate("performance.now()"))
 
     async def run_peer(self, cfg: PeerConfig) -> object:
         """Run one session in the page (its config handed over now) and return its raw record (failed,
@@ -155,21 +147,27 @@ class FirefoxBrowser:
             await self.ensure_started()
             offset = await self.clock_offset()
             arg = json.dumps(json.dumps({**cfg.to_json(), "clock_offset": offset}))
-            watch = asyncio.ensure_future(self._signal_connected(cfg))
+            watching = asyncio.ensure_future(self._watch(cfg))
             try:
                 # The record comes back as JSON text: BiDi's own serialisation of deep objects is lossy.
                 raw = await self.evaluate(
                     f"window.netsimPeer(JSON.parse({arg})).then(r => JSON.stringify(r))", timeout_s=None
                 )
             finally:
-                watch.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await watch
+                watching.cancel()
+                await asyncio.wait({watching}, timeout=STOP_TIMEOUT_S)
             record: object = json.loads(raw)
         except Exception as exc:
-            self.crashed = self.crashed or self.exited()  # the pool replaces a browser that died
+            died = self.exited()
+            if died and not self.crashed:
+                self.crashed = f"{CRASHED}: {died}"  # the pool replaces a browser that died
             why = self.crashed or f"firefox: {one_line(exc)}"
-            return failed_record(cfg, FIREFOX, why)
+            last = self.snapshots.pop(cfg.user, None)
+            if last is None:
+                return failed_record(cfg, FIREFOX, why)
+            # It had connected: the record keeps that, ended now (a fault of the lab, not of the NATs).
+            record = ended_by(last, why if why.startswith(CRASHED) else f"{CRASHED}: {why}")
+        self.snapshots.pop(cfg.user, None)
         if isinstance(record, dict):
             record.update(stack=FIREFOX, version=self.version, settings=self.settings())
         return record
@@ -184,18 +182,15 @@ class FirefoxBrowser:
             "ca": self.spec.ca_file is not None,
         }
 
-    async def _signal_connected(self, cfg: PeerConfig) -> None:
-        """For a held call: the peer's connect time into its `connected_file` (the session times events)."""
-        if not cfg.connected_file:
-            return
+    async def _watch(self, cfg: PeerConfig) -> None:
         user = json.dumps(cfg.user)
-        while True:
-            await asyncio.sleep(CONNECTED_POLL_S)
-            with contextlib.suppress(Exception):
-                t = await self.evaluate(f"window.netsimConnectedAt({user})")
-                if t is not None:
-                    write_json_atomically(cfg.connected_file, {"t": t})
-                    return
+
+        async def snapshot() -> dict[str, Any] | None:
+            raw = await self.evaluate(f"JSON.stringify(window.netsimSnapshot({user}))")
+            snap = json.loads(raw) if isinstance(raw, str) else None
+            return snap if isinstance(snap, dict) else None
+
+        await watch(cfg, lambda: self.evaluate(f"window.netsimConnectedAt({user})"), snapshot, self.snapshots)
 
     async def stop_peer(self, user: str, reason: str) -> None:
         with contextlib.suppress(Exception):

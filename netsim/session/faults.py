@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from netsim.peers.protocol import RawPeerRecord
-from netsim.vocab import CHROMIUM, DROPPED, FAILED
+from netsim.vocab import BROWSERS, DROPPED, FAILED
 
 if TYPE_CHECKING:
     from netsim.lab.lab import Lab
@@ -38,7 +38,7 @@ def _negotiated(peer: RawPeerRecord) -> bool:
 
 def _browser_gone(peer: RawPeerRecord) -> str | None:
     reason = peer["reason"] or ""
-    return reason if peer["stack"] == CHROMIUM and any(g in reason for g in BROWSER_GONE) else None
+    return reason if peer["stack"] in BROWSERS and any(g in reason for g in BROWSER_GONE) else None
 
 
 def infrastructure(a: RawPeerRecord, b: RawPeerRecord, verdict: str, coturn: str | None) -> str | None:
