@@ -37,16 +37,22 @@ TURN_CHOICES: Final = (*TURN_TRANSPORTS, NO_TURN)
 POLICIES: Final = ("all", "relay")
 SIDES: Final = ("a", "b")
 
-# Peer stacks: aiortc (Python) and Chromium (libwebrtc, the browser users ship).
-PEER_STACKS: Final = ("aiortc", "chromium")
+# Peer stacks: aiortc (Python), Chromium (libwebrtc, the browser users ship) and Pion (Go). A side may also be
+# a program the user brings, `exec:COMMAND`, that speaks the peer protocol (docs/peers.md).
+PEER_STACKS: Final = ("aiortc", "chromium", "pion")
 AIORTC: Final = "aiortc"
 CHROMIUM: Final = "chromium"
+PION: Final = "pion"
+EXEC_PREFIX: Final = "exec:"
+# Stacks that renegotiate an ICE restart; a session restarts only when both sides do.
+RESTART_STACKS: Final = ("chromium", "pion")
 
 Turn = Literal["udp", "tcp", "tls", "none"]
 TurnTransport = Literal["udp", "tcp", "tls"]
 Policy = Literal["all", "relay"]
 Side = Literal["a", "b"]
-Stack = Literal["aiortc", "chromium"]
+Stack = Literal["aiortc", "chromium", "pion"]
+PeerName = str  # a Stack, or "exec:COMMAND"
 
 # --- outcomes ----------------------------------------------------------------------------------------------
 DIRECT_HOST: Final = "direct-host"  # host candidates at both ends

@@ -69,6 +69,7 @@ def run_checks() -> list[Check]:
         _coturn(),
         _tool("turnutils_natdiscovery", "coturn", "turnutils_natdiscovery", None),
         _chromium(),
+        _pion(),
         _python_package("playwright", "pip install playwright (part of netsim's dependencies)"),
     ]
     return checks
@@ -140,6 +141,14 @@ def _chromium() -> Check:
     if version is None:
         return Check(CHROMIUM, False, f"{path} did not say its version", "check the binary runs headless")
     return Check(CHROMIUM, True, f"{version} ({path})")
+
+
+def _pion() -> Check:
+    from netsim.peers.pion_stack import ENV_BINARY, WEBRTC_PACKAGE, status
+
+    ok, found = status()
+    fix = f"{APT} golang-go {WEBRTC_PACKAGE}, or set {ENV_BINARY} to a built peer (Pion peers only)"
+    return Check("pion", ok, found, fix)
 
 
 def _python_package(name: str, fix: str) -> Check:

@@ -42,6 +42,7 @@ class Versions(TypedDict):
     kernel: str
     python: str
     chromium: NotRequired[str]  # when a side was Chromium
+    pion: NotRequired[str]  # when a side was Pion: pion/webrtc's version
 
 
 class Expected(TypedDict):

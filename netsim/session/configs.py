@@ -10,7 +10,7 @@ from pathlib import Path
 
 from netsim.peers.protocol import PROTOCOL, SETTLE_EXTRA_S, IceServer, PeerConfig
 from netsim.session.options import SessionOptions
-from netsim.vocab import AIORTC, CHROMIUM, SIDES
+from netsim.vocab import AIORTC, RESTART_STACKS, SIDES
 
 GLARE_DELAY_S = 0.5  # the second offerer holds its ready offer this long; both offers still collide
 ECHO_COUNT = 5
@@ -70,8 +70,9 @@ def peer_configs(
             interval_s=opts.interval_s,
             hide_host=opts.hide_host,
             media=opts.media,
-            # ICE restart needs both ends to renegotiate: Chromium does, aiortc has none.
-            restart=opts.peer_a == CHROMIUM and opts.peer_b == CHROMIUM,
+            # ICE restart needs both ends to renegotiate: Chromium and Pion do, aiortc has none (an exec:
+            # peer's support is unknown, so it is not asked to).
+            restart=opts.peer_a in RESTART_STACKS and opts.peer_b in RESTART_STACKS,
             connected_file=str(up) if up is not None else None,
             t0=t0,
         )

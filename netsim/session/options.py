@@ -7,6 +7,7 @@ The connect deadline rule lives here too (`connect_deadline`), used by `netsim p
 from __future__ import annotations
 
 import dataclasses
+import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -14,7 +15,19 @@ from typing import Any
 from netsim.errors import InputError
 from netsim.lab.events import Event, EventError
 from netsim.lab.events import from_table as event_from_table
-from netsim.vocab import AIORTC, PEER_STACKS, POLICIES, SIDES, TURN_CHOICES, UDP, Policy, Side, Stack, Turn
+from netsim.vocab import (
+    AIORTC,
+    EXEC_PREFIX,
+    PEER_STACKS,
+    POLICIES,
+    SIDES,
+    TURN_CHOICES,
+    UDP,
+    PeerName,
+    Policy,
+    Side,
+    Turn,
+)
 
 # Sessions in a lab connect in under 1 s (at most ~0.7 s seen: hole punching pays one 500 ms STUN
 # retransmission), so 3 s leaves a wide margin while a failing pairing, which waits the whole deadline,
@@ -58,8 +71,8 @@ class SessionOptions:
 
     host_a: str = "a"
     host_b: str = "b"
-    peer_a: Stack = AIORTC
-    peer_b: Stack = AIORTC
+    peer_a: PeerName = AIORTC
+    peer_b: PeerName = AIORTC
     turn: Turn = UDP
     policy: Policy = "all"
     glare: bool = False
@@ -77,8 +90,8 @@ class SessionOptions:
         _choice("turn", self.turn, TURN_CHOICES)
         _choice("policy", self.policy, POLICIES)
         _choice("glare_first", self.glare_first, SIDES)
-        _choice("peer_a", self.peer_a, PEER_STACKS)
-        _choice("peer_b", self.peer_b, PEER_STACKS)
+        _peer("peer_a", self.peer_a)
+        _peer("peer_b", self.peer_b)
         for name in ("glare", "hide_host", "media", "needs_relay"):
             if not isinstance(getattr(self, name), bool):
                 raise OptionsError(f"{name}: expected true or false, got {getattr(self, name)!r}")
@@ -146,6 +159,22 @@ def _events(value: object) -> tuple[Event, ...]:
         return tuple(event_from_table(e, f"events[{i}]") for i, e in enumerate(value))
     except EventError as e:
         raise OptionsError(str(e)) from None
+
+
+def _peer(name: str, value: object) -> None:
+    """A stack netsim knows, or `exec:COMMAND` (a program of the user's speaking the peer protocol)."""
+    if isinstance(value, str) and value.startswith(EXEC_PREFIX):
+        try:
+            argv = shlex.split(value.removeprefix(EXEC_PREFIX))
+        except ValueError as exc:
+            raise OptionsError(f"{name}: {value!r}: {exc}") from None
+        if not argv:
+            raise OptionsError(f"{name}: {value!r} names no command (exec:COMMAND)")
+        return
+    if value not in PEER_STACKS:
+        raise OptionsError(
+            f"{name}: unknown value {value!r} (choose from {', '.join(PEER_STACKS)} or exec:COMMAND)"
+        )
 
 
 def _choice(name: str, value: object, allowed: tuple[str, ...]) -> None:

@@ -1,12 +1,14 @@
 package main
 
-// The peer's config: PeerConfig's fields (netsim/peers/config.py), read from the JSON file named by
-// NETSIM_PEER_CONFIG. Keys the session leaves out keep PeerConfig's defaults; unknown keys are ignored.
+// The peer's config (docs/peers.md, "The config"), read from the JSON file named by NETSIM_PEER_CONFIG.
+// Every key must be present and `protocol` must be 1; a peer defaults nothing. Unknown keys are ignored
+// (the protocol lets an external peer do so).
 
 import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"strings"
 )
 
 // iceServer is one RTCIceServer; `urls` is a string or a list of strings, as in the browser API.
@@ -52,25 +54,19 @@ type config struct {
 	Media         bool        `json:"media"`
 	Restart       bool        `json:"restart"`
 	ConnectedFile *string     `json:"connected_file"`
-	T0            *float64    `json:"t0"`
+	T0            float64     `json:"t0"`
 }
 
-// defaults are PeerConfig's (netsim/peers/config.py).
-func defaults() config {
-	return config{
-		Policy:        "all",
-		DeadlineS:     10,
-		EchoCount:     5,
-		EchoIntervalS: 0.005,
-		LingerS:       2,
-		SettleS:       1,
-		IntervalS:     1,
-	}
+// configKeys: every key of protocol 1's config.
+var configKeys = []string{
+	"protocol", "user", "target", "polite", "offer", "offer_delay_s", "signaling_url", "token", "ice_servers",
+	"ca_file", "policy", "deadline_s", "echo_count", "echo_interval_s", "linger_s", "settle_s", "hold_s",
+	"interval_s", "hide_host", "media", "restart", "connected_file", "t0",
 }
 
 // loadConfig reads and checks the config file; the error names the field that is wrong.
 func loadConfig(path string) (config, error) {
-	cfg := defaults()
+	var cfg config
 	if path == "" {
 		return cfg, fmt.Errorf("NETSIM_PEER_CONFIG is not set")
 	}
@@ -78,8 +74,25 @@ func loadConfig(path string) (config, error) {
 	if err != nil {
 		return cfg, fmt.Errorf("config: %v", err)
 	}
-	if err := json.Unmarshal(data, &cfg); err != nil {
-		return cfg, fmt.Errorf("config %s: %v", path, err)
+	var keys map[string]json.RawMessage
+	if err := json.Unmarshal(data, &keys); err != nil {
+		return cfg, fmt.Errorf("config: not a JSON object: %v", err)
+	}
+	// What can be read is read even when a key is missing: the failed record still names the user.
+	err = json.Unmarshal(data, &cfg)
+	missing := []string{}
+	for _, key := range configKeys {
+		if _, ok := keys[key]; !ok {
+			missing = append(missing, key)
+		}
+	}
+	switch {
+	case len(missing) > 0:
+		return cfg, fmt.Errorf("config: missing %s", strings.Join(missing, ", "))
+	case err != nil:
+		return cfg, fmt.Errorf("config: %v", err)
+	case cfg.Protocol != protocolVersion:
+		return cfg, fmt.Errorf("config: protocol %d, this peer speaks %d", cfg.Protocol, protocolVersion)
 	}
 	return cfg, cfg.check()
 }

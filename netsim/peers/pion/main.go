@@ -17,26 +17,24 @@ const closeTimeout = 1500 * time.Millisecond
 
 func main() {
 	cfg, err := loadConfig(os.Getenv("NETSIM_PEER_CONFIG"))
+	p := newPeer(cfg)
 	if err != nil {
+		// Refused: a failed record naming the key (the session shows it as this peer's reason).
 		fmt.Fprintln(os.Stderr, "netsim-pion:", err)
-		printRecord(badConfigRecord(cfg, err))
+		reason := err.Error()
+		p.reason, p.errText = &reason, &reason
+		printRecord(p.record())
 		os.Exit(2)
 	}
 	if cfg.CAFile != nil && *cfg.CAFile != "" {
 		// TURN over TLS verifies coturn against the system pool, which Go reads from SSL_CERT_FILE.
 		_ = os.Setenv("SSL_CERT_FILE", *cfg.CAFile)
 	}
-	p, err := newPeer(cfg)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "netsim-pion:", err)
-		printRecord(badConfigRecord(cfg, err))
-		os.Exit(1)
-	}
 	signals := make(chan os.Signal, 1)
 	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT)
 	go func() {
-		sig := <-signals
-		p.loop.post(func() { p.stop(fmt.Sprintf("stopped (%v)", sig)) })
+		<-signals
+		p.loop.post(func() { p.stop("stopped") })
 	}()
 	p.loop.post(p.start)
 	p.loop.run()
@@ -60,14 +58,6 @@ func (p *peer) close() {
 	}
 	if p.sig.ws != nil {
 		_ = p.sig.ws.Close()
-	}
-}
-
-func badConfigRecord(cfg config, err error) map[string]any {
-	reason := err.Error()
-	return map[string]any{
-		"protocol": protocolVersion, "stack": stackName, "version": pionVersion, "settings": settings(),
-		"user": cfg.User, "peer": stackName, "state": "failed", "reason": reason, "error": reason,
 	}
 }
 

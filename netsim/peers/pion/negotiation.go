@@ -99,22 +99,10 @@ func (p *peer) onOffer(msg map[string]any) {
 		return
 	}
 	if collision {
-		// The polite peer's rollback. Pion keeps its ICE agent (same ufrag, candidates kept), so the
-		// candidates gathered for our offer stay valid for the answer; our channels belonged to the offer.
-		p.counts["rollbacks"]++
-		p.note("signaling", "rolled-back")
-		if err := pc.SetLocalDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeRollback}); err != nil {
-			p.fail(fmt.Sprintf("error: rollback: %v", err))
+		if !p.replaceConnection() {
 			return
 		}
-		for _, dc := range []*webrtc.DataChannel{p.echo.channel, p.hold.channel} {
-			if dc != nil {
-				_ = dc.Close()
-			}
-		}
-		p.echo.channel, p.hold.channel = nil, nil
-		delete(p.marks, "offer")
-		p.descriptionSent = false
+		pc = p.pc
 	}
 	p.answered = true
 	p.makingOffer = false
@@ -134,6 +122,28 @@ func (p *peer) onOffer(msg map[string]any) {
 		p.gatheringStarted = now()
 	}
 	p.answer(msg["id"])
+}
+
+// replaceConnection is the polite peer's rollback. Pion 3.1.56 has none (its signaling state machine refuses
+// SetLocalDescription(rollback) in have-local-offer), so, as the aiortc peer does, the connection holding
+// our offer is retired and the offer is answered on a fresh one: one more candidate gathering.
+func (p *peer) replaceConnection() bool {
+	old := p.pc
+	pc, err := p.newPC()
+	if err != nil {
+		p.fail(fmt.Sprintf("error: %v", err))
+		return false
+	}
+	p.pc = pc // the old connection's events no longer count (each handler checks)
+	p.counts["rollbacks"]++
+	p.note("signaling", "rolled-back")
+	p.echo.channel, p.hold.channel = nil, nil
+	delete(p.marks, "offer")
+	p.gatheringStarted, p.gatheringS = 0, nil
+	p.candLocal, p.sentLines, p.localQueue = []string{}, map[string]bool{}, nil
+	p.descriptionSent = false
+	go old.Close() //nolint:errcheck // in the background: Close waits for Pion's goroutines
+	return true
 }
 
 // answer creates, applies and sends our answer to the offer `id`; our candidates follow it.

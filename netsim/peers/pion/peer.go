@@ -64,15 +64,11 @@ type peer struct {
 	finishBy   float64
 }
 
-func newPeer(cfg config) (*peer, error) {
-	t0 := now()
-	if cfg.T0 != nil {
-		t0 = *cfg.T0
-	}
+func newPeer(cfg config) *peer {
 	p := &peer{
 		cfg:       cfg,
 		loop:      newLoop(),
-		t0:        t0,
+		t0:        cfg.T0,
 		marks:     map[string]float64{},
 		sentLines: map[string]bool{},
 		counts:    map[string]int{"offers_sent": 0, "ignored_offers": 0, "rollbacks": 0, "stale_answers": 0},
@@ -81,13 +77,11 @@ func newPeer(cfg config) (*peer, error) {
 		candLocal: []string{}, candRemote: []string{}, tracksReceived: []string{}, mediaSent: []string{},
 		states: []map[string]any{}, pairs: []map[string]any{},
 	}
-	p.echo.waiting = -1
-	api, err := newAPI()
-	if err != nil {
-		return nil, err
+	if p.t0 == 0 {
+		p.t0 = now()
 	}
-	p.api = api
-	return p, nil
+	p.echo.waiting = -1
+	return p
 }
 
 // newAPI is Pion with its defaults, except where a lab needs otherwise: logs go to stderr (stdout carries
@@ -113,6 +107,12 @@ func (p *peer) note(what, state string) {
 
 // start runs first on the loop: the connection, the deadline and signaling.
 func (p *peer) start() {
+	api, err := newAPI()
+	if err != nil {
+		p.fail(fmt.Sprintf("error: %v", err))
+		return
+	}
+	p.api = api
 	pc, err := p.newPC()
 	if err != nil {
 		p.fail(fmt.Sprintf("error: %v", err))
@@ -151,7 +151,14 @@ func (p *peer) newPC() (*webrtc.PeerConnection, error) {
 	if err != nil {
 		return nil, err
 	}
-	post := p.loop.post
+	// Events count only while pc is the current connection (the polite peer may replace it).
+	post := func(f func()) {
+		p.loop.post(func() {
+			if pc == p.pc {
+				f()
+			}
+		})
+	}
 	pc.OnICECandidate(func(c *webrtc.ICECandidate) { post(func() { p.onLocalCandidate(c) }) })
 	pc.OnICEGatheringStateChange(func(s webrtc.ICEGathererState) { post(func() { p.onGathering(s) }) })
 	pc.OnICEConnectionStateChange(func(s webrtc.ICEConnectionState) { post(func() { p.onICEState(s) }) })

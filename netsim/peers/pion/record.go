@@ -111,7 +111,6 @@ func (p *peer) record() map[string]any {
 		"version":        pionVersion,
 		"settings":       settings(),
 		"user":           p.cfg.User,
-		"peer":           stackName,
 		"local_type":     settled["local_type"],
 		"remote_type":    settled["remote_type"],
 		"local":          settled["local"],

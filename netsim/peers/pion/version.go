@@ -31,7 +31,7 @@ func settings() map[string]any {
 		"ice_keepalive_s":             2.0,
 		"mdns":                        "disabled",
 		"trickle":                     true,
-		"rollback":                    true,
+		"rollback":                    false, // replaced connection (3.1.56 refuses a rollback)
 		"ice_restart":                 true,
 	}
 }
