@@ -11,15 +11,18 @@ from netsim import runfiles
 from netsim.suite.catalog import catalog
 from netsim.suite.runner import run_one
 from netsim.suite.scenario import Scenario
-from netsim.vocab import CHROMIUM
+from netsim.vocab import AIORTC, CHROMIUM, PION
 
 CATALOG = catalog(Path(__file__).resolve().parent)
 
 
 def _marks(scn: Scenario) -> list[pytest.MarkDecorator]:
-    """`-m "not chromium"` selects the aiortc groups, `-m chromium` the browser ones."""
+    """A mark per stack in the pairing: `-m chromium` selects the browser groups, `-m pion` the Pion ones,
+    `-m aiortc` the pairings of aiortc alone (`-m "not chromium"` still selects what it did)."""
     stacks = {scn.options.peer_a, scn.options.peer_b}
-    return [pytest.mark.chromium] if CHROMIUM in stacks else [pytest.mark.aiortc]
+    marks = [pytest.mark.chromium] if CHROMIUM in stacks else []
+    marks += [pytest.mark.pion] if PION in stacks else []
+    return marks or ([pytest.mark.aiortc] if stacks == {AIORTC} else [])
 
 
 @pytest.mark.parametrize("scn", [pytest.param(s, marks=_marks(s), id=s.id) for s in CATALOG])

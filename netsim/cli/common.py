@@ -103,9 +103,8 @@ def peer_name(text: str) -> str:
             raise argparse.ArgumentTypeError(f"{text!r} names no command (exec:COMMAND)")
         return text
     if text not in PEER_STACKS:
-        raise argparse.ArgumentTypeError(
-            f"choose from {', '.join(PEER_STACKS)} or exec:COMMAND, got {text!r}"
-        )
+        choices = ", ".join(PEER_STACKS)
+        raise argparse.ArgumentTypeError(f"choose from {choices} or exec:COMMAND, got {text!r}")
     return text
 
 

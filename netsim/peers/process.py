@@ -112,13 +112,15 @@ class ProcessSession:
         the namespace wrapper), and from the request and from the spawn to the welcome (`marks.signed_in`)."""
         marks = record.get("marks")
         signed_in = marks.get("signed_in") if isinstance(marks, dict) else None
-        known = isinstance(signed_in, int | float) and not isinstance(signed_in, bool)
+        since: dict[str, float | None] = {"signed_in_ms": None, "spawn_to_signed_in_ms": None}
+        if isinstance(signed_in, int | float) and not isinstance(signed_in, bool):
+            since["signed_in_ms"] = round((signed_in - self.cfg.t0) * 1000, 3)
+            since["spawn_to_signed_in_ms"] = round((signed_in - self.t_spawn) * 1000, 3)
         return {
             "ready_ms": round(self.spawned_s * 1000, 3),
             "pid": self.proc.pid,
             "netns_inode": self.netns_inode,
-            "signed_in_ms": round((signed_in - self.cfg.t0) * 1000, 3) if known else None,
-            "spawn_to_signed_in_ms": round((signed_in - self.t_spawn) * 1000, 3) if known else None,
+            **since,
         }
 
     def stop(self, timeout_s: float) -> object:
@@ -156,15 +158,21 @@ class ProcessSession:
 
     def _read(self, stopped: bool) -> object:
         try:
-            lines = [ln for ln in self.stdout.read_bytes().splitlines() if ln.strip()]
+            output = self.stdout.read_bytes()
         except OSError:  # the lab's directory is gone (torn down under a session nobody waited for)
-            lines = []
-        if lines:
-            with contextlib.suppress(ValueError):
-                record: object = json.loads(lines[-1])
-                return record
-        last = lines[-1].decode(errors="replace") if lines else ""
-        why = "no record on stdout" if not lines else f"the last stdout line is not JSON: {last[:60]!r}"
-        status = self.proc.returncode
-        ended = "stopped" if stopped else f"exited with status {status}"
-        return NoRecord(f"{why} ({ended})")
+            output = b""
+        ended = "stopped" if stopped else f"exited with status {self.proc.returncode}"
+        return record_from_stdout(output, ended)
+
+
+def record_from_stdout(output: bytes, ended: str) -> object:
+    """The record a peer printed: its last non-empty stdout line as JSON (unchecked: the session checks it),
+    or NoRecord saying what was there instead and how the process ended."""
+    lines = [ln for ln in output.splitlines() if ln.strip()]
+    if lines:
+        with contextlib.suppress(ValueError):
+            record: object = json.loads(lines[-1])
+            return record
+    last = lines[-1].decode(errors="replace") if lines else ""
+    why = "no record on stdout" if not lines else f"the last stdout line is not JSON: {last[:60]!r}"
+    return NoRecord(f"{why} ({ended})")

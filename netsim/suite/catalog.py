@@ -24,6 +24,7 @@ from netsim.vocab import (
     MATRIX_TURN,
     NAT_KINDS,
     NO_TURN,
+    PION,
     POPULATION,
     PORT_RESTRICTED_CONE,
     RELAY,
@@ -31,7 +32,7 @@ from netsim.vocab import (
     TLS,
     UDP,
     UDP_BLOCKED,
-    Stack,
+    PeerName,
     Turn,
 )
 
@@ -42,7 +43,7 @@ def pairing(scenario_id: str, group: str, nat_a: str, nat_b: str, **options: obj
     return Scenario(scenario_id, group, topo, nat_a, nat_b, default_options(topo, **options))
 
 
-def matrix_group(turn: Turn, peer_a: Stack = AIORTC, peer_b: Stack = AIORTC) -> str:
+def matrix_group(turn: Turn, peer_a: PeerName = AIORTC, peer_b: PeerName = AIORTC) -> str:
     """matrix-turn / matrix-noturn for aiortc pairs; other stack pairings append theirs, e.g.
     matrix-turn-chromium (both Chromium) or matrix-turn-chromium-aiortc (a is Chromium, b aiortc)."""
     group = MATRIX_NOTURN if turn == NO_TURN else MATRIX_TURN
@@ -52,7 +53,7 @@ def matrix_group(turn: Turn, peer_a: Stack = AIORTC, peer_b: Stack = AIORTC) -> 
 
 
 def matrix(
-    turn: Turn, kinds: tuple[str, ...] = NAT_KINDS, peer_a: Stack = AIORTC, peer_b: Stack = AIORTC
+    turn: Turn, kinds: tuple[str, ...] = NAT_KINDS, peer_a: PeerName = AIORTC, peer_b: PeerName = AIORTC
 ) -> list[Scenario]:
     group = matrix_group(turn, peer_a, peer_b)
     return [
@@ -69,6 +70,18 @@ def browser_matrices() -> list[Scenario]:
         *matrix(NO_TURN, peer_a=CHROMIUM, peer_b=CHROMIUM),
         *matrix(UDP, peer_a=CHROMIUM, peer_b=AIORTC),
         *matrix(UDP, peer_a=AIORTC, peer_b=CHROMIUM),
+    ]
+
+
+def pion_matrices() -> list[Scenario]:
+    """Pion x Pion with TURN and without, and Pion against Chromium and aiortc in both orders with TURN."""
+    return [
+        *matrix(UDP, peer_a=PION, peer_b=PION),
+        *matrix(NO_TURN, peer_a=PION, peer_b=PION),
+        *matrix(UDP, peer_a=PION, peer_b=CHROMIUM),
+        *matrix(UDP, peer_a=CHROMIUM, peer_b=PION),
+        *matrix(UDP, peer_a=PION, peer_b=AIORTC),
+        *matrix(UDP, peer_a=AIORTC, peer_b=PION),
     ]
 
 
@@ -127,6 +140,7 @@ def catalog(directory: Path) -> list[Scenario]:
     return [
         *firewall(),
         *browser_matrices(),
+        *pion_matrices(),
         *matrix(UDP),
         *matrix(NO_TURN),
         *file_scenarios(directory),
