@@ -65,7 +65,9 @@ def exe() -> Path:
         pytest.fail(f"{exc}; .ci/setup installs Go and the Pion package", pytrace=False)
 
 
-def run_peer(exe: Path, cfg: dict[str, Any] | str, tmp_path: Path, timeout: float = 20) -> tuple[int, Any, str]:
+def run_peer(
+    exe: Path, cfg: dict[str, Any] | str, tmp_path: Path, timeout: float = 20
+) -> tuple[int, Any, str]:
     """Run the binary on a config file; (exit status, its last stdout line as JSON, stderr)."""
     path = tmp_path / "config.json"
     path.write_text(cfg if isinstance(cfg, str) else json.dumps(cfg))
@@ -187,7 +189,8 @@ def test_unreachable_signaling_fails_the_session_with_a_record(exe: Path, tmp_pa
     cfg = config(signaling_url=f"ws://127.0.0.1:{_closed_port()}").to_json()
     status, rec, _ = run_peer(exe, cfg, tmp_path)
     assert status == 0
-    assert rec["state"] == "failed" and rec["reason"].startswith("signaling connection failed:"), rec["reason"]
+    assert rec["state"] == "failed", rec
+    assert rec["reason"].startswith("signaling connection failed:"), rec["reason"]
     checked = check_record(rec, stack="pion", cfg=config(user="a-test"))
     assert checked["pairs"] == [] and checked["marks"]["start"] == pytest.approx(cfg["t0"], abs=1e-5)
 
