@@ -93,6 +93,9 @@ def add_parsers(sub: Any) -> None:
         help="pairs in ONE lab (one coturn, one signaling server), K sessions at once; more pairs than a lab "
         "holds go to successive labs",
     )
+    pop.add_argument(
+        "--peers", default="aiortc,aiortc", type=stacks, help="the stacks of a and b (default aiortc,aiortc)"
+    )
     pop.add_argument("--seed", type=int, default=1)
     pop.add_argument("--turn", choices=TURN_CHOICES, default=UDP)
     pop.set_defaults(func=cmd_population)
@@ -230,7 +233,10 @@ def cmd_population(args: argparse.Namespace) -> int:
             print(f"mix {given.name!r}" + (f": {given.note}" if given.note else ""))
     est = _estimate_for(args.matrix, mix_file, mix_b_file)  # before the run: a bad matrix fails fast
     names = (mix_file.name if mix_file else None, mix_b_file.name if mix_b_file else None)
-    scenarios = population(args.size, mix, args.seed, args.turn, mix_b=mix_b, names=names)
+    peer_a, peer_b = args.peers
+    scenarios = population(
+        args.size, mix, args.seed, args.turn, mix_b=mix_b, names=names, peer_a=peer_a, peer_b=peer_b
+    )
     run = _run_crowd if args.concurrent is not None else _run_in
     code, directory = run(scenarios, args)
     if directory is not None:

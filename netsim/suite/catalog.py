@@ -174,6 +174,8 @@ def population(
     turn: Turn = UDP,
     mix_b: dict[str, float] | None = None,
     names: tuple[str | None, str | None] = (None, None),
+    peer_a: PeerName = AIORTC,
+    peer_b: PeerName = AIORTC,
 ) -> list[Scenario]:
     """`size` pairings whose two NAT kinds are drawn independently from `mix` (kind -> weight; the callee's
     from `mix_b` when given). Kinds are those of mix files: the matrix kinds, udp-blocked, HOME+cgn-CGN."""
@@ -196,7 +198,7 @@ def population(
     for i in range(size):
         a = rng.choices(list(mix), list(mix.values()))[0]
         b = rng.choices(list(callee), list(callee.values()))[0]
-        cell = mix_pairing(a, b, turn=turn)
+        cell = mix_pairing(a, b, turn=turn, peer_a=peer_a, peer_b=peer_b)
         scn = dataclasses.replace(cell, id=f"{POPULATION}/{i:04d}__{a}__{b}", group=POPULATION)
         draw: PopulationDraw = {"seed": seed, "mix": dict(mix), "size": size, "index": i}
         if mix_b is not None:
