@@ -18,10 +18,11 @@ CATALOG = catalog(Path(__file__).resolve().parent)
 
 def _marks(scn: Scenario) -> list[pytest.MarkDecorator]:
     """A mark per stack in the pairing: `-m chromium` selects the browser groups, `-m pion` the Pion ones,
-    `-m aiortc` the pairings of aiortc alone (`-m "not chromium"` still selects what it did)."""
+    `-m aiortc` the pairings of aiortc alone. `extra_stacks` (the Pion groups) are deselected unless -m is
+    given (conftest.py)."""
     stacks = {scn.options.peer_a, scn.options.peer_b}
     marks = [pytest.mark.chromium] if CHROMIUM in stacks else []
-    marks += [pytest.mark.pion] if PION in stacks else []
+    marks += [pytest.mark.pion, pytest.mark.extra_stacks] if PION in stacks else []
     return marks or ([pytest.mark.aiortc] if stacks == {AIORTC} else [])
 
 
