@@ -57,6 +57,9 @@ def test_help_lists_every_command() -> None:
         (["pair", "--nat-a", "warp", "--nat-b", "open"], "invalid choice: 'warp'"),
         (["matrix", "--repeats", "0"], "must be at least 1, got 0"),
         (["signaling", "--port", "70000"], "must be 0-65535, got 70000"),
+        (["pair", "--peer-a", "safari"], "choose from aiortc, chromium, pion or exec:COMMAND, got 'safari'"),
+        (["pair", "--peer-b", "exec: "], "'exec: ' names no command (exec:COMMAND)"),
+        (["population", "--peers", "pion"], "expected two of aiortc, chromium, pion (or exec:COMMAND)"),
     ],
 )
 def test_usage_errors_exit_2_naming_the_value(

@@ -22,38 +22,23 @@ import pytest
 from netsim.peers import pion_stack
 from netsim.peers.pion_stack import GOCODE, PionBuildError, package_version, upstream
 from netsim.peers.protocol import PROTOCOL, PeerConfig, check_record
+from tests.peers.configs import peer_config
 
 AGENT_CONFIG = GOCODE / "src/github.com/pion/ice/v2/agent_config.go"
 
 
 def config(**changes: Any) -> PeerConfig:
-    """A complete protocol config, any field changed by keyword."""
+    """A complete protocol config (tests/peers/configs.py) for a polite peer that never offers, whose
+    signaling server is unreachable unless the test gives one: any field changed by keyword."""
     values: dict[str, Any] = {
-        "protocol": PROTOCOL,
         "user": "a-test",
         "target": "b-test",
         "polite": True,
-        "offer": False,
-        "offer_delay_s": 0.0,
         "signaling_url": "ws://127.0.0.1:1",
         "token": "t",
-        "ice_servers": (),
-        "ca_file": None,
-        "policy": "all",
         "deadline_s": 2.0,
-        "echo_count": 5,
-        "echo_interval_s": 0.005,
-        "linger_s": 2.0,
-        "settle_s": 1.0,
-        "hold_s": 0.0,
-        "interval_s": 1.0,
-        "hide_host": False,
-        "media": False,
-        "restart": False,
-        "connected_file": None,
-        "t0": time.monotonic(),
     }
-    return PeerConfig(**{**values, **changes})
+    return peer_config(**{**values, **changes})
 
 
 @pytest.fixture(scope="module")

@@ -47,7 +47,10 @@ def test_defaults_are_valid_and_serialise() -> None:
         ({"deadline_s": -1.0}, r"deadline_s: must be > 0"),
         ({"deadline_s": True}, r"deadline_s: expected a number"),
         ({"host_a": ""}, r"host_a: expected a host name"),
-        ({"peer_b": "firefox"}, r"peer_b: unknown value 'firefox' \(choose from aiortc, chromium\)"),
+        (
+            {"peer_b": "firefox"},
+            r"peer_b: unknown value 'firefox' \(choose from aiortc, chromium, pion or exec:COMMAND\)",
+        ),
         ({"settle_s": -1}, r"settle_s: expected seconds from 0 to 60, got -1"),
     ],
 )

@@ -16,7 +16,7 @@ SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 def test_catalog_groups_and_counts() -> None:
     cat = catalog(SCENARIOS)
     ids = [s.id for s in cat]
-    assert len(ids) == len(set(ids)) == 172
+    assert len(ids) == len(set(ids)) == 322
     assert Counter(s.group for s in cat) == {
         "firewall": 4,
         "matrix-turn": 25,
@@ -25,6 +25,12 @@ def test_catalog_groups_and_counts() -> None:
         "matrix-noturn-chromium": 25,
         "matrix-turn-chromium-aiortc": 25,
         "matrix-turn-aiortc-chromium": 25,
+        "matrix-turn-pion": 25,
+        "matrix-noturn-pion": 25,
+        "matrix-turn-pion-chromium": 25,
+        "matrix-turn-chromium-pion": 25,
+        "matrix-turn-pion-aiortc": 25,
+        "matrix-turn-aiortc-pion": 25,
         "double-nat": 2,
         "hairpin": 2,
         "lan": 1,
@@ -41,6 +47,10 @@ def test_catalog_groups_and_counts() -> None:
     )
     assert stacks["matrix-turn-chromium-aiortc"] == ("chromium", "aiortc")
     assert stacks["matrix-turn-aiortc-chromium"] == ("aiortc", "chromium")
+    assert stacks["matrix-noturn-pion"] == ("pion", "pion") and stacks["matrix-turn-chromium-pion"] == (
+        "chromium",
+        "pion",
+    )
     assert {s.options.turn for s in cat if s.group == "firewall"} == {"tcp", "tls"}
     assert {s.options.glare_first for s in cat if s.options.glare} == {"a", "b"}
     assert cat[0].group == "firewall"  # the slowest first, so xdist workers finish together
