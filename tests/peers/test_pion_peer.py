@@ -123,3 +123,23 @@ def test_a_held_call_recovers_from_an_outage_on_the_selected_pair() -> None:
     call = rec["call"]
     assert call["outcome"] == "recovered", call
     assert call["a"]["restart"] == "supported" and call["b"]["restart"] == "supported"
+
+
+def test_a_moved_host_recovers_through_an_ice_restart() -> None:
+    """timeline-move.toml with Pion on both sides: a's old address is gone 1 s into the call; the call goes
+    disconnected, a restarts ICE over a fresh WebSocket, and the new direct pair goes through nat-c."""
+    from pathlib import Path
+
+    from netsim.lab.lab import Lab
+    from netsim.session.run import run_session
+    from netsim.suite.scenario import load_scenario_file
+
+    scn = load_scenario_file(Path(__file__).resolve().parents[2] / "scenarios" / "timeline-move.toml")
+    with Lab(scn.topology) as lab:
+        rec: dict[str, Any] = dict(run_session(lab, scn.options.replace(peer_a="pion", peer_b="pion")))
+    connected(rec)
+    call = rec["call"]
+    assert call["outcome"] == "recovered", call
+    restarts = call["a"]["restarts"]
+    assert len(restarts) == 1 and restarts[0]["connected"] is not None and call["b"]["restarts"] == []
+    assert rec["a"]["settled"]["local"].startswith("198.18.3.1:")  # nat-c's public address
