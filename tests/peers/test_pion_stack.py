@@ -236,3 +236,11 @@ def test_config_keys_are_the_protocols() -> None:
     source = (pion_stack.SOURCE_DIR / "config.go").read_text()
     block = source.split("var configKeys = []string{", 1)[1].split("}", 1)[0]
     assert re.findall(r'"(\w+)"', block) == [f.name for f in dataclasses.fields(PeerConfig)]
+
+
+def test_go_sources_are_gofmt_clean_and_small() -> None:
+    gofmt = Path(pion_stack.go_binary() or "go").resolve().with_name("gofmt")  # beside the go it builds with
+    done = subprocess.run([str(gofmt), "-l", str(pion_stack.SOURCE_DIR)], capture_output=True, text=True)
+    assert done.returncode == 0 and done.stdout == "", done.stdout + done.stderr
+    for path in pion_stack.sources():
+        assert len(path.read_text().splitlines()) <= 400, path  # the repository's file limit

@@ -70,7 +70,12 @@ func (p *peer) holdCheck(i int) {
 	p.loop.after(checkSpacingS, func() { p.holdCheck(i + 1) })
 }
 
+// holdGrace keeps answering for answerGraceS after our last echo (not when the call is already over).
 func (p *peer) holdGrace() {
+	if p.over() {
+		p.hold.done = true
+		return
+	}
 	p.loop.after(answerGraceS, func() { p.hold.done = true })
 }
 
