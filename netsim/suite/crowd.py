@@ -184,7 +184,10 @@ def run_crowd(
             futures: dict[Future[ResultRecord], tuple[Scenario, SessionOptions, list[Attempt]]] = {}
             for i, (scn, (a, b)) in enumerate(zip(scenarios, hosts, strict=True)):
                 blocked = [scn.nat_a, scn.nat_b].count(UDP_BLOCKED)
-                deadline = connect_deadline(blocked) + LOAD_DEADLINE_S * running
+                # The load's allowance covers Pion's relay wait once 20 sessions run at once, and then both
+                # stacks get the same deadline; in smaller crowds the stack's own rule (connect_deadline).
+                loaded = connect_deadline(blocked) + LOAD_DEADLINE_S * running
+                deadline = max(loaded, connect_deadline(blocked, scn.options.peer_a))
                 opts = scn.options.replace(host_a=a, host_b=b, needs_relay=False, deadline_s=deadline)
                 delay = i * ramp_s(opts.peer_a, opts.peer_b) if i < running else 0.0
                 futures[pool.submit(_one, lab, launcher, opts, delay)] = (scn, opts, [])

@@ -9,6 +9,8 @@ from netsim.session.options import OptionsError, SessionOptions, connect_deadlin
 
 def test_connect_deadline_grows_with_udp_blocked_sides() -> None:
     assert [connect_deadline(n) for n in (0, 1, 2)] == [3.0, 9.0, 14.0]
+    assert [connect_deadline(n, "pion") for n in (0, 1)] == [5.0, 11.0]
+    assert connect_deadline(0, "chromium") == connect_deadline(0, "exec:./mine") == 3.0
 
 
 def test_defaults_are_valid_and_serialise() -> None:

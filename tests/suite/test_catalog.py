@@ -61,6 +61,13 @@ def test_connect_deadlines_follow_the_one_rule() -> None:
     assert deadlines["matrix-turn/open__symmetric"] == 3.0
     assert deadlines["firewall/udp-blocked__port-restricted-cone__tcp"] == 9.0
     assert deadlines["firewall/udp-blocked__udp-blocked__tls"] == 14.0
+    # Pion controlling waits 2 s before it nominates a relay pair; Pion controlled does not.
+    assert (
+        deadlines["matrix-turn-pion-aiortc/open__symmetric"]
+        == deadlines["matrix-turn-pion/open__open"]
+        == 5.0
+    )
+    assert deadlines["matrix-turn-aiortc-pion/open__symmetric"] == 3.0
 
 
 def test_matrix_limited_to_kinds() -> None:
