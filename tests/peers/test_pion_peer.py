@@ -84,6 +84,14 @@ def test_turn_over_tls_through_the_udp_blocking_firewall() -> None:
     assert rec["a"]["local_type"] == "relay" and rec["needs_relay"] is True
 
 
+def test_relay_only_policy_over_turn_tcp_hides_the_direct_path() -> None:
+    rec = session("full-cone", "full-cone", turn="tcp", policy="relay", needs_relay=False)
+    connected(rec)
+    assert rec["verdict"] == "relay" and rec["relay_side"] == "both"
+    assert rec["a"]["turn_transport"] == rec["b"]["turn_transport"] == "tcp"
+    assert all(" typ relay" in c for side in "ab" for c in rec[side]["candidates"]["local"])
+
+
 @pytest.mark.parametrize("first", ["a", "b"])
 def test_glare_resolves_either_way_with_as_offer_winning(first: str) -> None:
     rec = session(PRC, PRC, glare=True, glare_first=first, needs_relay=False)

@@ -34,6 +34,7 @@ func (p *peer) watchChannel(dc *webrtc.DataChannel) {
 			}
 		})
 	})
+	dc.OnClose(func() { p.loop.post(p.checkFinished) })
 	dc.OnMessage(func(m webrtc.DataChannelMessage) {
 		raw := m.Data
 		p.loop.post(func() {
@@ -95,6 +96,7 @@ func (p *peer) onEcho(dc *webrtc.DataChannel, raw []byte) {
 		}
 	case "done":
 		p.echo.remoteDone = true
+		p.checkFinished()
 	}
 }
 
@@ -107,6 +109,7 @@ func (p *peer) ping() {
 	if e.seq >= p.cfg.EchoCount || e.channel == nil || e.channel.ReadyState() != webrtc.DataChannelStateOpen {
 		sendJSON(e.channel, map[string]any{"t": "done"})
 		e.pingsDone = true
+		p.checkFinished()
 		return
 	}
 	seq := e.seq

@@ -74,9 +74,13 @@ func (p *peer) holdCheck(i int) {
 func (p *peer) holdGrace() {
 	if p.over() {
 		p.hold.done = true
+		p.checkFinished()
 		return
 	}
-	p.loop.after(answerGraceS, func() { p.hold.done = true })
+	p.loop.after(answerGraceS, func() {
+		p.hold.done = true
+		p.checkFinished()
+	})
 }
 
 func (p *peer) holdPing() {

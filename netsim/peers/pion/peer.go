@@ -14,8 +14,6 @@ import (
 	"github.com/pion/webrtc/v3"
 )
 
-const finishPollS = 0.05
-
 type peer struct {
 	cfg          config
 	loop         *loop
@@ -213,7 +211,10 @@ func (p *peer) fail(reason string) {
 	if !p.connected {
 		p.reason = &reason
 		p.end(true)
+		return
 	}
+	p.hold.done = true // a held call ends with it (as the Chromium page's hold loop does)
+	p.checkFinished()
 }
 
 func (p *peer) onDeadline() {
@@ -246,22 +247,20 @@ func (p *peer) onConnected() {
 		p.startHold()
 	}
 	p.finishBy = now() + p.cfg.LingerS
-	p.loop.after(finishPollS, p.checkFinished)
+	p.loop.after(p.cfg.LingerS, p.checkFinished)
 }
 
 // checkFinished ends the run once our pings are done and the other side said `done` (at most linger_s),
-// and a held call is over.
+// and a held call is over. It runs on each of those events (and at linger_s), not on a poll.
 func (p *peer) checkFinished() {
-	if p.ended {
+	if p.ended || !p.connected {
 		return
 	}
 	open := p.echo.channel != nil && p.echo.channel.ReadyState() == webrtc.DataChannelStateOpen
 	echoed := !open || (p.echo.pingsDone && p.echo.remoteDone) || now() >= p.finishBy || p.failedWith != nil
 	if echoed && (p.cfg.HoldS <= 0 || p.hold.done) {
 		p.end(false)
-		return
 	}
-	p.loop.after(finishPollS, p.checkFinished)
 }
 
 // signalConnected writes {"t": first echo} atomically to connected_file: the session times events from it.

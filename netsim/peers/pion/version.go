@@ -22,6 +22,7 @@ func settings() map[string]any {
 		"ice":                         iceVersion,
 		"debian_package":              debianVersion,
 		"go":                          runtime.Version(),
+		"gomaxprocs":                  runtime.GOMAXPROCS(0),
 		"host_acceptance_min_wait_s":  0.0,
 		"srflx_acceptance_min_wait_s": 0.5,
 		"prflx_acceptance_min_wait_s": 1.0,
