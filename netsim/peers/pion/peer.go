@@ -105,6 +105,14 @@ func (p *peer) note(what, state string) {
 
 // start runs first on the loop: the connection, the deadline and signaling.
 func (p *peer) start() {
+	p.deadline = p.loop.after(p.cfg.DeadlineS-(now()-p.t0), p.onDeadline)
+	// The WebSocket dials in its own goroutine while the connection is made: the welcome is handled on
+	// the loop after this function, so the connection exists by then.
+	p.openSignaling(p.cfg.DeadlineS, func(err error) {
+		if err != nil {
+			p.fail(fmt.Sprintf("signaling connection failed: %v", err))
+		}
+	})
 	api, err := newAPI()
 	if err != nil {
 		p.fail(fmt.Sprintf("error: %v", err))
@@ -117,12 +125,6 @@ func (p *peer) start() {
 		return
 	}
 	p.pc = pc
-	p.deadline = p.loop.after(p.cfg.DeadlineS-(now()-p.t0), p.onDeadline)
-	p.openSignaling(p.cfg.DeadlineS, func(err error) {
-		if err != nil {
-			p.fail(fmt.Sprintf("signaling connection failed: %v", err))
-		}
-	})
 }
 
 func (p *peer) iceServers() []webrtc.ICEServer {
