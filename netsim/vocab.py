@@ -52,7 +52,7 @@ TurnTransport = Literal["udp", "tcp", "tls"]
 Policy = Literal["all", "relay"]
 Side = Literal["a", "b"]
 Stack = Literal["aiortc", "chromium", "pion"]
-PeerName = str  # a Stack, or "exec:COMMAND"
+PeerName = Stack | str  # a Stack, or "exec:COMMAND" (a program speaking the peer protocol)
 
 # --- outcomes ----------------------------------------------------------------------------------------------
 DIRECT_HOST: Final = "direct-host"  # host candidates at both ends

@@ -145,10 +145,11 @@ def _chromium() -> Check:
 
 def _pion() -> Check:
     from netsim.peers.pion_stack import ENV_BINARY, WEBRTC_PACKAGE, status
+    from netsim.vocab import PION
 
     ok, found = status()
     fix = f"{APT} golang-go {WEBRTC_PACKAGE}, or set {ENV_BINARY} to a built peer (Pion peers only)"
-    return Check("pion", ok, found, fix)
+    return Check(PION, ok, found, fix)
 
 
 def _python_package(name: str, fix: str) -> Check:

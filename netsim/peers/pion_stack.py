@@ -29,7 +29,7 @@ from netsim.peers.process import ProcessAdapter
 from netsim.peers.protocol import PeerConfig, RawPeerRecord, failed_record
 from netsim.vocab import PION
 
-SOURCE_DIR = Path(__file__).parent / "pion"
+SOURCE_DIR = Path(__file__).parent / PION  # the Go sources
 GOCODE = Path("/usr/share/gocode")  # where Debian's golang-*-dev packages put their sources
 WEBRTC_PACKAGE = "golang-github-pion-webrtc.v3-dev"
 ICE_PACKAGE = "golang-github-pion-ice.v2-dev"
@@ -45,7 +45,7 @@ class PionBuildError(InputError):
 
 def build_dir() -> Path:
     """`build/pion/` of the checkout netsim runs from (ignored by git)."""
-    return Path(netsim.__file__).resolve().parent.parent / "build" / "pion"
+    return Path(netsim.__file__).resolve().parent.parent / "build" / PION
 
 
 def package_version(package: str) -> str | None:
