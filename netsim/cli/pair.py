@@ -168,12 +168,9 @@ def cmd_pair(args: argparse.Namespace) -> int:
 
 def broken_peers(rec: ResultRecord) -> list[str]:
     """The sides whose peer broke the peer protocol, each as its reason (`peer a (exec:CMD): what`)."""
-    out = []
-    for side in SIDES:
-        reason = rec[side]["reason"] or ""
-        if reason.startswith(f"peer {side} ("):
-            out.append(reason)
-    return out
+    from netsim.peers.protocol import broke_protocol
+
+    return [str(rec[side]["reason"]) for side in SIDES if broke_protocol(side, rec[side]["reason"])]
 
 
 def _pair_expectation(args: argparse.Namespace) -> Any:

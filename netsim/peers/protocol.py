@@ -252,6 +252,17 @@ def failed_record(cfg: PeerConfig, stack: str, reason: str, error: str | None = 
     }
 
 
+def broken_reason(side: str, stack: str, what: str) -> str:
+    """A side's reason when its peer broke the protocol: `peer a (exec:./mine): what was wrong`."""
+    return f"peer {side} ({stack}): {what}"
+
+
+def broke_protocol(side: str, reason: str | None) -> bool:
+    """Whether a side's reason says its peer broke the protocol (broken_reason): the session failed for
+    that, not for want of a CPU or of a path."""
+    return reason is not None and reason.startswith(f"peer {side} (")
+
+
 @dataclass(frozen=True)
 class NoRecord:
     """What a peer process gave instead of a record (it exited without one, or its last stdout line is not
@@ -264,12 +275,12 @@ def accept_record(raw: object, *, side: str, stack: str, cfg: PeerConfig) -> Raw
     """The record where it enters the session, checked against the protocol. A record
     that breaks it becomes a failed one whose reason is `peer SIDE (STACK): what was wrong`."""
     if isinstance(raw, NoRecord):
-        return failed_record(cfg, stack, f"peer {side} ({stack}): {raw.why}")
+        return failed_record(cfg, stack, broken_reason(side, stack, raw.why))
     try:
         record = check_record(raw, stack=stack, cfg=cfg)
     except ProtocolError as exc:
         launch = raw.get("launch") if isinstance(raw, dict) else None
-        failed = failed_record(cfg, stack, f"peer {side} ({stack}): {exc}")
+        failed = failed_record(cfg, stack, broken_reason(side, stack, str(exc)))
         if isinstance(launch, dict):
             failed["launch"] = _RECORD.validate_python({**failed, "launch": launch})["launch"]
         return failed
