@@ -37,19 +37,25 @@ TURN_CHOICES: Final = (*TURN_TRANSPORTS, NO_TURN)
 POLICIES: Final = ("all", "relay")
 SIDES: Final = ("a", "b")
 
-# Peer stacks: aiortc (Python), Chromium (libwebrtc) and Firefox (nICEr), the browsers users ship.
-PEER_STACKS: Final = ("aiortc", "chromium", "firefox")
+# Peer stacks: aiortc (Python), Chromium (libwebrtc) and Firefox (nICEr), the browsers users ship, and Pion
+# (Go). A side may also be a program the user brings, `exec:COMMAND`, that speaks the peer protocol
+# (docs/peers.md).
+PEER_STACKS: Final = ("aiortc", "chromium", "firefox", "pion")
 AIORTC: Final = "aiortc"
 CHROMIUM: Final = "chromium"
 FIREFOX: Final = "firefox"
+PION: Final = "pion"
+EXEC_PREFIX: Final = "exec:"
 BROWSERS: Final = (CHROMIUM, FIREFOX)  # stacks that run in a browser started per host (costly)
-RESTART_STACKS: Final = (CHROMIUM, FIREFOX)  # stacks that can restart ICE (both ends must)
+# Stacks that renegotiate an ICE restart; a session restarts only when both sides do.
+RESTART_STACKS: Final = (CHROMIUM, FIREFOX, PION)
 
 Turn = Literal["udp", "tcp", "tls", "none"]
 TurnTransport = Literal["udp", "tcp", "tls"]
 Policy = Literal["all", "relay"]
 Side = Literal["a", "b"]
-Stack = Literal["aiortc", "chromium", "firefox"]
+Stack = Literal["aiortc", "chromium", "firefox", "pion"]
+PeerName = Stack | str  # a Stack, or "exec:COMMAND" (a program speaking the peer protocol)
 
 # --- outcomes ----------------------------------------------------------------------------------------------
 DIRECT_HOST: Final = "direct-host"  # host candidates at both ends

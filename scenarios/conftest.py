@@ -43,7 +43,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+# Groups deselected unless a -m expression is given (the main job stays as long as it was): the Firefox and
+# Pion matrices add minutes each on 2 cores. `-m pion` or `-m firefox` runs them, `-m "extra_stacks or not
+# extra_stacks"` everything.
+DEFAULT_MARKEXPR = "not extra_stacks"
+
+
 def pytest_configure(config: pytest.Config) -> None:
+    if not config.option.markexpr:
+        config.option.markexpr = DEFAULT_MARKEXPR
     worker = getattr(config, "workerinput", None)
     if worker is not None:
         config.netsim_run_id = worker["netsim_run_id"]  # type: ignore[attr-defined]

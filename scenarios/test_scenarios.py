@@ -11,18 +11,23 @@ from netsim import runfiles
 from netsim.suite.catalog import catalog
 from netsim.suite.runner import run_one
 from netsim.suite.scenario import Scenario
-from netsim.vocab import CHROMIUM, FIREFOX
+from netsim.vocab import AIORTC, CHROMIUM, FIREFOX, PION
 
 CATALOG = catalog(Path(__file__).resolve().parent)
 
 
 def _marks(scn: Scenario) -> list[pytest.MarkDecorator]:
-    """`-m "not chromium"` selects the aiortc groups, `-m chromium` the Chromium ones, `-m firefox` the
-    Firefox ones (with Chromium too): those are deselected by default (pyproject.toml's addopts)."""
+    """A mark per stack in the pairing: `-m chromium` selects the Chromium groups of aiortc and Chromium,
+    `-m firefox` and `-m pion` the groups of those stacks (with any other stack), `-m aiortc` the pairings
+    of aiortc alone. Firefox's and Pion's groups are also `extra_stacks`, deselected unless -m is given
+    (conftest.py)."""
     stacks = {scn.options.peer_a, scn.options.peer_b}
-    if FIREFOX in stacks:
-        return [pytest.mark.firefox]
-    return [pytest.mark.chromium] if CHROMIUM in stacks else [pytest.mark.aiortc]
+    extra = [getattr(pytest.mark, s) for s in (FIREFOX, PION) if s in stacks]
+    if extra:
+        return [*extra, pytest.mark.extra_stacks]
+    if CHROMIUM in stacks:
+        return [pytest.mark.chromium]
+    return [pytest.mark.aiortc] if stacks == {AIORTC} else []
 
 
 @pytest.mark.parametrize("scn", [pytest.param(s, marks=_marks(s), id=s.id) for s in CATALOG])

@@ -10,7 +10,7 @@ import sys
 from typing import Any, NoReturn
 
 from netsim.errors import InputError
-from netsim.vocab import PEER_STACKS
+from netsim.vocab import EXEC_PREFIX, PEER_STACKS
 
 EXIT_OK = 0
 EXIT_MISMATCH = 1
@@ -96,11 +96,23 @@ def print_json(obj: Any) -> None:
     print()
 
 
+def peer_name(text: str) -> str:
+    """A side's stack: one netsim knows, or exec:COMMAND (a program speaking the peer protocol)."""
+    if text.startswith(EXEC_PREFIX):
+        if not text.removeprefix(EXEC_PREFIX).strip():
+            raise argparse.ArgumentTypeError(f"{text!r} names no command (exec:COMMAND)")
+        return text
+    if text not in PEER_STACKS:
+        choices = ", ".join(PEER_STACKS)
+        raise argparse.ArgumentTypeError(f"choose from {choices} or exec:COMMAND, got {text!r}")
+    return text
+
+
 def stacks(text: str) -> tuple[str, str]:
-    """`a,b` stacks, e.g. chromium,aiortc."""
+    """`a,b` stacks, e.g. chromium,aiortc (an exec:COMMAND side, whose command has no comma, too)."""
     parts = [p.strip() for p in text.split(",")]
-    if len(parts) != 2 or any(p not in PEER_STACKS for p in parts):
+    if len(parts) != 2 or not all(p in PEER_STACKS or p.startswith(EXEC_PREFIX) for p in parts):
         raise argparse.ArgumentTypeError(
-            f"expected two of {', '.join(PEER_STACKS)} like chromium,aiortc, got {text!r}"
+            f"expected two of {', '.join(PEER_STACKS)} (or exec:COMMAND) like chromium,aiortc, got {text!r}"
         )
     return parts[0], parts[1]

@@ -71,6 +71,7 @@ def run_checks() -> list[Check]:
         _tool("turnutils_natdiscovery", "coturn", "turnutils_natdiscovery", None),
         _chromium(),
         _firefox(),
+        _pion(),
         _python_package("playwright", "pip install playwright (part of netsim's dependencies)"),
     ]
     return checks
@@ -161,6 +162,15 @@ def _firefox() -> Check:
         return Check(FIREFOX, True, f"{check.found}, certutil {certutil()}")
     except FirefoxError:
         return Check(FIREFOX, False, f"{check.found} but certutil not found", f"{APT} libnss3-tools")
+
+
+def _pion() -> Check:
+    from netsim.peers.pion_stack import ENV_BINARY, WEBRTC_PACKAGE, status
+    from netsim.vocab import PION
+
+    ok, found = status()
+    fix = f"{APT} golang-go {WEBRTC_PACKAGE}, or set {ENV_BINARY} to a built peer (Pion peers only)"
+    return Check(PION, ok, found, fix)
 
 
 def _python_package(name: str, fix: str) -> Check:

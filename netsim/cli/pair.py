@@ -4,9 +4,10 @@ was expected (by default: connect)."""
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
-from netsim.cli.common import InputError, exit_code, positive_float, print_json, retries_arg
+from netsim.cli.common import InputError, exit_code, peer_name, positive_float, print_json, retries_arg
 from netsim.records import ResultRecord
 from netsim.vocab import (
     AIORTC,
@@ -37,8 +38,15 @@ def _pair_parser(sub: Any) -> None:
             metavar="KIND",
             help=f"NAT in front of {side} (default port-restricted-cone)",
         )
-    p.add_argument("--peer-a", choices=PEER_STACKS, default=AIORTC, help="WebRTC stack of a (default aiortc)")
-    p.add_argument("--peer-b", choices=PEER_STACKS, default=AIORTC, help="WebRTC stack of b (default aiortc)")
+    for side in SIDES:
+        p.add_argument(
+            f"--peer-{side}",
+            type=peer_name,
+            default=AIORTC,
+            metavar="STACK",
+            help=f"WebRTC stack of {side}: {', '.join(PEER_STACKS)} or exec:COMMAND, a program speaking the "
+            "peer protocol of docs/peers.md (default aiortc)",
+        )
     p.add_argument("--turn", choices=TURN_CHOICES, default=UDP, help="TURN transport (default udp)")
     p.add_argument("--policy", choices=POLICIES, default="all", help="ICE transport policy (default all)")
     p.add_argument("--glare", action="store_true", help="both peers offer at once (perfect negotiation)")
@@ -152,8 +160,17 @@ def cmd_pair(args: argparse.Namespace) -> int:
         print_json(record)
     else:
         print(format_record(record))
+    for line in broken_peers(record):
+        print(f"netsim: {line}", file=sys.stderr)
     outcome = record.get("outcome")
     return exit_code(outcome == VIOLATED, outcome == INCONCLUSIVE)
+
+
+def broken_peers(rec: ResultRecord) -> list[str]:
+    """The sides whose peer broke the peer protocol, each as its reason (`peer a (exec:CMD): what`)."""
+    from netsim.peers.protocol import broke_protocol
+
+    return [str(rec[side]["reason"]) for side in SIDES if broke_protocol(side, rec[side]["reason"])]
 
 
 def _pair_expectation(args: argparse.Namespace) -> Any:

@@ -93,11 +93,11 @@ def add_parsers(sub: Any) -> None:
         help="pairs in ONE lab (one coturn, one signaling server), K sessions at once; more pairs than a lab "
         "holds go to successive labs",
     )
-    pop.add_argument("--seed", type=int, default=1)
-    pop.add_argument("--turn", choices=TURN_CHOICES, default=UDP)
     pop.add_argument(
         "--peers", default="aiortc,aiortc", type=stacks, help="the stacks of a and b (default aiortc,aiortc)"
     )
+    pop.add_argument("--seed", type=int, default=1)
+    pop.add_argument("--turn", choices=TURN_CHOICES, default=UDP)
     pop.set_defaults(func=cmd_population)
     rerun = sub.add_parser("rerun", parents=[common], help="run one session of a run again, from its record")
     rerun.add_argument("run_dir", metavar="RUN_DIR", type=Path, help="run directory, e.g. reports/<run-id>")
@@ -235,11 +235,14 @@ def cmd_population(args: argparse.Namespace) -> int:
     if args.concurrent is not None and browsers:
         raise InputError(
             f"--concurrent: {browsers[0]} peers start a browser each (~0.4 GiB, seconds of CPU): run them "
-            "with -j (a lab per pair), or --concurrent with aiortc peers"
+            "with -j (a lab per pair), or --concurrent with aiortc or pion peers"
         )
     est = _estimate_for(args.matrix, mix_file, mix_b_file)  # before the run: a bad matrix fails fast
     names = (mix_file.name if mix_file else None, mix_b_file.name if mix_b_file else None)
-    scenarios = population(args.size, mix, args.seed, args.turn, mix_b=mix_b, names=names, peers=args.peers)
+    peer_a, peer_b = args.peers
+    scenarios = population(
+        args.size, mix, args.seed, args.turn, mix_b=mix_b, names=names, peer_a=peer_a, peer_b=peer_b
+    )
     run = _run_crowd if args.concurrent is not None else _run_in
     code, directory = run(scenarios, args)
     if directory is not None:

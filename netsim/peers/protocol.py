@@ -19,7 +19,7 @@ import pydantic
 from typing_extensions import TypedDict
 
 from netsim.records import IceRole, PairFields, ParsedCandidate, PeerLaunch, PeerState
-from netsim.vocab import CANDIDATE_TYPES, FAMILIES, CandidateType, Family, Policy, TurnTransport
+from netsim.vocab import CANDIDATE_TYPES, EXEC_PREFIX, FAMILIES, CandidateType, Family, Policy, TurnTransport
 
 PROTOCOL: Final = 1  # the version of docs/peers.md's protocol; a peer echoes it in its record
 # A stack that may renominate keeps pinging until its pair has been stable for settle_s, at most this much
@@ -252,14 +252,35 @@ def failed_record(cfg: PeerConfig, stack: str, reason: str, error: str | None = 
     }
 
 
+def broken_reason(side: str, stack: str, what: str) -> str:
+    """A side's reason when its peer broke the protocol: `peer a (exec:./mine): what was wrong`."""
+    return f"peer {side} ({stack}): {what}"
+
+
+def broke_protocol(side: str, reason: str | None) -> bool:
+    """Whether a side's reason says its peer broke the protocol (broken_reason): the session failed for
+    that, not for want of a CPU or of a path."""
+    return reason is not None and reason.startswith(f"peer {side} (")
+
+
+@dataclass(frozen=True)
+class NoRecord:
+    """What a peer process gave instead of a record (it exited without one, or its last stdout line is not
+    JSON): the session fails its side with `peer SIDE (STACK): <why>`."""
+
+    why: str
+
+
 def accept_record(raw: object, *, side: str, stack: str, cfg: PeerConfig) -> RawPeerRecord:
     """The record where it enters the session, checked against the protocol. A record
     that breaks it becomes a failed one whose reason is `peer SIDE (STACK): what was wrong`."""
+    if isinstance(raw, NoRecord):
+        return failed_record(cfg, stack, broken_reason(side, stack, raw.why))
     try:
         record = check_record(raw, stack=stack, cfg=cfg)
     except ProtocolError as exc:
         launch = raw.get("launch") if isinstance(raw, dict) else None
-        failed = failed_record(cfg, stack, f"peer {side} ({stack}): {exc}")
+        failed = failed_record(cfg, stack, broken_reason(side, stack, str(exc)))
         if isinstance(launch, dict):
             failed["launch"] = _RECORD.validate_python({**failed, "launch": launch})["launch"]
         return failed
@@ -274,7 +295,9 @@ def check_record(raw: object, *, stack: str, cfg: PeerConfig) -> RawPeerRecord:
         record = _RECORD.validate_python(raw, strict=True)
     except pydantic.ValidationError as exc:
         raise ProtocolError(_first_error(exc)) from None
-    expected: dict[str, object] = {"stack": stack, "user": cfg.user}
+    expected: dict[str, object] = {"user": cfg.user}
+    if not stack.startswith(EXEC_PREFIX):  # a program the user brings names its own stack
+        expected["stack"] = stack
     for key, value in expected.items():
         if record[key] != value:  # type: ignore[literal-required]
             raise ProtocolError(f"{key}: expected {value!r}, got {record[key]!r}")  # type: ignore[literal-required]

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from netsim.peers.adapter import Adapter, Bound, PeerPlace
 from netsim.peers.protocol import PeerConfig
-from netsim.vocab import AIORTC, CHROMIUM, FIREFOX
+from netsim.vocab import AIORTC, CHROMIUM, EXEC_PREFIX, FIREFOX, PION
 
 if TYPE_CHECKING:
     from netsim.peers.launcher import ForkedPeer, Launcher
@@ -27,6 +27,14 @@ def make_adapter(stack: str, launcher: Launcher) -> Adapter:
         from netsim.peers.firefox import FirefoxAdapter
 
         return FirefoxAdapter()
+    if stack == PION:
+        from netsim.peers.pion_stack import pion_adapter
+
+        return pion_adapter()
+    if stack.startswith(EXEC_PREFIX):  # a program the user brings (docs/peers.md, "Peer protocol")
+        from netsim.peers.process import ProcessAdapter
+
+        return ProcessAdapter(stack, stack.removeprefix(EXEC_PREFIX))
     raise ValueError(f"unknown peer stack {stack!r}")
 
 

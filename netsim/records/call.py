@@ -5,7 +5,7 @@
 from typing import Any, Literal, NotRequired, TypedDict
 
 from netsim.records.peer import SelectedPair
-from netsim.vocab import CallOutcome, Side, Stack
+from netsim.vocab import CallOutcome, PeerName, Side
 
 
 class CallState(TypedDict):
@@ -34,7 +34,7 @@ class CallRestart(TypedDict):
 class CallSide(TypedDict):
     """One side of a held call. `echoes`: [sent, answered] per echo (answered null: lost), from the offer."""
 
-    stack: Stack
+    stack: PeerName
     sent: int
     answered: int
     echoes: list[list[float | None]]

@@ -6,7 +6,7 @@ from typing import Any, Final, Literal, NotRequired, TypedDict
 
 import typing_extensions
 
-from netsim.vocab import CandidateType, Family, Stack, TurnTransport
+from netsim.vocab import CandidateType, Family, PeerName, TurnTransport
 
 IceRole = Literal["controlling", "controlled"]
 PeerState = Literal["connected", "failed"]
@@ -143,7 +143,7 @@ class PeerRecord(TypedDict):
     echo: EchoCounts | None
     launch: PeerLaunch | None
     reason: str | None  # why it failed
-    peer: Stack  # the WebRTC stack of this side
+    peer: PeerName  # the WebRTC stack of this side (an exec: peer: the name its record gives)
     pairs: list[SelectedPair]  # every change of the selected pair (Chromium may switch after connecting)
     first: SelectedPair | None  # the pair at connect
     settled: SelectedPair | None  # the pair once echoes flowed both ways and it stayed for settle_s

@@ -43,6 +43,7 @@ class Versions(TypedDict):
     python: str
     chromium: NotRequired[str]  # when a side was Chromium
     firefox: NotRequired[str]  # when a side was Firefox: its exact version (prefs: the side's settings)
+    pion: NotRequired[str]  # when a side was Pion: pion/webrtc's version
 
 
 class Expected(TypedDict):

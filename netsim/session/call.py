@@ -89,7 +89,7 @@ def call_side(rec: RawPeerRecord, origin: float | None) -> tuple[CallSide, Judge
     judged = side_outcome(echoes, bool(closed) and not recovered_by_restart)
     start = rec["marks"].get("start")
     side: CallSide = {
-        "stack": rec["stack"],  # type: ignore[typeddict-item]
+        "stack": rec["stack"],
         "sent": raw["sent"] if raw is not None else 0,
         "answered": raw["answered"] if raw is not None else 0,
         "echoes": [[_since(e["sent"], origin), _since(e["answered"], origin)] for e in echoes],

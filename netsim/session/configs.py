@@ -70,7 +70,8 @@ def peer_configs(
             interval_s=opts.interval_s,
             hide_host=opts.hide_host,
             media=opts.media,
-            # ICE restart needs both ends to renegotiate: the browsers do, aiortc has none.
+            # ICE restart needs both ends to renegotiate: the browsers and Pion do, aiortc has none (an exec:
+            # peer's support is unknown, so it is not asked to).
             restart=opts.peer_a in RESTART_STACKS and opts.peer_b in RESTART_STACKS,
             connected_file=str(up) if up is not None else None,
             t0=t0,

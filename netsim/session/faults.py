@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from netsim.peers.protocol import RawPeerRecord
+from netsim.peers.protocol import RawPeerRecord, broke_protocol
 from netsim.vocab import BROWSERS, DROPPED, FAILED
 
 if TYPE_CHECKING:
@@ -45,6 +45,8 @@ def infrastructure(a: RawPeerRecord, b: RawPeerRecord, verdict: str, coturn: str
     """What of the lab's own broke a failed session (raw peer records), or None: a NAT answer."""
     if verdict != FAILED:
         return None
+    if any(broke_protocol(side, peer["reason"]) for side, peer in (("a", a), ("b", b))):
+        return None  # a peer that broke the protocol failed the session: its fault, not the lab's
     for side, peer in (("a", a), ("b", b)):
         gone = _browser_gone(peer)
         if gone:

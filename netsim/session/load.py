@@ -1,7 +1,8 @@
 """When load makes a session's answer inconclusive (pure logic on a record; figures in docs/load.md).
 
 Only a negative answer can be an artefact of load: a pairing that connected did connect, whatever the
-machine did meanwhile. A session failed (verdict `failed`), answered needs_relay = true (its relay-less run
+machine did meanwhile, and a session that failed because a peer broke the protocol failed for that. A
+session failed (verdict `failed`), answered needs_relay = true (its relay-less run
 failed), or lost echoes in a held call (outcome `dropped` or `recovered`) is inconclusive when a peer of the
 run that gave that answer waited for a CPU for THRESHOLD or more of that run's budget: its connect deadline
 (plus the hold, for a held call). A Chromium peer's wait is its whole browser's (both runs' pages live in
@@ -19,8 +20,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from netsim.peers.protocol import broke_protocol
 from netsim.records import LoadJudgement
-from netsim.vocab import DROPPED, RECOVERED
+from netsim.vocab import DROPPED, RECOVERED, SIDES
 
 RULE = "peer cpu wait / deadline"
 THRESHOLD = 0.25
@@ -40,7 +42,7 @@ def negatives(
 ) -> list[tuple[str, tuple[str, ...], float]]:
     """The session's negative answers: (what, the parts of the run that gave it, that run's budget s)."""
     out: list[tuple[str, tuple[str, ...], float]] = []
-    if record.get("verdict") == "failed":
+    if record.get("verdict") == "failed" and not _broken(record):
         out.append(("verdict failed", MAIN_PARTS, deadline_s))
     second = record.get("needs_relay_run")
     if record.get("needs_relay") is True and isinstance(second, Mapping):
@@ -50,6 +52,12 @@ def negatives(
     if outcome in (DROPPED, RECOVERED):
         out.append((f"call {outcome}", MAIN_PARTS, deadline_s + hold_s))
     return out
+
+
+def _broken(record: Mapping[str, Any]) -> bool:
+    """A side's peer broke the protocol (printed garbage, no record): a failure no CPU would have saved."""
+    sides = [(side, record.get(side)) for side in SIDES]
+    return any(isinstance(peer, Mapping) and broke_protocol(side, peer.get("reason")) for side, peer in sides)
 
 
 def judge(record: Mapping[str, Any], deadline_s: float, hold_s: float = 0.0) -> LoadJudgement:

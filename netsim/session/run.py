@@ -43,7 +43,7 @@ from netsim.session.verdict import (
     with_timelines,
 )
 from netsim.versions import versions
-from netsim.vocab import CHROMIUM, DIRECT_VERDICTS, FAILED, FIREFOX, NO_TURN, SIDES
+from netsim.vocab import CHROMIUM, DIRECT_VERDICTS, FAILED, FIREFOX, NO_TURN, PION, SIDES
 
 if TYPE_CHECKING:
     from netsim.lab.lab import Lab
@@ -289,13 +289,16 @@ def _wait_connected(up_files: dict[str, Path], timeout_s: float) -> float | None
 
 def _with_browsers(base: Versions, a: RawPeerRecord, b: RawPeerRecord) -> Versions:
     """Versions under test, with the browser's exact version when a side was Chromium or Firefox (their
-    launch flags and prefs stay in the peer's record: they are launch settings, not versions)."""
+    launch flags and prefs stay in the peer's record: they are launch settings, not versions), and
+    pion/webrtc's when a side was Pion."""
     out = Versions(**base)
     for rec in (a, b):
         if rec["stack"] == CHROMIUM and rec["version"]:
             out["chromium"] = rec["version"]
         if rec["stack"] == FIREFOX and rec["version"]:
             out["firefox"] = rec["version"]
+        if rec["stack"] == PION and rec["version"]:
+            out["pion"] = rec["version"]
     return out
 
 

@@ -205,7 +205,7 @@ def peer_record(rec: RawPeerRecord) -> PeerRecord:
         "echo": rec["echo"],
         "launch": rec.get("launch"),
         "reason": rec["reason"],
-        "peer": rec["stack"],  # type: ignore[typeddict-item]
+        "peer": rec["stack"],
         "pairs": [_pair_of(p, p["t"]) for p in rec["pairs"]],
         "first": first_pair(rec) if rec["state"] == "connected" else None,
         "settled": settled_pair(rec),

@@ -25,6 +25,7 @@ from netsim.vocab import (
     MATRIX_TURN,
     NAT_KINDS,
     NO_TURN,
+    PION,
     POPULATION,
     PORT_RESTRICTED_CONE,
     RELAY,
@@ -32,7 +33,7 @@ from netsim.vocab import (
     TLS,
     UDP,
     UDP_BLOCKED,
-    Stack,
+    PeerName,
     Turn,
 )
 
@@ -43,7 +44,7 @@ def pairing(scenario_id: str, group: str, nat_a: str, nat_b: str, **options: obj
     return Scenario(scenario_id, group, topo, nat_a, nat_b, default_options(topo, **options))
 
 
-def matrix_group(turn: Turn, peer_a: Stack = AIORTC, peer_b: Stack = AIORTC) -> str:
+def matrix_group(turn: Turn, peer_a: PeerName = AIORTC, peer_b: PeerName = AIORTC) -> str:
     """matrix-turn / matrix-noturn for aiortc pairs; other stack pairings append theirs, e.g.
     matrix-turn-chromium (both Chromium) or matrix-turn-chromium-aiortc (a is Chromium, b aiortc)."""
     group = MATRIX_NOTURN if turn == NO_TURN else MATRIX_TURN
@@ -53,7 +54,7 @@ def matrix_group(turn: Turn, peer_a: Stack = AIORTC, peer_b: Stack = AIORTC) -> 
 
 
 def matrix(
-    turn: Turn, kinds: tuple[str, ...] = NAT_KINDS, peer_a: Stack = AIORTC, peer_b: Stack = AIORTC
+    turn: Turn, kinds: tuple[str, ...] = NAT_KINDS, peer_a: PeerName = AIORTC, peer_b: PeerName = AIORTC
 ) -> list[Scenario]:
     group = matrix_group(turn, peer_a, peer_b)
     return [
@@ -83,6 +84,18 @@ def firefox_matrices() -> list[Scenario]:
         *matrix(UDP, peer_a=CHROMIUM, peer_b=FIREFOX),
         *matrix(UDP, peer_a=FIREFOX, peer_b=AIORTC),
         *matrix(UDP, peer_a=AIORTC, peer_b=FIREFOX),
+    ]
+
+
+def pion_matrices() -> list[Scenario]:
+    """Pion x Pion with TURN and without, and Pion against Chromium and aiortc in both orders with TURN."""
+    return [
+        *matrix(UDP, peer_a=PION, peer_b=PION),
+        *matrix(NO_TURN, peer_a=PION, peer_b=PION),
+        *matrix(UDP, peer_a=PION, peer_b=CHROMIUM),
+        *matrix(UDP, peer_a=CHROMIUM, peer_b=PION),
+        *matrix(UDP, peer_a=PION, peer_b=AIORTC),
+        *matrix(UDP, peer_a=AIORTC, peer_b=PION),
     ]
 
 
@@ -142,6 +155,7 @@ def catalog(directory: Path) -> list[Scenario]:
         *firewall(),
         *browser_matrices(),
         *firefox_matrices(),
+        *pion_matrices(),
         *matrix(UDP),
         *matrix(NO_TURN),
         *file_scenarios(directory),
@@ -175,7 +189,8 @@ def population(
     turn: Turn = UDP,
     mix_b: dict[str, float] | None = None,
     names: tuple[str | None, str | None] = (None, None),
-    peers: tuple[Stack, Stack] = (AIORTC, AIORTC),
+    peer_a: PeerName = AIORTC,
+    peer_b: PeerName = AIORTC,
 ) -> list[Scenario]:
     """`size` pairings whose two NAT kinds are drawn independently from `mix` (kind -> weight; the callee's
     from `mix_b` when given), with `peers` as the stacks of a and b. Kinds are those of mix files: the
@@ -199,7 +214,7 @@ def population(
     for i in range(size):
         a = rng.choices(list(mix), list(mix.values()))[0]
         b = rng.choices(list(callee), list(callee.values()))[0]
-        cell = mix_pairing(a, b, turn=turn, peer_a=peers[0], peer_b=peers[1])
+        cell = mix_pairing(a, b, turn=turn, peer_a=peer_a, peer_b=peer_b)
         scn = dataclasses.replace(cell, id=f"{POPULATION}/{i:04d}__{a}__{b}", group=POPULATION)
         draw: PopulationDraw = {"seed": seed, "mix": dict(mix), "size": size, "index": i}
         if mix_b is not None:

@@ -24,7 +24,7 @@ from netsim.session.options import (
     option_names,
 )
 from netsim.suite.expectations import TABLE_FILE, Expectation, ExpectationError, from_entry
-from netsim.vocab import UDP_BLOCKED
+from netsim.vocab import AIORTC, UDP_BLOCKED
 
 EXPECTED_FILE = TABLE_FILE  # the expectations table beside the scenario files, not a scenario
 
@@ -61,7 +61,8 @@ def udp_blocked_sides(topo: Topology, host_a: str, host_b: str) -> int:
 def default_options(topo: Topology, **options: Any) -> SessionOptions:
     """Session options with the connect deadline the pairing's firewalls call for (unless one is given)."""
     host_a, host_b = options.get("host_a", "a"), options.get("host_b", "b")
-    options.setdefault("deadline_s", connect_deadline(udp_blocked_sides(topo, host_a, host_b)))
+    blocked = udp_blocked_sides(topo, host_a, host_b)
+    options.setdefault("deadline_s", connect_deadline(blocked, options.get("peer_a", AIORTC)))
     return SessionOptions(**options)
 
 

@@ -96,7 +96,10 @@ def test_a_program_that_prints_no_record_fails_its_peer_with_the_reason() -> Non
         session = broken.open(places["a"]).run(cfgs["a"])
         rec = accept_record(session.wait(10), side="a", stack="pion", cfg=session.cfg)
         assert rec["state"] == "failed"
-        assert rec["reason"] == "peer process exited with status 3: the last stdout line is not JSON"
+        assert (
+            rec["reason"]
+            == "peer a (pion): the last stdout line is not JSON: 'not json' (exited with status 3)"
+        )
         liar = ProcessAdapter("pion", ["sh", "-c", 'echo \'{"protocol": 1, "stack": "pion"}\''])
         session = liar.open(places["a"]).run(cfgs["a"])
         rec = accept_record(session.wait(10), side="a", stack="pion", cfg=session.cfg)

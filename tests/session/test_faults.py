@@ -36,6 +36,17 @@ def test_a_browser_crash_and_a_dead_coturn_are_named() -> None:
     )
 
 
+def test_a_peer_that_broke_the_protocol_is_its_own_fault() -> None:
+    """No offer got through because a's program printed garbage: not the lab's, not load's."""
+    garbage = peer(
+        "peer a (exec:./mine): the last stdout line is not JSON: 'x' (exited with status 0)", False
+    )
+    assert (
+        faults.infrastructure(garbage, peer("not connected within 3 s (signaling)", False), "failed", None)
+        is None
+    )
+
+
 def test_an_ice_failure_is_a_nat_answer() -> None:
     assert faults.infrastructure(peer("ICE failed"), peer("ICE failed"), "failed", None) is None
 

@@ -103,3 +103,12 @@ def test_no_schedstats_nothing_to_judge() -> None:
 
 def test_retry_deadlines_double() -> None:
     assert [load.retry_deadline(3.0, k) for k in range(3)] == [3.0, 6.0, 12.0]
+
+
+def test_a_peer_that_broke_the_protocol_fails_conclusively() -> None:
+    """Garbage on a peer's stdout fails its side whatever the machine did: no retry would change it."""
+    waits = {"a": 3.0, "b": 3.0}
+    broken = record("failed", None, waits, a={"reason": "peer a (exec:./mine): no record on stdout"})
+    assert not load.judge(broken, 3.0)["inconclusive"]
+    slow = record("failed", None, waits, a={"reason": "not connected within 3 s (signaling)"})
+    assert load.judge(slow, 3.0)["inconclusive"]

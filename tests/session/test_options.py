@@ -9,6 +9,8 @@ from netsim.session.options import OptionsError, SessionOptions, connect_deadlin
 
 def test_connect_deadline_grows_with_udp_blocked_sides() -> None:
     assert [connect_deadline(n) for n in (0, 1, 2)] == [3.0, 9.0, 14.0]
+    assert [connect_deadline(n, "pion") for n in (0, 1)] == [5.0, 11.0]
+    assert connect_deadline(0, "chromium") == connect_deadline(0, "exec:./mine") == 3.0
 
 
 def test_defaults_are_valid_and_serialise() -> None:
@@ -47,7 +49,10 @@ def test_defaults_are_valid_and_serialise() -> None:
         ({"deadline_s": -1.0}, r"deadline_s: must be > 0"),
         ({"deadline_s": True}, r"deadline_s: expected a number"),
         ({"host_a": ""}, r"host_a: expected a host name"),
-        ({"peer_b": "opera"}, r"peer_b: unknown value 'opera' \(choose from aiortc, chromium, firefox\)"),
+        (
+            {"peer_b": "opera"},
+            r"peer_b: unknown value 'opera' \(choose from aiortc, chromium, firefox, pion or exec:COMMAND\)",
+        ),
         ({"settle_s": -1}, r"settle_s: expected seconds from 0 to 60, got -1"),
     ],
 )

@@ -40,6 +40,25 @@ def test_peer_configs_are_whole_and_follow_the_roles() -> None:
     assert (cfgs(True, "a")["a"].offer_delay_s, cfgs(True, "a")["b"].offer_delay_s) == (0.0, 0.5)
 
 
+def test_ice_restart_is_asked_for_only_when_both_stacks_have_it() -> None:
+    def restart(peer_a: str, peer_b: str) -> tuple[bool, bool]:
+        cfgs = peer_configs(
+            SessionOptions(peer_a=peer_a, peer_b=peer_b),
+            {"a": "a-1", "b": "b-1"},
+            signaling_url="ws://s",
+            tokens={"a": "ta", "b": "tb"},
+            ice_servers={"a": [], "b": []},
+            ca_file=None,
+        )
+        return cfgs["a"].restart, cfgs["b"].restart
+
+    assert (
+        restart("pion", "pion") == restart("pion", "chromium") == restart("chromium", "pion") == (True, True)
+    )
+    assert restart("chromium", "chromium") == (True, True)
+    assert restart("pion", "aiortc") == restart("exec:./mine", "pion") == (False, False)
+
+
 # --- real sessions ---------------------------------------------------------------------------------------
 
 

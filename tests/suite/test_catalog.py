@@ -16,7 +16,7 @@ SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 def test_catalog_groups_and_counts() -> None:
     cat = catalog(SCENARIOS)
     ids = [s.id for s in cat]
-    assert len(ids) == len(set(ids)) == 172 + 150  # the Firefox groups: 150, deselected by default
+    assert len(ids) == len(set(ids)) == 172 + 150 + 150  # Firefox and Pion groups: deselected by default
     assert Counter(s.group for s in cat) == {
         "firewall": 4,
         "matrix-turn": 25,
@@ -31,6 +31,12 @@ def test_catalog_groups_and_counts() -> None:
         "matrix-turn-chromium-firefox": 25,
         "matrix-turn-firefox-aiortc": 25,
         "matrix-turn-aiortc-firefox": 25,
+        "matrix-turn-pion": 25,
+        "matrix-noturn-pion": 25,
+        "matrix-turn-pion-chromium": 25,
+        "matrix-turn-chromium-pion": 25,
+        "matrix-turn-pion-aiortc": 25,
+        "matrix-turn-aiortc-pion": 25,
         "double-nat": 2,
         "hairpin": 2,
         "lan": 1,
@@ -50,6 +56,10 @@ def test_catalog_groups_and_counts() -> None:
     assert stacks["matrix-noturn-firefox"] == ("firefox",) * 2
     assert stacks["matrix-turn-chromium-firefox"] == ("chromium", "firefox")
     assert stacks["matrix-turn-firefox-aiortc"] == ("firefox", "aiortc")
+    assert stacks["matrix-noturn-pion"] == ("pion", "pion") and stacks["matrix-turn-chromium-pion"] == (
+        "chromium",
+        "pion",
+    )
     assert {s.options.turn for s in cat if s.group == "firewall"} == {"tcp", "tls"}
     assert {s.options.glare_first for s in cat if s.options.glare} == {"a", "b"}
     assert cat[0].group == "firewall"  # the slowest first, so xdist workers finish together
@@ -60,6 +70,13 @@ def test_connect_deadlines_follow_the_one_rule() -> None:
     assert deadlines["matrix-turn/open__symmetric"] == 3.0
     assert deadlines["firewall/udp-blocked__port-restricted-cone__tcp"] == 9.0
     assert deadlines["firewall/udp-blocked__udp-blocked__tls"] == 14.0
+    # Pion controlling waits 2 s before it nominates a relay pair; Pion controlled does not.
+    assert (
+        deadlines["matrix-turn-pion-aiortc/open__symmetric"]
+        == deadlines["matrix-turn-pion/open__open"]
+        == 5.0
+    )
+    assert deadlines["matrix-turn-aiortc-pion/open__symmetric"] == 3.0
 
 
 def test_matrix_limited_to_kinds() -> None:

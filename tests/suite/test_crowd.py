@@ -18,6 +18,12 @@ from netsim.suite.mixes import MixError
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 
 
+def test_the_ramp_is_the_heavier_stacks() -> None:
+    assert crowd.ramp_s("pion", "pion") == crowd.RAMP_S["pion"] < crowd.ramp_s("aiortc", "aiortc")
+    assert crowd.ramp_s("pion", "aiortc") == crowd.ramp_s("aiortc", "pion") == crowd.RAMP_S["aiortc"]
+    assert crowd.ramp_s("exec:./mine", "pion") == crowd.DEFAULT_RAMP_S
+
+
 def test_two_sites_a_pair_in_one_topology() -> None:
     scns = population(3, {"open": 1.0, "symmetric": 1.0, "udp-blocked": 1.0}, seed=4)
     topo, hosts = crowd.crowd_topology(scns)

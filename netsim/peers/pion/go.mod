@@ -1,0 +1,1 @@
+module netsim-pion
