@@ -92,7 +92,7 @@ def with_timelines(a: RawPeerRecord, b: RawPeerRecord) -> tuple[RawPeerRecord, R
 def first_pair(rec: RawPeerRecord) -> SelectedPair | None:
     """The pair at connect: the first of the timeline (a peer without one: its only pair)."""
     if rec["pairs"]:
-        return _pair_of(rec["pairs"][0])
+        return _pair_of(rec["pairs"][0], rec["pairs"][0]["t"])
     return _pair_of(rec) if rec["local_type"] else None
 
 
@@ -100,7 +100,13 @@ def settled_pair(rec: RawPeerRecord) -> SelectedPair | None:
     """The pair at the end (the record's own pair, which peers read last); null for a peer that failed."""
     if rec["state"] != "connected" or not rec["local_type"]:
         return None
-    return _pair_of(rec)
+    pair = _pair_of(rec)
+    # Its time is when the timeline last changed to it (the timeline and the record's pair are one view).
+    last = rec["pairs"][-1] if rec["pairs"] else None
+    keys = ("local", "remote", "local_type", "remote_type")
+    if last is not None and all(last[k] == pair[k] for k in keys):
+        return _pair_of(rec, last["t"])
+    return pair
 
 
 def first_verdict(a: RawPeerRecord, b: RawPeerRecord) -> tuple[Verdict, RelaySide | None]:

@@ -125,8 +125,9 @@ def test_timelines_are_seconds_from_the_winning_offer_and_the_raw_records_stay_a
 
 def test_first_and_settled_pairs() -> None:
     a = _timeline_peer([RELAY_FIRST, DIRECT_LATER], offerer=True)
-    assert first_pair(a) == {**RELAY_FIRST, "t": None, "family": "ipv4"}
-    assert settled_pair(a) is not None and settled_pair(a)["local_type"] == "srflx"  # type: ignore[index]
+    assert first_pair(a) == {**RELAY_FIRST, "family": "ipv4"}  # with its time in the timeline
+    settled = settled_pair(a)
+    assert settled is not None and settled["local_type"] == "srflx" and settled["t"] == DIRECT_LATER["t"]
     assert settled_pair({**a, "state": "failed"}) is None
     # a record without a timeline (an older peer): its one pair is both first and settled
     old = raw_record(state="connected", local_type="host", remote_type="srflx", local="x", remote="y")
