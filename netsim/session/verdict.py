@@ -103,8 +103,7 @@ def settled_pair(rec: RawPeerRecord) -> SelectedPair | None:
     pair = _pair_of(rec)
     # Its time is when the timeline last changed to it (the timeline and the record's pair are one view).
     last = rec["pairs"][-1] if rec["pairs"] else None
-    keys = ("local", "remote", "local_type", "remote_type")
-    if last is not None and all(last[k] == pair[k] for k in keys):
+    if last is not None and _pair_of(last) == pair:
         return _pair_of(rec, last["t"])
     return pair
 

@@ -57,9 +57,15 @@ def test_help_lists_every_command() -> None:
         (["pair", "--nat-a", "warp", "--nat-b", "open"], "invalid choice: 'warp'"),
         (["matrix", "--repeats", "0"], "must be at least 1, got 0"),
         (["signaling", "--port", "70000"], "must be 0-65535, got 70000"),
-        (["pair", "--peer-a", "safari"], "choose from aiortc, chromium, firefox, pion or exec:COMMAND, got 'safari'"),
+        (
+            ["pair", "--peer-a", "safari"],
+            "choose from aiortc, chromium, firefox, pion or exec:COMMAND, got 'safari'",
+        ),
         (["pair", "--peer-b", "exec: "], "'exec: ' names no command (exec:COMMAND)"),
-        (["population", "--peers", "pion"], "expected two of aiortc, chromium, firefox, pion (or exec:COMMAND)"),
+        (
+            ["population", "--peers", "pion"],
+            "expected two of aiortc, chromium, firefox, pion (or exec:COMMAND)",
+        ),
     ],
 )
 def test_usage_errors_exit_2_naming_the_value(
@@ -165,7 +171,9 @@ def test_population_with_browser_peers_refuses_concurrent(
 def test_population_takes_the_stacks_of_a_and_b() -> None:
     from netsim.suite.catalog import population
 
-    scenarios = population(4, {"full-cone": 1.0, "symmetric": 1.0}, seed=2, peer_a="firefox", peer_b="chromium")
+    scenarios = population(
+        4, {"full-cone": 1.0, "symmetric": 1.0}, seed=2, peer_a="firefox", peer_b="chromium"
+    )
     assert {(s.options.peer_a, s.options.peer_b) for s in scenarios} == {("firefox", "chromium")}
     args = build_parser().parse_args(["population", "--peers", "firefox,aiortc"])
     assert args.peers == ("firefox", "aiortc")
