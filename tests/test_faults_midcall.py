@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,9 +25,21 @@ pytestmark = pytest.mark.root
 CONNECT_TIMEOUT_S = 90.0
 
 
+@pytest.fixture(autouse=True)
+def _short_runtime(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """A private registry with a short path: Chromium's socket path (TMPDIR inside the lab's directory)
+    holds 107 bytes, and pytest's tmp_path is too long for it."""
+    directory = Path(tempfile.mkdtemp(prefix="nsr"))
+    monkeypatch.setenv("NETSIM_TEST_RUNTIME", str(directory))
+    try:
+        yield
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
 def _start_out(tmp_path: Path, argv: list[str]) -> tuple[Run, Path]:
     """A netsim run in its own session and private registry, its stdout kept in a file."""
-    runtime, work = tmp_path / "run", tmp_path / "work"
+    runtime, work = Path(os.environ["NETSIM_TEST_RUNTIME"]) / "run", tmp_path / "work"
     (work / "reports").mkdir(parents=True)
     out = tmp_path / "stdout.txt"
     env = {**os.environ, "NETSIM_RUNTIME_DIR": str(runtime), "NETSIM_REPORTS": str(work / "reports")}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
 import socket
 import ssl
@@ -175,7 +176,7 @@ def test_a_taken_lab_id_is_refused_and_its_lab_left_alone(tmp_path: Path) -> Non
 def test_a_node_that_is_not_in_the_lab_is_named(tmp_path: Path) -> None:
     with Lab(standard_topology("open", "open"), coturn=False, runtime_dir=tmp_path) as lab:
         with pytest.raises(
-            LabError, match=r"^no node 'c' in lab ns\w+ \(nodes: server, nat-a, a, nat-b, b\)$"
+            LabError, match=rf"^no node 'c' in lab {re.escape(lab.id)} \(nodes: server, nat-a, a, nat-b, b\)$"
         ):
             lab.netns("c")
 
