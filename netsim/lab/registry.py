@@ -140,27 +140,58 @@ def _remove_unlisted(root: Path) -> list[str]:
 def discard(namespaces: Iterable[str], directory: Path) -> None:
     """SIGKILL whatever still runs in the namespaces, delete them, and remove the lab's directory."""
     names = list(namespaces)
-    kill_processes_in(names)
+    _wait_gone(kill_processes_in(names))
     for name in names:
         if netns.exists(name):
             netns.delete(name)
+    # A file created while the tree is being removed (a crowd's session thread noting its peer's end, a
+    # service's last line) makes one pass fail: try again for a moment.
+    deadline = time.monotonic() + 1.0
     shutil.rmtree(directory, ignore_errors=True)
+    while directory.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+        shutil.rmtree(directory, ignore_errors=True)
 
 
-def kill_processes_in(namespaces: Iterable[str]) -> None:
-    """SIGKILL every process (but this one) whose network namespace is one of these live namespaces."""
+def _wait_gone(pids: Iterable[tuple[int, str | None]], within_s: float = 2.0) -> None:
+    """Wait (briefly) until killed processes have exited: until then they may still write into the lab's
+    directory. A zombie has exited; a pid with another start time is someone else's."""
+    deadline = time.monotonic() + within_s
+    left = set(pids)
+    while left and time.monotonic() < deadline:
+        left = {(pid, start) for pid, start in left if start is not None and _alive(pid, start)}
+        if left:
+            time.sleep(0.02)
+
+
+def _alive(pid: int, start: str) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    fields = stat.rsplit(")", 1)[1].split()
+    return fields[0] != "Z" and fields[19] == start
+
+
+def kill_processes_in(namespaces: Iterable[str]) -> list[tuple[int, str | None]]:
+    """SIGKILL every process (but this one) whose network namespace is one of these live namespaces; the
+    killed pids with their start times."""
+    killed: list[tuple[int, str | None]] = []
     with held_open(namespaces) as wanted:
         if not wanted:
-            return
+            return killed
         for pid in os.listdir("/proc"):
             if not pid.isdigit() or int(pid) == os.getpid():
                 continue
             try:
                 st = os.stat(f"/proc/{pid}/ns/net")
                 if (st.st_dev, st.st_ino) in wanted:
+                    start = _proc_start(int(pid))
                     os.kill(int(pid), signal.SIGKILL)
+                    killed.append((int(pid), start))
             except OSError:
                 continue
+    return killed
 
 
 @contextlib.contextmanager

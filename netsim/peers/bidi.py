@@ -171,6 +171,11 @@ class BidiSession:
                     fut.set_exception(BidiError(self._closed))
             self._pending.clear()
 
+    @property
+    def lost(self) -> bool:
+        """Whether the connection has ended (the browser went away or was closed)."""
+        return self._closed is not None
+
     async def command(
         self, method: str, params: dict[str, Any], timeout_s: float | None = COMMAND_TIMEOUT_S
     ) -> dict[str, Any]:

@@ -131,6 +131,16 @@ class FirefoxBrowser:
             return None
         return f"firefox exited (signal {-code})" if code < 0 else f"firefox exited ({code})"
 
+    async def _exit_status(self, within_s: float = 1.0) -> str | None:
+        """How the browser ended, waiting briefly: its BiDi socket closes a moment before its exit can be
+        reaped, and a killed browser must be named as killed, not as a lost connection."""
+        if self.bidi is None or not self.bidi.lost:
+            return self.exited()
+        deadline = time.monotonic() + within_s
+        while (died := self.exited()) is None and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        return died
+
     async def evaluate(self, expression: str, timeout_s: float | None = 10.0) -> Any:
         if self.bidi is None or self.context is None:
             raise fl.FirefoxError(self.crashed or "firefox not started")
@@ -158,7 +168,7 @@ class FirefoxBrowser:
                 await asyncio.wait({watching}, timeout=STOP_TIMEOUT_S)
             record: object = json.loads(raw)
         except Exception as exc:
-            died = self.exited()
+            died = await self._exit_status()
             if died and not self.crashed:
                 self.crashed = f"{CRASHED}: {died}"  # the pool replaces a browser that died
             why = self.crashed or f"firefox: {one_line(exc)}"
