@@ -14,9 +14,10 @@ import os
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Final, cast
+from typing import Final
 
 from netsim.records import MergedInput, ResultRecord, RunInfo
+from netsim.results import reader
 from netsim.versions import netsim_commit
 
 RUN_FILE: Final = "run.json"
@@ -49,12 +50,9 @@ def finished_info(records: Sequence[ResultRecord], now: datetime | None = None) 
 
 
 def read(run_dir: Path) -> RunInfo | None:
-    """run_dir's run.json, or None when it has none or it cannot be read (it only informs)."""
-    try:
-        data = json.loads((run_dir / RUN_FILE).read_text())
-    except (OSError, ValueError):
-        return None
-    return cast(RunInfo, data) if isinstance(data, dict) else None
+    """run_dir's run.json, or None when it has none or it is not a RunInfo (it only informs; the reader
+    warns why)."""
+    return reader.read_info(run_dir, RUN_FILE)
 
 
 def write(run_dir: Path, info: RunInfo) -> Path:
