@@ -7,6 +7,7 @@ with its paths made relative, so every field a netsim writes is fuzzed.
 
 from __future__ import annotations
 
+import ast
 import copy
 import csv
 import html
@@ -369,3 +370,75 @@ def test_csv_cells_that_a_spreadsheet_would_run_are_inert(
     for key, value in formulas.items():
         assert row[key] == "'" + value, (key, row[key])
     assert row["connect_s"][0].isdigit()  # numbers stay numbers
+
+
+# --- the rule kept: every path taken from a record goes through the one resolver ---------------------------
+
+NETSIM = Path(__file__).resolve().parents[2] / "netsim"
+RECORD_PATH_FIELDS = {"pcap", "rules", "rules_file", "scenario_file", "path"}
+FILE_CALLS = {
+    *("open", "read_text", "read_bytes", "write_text", "write_bytes", "write_file", "copy", "copy2"),
+    *("copyfile", "copytree", "symlink_to", "unlink", "os.replace", "os.rename", "rmtree", "mkdir"),
+}
+
+
+def _called(node: ast.AST) -> set[str]:
+    names = set()
+    for call in ast.walk(node):
+        if isinstance(call, ast.Call):
+            func = call.func
+            names.add(func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", ""))
+            if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and func.value.id == "os":
+                names.add(f"os.{func.attr}")  # os.replace, not str.replace
+    return names
+
+
+def _record_fields(node: ast.FunctionDef) -> set[str]:
+    """Path fields a function reads from a mapping (`x.get("pcap")`, `x["rules_file"]`) or takes as a
+    parameter of that name (`rules`)."""
+    params = [*node.args.posonlyargs, *node.args.args, *node.args.kwonlyargs]
+    found = {a.arg for a in params if a.arg in RECORD_PATH_FIELDS - {"path"}}
+    for sub in ast.walk(node):
+        key = None
+        if isinstance(sub, ast.Call) and isinstance(sub.func, ast.Attribute) and sub.func.attr == "get":
+            key = sub.args[0] if sub.args else None
+        elif isinstance(sub, ast.Subscript) and isinstance(sub.ctx, ast.Load):
+            key = sub.slice
+        if isinstance(key, ast.Constant) and key.value in RECORD_PATH_FIELDS:
+            found.add(key.value)
+    return found
+
+
+def bypasses(root: Path) -> list[str]:
+    """Functions that read a path field from a mapping (a record) and touch files without calling the
+    resolver, runfiles.inside."""
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if not isinstance(node, ast.FunctionDef):
+                continue
+            fields, calls = _record_fields(node), _called(node)
+            if fields and calls & FILE_CALLS and "inside" not in calls:
+                found.append(f"{path.relative_to(root.parent)}:{node.lineno} {node.name}: {sorted(fields)}")
+    return found
+
+
+def test_no_path_from_a_record_bypasses_the_resolver() -> None:
+    """What the audit found (merge's capture copy, rerun's rules files) can come back only through a
+    function that reads a record's path field and opens, copies or writes files without the resolver."""
+    assert bypasses(NETSIM) == []
+    users = [f"{p.relative_to(NETSIM)}" for p in NETSIM.rglob("*.py") if "runfiles.inside(" in p.read_text()]
+    assert set(users) >= {
+        "results/merge.py",
+        "results/sessions.py",
+        "results/reader.py",
+        "suite/experiment.py",
+    }
+
+
+def test_the_check_finds_a_bypass(tmp_path: Path) -> None:
+    (tmp_path / "netsim").mkdir()
+    (tmp_path / "netsim" / "bad.py").write_text(
+        "import shutil\ndef copy_capture(record, out):\n    shutil.copy2(record.get('pcap'), out)\n"
+    )
+    assert bypasses(tmp_path / "netsim") == ["netsim/bad.py:2 copy_capture: ['pcap']"]
