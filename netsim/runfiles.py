@@ -104,7 +104,8 @@ def inside(run_dir: Path | str, name: object) -> Path:
 
 
 def no_symlink(path: Path | str) -> Path:
-    """path, refused (WriteError) when it or any directory on the way to it, as given, is a symlink."""
+    """path, refused (WriteError) when it or any directory on the way to it, as given, is a symlink: an
+    output the user names (-o FILE, --html FILE, merge's OUT) is never written through a link."""
     path = Path(path)
     for part in (*reversed(path.parents), path):
         if str(part) not in ("", ".", "/") and part.is_symlink():
@@ -116,8 +117,11 @@ def write_file(path: Path | str, data: str | bytes) -> Path:
     """Replace path with data, atomically: a new file of an unpredictable name made exclusively next to it
     (tempfile.mkstemp: O_EXCL, no symlink followed), written whole, then renamed over path. A reader never
     sees half a file and a planted symlink never receives it. A write error (a full disk) removes the new
-    file and raises WriteError naming path; a symlink on the way is refused (`no_symlink`)."""
-    path = no_symlink(path)
+    file and raises WriteError naming path; a symlink at path is refused (a path the user names is checked
+    all the way down with `no_symlink`)."""
+    path = Path(path)
+    if path.is_symlink():
+        raise WriteError(f"{path}: is a symlink; not writing through it")
     payload = data.encode() if isinstance(data, str) else data
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)

@@ -175,7 +175,7 @@ def partial_on_stop(directory: Path, root: Path) -> Iterator[None]:
     try:
         yield
     except (KeyboardInterrupt, WriteStop):
-        with contextlib.suppress(OSError):
+        with contextlib.suppress(OSError, runfiles.WriteError):  # the disk may still be full
             finish_run(directory, root, report=False, partial=True)
         raise
 

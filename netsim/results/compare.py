@@ -22,6 +22,7 @@ from typing import Final
 
 import jinja2
 
+from netsim import runfiles
 from netsim.records import ResultRecord
 from netsim.results.tables import agreed_label, coarse_outcome
 from netsim.vocab import FAILED, POPULATION
@@ -166,4 +167,4 @@ def write_html(
     template = jinja2.Environment(autoescape=True).from_string(_PAGE)
     cells_changed = len({c.cell for c in changes})
     page = template.render(changes=changes, a=name_a, b=name_b, cells=cells_changed, fail_on=list(fail_on))
-    path.write_text(page)
+    runfiles.write_file(path, page)  # never through a symlink, never half a page

@@ -101,7 +101,7 @@ def refusal(problems: Sequence[str]) -> str:
 
 
 def _check_out(out: Path, runs: Sequence[Run]) -> None:
-    runfiles.no_symlink(out)
+    runfiles.no_symlink(out)  # OUT, or a directory on the way to it
     if any(out.resolve() == run.path.resolve() for run in runs):
         raise MergeError(f"-o {out}: is one of the runs being merged")
     if out.exists() and (not out.is_dir() or any(out.iterdir())):

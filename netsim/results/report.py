@@ -8,6 +8,7 @@ one), so every field is read with `.get()` here.
 from __future__ import annotations
 
 import os
+import secrets
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any
 
 import jinja2
 
+from netsim import runfiles
 from netsim.records import ResultRecord, Summary
 from netsim.results import reader, store, tables
 from netsim.results.charts import COLOURS, OTHER_COLOUR, connect_time_chart
@@ -268,8 +270,7 @@ def link_latest(reports_root: Path, run_dir: Path) -> Path:
         raise FileExistsError(f"{link} exists and is not a symlink; not replacing it")
     same_root = run_dir.parent.resolve() == reports_root.resolve()
     target = run_dir.name if same_root else str(run_dir.resolve())
-    tmp = reports_root / f".{LATEST_LINK}.{os.getpid()}.tmp"
-    tmp.unlink(missing_ok=True)
+    tmp = reports_root / f".{LATEST_LINK}.{secrets.token_hex(8)}.tmp"  # unpredictable: nothing planted
     os.symlink(target, tmp)
     os.replace(tmp, link)
     return link
@@ -291,10 +292,8 @@ def build_report(
     run_dir = run_dir.resolve()  # `reports/latest` itself may be given
     data = reader.read_run(run_dir)
     html = render(run_dir, data.records, [s.text(short=True) for s in data.skipped])
-    out = run_dir / INDEX_FILE
-    tmp = run_dir / f".{INDEX_FILE}.{os.getpid()}.tmp"
-    tmp.write_text(html, encoding="utf-8")
-    os.replace(tmp, out)  # a browser or CI never sees a half-written page
+    # A browser or CI never sees a half-written page, and a planted symlink never receives it.
+    out = runfiles.write_file(run_dir / INDEX_FILE, html)
     if point_latest:
         link_latest(Path(reports_root) if reports_root is not None else run_dir.parent, run_dir)
     return out

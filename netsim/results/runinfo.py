@@ -10,12 +10,12 @@ span of their start times, a lower bound of its wall time.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final
 
+from netsim import runfiles
 from netsim.records import MergedInput, ResultRecord, RunInfo
 from netsim.results import reader
 from netsim.versions import netsim_commit
@@ -56,11 +56,7 @@ def read(run_dir: Path) -> RunInfo | None:
 
 
 def write(run_dir: Path, info: RunInfo) -> Path:
-    path = run_dir / RUN_FILE
-    tmp = run_dir / f".{RUN_FILE}.{os.getpid()}.tmp"
-    tmp.write_text(json.dumps(info, indent=2) + "\n")
-    os.replace(tmp, path)
-    return path
+    return runfiles.write_file(run_dir / RUN_FILE, json.dumps(info, indent=2) + "\n")
 
 
 def input_info(path: Path, records: Sequence[ResultRecord]) -> MergedInput:

@@ -7,7 +7,6 @@ tolerant of partial records, because a crashed session may still leave a record 
 from __future__ import annotations
 
 import json
-import os
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -119,12 +118,5 @@ def write_summary(run_dir: Path | str, partial: bool = False) -> Path:
         summary["run_id"] = directory.name
     if partial:
         summary["partial"] = True
-    path = directory / SUMMARY_FILE
-    tmp = path.with_name(f".{SUMMARY_FILE}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(json.dumps(summary, indent=2) + "\n")
-        os.replace(tmp, path)
-    except OSError:
-        tmp.unlink(missing_ok=True)  # a full disk leaves no temporary file behind
-        raise
-    return path
+    # A full disk (WriteError naming the file) leaves no temporary file behind.
+    return runfiles.write_file(directory / SUMMARY_FILE, json.dumps(summary, indent=2) + "\n")

@@ -8,6 +8,7 @@ with its paths made relative, so every field a netsim writes is fuzzed.
 from __future__ import annotations
 
 import ast
+import contextlib
 import copy
 import csv
 import html
@@ -15,6 +16,8 @@ import io
 import json
 import os
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -442,3 +445,40 @@ def test_the_check_finds_a_bypass(tmp_path: Path) -> None:
         "import shutil\ndef copy_capture(record, out):\n    shutil.copy2(record.get('pcap'), out)\n"
     )
     assert bypasses(tmp_path / "netsim") == ["netsim/bad.py:2 copy_capture: ['pcap']"]
+
+
+# --- a full disk -------------------------------------------------------------------------------------------
+
+
+def _fill(directory: Path) -> None:
+    """Take every free block of the file system (a private tmpfs): the next write fails."""
+    for name, chunk in (("filler", 65536), ("filler2", 1)):  # then the last partial block
+        with (directory / name).open("wb", buffering=0) as fh, contextlib.suppress(OSError):
+            while True:
+                fh.write(b"\0" * chunk)
+
+
+@pytest.mark.root
+def test_a_full_disk_stops_report_merge_and_export_in_one_line(tmp_path: Path) -> None:
+    """A write error used to be exit 3 "a bug in netsim" with a temporary file left behind; now one line
+    naming the path, exit 2, nothing half-written and no temporary file left."""
+    from tests.test_faults import _small_tmpfs
+
+    where = tmp_path / "full"
+    with _small_tmpfs(where, 1024) as disk:
+        holder = disk.parts[2]  # /proc/PID/root/...: the pid whose mount namespace holds the tmpfs
+        write_run(disk / "run", [record(scenario=f"s{i}") for i in range(3)])
+        _fill(disk)
+        before = sorted(p.name for p in disk.iterdir())
+        for argv, path in (
+            (["report", "run"], where / "run" / "index.html"),
+            (["merge", "run", "-o", "merged"], "merged"),
+            (["export", "run", "--csv", "-o", "run.csv"], "run.csv"),
+        ):
+            cd = ["sh", "-c", 'cd "$0" && exec "$@"', str(where)]  # inside the namespace, on the tmpfs
+            inside = ["nsenter", "-t", holder, "-m", *cd, sys.executable, "-m", "netsim"]
+            done = subprocess.run([*inside, *argv], capture_output=True, text=True, timeout=120)
+            assert done.returncode == 2, done.stderr
+            assert done.stderr == f"netsim: error: {path}: No space left on device\n", done.stderr
+        assert sorted(p.name for p in disk.iterdir()) == before
+        assert sorted(p.name for p in (disk / "run").iterdir()) == ["results.jsonl"]
