@@ -14,6 +14,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
+from netsim.errors import printable
 from netsim.records import ResultRecord
 from netsim.results import store
 from netsim.session.options import option_names
@@ -61,6 +62,14 @@ def scenario_to_rerun(run_dir: Path, scenario: str, repeat: int | None, rules_di
     record = pick(run_dir, scenario, repeat)
     _check_options(record)
     scn = scenario_from_record(dict(record), rules_dir=rules_dir)
+    # Its names are printed as the session runs: shown escaped, never as a terminal's instructions.
+    scn = dataclasses.replace(
+        scn,
+        id=printable(scn.id),
+        group=printable(scn.group),
+        nat_a=printable(scn.nat_a),
+        nat_b=printable(scn.nat_b),
+    )
     expected = record.get("expected")
     if expected:
         entry = {k: v for k, v in expected.items() if k in ("needs_relay", "connect", "verdict")}
