@@ -31,8 +31,8 @@ MAX_LINE_BYTES: Final = 1 << 20  # a real record is a few kB to tens of kB (a co
 MAX_DEPTH: Final = 24  # a real record nests 7 deep
 MAX_SITES: Final = 16  # sites and carriers of one session's topology
 MAX_HOSTS: Final = 32
-_STRING: Final = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
-_BRACKET: Final = re.compile(rb"[\[\]{}]")
+_STRING: Final = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')  # a JSON string (unrolled: fast on long lines)
+_NOT_BRACKETS: Final = bytes(b for b in range(256) if b not in b"[]{}")
 
 
 @dataclass(frozen=True)
@@ -123,8 +123,8 @@ def _refuse_constant(name: str) -> float:
 def parse_json(raw: bytes) -> tuple[Any, str | None]:
     """The JSON value of a line, or why not: too deep, not JSON (NaN and Infinity included)."""
     depth = 0
-    for bracket in _BRACKET.finditer(_STRING.sub(b'""', raw)):
-        depth += 1 if bracket.group() in (b"[", b"{") else -1
+    for bracket in _STRING.sub(b"", raw).translate(None, _NOT_BRACKETS):
+        depth += 1 if bracket in b"[{" else -1
         if depth > MAX_DEPTH:
             return None, f"nested deeper than {MAX_DEPTH} levels"
     try:

@@ -16,6 +16,7 @@ import functools
 import math
 import types
 import typing
+from collections.abc import Callable
 from typing import Any, Final, Literal, Union
 
 import typing_extensions
@@ -72,56 +73,105 @@ def _expected(hint: Any) -> str:
     return "object"
 
 
-def _fits(value: object, hint: Any) -> bool:
-    """Whether the value's own kind fits the hint (containers: not yet their contents)."""
-    origin = typing.get_origin(hint)
-    if hint is Any:
-        return True
-    if origin in (Union, types.UnionType):
-        return any(_fits(value, arm) for arm in typing.get_args(hint))
-    if origin is Literal:
-        return any(type(value) is type(v) for v in typing.get_args(hint))
-    if hint is type(None):
-        return value is None
-    if hint is bool:
-        return isinstance(value, bool)
-    if hint is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    if hint is float:
-        return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-    if hint is str:
-        return isinstance(value, str)
-    if origin is list or hint is list:
-        return isinstance(value, list)
-    return isinstance(value, dict)  # a TypedDict or dict[str, X]
-
-
-def _arm(value: object, hint: Any) -> Any:
-    """The one arm of a union the value's kind fits (the first that fits; None when none does)."""
-    if typing.get_origin(hint) not in (Union, types.UnionType):
-        return hint if _fits(value, hint) else None
-    return next((arm for arm in typing.get_args(hint) if _fits(value, arm)), None)
+Check = Callable[[object], "str | None"]  # None, or 'PATH: expected X, got Y' with PATH from this value down
 
 
 def problem(value: object, hint: Any, where: str) -> str | None:
     """The first field under `where` whose value does not fit `hint`: 'FIELD: expected X, got Y'."""
-    arm = _arm(value, hint)
-    if arm is None:
-        return f"{where}: expected {_expected(hint)}, got {_name(value)}"
-    if _is_typeddict(arm):
-        assert isinstance(value, dict)
-        for key, sub in fields(arm).items():
-            if key in value:
-                found = problem(value[key], sub, f"{where}.{key}" if where else key)
-                if found:
-                    return found
+    found = _checker(hint)(value)
+    if found is None:
         return None
-    args = typing.get_args(arm)
-    origin = typing.get_origin(arm)
-    if origin is list and args:
-        assert isinstance(value, list)
-        return next((p for i, v in enumerate(value) if (p := problem(v, args[0], f"{where}[{i}]"))), None)
-    if origin is dict and len(args) == 2:
-        assert isinstance(value, dict)
-        return next((p for k, v in value.items() if (p := problem(v, args[1], f"{where}.{k}"))), None)
+    return f"{where}{found}" if where else found.lstrip(".")
+
+
+def _classes(hint: Any) -> set[type] | None:
+    """The Python classes of the JSON values a hint accepts (None: any value); float takes int too."""
+    origin = typing.get_origin(hint)
+    if hint is Any:
+        return None
+    if origin in (Union, types.UnionType):
+        arms = [_classes(arm) for arm in typing.get_args(hint)]
+        return None if any(a is None for a in arms) else set().union(*arms)  # type: ignore[arg-type]
+    if origin is Literal:
+        return {type(v) for v in typing.get_args(hint)}
+    if hint is float:
+        return {int, float}
+    if hint in (type(None), bool, int, str, list, dict):
+        return {hint}
+    return {list} if origin is list else {dict}  # list[X]; a TypedDict or dict[str, X]
+
+
+def _kind(hint: Any) -> Callable[[object], bool]:
+    """Whether a value's own kind fits the hint (containers: not yet their contents). Exact classes: a
+    boolean is no number; NaN and infinities are no number JSON allows."""
+    classes = _classes(hint)
+    if classes is None:
+        return lambda v: True
+    if float in classes:
+        return lambda v: v.__class__ in classes and (v.__class__ is not float or math.isfinite(v))
+    return lambda v: v.__class__ in classes
+
+
+@functools.cache
+def _checker(hint: Any) -> Check:
+    """A check of values against the hint, made once per hint (records hold thousands of values)."""
+    fits, deep, expected = _kind(hint), _deep(hint), _expected(hint)
+
+    def check(value: object) -> str | None:
+        if not fits(value):
+            return f": expected {expected}, got {_name(value)}"
+        return deep(value) if deep is not None else None
+
+    return check
+
+
+def _deep(hint: Any) -> Check | None:
+    """The check of a container's contents (the value's kind already fits); None for a scalar."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (Union, types.UnionType):
+        arms = [(_kind(arm), _deep(arm)) for arm in args]
+        if all(deep is None for _, deep in arms):
+            return None
+        return lambda v: next(((deep(v) if deep else None) for fits, deep in arms if fits(v)), None)
+    if _is_typeddict(hint):
+        return _typed_dict(hint)
+    if origin is list and args and args[0] is not Any:
+        return _sequence(_checker(args[0]))
+    if origin is dict and len(args) == 2 and args[1] is not Any:
+        return _mapping(_checker(args[1]))
     return None
+
+
+def _typed_dict(typed: Any) -> Check:
+    keyed = [(key, _checker(sub)) for key, sub in fields(typed).items()]
+
+    def check(value: object) -> str | None:
+        assert isinstance(value, dict)
+        for key, sub in keyed:
+            if key in value and (found := sub(value[key])) is not None:
+                return f".{key}{found}"
+        return None
+
+    return check
+
+
+def _sequence(item: Check) -> Check:
+    def check(value: object) -> str | None:
+        assert isinstance(value, list)
+        for i, v in enumerate(value):
+            if (found := item(v)) is not None:
+                return f"[{i}]{found}"
+        return None
+
+    return check
+
+
+def _mapping(item: Check) -> Check:
+    def check(value: object) -> str | None:
+        assert isinstance(value, dict)
+        for key, v in value.items():
+            if (found := item(v)) is not None:
+                return f".{key}{found}"
+        return None
+
+    return check
