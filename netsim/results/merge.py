@@ -168,6 +168,7 @@ def merge_runs(
     noted = warnings(runs)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.merge-", dir=out.parent))
+    tmp.chmod(0o755)  # mkdtemp's 0700 would hide the merged run from a web server once renamed
     try:
         sessions = _write(runs, tmp, out.name)
         inputs = [runinfo.input_info(run.path, run.records) for run in runs]

@@ -135,6 +135,8 @@ def test_merge_copies_nothing_from_outside_a_run(tmp_path: Path, capsys: pytest.
         "../secret.pcap" in out_text + err and "pcap/linked.pcap" in out_text + err
     )  # each left out, warned
     assert assert_links_stay_inside(out) == ["pcap/one/ok.pcap"]
+    # Written through private temporary names, readable like any run once in place.
+    assert (out.stat().st_mode & 0o777, (out / "index.html").stat().st_mode & 0o777) == (0o755, 0o644)
 
 
 # --- rerun reads and writes nothing outside its run ---------------------------------------------------------
