@@ -139,6 +139,23 @@ def test_merge_copies_nothing_from_outside_a_run(tmp_path: Path, capsys: pytest.
     assert (out.stat().st_mode & 0o777, (out / "index.html").stat().st_mode & 0o777) == (0o755, 0o644)
 
 
+def test_a_run_reads_no_file_of_this_machine_through_a_symlink(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """results.jsonl or run.json linked to a file outside the run is never read."""
+    secret = tmp_path / "secret.json"
+    secret.write_text('{"commit": "SECRET-COMMIT", "started": null, "finished": null, "wall_s": null}\n')
+    run = write_run(tmp_path / "run", [record()])
+    (run / "run.json").symlink_to(secret)
+    code, _out, err = netsim(capsys, "report", run)
+    assert_clean(code, err, (0,))
+    assert "run.json" in err and "SECRET-COMMIT" not in (run / "index.html").read_text()
+    (run / "results.jsonl").unlink()
+    (run / "results.jsonl").symlink_to(secret)
+    code, _out, err = netsim(capsys, "export", run, "--csv")
+    assert code == 2 and len(err.splitlines()) == 1 and "symlink" in err and "SECRET" not in err, err
+
+
 # --- rerun reads and writes nothing outside its run ---------------------------------------------------------
 
 
