@@ -65,3 +65,31 @@ def test_a_write_that_fails_part_way_leaves_whole_lines_only(tmp_path: Path, mon
         runfiles.append_record(tmp_path, {"scenario": "lost", "pad": "x" * 100})
     monkeypatch.undo()
     assert (tmp_path / "results.jsonl").read_text() == '{"scenario":"kept"}\n'
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "",
+        "../x.pcap",
+        "pcap/../../x",
+        "/etc/passwd",
+        "\\\\host\\x.pcap",
+        "C:x.pcap",
+        " x.pcap",
+        "x\n.pcap",
+        "pcap/\x1b[2J.pcap",
+        "pcap/out/x.pcap",
+    ],
+)
+def test_a_name_from_a_record_stays_inside_its_run(tmp_path: Path, name: str) -> None:
+    (tmp_path / "run" / "pcap").mkdir(parents=True)
+    (tmp_path / "run" / "pcap" / "out").symlink_to(tmp_path)  # a symlink leading out of the run
+    with pytest.raises(runfiles.PathError):
+        runfiles.inside(tmp_path / "run", name)
+
+
+def test_a_name_inside_the_run_resolves(tmp_path: Path) -> None:
+    (tmp_path / "pcap").mkdir()
+    (tmp_path / "pcap" / "in").symlink_to(tmp_path / "pcap")  # a symlink that stays inside is fine
+    assert runfiles.inside(tmp_path, "pcap/in/a b:c.pcap") == tmp_path.resolve() / "pcap" / "a b:c.pcap"

@@ -25,7 +25,16 @@ from netsim.cli import results as results_cmds
 from netsim.cli import rules as rules_cmds
 from netsim.cli import run as run_cmds
 from netsim.cli import services as service_cmds
-from netsim.cli.common import EXIT_BROKEN, EXIT_INPUT, EXIT_INTERRUPTED, EXIT_OK, UsageParser, input_errors
+from netsim.cli.common import (
+    EXIT_BROKEN,
+    EXIT_INPUT,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    UsageParser,
+    input_errors,
+    show_warnings,
+)
+from netsim.errors import printable
 from netsim.pause import pause_point
 
 
@@ -45,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)  # usage errors: one line, exit 2 (UsageParser)
+    show_warnings()
     try:
         pause_point("imports")
         return int(args.func(args))
@@ -64,7 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _input_error(e: BaseException) -> int:
     text = " ".join(str(e).split()) or type(e).__name__
-    print(f"netsim: error: {text}", file=sys.stderr)
+    print(f"netsim: error: {printable(text)}", file=sys.stderr)  # a record's text stays text
     return EXIT_INPUT
 
 

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from typing import Any, NoReturn
 
-from netsim.errors import InputError
+from netsim.errors import InputError, printable
 from netsim.vocab import EXEC_PREFIX, PEER_STACKS
 
 EXIT_OK = 0
@@ -29,6 +30,20 @@ def input_errors() -> tuple[type[BaseException], ...]:
     from netsim.suite.parallel import WriteStop
 
     return (InputError, LabError, WriteStop, FileNotFoundError, NotADirectoryError)
+
+
+class _Warnings(logging.Handler):
+    """`netsim: warning: ...` on the standard error of the moment (pytest swaps it per test)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        print(f"netsim: warning: {printable(record.getMessage())}", file=sys.stderr)
+
+
+def show_warnings() -> None:
+    """Show the results stage's warnings (a line the reader skipped, a capture left out), once each."""
+    logger = logging.getLogger("netsim.results")
+    if not any(isinstance(h, _Warnings) for h in logger.handlers):
+        logger.addHandler(_Warnings(logging.WARNING))
 
 
 class UsageParser(argparse.ArgumentParser):

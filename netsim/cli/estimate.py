@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from netsim.cli.common import EXIT_OK, InputError, positive_float, positive_int, print_json, stacks
+from netsim.errors import printable
 
 
 def add_parsers(sub: Any) -> None:
@@ -87,10 +88,10 @@ def cmd_merge(args: argparse.Namespace) -> int:
         merged = merge_runs(args.runs, args.out, force=args.force, report=not args.no_report)
     except MergeError as e:
         raise InputError(str(e)) from None
-    for problem in merged.overridden:
-        print(f"netsim: warning: merged anyway: {problem}")
+    for problem in merged.overridden:  # values from records: shown escaped (errors.printable)
+        print(f"netsim: warning: merged anyway: {printable(problem)}")
     for note in merged.warnings:
-        print(f"netsim: warning: {note} (kept in {merged.out}/run.json)")
+        print(f"netsim: warning: {printable(note)} (kept in {merged.out}/run.json)")
     print(f"{merged.out}: {merged.sessions} sessions from {merged.runs} runs")
     if merged.report is not None:
         print(f"HTML report: {merged.report}")

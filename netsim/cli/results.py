@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import io
 import sys
 from pathlib import Path
 from typing import Any
 
+from netsim import runfiles
 from netsim.cli.common import EXIT_MISMATCH, EXIT_OK, InputError
 
 
@@ -67,6 +69,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     except ValueError as e:
         raise InputError(f"--fail-on: {e}") from None
     fail_on = FAIL_ASPECTS if args.fail_on_change else fail_on
+    if args.html is not None:
+        runfiles.no_symlink(args.html)
     a = load_run(_run_dir(args.run_a))
     b = load_run(_run_dir(args.run_b))
     changes = compare(a, b)
@@ -85,7 +89,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.output is None:
         write_csv(records, sys.stdout)
         return EXIT_OK
-    with args.output.open("w", newline="") as out:
-        n = write_csv(records, out)
+    runfiles.no_symlink(args.output)
+    out = io.StringIO(newline="")
+    n = write_csv(records, out)
+    runfiles.write_file(args.output, out.getvalue())  # whole, or not at all (a full disk)
     print(f"{n} rows written to {args.output}", file=sys.stderr)
     return EXIT_OK

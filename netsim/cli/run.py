@@ -175,7 +175,7 @@ def partial_on_stop(directory: Path, root: Path) -> Iterator[None]:
     try:
         yield
     except (KeyboardInterrupt, WriteStop):
-        with contextlib.suppress(OSError):
+        with contextlib.suppress(OSError, runfiles.WriteError):  # the disk may still be full
             finish_run(directory, root, report=False, partial=True)
         raise
 
@@ -361,32 +361,14 @@ def sampled_shares(records: Sequence[Mapping[str, Any]], est: Any) -> str:
 
 def cmd_rerun(args: argparse.Namespace) -> int:
     """The session of a record, run again exactly: its topology, rules text, options and expectation."""
-    from netsim.results import store as results
-    from netsim.suite.expectations import from_entry
-    from netsim.suite.experiment import scenario_from_record
+    from netsim.results.rerun import scenario_to_rerun
 
     if not (args.run_dir / runfiles.RESULTS_FILE).is_file():
         raise InputError(f"{args.run_dir}: not a run directory (no results.jsonl)")
-    records = results.load_run(args.run_dir, need=2)
-    mine = [r for r in records if r.get("scenario") == args.scenario]
-    if args.repeat is not None:
-        mine = [r for r in mine if r.get("repeat") == args.repeat]
-    if not mine:
-        known = sorted({str(r.get("scenario")) for r in records})
-        more = ", ..." if len(known) > 8 else ""
-        raise InputError(
-            f"{args.run_dir}: no session {args.scenario!r} (sessions: {', '.join(known[:8])}{more})"
-        )
-    record = mine[0]
     directory = runfiles.run_dir(reports_root(args), runfiles.new_run_id())
     try:
-        scn = scenario_from_record(dict(record), rules_dir=directory / "rules")  # the kept rules text
+        scn = scenario_to_rerun(args.run_dir, args.scenario, args.repeat, rules_dir=directory / "rules")
     except Exception:
         shutil.rmtree(directory)  # bad input leaves nothing behind
         raise
-    expected = record.get("expected")
-    if expected:
-        entry = {k: v for k, v in expected.items() if k in ("needs_relay", "connect", "verdict")}
-        where = f"{args.run_dir}: {args.scenario}: expected"
-        scn = dataclasses.replace(scn, expect=from_entry(entry, where))
     return _run([scn], args, table={}, directory=directory)  # exactly the record's expectation, or none

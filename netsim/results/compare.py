@@ -22,6 +22,8 @@ from typing import Final
 
 import jinja2
 
+from netsim import runfiles
+from netsim.errors import printable
 from netsim.records import ResultRecord
 from netsim.results.tables import agreed_label, coarse_outcome
 from netsim.vocab import FAILED, POPULATION
@@ -129,11 +131,22 @@ def _with_counts(labels: list[str]) -> str:
 
 def format_changes(changes: list[Change], name_a: str, name_b: str, fail_on: Collection[str] = ()) -> str:
     """A plain-text table of changes (or a line saying there are none); with `fail_on`, the changes in
-    those aspects are marked FAIL and counted."""
+    those aspects are marked FAIL and counted. Text from records is shown escaped (errors.printable): a
+    cell name can neither fake a line nor send a terminal an escape sequence."""
+    name_a, name_b = printable(name_a), printable(name_b)
     if not changes:
         return f"no cell changed between {name_a} and {name_b}"
     rows = [("cell", "aspect", name_a, name_b, "")]
-    rows += [(c.cell, c.aspect, c.before, c.after, "FAIL" if c.aspect in fail_on else "") for c in changes]
+    rows += [
+        (
+            printable(c.cell),
+            c.aspect,
+            printable(c.before),
+            printable(c.after),
+            "FAIL" if c.aspect in fail_on else "",
+        )
+        for c in changes
+    ]
     widths = [max(len(row[i]) for row in rows) for i in range(5)]
     lines = ["  ".join(text.ljust(w) for text, w in zip(row, widths, strict=True)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths[:4]))
@@ -166,4 +179,4 @@ def write_html(
     template = jinja2.Environment(autoescape=True).from_string(_PAGE)
     cells_changed = len({c.cell for c in changes})
     page = template.render(changes=changes, a=name_a, b=name_b, cells=cells_changed, fail_on=list(fail_on))
-    path.write_text(page)
+    runfiles.write_file(path, page)  # never through a symlink, never half a page

@@ -1,10 +1,17 @@
-"""Flat exports of a run: one CSV row per session, for spreadsheets and pandas."""
+"""Flat exports of a run: one CSV row per session, for spreadsheets and pandas.
+
+Cells are data, never formulas: a text cell starting with `=`, `+`, `-`, `@`, a tab or a carriage return
+(what a spreadsheet may run: `=HYPERLINK(...)`, `@SUM(...)`) gets a single quote in front, which
+spreadsheets show as text (OWASP's CSV injection advice); numbers stay numbers. A cell holding a line
+break is quoted (RFC 4180), so a record's text never starts a row of its own.
+"""
 
 from __future__ import annotations
 
 import csv
+import io
 from collections.abc import Callable, Iterable
-from typing import Any, TextIO, cast
+from typing import Any, Final, TextIO, cast
 
 from netsim.records import ResultRecord
 from netsim.results.tables import outcome
@@ -87,20 +94,32 @@ COLUMNS: dict[str, Callable[[ResultRecord], Any]] = {
 }
 
 
+FORMULA_STARTS: Final = ("=", "+", "-", "@", "\t", "\r")
+
+
 def _cell(value: Any) -> Any:
     if value is None:
         return ""
     if isinstance(value, bool):
         return str(value).lower()
-    return value
+    if isinstance(value, int | float):
+        return value
+    text = str(value)
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 
 def write_csv(records: Iterable[ResultRecord], out: TextIO) -> int:
     """Write a header and one row per record; returns the number of rows."""
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(COLUMNS)
+    out.write(_row(list(COLUMNS)))
     n = 0
     for record in records:
-        writer.writerow([_cell(get(record)) for get in COLUMNS.values()])
+        out.write(_row([_cell(get(record)) for get in COLUMNS.values()]))
         n += 1
     return n
+
+
+def _row(cells: list[Any]) -> str:
+    """One CSV line ending in \\n; with \\r\\n as csv's terminator, a cell holding either is quoted."""
+    line = io.StringIO()
+    csv.writer(line, lineterminator="\r\n").writerow(cells)
+    return line.getvalue()[:-2] + "\n"

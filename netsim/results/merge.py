@@ -12,21 +12,24 @@ run.json with the runs it was made of (netsim.results.runinfo).
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
+import tempfile
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import cast
 
 from netsim import runfiles
-from netsim.errors import InputError
+from netsim.errors import InputError, printable
 from netsim.records import ResultRecord
-from netsim.results import compat, runinfo, store
+from netsim.results import compat, reader, runinfo, store
 from netsim.results.report import build_report
 
 PCAP_DIR = "pcap"
+log = logging.getLogger(__name__)
 
 
 class MergeError(InputError):
@@ -37,6 +40,7 @@ class MergeError(InputError):
 class Run:
     path: Path
     records: list[ResultRecord]
+    notes: list[str] = field(default_factory=list)  # lines the reader skipped, captures left out
 
 
 @dataclass(frozen=True)
@@ -62,7 +66,8 @@ def load_runs(paths: Sequence[Path | str]) -> list[Run]:
         if path.resolve() in seen:
             raise MergeError(f"{path}: given twice")
         seen.add(path.resolve())
-        runs.append(Run(path, store.load_records(path)))
+        data = reader.read_run(path)
+        runs.append(Run(path, data.records, [s.text() for s in data.skipped]))
     return runs
 
 
@@ -96,6 +101,7 @@ def refusal(problems: Sequence[str]) -> str:
 
 
 def _check_out(out: Path, runs: Sequence[Run]) -> None:
+    runfiles.no_symlink(out)  # OUT, or a directory on the way to it
     if any(out.resolve() == run.path.resolve() for run in runs):
         raise MergeError(f"-o {out}: is one of the runs being merged")
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
@@ -103,16 +109,25 @@ def _check_out(out: Path, runs: Sequence[Run]) -> None:
 
 
 def _move_pcap(record: ResultRecord, run: Run, tmp: Path) -> None:
-    """Copy the record's capture into tmp/pcap/<run>/ and point the record at it (when the file exists)."""
+    """Copy the record's capture into tmp/pcap/<run>/ and point the record at it (when the file exists).
+    A capture that is not a file inside its run (`..`, an absolute path, a symlink out) is left out, with
+    a note: a record never makes merge copy a file of this machine."""
     pcap = record.get("pcap")
-    if not pcap or Path(str(pcap)).is_absolute():
+    if not pcap:
         return
-    source = run.path / str(pcap)
+    try:
+        source = runfiles.inside(run.path, pcap)
+    except runfiles.PathError as e:
+        record["pcap"] = None
+        note = printable(f"{run.path}: capture left out: {e}")
+        log.warning("%s", note)
+        run.notes.append(note)
+        return
     if not source.is_file():
         return
     rel = Path(PCAP_DIR) / run.path.resolve().name / source.name
     (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(source, tmp / rel)
+    shutil.copyfile(source, tmp / rel, follow_symlinks=False)
     record["pcap"] = str(rel)
 
 
@@ -141,8 +156,8 @@ def merge_runs(
 ) -> Merged:
     """Merge the runs into the new run directory `out`; MergeError when they differ and force is not set.
 
-    OUT is written under a temporary name and renamed into place, so a refused or failed merge leaves
-    nothing behind.
+    OUT is written whole (records, summary, run.json, report) under a new temporary name and renamed into
+    place, so a refused or failed merge (a full disk: WriteError naming OUT) leaves nothing behind.
     """
     out = Path(out)
     runs = load_runs(paths)
@@ -152,17 +167,19 @@ def merge_runs(
         raise MergeError(refusal(problems))
     noted = warnings(runs)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.merge-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.merge-", dir=out.parent))
+    tmp.chmod(0o755)  # mkdtemp's 0700 would hide the merged run from a web server once renamed
     try:
         sessions = _write(runs, tmp, out.name)
         inputs = [runinfo.input_info(run.path, run.records) for run in runs]
-        runinfo.write(tmp, runinfo.merged_info(inputs, noted, problems))
+        notes = [n for run in runs for n in run.notes]
+        runinfo.write(tmp, runinfo.merged_info(inputs, [*noted, *notes], problems))
+        page = build_report(tmp, point_latest=False) if report else None
         if out.exists():
             out.rmdir()  # checked empty above
         os.replace(tmp, out)
+    except OSError as exc:
+        raise runfiles.WriteError(f"{out}: {exc.strerror or exc}") from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    page = build_report(out, point_latest=False) if report else None
-    return Merged(out, sessions, len(runs), page, problems, noted)
+    return Merged(out, sessions, len(runs), page and out / page.name, problems, noted)

@@ -8,6 +8,7 @@ one), so every field is read with `.get()` here.
 from __future__ import annotations
 
 import os
+import secrets
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,8 +16,9 @@ from typing import Any
 
 import jinja2
 
+from netsim import runfiles
 from netsim.records import ResultRecord, Summary
-from netsim.results import store, tables
+from netsim.results import reader, store, tables
 from netsim.results.charts import COLOURS, OTHER_COLOUR, connect_time_chart
 from netsim.results.report_run import failures, run_meta
 from netsim.results.sessions import (
@@ -162,8 +164,11 @@ def _environment() -> jinja2.Environment:
     return env
 
 
-def report_context(run_dir: Path, records: Sequence[ResultRecord]) -> dict[str, Any]:
-    """Everything the template shows, from the run's records in file order (session i is `#s-i`)."""
+def report_context(
+    run_dir: Path, records: Sequence[ResultRecord], skipped: Sequence[str] = ()
+) -> dict[str, Any]:
+    """Everything the template shows, from the run's records in file order (session i is `#s-i`), and the
+    lines the reader skipped."""
     summary = store.summarize(records)
     heatmaps = []
     groups = _matrix_groups(records)
@@ -188,6 +193,7 @@ def report_context(run_dir: Path, records: Sequence[ResultRecord]) -> dict[str, 
         "chart": connect_time_chart(records),
         "sessions": [session_view(run_dir, i, r) for i, r in enumerate(records)],
         "colours": COLOURS,
+        "skipped": list(skipped),
     }
 
 
@@ -248,9 +254,9 @@ def _matrix_groups(records: Sequence[ResultRecord]) -> list[str]:
     return sorted(shown, key=lambda g: (not g.startswith(MATRIX_GROUPS), not g.startswith(MATRIX_TURN), g))
 
 
-def render(run_dir: Path, records: Sequence[ResultRecord]) -> str:
+def render(run_dir: Path, records: Sequence[ResultRecord], skipped: Sequence[str] = ()) -> str:
     """The report page of these records (run_dir: where relative links such as pcaps point from)."""
-    return _environment().get_template(TEMPLATE).render(**report_context(run_dir, records))
+    return _environment().get_template(TEMPLATE).render(**report_context(run_dir, records, skipped))
 
 
 def link_latest(reports_root: Path, run_dir: Path) -> Path:
@@ -264,8 +270,7 @@ def link_latest(reports_root: Path, run_dir: Path) -> Path:
         raise FileExistsError(f"{link} exists and is not a symlink; not replacing it")
     same_root = run_dir.parent.resolve() == reports_root.resolve()
     target = run_dir.name if same_root else str(run_dir.resolve())
-    tmp = reports_root / f".{LATEST_LINK}.{os.getpid()}.tmp"
-    tmp.unlink(missing_ok=True)
+    tmp = reports_root / f".{LATEST_LINK}.{secrets.token_hex(8)}.tmp"  # unpredictable: nothing planted
     os.symlink(target, tmp)
     os.replace(tmp, link)
     return link
@@ -285,11 +290,10 @@ def build_report(
     if not run_dir.is_dir():
         raise FileNotFoundError(f"run directory not found: {run_dir}")
     run_dir = run_dir.resolve()  # `reports/latest` itself may be given
-    html = render(run_dir, store.load_records(run_dir))
-    out = run_dir / INDEX_FILE
-    tmp = run_dir / f".{INDEX_FILE}.{os.getpid()}.tmp"
-    tmp.write_text(html, encoding="utf-8")
-    os.replace(tmp, out)  # a browser or CI never sees a half-written page
+    data = reader.read_run(run_dir)
+    html = render(run_dir, data.records, [s.text(short=True) for s in data.skipped])
+    # A browser or CI never sees a half-written page, and a planted symlink never receives it.
+    out = runfiles.write_file(run_dir / INDEX_FILE, html)
     if point_latest:
         link_latest(Path(reports_root) if reports_root is not None else run_dir.parent, run_dir)
     return out

@@ -10,13 +10,14 @@ span of their start times, a lower bound of its wall time.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Final, cast
+from typing import Final
 
+from netsim import runfiles
 from netsim.records import MergedInput, ResultRecord, RunInfo
+from netsim.results import reader
 from netsim.versions import netsim_commit
 
 RUN_FILE: Final = "run.json"
@@ -49,20 +50,13 @@ def finished_info(records: Sequence[ResultRecord], now: datetime | None = None) 
 
 
 def read(run_dir: Path) -> RunInfo | None:
-    """run_dir's run.json, or None when it has none or it cannot be read (it only informs)."""
-    try:
-        data = json.loads((run_dir / RUN_FILE).read_text())
-    except (OSError, ValueError):
-        return None
-    return cast(RunInfo, data) if isinstance(data, dict) else None
+    """run_dir's run.json, or None when it has none or it is not a RunInfo (it only informs; the reader
+    warns why)."""
+    return reader.read_info(run_dir, RUN_FILE)
 
 
 def write(run_dir: Path, info: RunInfo) -> Path:
-    path = run_dir / RUN_FILE
-    tmp = run_dir / f".{RUN_FILE}.{os.getpid()}.tmp"
-    tmp.write_text(json.dumps(info, indent=2) + "\n")
-    os.replace(tmp, path)
-    return path
+    return runfiles.write_file(run_dir / RUN_FILE, json.dumps(info, indent=2) + "\n")
 
 
 def input_info(path: Path, records: Sequence[ResultRecord]) -> MergedInput:

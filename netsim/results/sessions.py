@@ -5,12 +5,14 @@ Records may be partial (a crashed session still leaves one), so every field is o
 
 from __future__ import annotations
 
-import os
 import re
+import urllib.parse
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from netsim import runfiles
+from netsim.errors import printable
 from netsim.records import PeerRecord, ResultRecord
 from netsim.results import tables
 from netsim.results.charts import call_timeline_chart
@@ -101,16 +103,33 @@ def _timeline(record: ResultRecord) -> list[dict[str, Any]]:
     return events
 
 
-def _pcap_href(run_dir: Path, pcap: object) -> dict[str, Any] | None:
-    """Link relative to index.html; never an external URL."""
+# A scheme (javascript:, data:, http:, ...), as a browser reads an href after normalising it.
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:")
+_C0_AND_SPACE = "".join(map(chr, range(0x21)))
+
+
+def as_a_browser_reads(href: str) -> str:
+    """An href as a browser parses it (WHATWG URL): leading and trailing C0 controls and spaces stripped,
+    tabs and newlines removed anywhere (so "java", a tab, "script:" is `javascript:`)."""
+    return re.sub(r"[\t\n\r]", "", href.strip(_C0_AND_SPACE))
+
+
+def pcap_link(run_dir: Path, pcap: object) -> dict[str, Any] | None:
+    """A capture as shown: a link relative to index.html only to a file inside the run (no scheme after
+    normalisation, no `//host` or backslashes, then runfiles.inside), percent-encoded so no part of it can
+    become a scheme; anything else is text, never a link."""
     if not pcap:
         return None
     text = str(pcap)
-    if re.match(r"[A-Za-z][A-Za-z0-9+.-]*:", text):  # a URL (http:, javascript:, ...): show, never link
-        return {"text": text, "href": None, "exists": False}
-    path = Path(text)
-    rel = os.path.relpath(path, run_dir) if path.is_absolute() else text
-    return {"text": text, "href": rel, "exists": (run_dir / rel).exists()}
+    seen = as_a_browser_reads(text)
+    as_text = {"text": printable(text), "href": None, "exists": False}
+    if _SCHEME.match(seen) or seen.startswith(("/", "\\")) or "\\" in seen:
+        return as_text
+    try:
+        path = runfiles.inside(run_dir, text)
+    except runfiles.PathError:
+        return as_text
+    return {"text": text, "href": urllib.parse.quote(text), "exists": path.is_file()}
 
 
 def session_view(run_dir: Path, index: int, r: ResultRecord) -> dict[str, Any]:
@@ -145,7 +164,7 @@ def session_view(run_dir: Path, index: int, r: ResultRecord) -> dict[str, Any]:
         "b": _peer_panel(r.get("b")),
         "timeline": _timeline(r),
         "coturn_log": r.get("coturn_log"),
-        "pcap": _pcap_href(run_dir, r.get("pcap")),
+        "pcap": pcap_link(run_dir, r.get("pcap")),
         "started_at": r.get("started_at") or "?",
     }
 

@@ -6,52 +6,29 @@ tolerant of partial records, because a crashed session may still leave a record 
 
 from __future__ import annotations
 
-import fcntl
 import json
-import logging
-import os
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, cast
 
 from netsim import runfiles
 from netsim.errors import InputError
 from netsim.records import SCHEMA_VERSION, ResultRecord, Shares, Summary, Violation
+from netsim.results import reader
 from netsim.results.tables import counted, nat_kinds, outcome
 from netsim.vocab import RELAY, VIOLATED
-
-log = logging.getLogger(__name__)
 
 RESULTS_FILE = runfiles.RESULTS_FILE
 SUMMARY_FILE = runfiles.SUMMARY_FILE
 
 
 def load_records(run_dir: Path | str) -> list[ResultRecord]:
-    """All records of run_dir/results.jsonl in file order; malformed lines are skipped with a warning.
+    """The records of run_dir/results.jsonl in file order, through the one reader (netsim.results.reader):
+    lines that fail its checks are skipped with a warning naming the file, the line and the field.
 
-    Objects are not validated against `ResultRecord`: read their fields with `.get()`.
+    Missing keys stay missing (older and partial records): read their fields with `.get()`.
     """
-    path = Path(run_dir) / RESULTS_FILE
-    if not path.is_file():
-        raise FileNotFoundError(f"results file not found: {path}")
-    records: list[ResultRecord] = []
-    with path.open("rb") as fh:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_SH)  # never read a line another worker is half-way writing
-        data = fh.read()
-    for lineno, raw in enumerate(data.splitlines(), 1):
-        if not raw.strip():
-            continue
-        try:
-            obj: Any = json.loads(raw)
-        except ValueError as exc:
-            log.warning("%s:%d: skipping malformed line: %s", path, lineno, exc)
-            continue
-        if isinstance(obj, dict):
-            records.append(cast(ResultRecord, obj))
-        else:
-            log.warning("%s:%d: skipping non-object line", path, lineno)
-    return records
+    return reader.read_run(run_dir).records
 
 
 class SchemaError(InputError):
@@ -141,12 +118,5 @@ def write_summary(run_dir: Path | str, partial: bool = False) -> Path:
         summary["run_id"] = directory.name
     if partial:
         summary["partial"] = True
-    path = directory / SUMMARY_FILE
-    tmp = path.with_name(f".{SUMMARY_FILE}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(json.dumps(summary, indent=2) + "\n")
-        os.replace(tmp, path)
-    except OSError:
-        tmp.unlink(missing_ok=True)  # a full disk leaves no temporary file behind
-        raise
-    return path
+    # A full disk (WriteError naming the file) leaves no temporary file behind.
+    return runfiles.write_file(directory / SUMMARY_FILE, json.dumps(summary, indent=2) + "\n")

@@ -13,6 +13,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from netsim import runfiles
 from netsim.errors import InputError
 from netsim.lab.impair import site_mechanisms
 from netsim.lab.nat import TOML_KEYS, NatSpec
@@ -120,15 +121,30 @@ def scenario_from_record(record: dict[str, Any], rules_dir: Path | None = None) 
 
 
 def _with_kept_rules(table: dict[str, Any], rules: list[RulesFile], rules_dir: Path | None) -> dict[str, Any]:
+    """The topology with each kept rules text as its site's rules_file, written inside rules_dir only
+    (runfiles.inside). A rules_file without kept text is refused: a record never names a file to read."""
+    kept_sites = {entry["site"] for entry in rules}
+    for key in ("site", "carrier"):
+        for item in table.get(key, []):
+            named = item.get("nat", {}).get("rules_file") if isinstance(item.get("nat"), dict) else None
+            if named is not None and item.get("name") not in kept_sites:
+                raise RerunError(
+                    f"experiment.topology.{key} {item.get('name')!r}: rules_file {named!r} without its kept "
+                    "text (a rerun never reads a file a record names)"
+                )
     if not rules:
         return table
     directory = rules_dir or Path(tempfile.mkdtemp(prefix="netsim-rerun-"))
     directory.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for i, entry in enumerate(rules):
+        try:
+            paths[entry["site"]] = runfiles.inside(directory, f"{entry['site']}-{entry['sha256'][:12]}.nft")
+        except runfiles.PathError as e:
+            raise RerunError(f"experiment.rules[{i}].site: {e}") from None
     kept = {}
-    for entry in rules:
-        path = directory / f"{entry['site']}-{entry['sha256'][:12]}.nft"
-        path.write_text(entry["text"])
-        kept[entry["site"]] = str(path)
+    for entry in rules:  # every name checked above before anything is written
+        kept[entry["site"]] = str(runfiles.write_file(paths[entry["site"]], entry["text"]))
     out = dict(table)
     for key in ("site", "carrier"):
         out[key] = [
