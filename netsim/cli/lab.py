@@ -8,14 +8,14 @@ from pathlib import Path
 from typing import Any
 
 from netsim.cli.common import EXIT_OK, InputError, print_json
-from netsim.vocab import CUSTOM_NAT, NAT_PRESETS, OPEN, PORT_RESTRICTED_CONE
+from netsim.cli.labargs import add_site_options, site_options
+from netsim.vocab import CUSTOM_NAT, NAT_PRESETS, OPEN
 
 
 def add_parsers(sub: Any) -> None:
     up = sub.add_parser("up", help="build a lab and leave it up")
     up.add_argument("scenario", nargs="?", help="scenario TOML file (default: the standard two-site lab)")
-    up.add_argument("--nat-a", default=PORT_RESTRICTED_CONE, choices=NAT_PRESETS, metavar="KIND")
-    up.add_argument("--nat-b", default=PORT_RESTRICTED_CONE, choices=NAT_PRESETS, metavar="KIND")
+    add_site_options(up)
     up.add_argument("--signaling", action="store_true", help="also start the signaling server")
     up.add_argument("--json", action="store_true")
     up.set_defaults(func=cmd_up)
@@ -46,7 +46,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     from netsim.suite.scenario import load_scenario_file
 
     topo = load_scenario_file(args.scenario).topology if args.scenario else None
-    lab = Lab(topo or standard_topology(args.nat_a, args.nat_b), keep=True)
+    lab = Lab(topo or standard_topology(**site_options(args)), keep=True)
     with lab:
         if args.signaling:
             lab.start_signaling(in_process=False)
@@ -65,7 +65,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         return EXIT_OK
     print(f"lab {lab.id} is up ({lab.topology.name}); remove it with: netsim down {lab.id}")
     for name, node in info["nodes"].items():
-        print(f"  {name:<10} {node['netns']:<24} {' '.join(node['addresses'])}")
+        print(f"  {name:<10} {node['netns']:<24} {' '.join(node['addresses'] + node.get('addresses6', []))}")
     return EXIT_OK
 
 

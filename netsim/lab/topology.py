@@ -14,9 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from netsim.errors import InputError
+from netsim.lab.fw6 import Fw6Error, Fw6Spec
+from netsim.lab.fw6 import parse as parse_fw6
 from netsim.lab.impair import ImpairError, Impairment, impair_from_dict
 from netsim.lab.nat import NatError, NatSpec, nat_from_dict, preset
-from netsim.vocab import PORT_RESTRICTED_CONE, SYMMETRIC
+from netsim.vocab import DUAL, FW6_DEFAULT, IP_MODES, IPV4_ONLY, PORT_RESTRICTED_CONE, SYMMETRIC
 
 OPEN_LANS = ipaddress.IPv4Network("198.19.0.0/16")
 PRIVATE_LANS = ipaddress.IPv4Network("10.0.0.0/8")
@@ -39,6 +41,19 @@ class Site:
     behind: str | None = None
     lan: str | None = None  # explicit LAN CIDR; derived from the site index when None
     impair: Impairment | None = None  # loss and rate limit at the router
+    ipv6: str = IPV4_ONLY  # IP mode (vocab.IP_MODES): none is an IPv4-only site, as every site was before
+    fw6: Fw6Spec | None = None  # the IPv6 firewall of a site with IPv6 (None: the mode's default, apdf)
+
+
+def site_ipv6(site: Site) -> str:
+    return site.ipv6
+
+
+def site_fw6(site: Site) -> Fw6Spec | None:
+    """The IPv6 firewall the site's router loads: its own, or the default for its mode (None: no IPv6)."""
+    if site.ipv6 == IPV4_ONLY:
+        return None
+    return site.fw6 or Fw6Spec(FW6_DEFAULT)
 
 
 @dataclass(frozen=True)
@@ -94,11 +109,17 @@ class NodePlan:
     role: str  # server | carrier | router | host
     ifaces: list[Iface] = field(default_factory=list)
     gateway: str | None = None
-    routes: list[tuple[str, str]] = field(default_factory=list)  # (dst CIDR, via)
+    routes: list[tuple[str, str]] = field(default_factory=list)  # (dst CIDR, via), either family
+    gateway6: str | None = None  # the IPv6 default route's next hop (nodes with IPv6 only)
 
     @property
     def addresses(self) -> list[str]:
-        return [i.address.split("/")[0] for i in self.ifaces]
+        """The node's IPv4 addresses, in plan order (a dual-stack node's IPv6 ones are `addresses6`)."""
+        return [i.address.split("/")[0] for i in self.ifaces if ":" not in i.address]
+
+    @property
+    def addresses6(self) -> list[str]:
+        return [i.address.split("/")[0] for i in self.ifaces if ":" in i.address]
 
 
 def standard_topology(
@@ -108,15 +129,18 @@ def standard_topology(
     name: str = "standard",
     impair_a: Impairment | None = None,
     impair_b: Impairment | None = None,
+    ipv6_a: str = IPV4_ONLY,
+    ipv6_b: str = IPV4_ONLY,
+    fw6_a: Fw6Spec | None = None,
+    fw6_b: Fw6Spec | None = None,
 ) -> Topology:
-    """Hosts `a` and `b`, each behind its own NAT router (`nat-a`, `nat-b`), and `server` on the internet."""
-    return Topology(
-        name=name,
-        sites=(
-            Site("nat-a", _as_spec(nat_a, "nat-a.nat"), ("a",), impair=impair_a),
-            Site("nat-b", _as_spec(nat_b, "nat-b.nat"), ("b",), impair=impair_b),
-        ),
-    )
+    """Hosts `a` and `b`, each behind its own NAT router (`nat-a`, `nat-b`), and `server` on the internet;
+    each site IPv4-only unless given another IP mode (and optionally its IPv6 firewall)."""
+    a = Site("nat-a", _as_spec(nat_a, "nat-a.nat"), ("a",), impair=impair_a, ipv6=ipv6_a, fw6=fw6_a)
+    b = Site("nat-b", _as_spec(nat_b, "nat-b.nat"), ("b",), impair=impair_b, ipv6=ipv6_b, fw6=fw6_b)
+    topo = Topology(name=name, sites=(a, b))
+    validate(topo)
+    return topo
 
 
 def _as_spec(nat: str | NatSpec, where: str) -> NatSpec:
@@ -177,6 +201,9 @@ def plan(topo: Topology) -> dict[str, NodePlan]:
     for node in nodes.values():
         if any(i.link == "internet" for i in node.ifaces):
             node.routes.extend(r for r in open_routes if r[1] not in node.addresses)
+    from netsim.lab import plan6  # the IPv6 half plans on top of this one (and imports this module)
+
+    plan6.add(topo, nodes)
     return nodes
 
 
@@ -193,7 +220,7 @@ def segments(plan: dict[str, NodePlan]) -> dict[str, list[tuple[str, Iface]]]:
 # ---- loading and validation -------------------------------------------------------------------------------
 
 _TOP_KEYS = {"name", "ipv6", "site", "carrier", "server"}
-_SITE_KEYS = {"name", "nat", "hosts", "behind", "lan", "impair"}
+_SITE_KEYS = {"name", "nat", "hosts", "behind", "lan", "impair", "ipv6", "fw6"}
 _CARRIER_KEYS = {"name", "nat"}
 _SERVER_KEYS = {"name"}
 
@@ -246,9 +273,24 @@ def validate(topo: Topology) -> None:
             raise TopologyError(f"site[{i}].behind: unknown carrier {s.behind!r}")
         if not s.hosts:
             raise TopologyError(f"site[{i}].hosts: a site needs at least one host")
+        _check_ip_mode(s, f"site[{i}]")
     if len(topo.sites) > 99 or len(topo.carriers) > 99:
         raise TopologyError("site: at most 99 sites and 99 carriers")
     _check_lans(topo)
+
+
+def _check_ip_mode(site: Site, where: str) -> None:
+    if site.ipv6 not in IP_MODES:
+        raise TopologyError(
+            f"{where}.ipv6: unknown IP mode {site.ipv6!r} (choose from {', '.join(IP_MODES)})"
+        )
+    if site.ipv6 not in (IPV4_ONLY, DUAL):
+        raise TopologyError(
+            f"{where}.ipv6: {site.ipv6!r} needs a NAT64 carrier, which this version cannot build yet "
+            "(use none or dual)"
+        )
+    if site.fw6 is not None and site.ipv6 == IPV4_ONLY:
+        raise TopologyError(f'{where}.fw6: an IPv6 firewall on an IPv4-only site (set ipv6 = "dual")')
 
 
 def _check_lans(topo: Topology) -> None:
@@ -323,8 +365,14 @@ def _site(data: dict[str, Any], i: int, base_dir: Path | None) -> Site:
         impairment = None if impair is None else impair_from_dict(impair, f"{where}.impair")
     except ImpairError as e:
         raise TopologyError(str(e)) from None
+    try:
+        fw6 = None if data.get("fw6") is None else parse_fw6(data["fw6"], f"{where}.fw6", base_dir)
+    except Fw6Error as e:
+        raise TopologyError(str(e)) from None
     return Site(
         name=_str(data["name"], f"{where}.name"),
+        ipv6=_str(data.get("ipv6", IPV4_ONLY), f"{where}.ipv6"),
+        fw6=fw6,
         nat=_nat(data.get("nat", PORT_RESTRICTED_CONE), f"{where}.nat", base_dir),
         hosts=tuple(hosts),
         behind=None if behind is None else _str(behind, f"{where}.behind"),

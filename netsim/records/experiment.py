@@ -35,6 +35,8 @@ class SiteTable(TypedDict):
     behind: NotRequired[str]
     lan: NotRequired[str]
     impair: NotRequired[dict[str, Any]]
+    ipv6: NotRequired[str]  # the site's IP mode when not "none" (vocab.IP_MODES)
+    fw6: NotRequired[str]  # its IPv6 firewall: a preset name or a rules file's path
 
 
 class CarrierTable(TypedDict):

@@ -7,6 +7,7 @@ exists. The verdict says which pair won; whether a relay was needed is answered 
 
 from __future__ import annotations
 
+import ipaddress
 from typing import TypedDict
 
 from netsim.peers.protocol import RawPair, RawPeerRecord, parse_candidate
@@ -50,9 +51,31 @@ def pair_verdict(a: SelectedPair, b: SelectedPair) -> tuple[Verdict, RelaySide |
     if relayed["a"] or relayed["b"]:
         return RELAY, "a" if relayed["a"] else "b"
     types = {a["local_type"], a["remote_type"], b["local_type"], b["remote_type"]}
-    if types == {HOST}:
+    if types == {HOST} and _same_link(a):
         return DIRECT_HOST, None
     return DIRECT, None
+
+
+def _same_link(pair: SelectedPair) -> bool:
+    """direct-host means a shared LAN. Over IPv4 a host pair can be nothing else here; an IPv6 host pair
+    also connects two sites through their firewalls (global addresses): then it is `direct`, with its family.
+    """
+    if pair.get("family") != "ipv6" or not pair["local"] or not pair["remote"]:
+        return True
+    try:
+        local, remote = (ipaddress.ip_address(_host(e)) for e in (pair["local"], pair["remote"]))
+    except ValueError:
+        return True  # a name (mDNS): as before
+    return ipaddress.ip_network(f"{local}/64", strict=False) == ipaddress.ip_network(
+        f"{remote}/64", strict=False
+    )
+
+
+def _host(endpoint: str) -> str:
+    """The address of `[v6]:port`, `v4:port` or a bare address."""
+    if endpoint.startswith("["):
+        return endpoint[1 : endpoint.index("]")]
+    return endpoint.rsplit(":", 1)[0] if endpoint.count(":") == 1 else endpoint
 
 
 def _pair_of(rec: RawPeerRecord | RawPair, t: float | None = None) -> SelectedPair:
@@ -121,7 +144,7 @@ def pair_view(pair: SelectedPair) -> Verdict:
     types = {pair["local_type"], pair["remote_type"]}
     if RELAY in types:
         return RELAY
-    return DIRECT_HOST if types == {HOST} else DIRECT
+    return DIRECT_HOST if types == {HOST} and _same_link(pair) else DIRECT
 
 
 def disagreement(a: RawPeerRecord, b: RawPeerRecord) -> str | None:

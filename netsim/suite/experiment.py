@@ -16,10 +16,11 @@ from typing import Any
 from netsim.errors import InputError
 from netsim.lab.impair import site_mechanisms
 from netsim.lab.nat import TOML_KEYS, NatSpec
-from netsim.lab.topology import Carrier, Site, Topology, from_dict, plan
+from netsim.lab.topology import Carrier, Site, Topology, from_dict, plan, site_fw6
 from netsim.records import CarrierTable, Experiment, RulesFile, SiteTable, TopologyTable
 from netsim.session.options import SessionOptions
 from netsim.suite.scenario import Scenario
+from netsim.vocab import IPV4_ONLY
 
 
 def nat_table(spec: NatSpec) -> dict[str, Any]:
@@ -38,6 +39,11 @@ def _site_table(site: Site) -> SiteTable:
         table["lan"] = site.lan
     if site.impair is not None:
         table["impair"] = {k: v for k, v in dataclasses.asdict(site.impair).items() if v is not None}
+    if site.ipv6 != IPV4_ONLY:  # an IPv4-only site's table stays as it was
+        table["ipv6"] = site.ipv6
+        firewall = site_fw6(site)
+        if firewall is not None:
+            table["fw6"] = firewall.rules_file or firewall.kind
     return table
 
 
@@ -79,7 +85,7 @@ def experiment(scn: Scenario) -> Experiment:
     """The resolved experiment of a scenario."""
     return {
         "topology": topology_table(scn.topology),
-        "addresses": {name: node.addresses for name, node in plan(scn.topology).items()},
+        "addresses": {name: node.addresses + node.addresses6 for name, node in plan(scn.topology).items()},
         "options": scn.options.as_dict(),
         "rules": _rules_files(scn.topology),
         "scenario_file": scn.source,

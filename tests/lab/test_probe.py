@@ -186,10 +186,10 @@ def test_probe_catches_the_hole_punching_trap_natdiscovery_misses(tmp_path: Path
     """Without the input-hook drop, a port-restricted cone still classifies EIM/APDF but cannot be punched."""
     trap = tmp_path / "trap.nft"
     lines = (nat.RULES_DIR / "port-restricted-cone.nft").read_text().splitlines()
-    kept = [line for line in lines if line.strip() != "iifname $WAN_IF ct state new drop"]
+    kept = [line for line in lines if line.strip() != "iifname $WAN_IF meta nfproto ipv4 ct state new drop"]
     kept.insert(
-        kept.index("\t\tiifname $WAN_IF ct state new ct status dnat accept") + 1,
-        "\t\tiifname $WAN_IF ct state new drop",
+        kept.index("\t\tiifname $WAN_IF meta nfproto ipv4 ct state new ct status dnat accept") + 1,
+        "\t\tiifname $WAN_IF meta nfproto ipv4 ct state new drop",
     )
     trap.write_text("\n".join(kept) + "\n")
     assert len(kept) == len(lines) - 1  # only the input chain's drop is gone

@@ -1,0 +1,80 @@
+"""Options that shape a side's site on `pair` and `up`: its NAT (a preset or a rules file), IP mode and IPv6
+firewall. Checked before anything is built; bad input is one line naming the option."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from netsim.cli.common import InputError
+from netsim.vocab import CUSTOM_NAT, DUAL, IP_MODES, IPV4_ONLY, NAT_PRESETS, PORT_RESTRICTED_CONE, SIDES
+
+
+def add_site_options(p: argparse.ArgumentParser) -> None:
+    """--nat-a/--nat-b, --ipv6-a/--ipv6-b, --fw6-a/--fw6-b."""
+    for side in SIDES:
+        p.add_argument(
+            f"--nat-{side}",
+            default=PORT_RESTRICTED_CONE,
+            metavar="KIND|FILE",
+            help=f"NAT in front of {side}: {', '.join(NAT_PRESETS)} or a rules file (default "
+            "port-restricted-cone)",
+        )
+    for side in SIDES:
+        p.add_argument(
+            f"--ipv6-{side}",
+            default=IPV4_ONLY,
+            metavar="MODE",
+            help=f"IP mode of {side}'s site: {', '.join(IP_MODES)} (default none: IPv4 only)",
+        )
+        p.add_argument(
+            f"--fw6-{side}",
+            default=None,
+            metavar="PRESET|FILE",
+            help=f"IPv6 firewall of {side}'s site: open, eif, apdf, block-udp or a rules file (default apdf)",
+        )
+
+
+def nat_spec(value: str, option: str) -> Any:
+    """A NAT preset's spec, or a custom spec loading a rules file (an existing file's absolute path)."""
+    from netsim.lab.nat import preset
+
+    if value in NAT_PRESETS:
+        return preset(value)
+    path = Path(value)
+    if path.is_file():
+        return preset(CUSTOM_NAT, rules_file=str(path.resolve()))
+    raise InputError(
+        f"{option}: unknown NAT type {value!r} and no such rules file (choose from {', '.join(NAT_PRESETS)})"
+    )
+
+
+def nat_label(spec: Any) -> str:
+    """How a side's NAT is named in scenario names and records: its kind, or custom:FILE."""
+    return str(spec.kind) if spec.rules_file is None else f"{CUSTOM_NAT}:{Path(spec.rules_file).name}"
+
+
+def site_options(args: argparse.Namespace) -> dict[str, Any]:
+    """standard_topology's keyword arguments for both sides, validated: nat_a, ipv6_a, fw6_a, ..."""
+    from netsim.lab.fw6 import Fw6Error, parse
+
+    out: dict[str, Any] = {}
+    for side in SIDES:
+        mode = getattr(args, f"ipv6_{side}")
+        if mode not in IP_MODES:
+            raise InputError(f"--ipv6-{side}: unknown IP mode {mode!r} (choose from {', '.join(IP_MODES)})")
+        if mode not in (IPV4_ONLY, DUAL):
+            raise InputError(
+                f"--ipv6-{side}: {mode!r} needs a NAT64 carrier, which this version cannot build yet"
+            )
+        fw = getattr(args, f"fw6_{side}")
+        if fw is not None and mode == IPV4_ONLY:
+            raise InputError(f"--fw6-{side}: an IPv6 firewall on an IPv4-only site (add --ipv6-{side} dual)")
+        try:
+            out[f"fw6_{side}"] = None if fw is None else parse(fw, f"--fw6-{side}")
+        except Fw6Error as e:
+            raise InputError(str(e)) from None
+        out[f"ipv6_{side}"] = mode
+        out[f"nat_{side}"] = nat_spec(getattr(args, f"nat_{side}"), f"--nat-{side}")
+    return out
