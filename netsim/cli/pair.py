@@ -12,6 +12,7 @@ from netsim.cli.labargs import add_site_options, nat_label, site_options
 from netsim.records import ResultRecord
 from netsim.vocab import (
     AIORTC,
+    FAMILIES,
     INCONCLUSIVE,
     PEER_STACKS,
     POLICIES,
@@ -20,6 +21,8 @@ from netsim.vocab import (
     UDP,
     VIOLATED,
 )
+
+IPV6 = FAMILIES[1]
 
 
 def add_parsers(sub: Any) -> None:
@@ -202,6 +205,11 @@ def format_record(rec: ResultRecord) -> str:
         lines.append(
             f"  {side}: {p['local_type']} {p['local']} -> {p['remote_type']} {p['remote']} ({p['role']}){via}"
         )
+    fam = rec.get("families")
+    if fam is not None and (IPV6 in fam["a"] or IPV6 in fam["b"]):  # an IPv4-only session prints as before
+        gathered = "; ".join(f"{side} gathered {'+'.join(fam[side]) or 'nothing'}" for side in SIDES)
+        ipv6 = "was" if fam["ipv6_pair"] else "never"
+        lines.append(f"  family: {fam['won']} ({gathered}; an IPv6 pair {ipv6} selected)")
     lines.append("  timings: " + ", ".join(f"{k}={v}" for k, v in rec["timings"].items()))
     if rec["reason"]:
         lines.append(f"  reason: {rec['reason']}")

@@ -11,8 +11,10 @@ import ipaddress
 from typing import TypedDict
 
 from netsim.peers.protocol import RawPair, RawPeerRecord, parse_candidate
-from netsim.records import TIMING_KEYS, PeerRecord, SelectedPair, Timings
-from netsim.vocab import BOTH, DIRECT, DIRECT_HOST, FAILED, HOST, RELAY, RelaySide, Verdict
+from netsim.records import TIMING_KEYS, Families, PeerRecord, SelectedPair, Timings
+from netsim.vocab import BOTH, DIRECT, DIRECT_HOST, FAILED, FAMILIES, HOST, RELAY, Family, RelaySide, Verdict
+
+IPV4, IPV6 = FAMILIES
 
 # A selected pair as the record keeps it (`first` and `settled`: a timeline entry without its time).
 PAIR_KEYS = ("local_type", "remote_type", "local", "remote", "turn_transport", "family")
@@ -137,6 +139,24 @@ def first_verdict(a: RawPeerRecord, b: RawPeerRecord) -> tuple[Verdict, RelaySid
     if firsts[0] is None or firsts[1] is None or a["state"] != "connected" or b["state"] != "connected":
         return verdict(a, b)  # failed, or records without a pair: the same rules apply
     return pair_verdict(firsts[0], firsts[1])
+
+
+def families(a: RawPeerRecord, b: RawPeerRecord) -> Families:
+    """Which families each side gathered (its own candidates), the settled pair's, and whether an IPv6 pair
+    was ever selected: the relay-less twin keeps both families, so needs_relay answers for the network."""
+
+    def gathered(rec: RawPeerRecord) -> list[Family]:
+        found = {parse_candidate(line)["family"] for line in rec["candidates"]["local"]}
+        return [f for f in (IPV4, IPV6) if f in found]
+
+    connected = a["state"] == "connected" and b["state"] == "connected"
+    chosen = [p["family"] for rec in (a, b) for p in rec["pairs"]] + [a["family"], b["family"]]
+    return {
+        "a": gathered(a),
+        "b": gathered(b),
+        "won": a["family"] if connected else None,
+        "ipv6_pair": IPV6 in chosen,
+    }
 
 
 def pair_view(pair: SelectedPair) -> Verdict:
