@@ -68,3 +68,13 @@ def test_up_takes_a_rules_file_for_a_nat_and_a_dual_stack_side(tmp_path: Path) -
     finally:
         down = _netsim("down", info["lab"], tmp_path=tmp_path)
         assert down.returncode == 0, down.stderr
+
+
+@pytest.mark.root
+def test_classify_fw6_reports_the_ipv6_firewall_and_refuses_an_unknown_one(tmp_path: Path) -> None:
+    out = _netsim("classify", "--fw6", "eif", "--json", tmp_path=tmp_path)
+    assert out.returncode == 0, out.stderr
+    six = json.loads(out.stdout)["ipv6"]
+    assert (six["mapping"], six["filtering"], six["translated"]) == ("endpoint-independent",) * 2 + (False,)
+    bad = _netsim("classify", "--fw6", "wall", tmp_path=tmp_path)
+    assert bad.returncode == 2 and bad.stderr.startswith("netsim: error: --fw6: unknown IPv6 firewall 'wall'")
