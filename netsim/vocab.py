@@ -114,6 +114,9 @@ MATRIX_TURN: Final = "matrix-turn"
 MATRIX_NOTURN: Final = "matrix-noturn"
 MATRIX_GROUPS: Final = (MATRIX_TURN, MATRIX_NOTURN)
 POPULATION: Final = "population"
+# A matrix group's cells with IPv6 on a side (netsim matrix --ipv6): matrix-turn-ipv6, ...; the IPv4 oracle's
+# expectations stay with the IPv4-only groups.
+IPV6_GROUP_SUFFIX: Final = "-ipv6"
 
 # --- ports on the lab's server -----------------------------------------------------------------------------
 STUN_PORT: Final = 3478  # coturn: STUN and TURN over UDP and TCP

@@ -8,7 +8,16 @@ from pathlib import Path
 from typing import Any
 
 from netsim.cli.common import InputError
-from netsim.vocab import CUSTOM_NAT, DUAL, IP_MODES, IPV4_ONLY, NAT_PRESETS, PORT_RESTRICTED_CONE, SIDES
+from netsim.vocab import (
+    CUSTOM_NAT,
+    DUAL,
+    IP_MODES,
+    IPV4_ONLY,
+    NAT_KINDS,
+    NAT_PRESETS,
+    PORT_RESTRICTED_CONE,
+    SIDES,
+)
 
 
 def add_site_options(p: argparse.ArgumentParser) -> None:
@@ -55,6 +64,37 @@ def nat_label(spec: Any) -> str:
     return str(spec.kind) if spec.rules_file is None else f"{CUSTOM_NAT}:{Path(spec.rules_file).name}"
 
 
+def matrix_kinds(text: str) -> tuple[str, ...]:
+    """`netsim matrix --kinds`: NAT kinds, or rules files' paths (a cell per pair of them)."""
+    kinds = tuple(k.strip() for k in text.split(",") if k.strip())
+    if not kinds:
+        raise InputError("--kinds: give at least one NAT kind")
+    for k in kinds:
+        if k not in NAT_KINDS and not Path(k).is_file():
+            choices = ", ".join(NAT_KINDS)
+            raise InputError(
+                f"--kinds: unknown NAT kind {k!r} and no such rules file (choose from {choices})"
+            )
+    return kinds
+
+
+def ip_modes(text: str) -> tuple[str, ...]:
+    """`netsim matrix --ipv6 MODE[,MODE]`: the IP modes every cell runs in, on both sides."""
+    modes = tuple(dict.fromkeys(m.strip() for m in text.split(",") if m.strip()))
+    if not modes:
+        raise InputError("--ipv6: give at least one IP mode")
+    for mode in modes:
+        _check_mode(mode, "--ipv6")
+    return modes
+
+
+def _check_mode(mode: str, option: str) -> None:
+    if mode not in IP_MODES:
+        raise InputError(f"{option}: unknown IP mode {mode!r} (choose from {', '.join(IP_MODES)})")
+    if mode not in (IPV4_ONLY, DUAL):
+        raise InputError(f"{option}: {mode!r} needs a NAT64 carrier, which netsim cannot build yet")
+
+
 def site_options(args: argparse.Namespace) -> dict[str, Any]:
     """standard_topology's keyword arguments for both sides, validated: nat_a, ipv6_a, fw6_a, ..."""
     from netsim.lab.fw6 import Fw6Error, parse
@@ -62,12 +102,7 @@ def site_options(args: argparse.Namespace) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for side in SIDES:
         mode = getattr(args, f"ipv6_{side}")
-        if mode not in IP_MODES:
-            raise InputError(f"--ipv6-{side}: unknown IP mode {mode!r} (choose from {', '.join(IP_MODES)})")
-        if mode not in (IPV4_ONLY, DUAL):
-            raise InputError(
-                f"--ipv6-{side}: {mode!r} needs a NAT64 carrier, which this version cannot build yet"
-            )
+        _check_mode(mode, f"--ipv6-{side}")
         fw = getattr(args, f"fw6_{side}")
         if fw is not None and mode == IPV4_ONLY:
             raise InputError(f"--fw6-{side}: an IPv6 firewall on an IPv4-only site (add --ipv6-{side} dual)")

@@ -18,7 +18,9 @@ from typing import TYPE_CHECKING, Any, Final, cast
 from netsim.errors import InputError
 from netsim.vocab import (
     CALL_OUTCOMES,
+    DUAL,
     FAMILIES,
+    IPV6_GROUP_SUFFIX,
     MATRIX_GROUPS,
     NAT_KINDS,
     NO_TURN,
@@ -117,6 +119,13 @@ def expectation(scn: Scenario, table: dict[str, Any]) -> Expectation:
         return from_entry(entry, f'expected.toml: scenario."{scn.id}"')
     in_matrix = scn.nat_a in NAT_KINDS and scn.nat_b in NAT_KINDS
     matrix_group = scn.group.startswith(MATRIX_GROUPS) or scn.group == POPULATION  # any stack pairing
+    if (
+        matrix_group
+        and scn.group.endswith(IPV6_GROUP_SUFFIX)
+        and all(s.ipv6 == DUAL for s in scn.topology.sites)
+    ):
+        # IPv6 on both sides, behind the default (apdf) firewalls: ICE connects directly whatever the NATs
+        return Expectation(False, connect=True, source="IPv6 on both sides (docs/nat.md, IP modes)")
     if matrix_group and in_matrix and "matrix" in table:
         needs = _matrix_needs_relay(table, scn.nat_a, scn.nat_b)
         source = f"matrix[{scn.nat_a}][{scn.nat_b}]"
