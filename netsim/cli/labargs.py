@@ -9,10 +9,11 @@ from typing import Any
 
 from netsim.cli.common import InputError
 from netsim.vocab import (
+    CLAT,
     CUSTOM_NAT,
-    DUAL,
     IP_MODES,
     IPV4_ONLY,
+    IPV6_ONLY,
     NAT_KINDS,
     NAT_PRESETS,
     PORT_RESTRICTED_CONE,
@@ -91,8 +92,10 @@ def ip_modes(text: str) -> tuple[str, ...]:
 def _check_mode(mode: str, option: str) -> None:
     if mode not in IP_MODES:
         raise InputError(f"{option}: unknown IP mode {mode!r} (choose from {', '.join(IP_MODES)})")
-    if mode not in (IPV4_ONLY, DUAL):
-        raise InputError(f"{option}: {mode!r} needs a NAT64 carrier, which netsim cannot build yet")
+    if mode == IPV6_ONLY:
+        raise InputError(
+            f"{option}: 'only' needs lab names with DNS64, which netsim cannot build yet (use clat)"
+        )
 
 
 def site_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -112,4 +115,6 @@ def site_options(args: argparse.Namespace) -> dict[str, Any]:
             raise InputError(str(e)) from None
         out[f"ipv6_{side}"] = mode
         out[f"nat_{side}"] = nat_spec(getattr(args, f"nat_{side}"), f"--nat-{side}")
+        if mode == CLAT and not out[f"nat_{side}"].nat:
+            raise InputError(f"--nat-{side}: a clat side's NAT64 carrier needs a NAT44 (not 'open')")
     return out

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from netsim.lab import fw6, impair, nat, netns, registry
+from netsim.lab import fw6, impair, nat, nat64, netns, registry
 from netsim.lab.guard import Background, signals_held, sigterm_as_exit
 from netsim.lab.nat import NatSpec
 from netsim.lab.registry import LabError, LabInputError
@@ -130,6 +130,8 @@ class Lab:
             self._build_network(ready)
             pause_point("lab-build")
         self._apply_impairments()
+        if any(c.nat64 for c in self.topology.carriers):
+            self._processes.extend(nat64.start_all(self))
         self.timings["build_s"] = time.perf_counter() - t0
         if self.want_coturn:
             server = self.topology.servers[0]
@@ -230,6 +232,8 @@ class Lab:
             sysctls["net.ipv4.ip_forward"] = "1"
             if has6:  # `all` makes every interface a router's (and accept no router advertisements)
                 sysctls["net.ipv6.conf.all.forwarding"] = "1"
+        elif node in self.plan and self.plan[node].clat6:  # a CLAT host forwards between eth0 and its TUN
+            sysctls["net.ipv6.conf.all.forwarding"] = "1"
         netns.write_sysctls(name, sysctls)
 
     def _apply_impairments(self) -> None:
@@ -244,6 +248,19 @@ class Lab:
 
     def _load_nat(self, name: str, spec: NatSpec) -> None:
         node = self.plan[name]
+        if any(c.name == name and c.nat64 for c in self.topology.carriers):
+            return  # its NAT44 is of the NAT64 pool, loaded with its translator (nat64.start_all)
+        if node.addresses:  # an IPv6-only (clat) site's router has no IPv4 to translate
+            self._load_nat44(name, spec)
+        site = next((s for s in self.topology.sites if s.name == name), None)
+        firewall = None if site is None else site_fw6(site)
+        if firewall is not None:
+            lan6 = next(i for i in node.ifaces if i.name == "lan" and ":" in i.address)
+            lan_net6 = str(ipaddress.IPv6Interface(lan6.address).network)
+            fw6.apply(self.namespaces[name], firewall, wan_if="wan", lan_if="lan", lan_net6=lan_net6)
+
+    def _load_nat44(self, name: str, spec: NatSpec) -> None:
+        node = self.plan[name]
         wan = next(i for i in node.ifaces if i.name == "wan")
         lan = next(i for i in node.ifaces if i.name == "lan")
         nat.apply(
@@ -254,12 +271,6 @@ class Lab:
             wan_ip=wan.address.split("/")[0],
             lan_cidr=str(_network(lan.address)),
         )
-        site = next((s for s in self.topology.sites if s.name == name), None)
-        firewall = None if site is None else site_fw6(site)
-        if firewall is not None:
-            lan6 = next(i for i in node.ifaces if i.name == "lan" and ":" in i.address)
-            lan_net6 = str(ipaddress.IPv6Interface(lan6.address).network)
-            fw6.apply(self.namespaces[name], firewall, wan_if="wan", lan_if="lan", lan_net6=lan_net6)
 
     # ---- using a lab ---------------------------------------------------------------------------------------
 

@@ -14,13 +14,27 @@ from __future__ import annotations
 
 import ipaddress
 
-from netsim.lab.topology import Iface, NodePlan, Topology, site_ipv6
-from netsim.vocab import IPV4_ONLY
+from netsim.lab.topology import Iface, NodePlan, Site, Topology, site_ipv6
+from netsim.vocab import CLAT, IPV4_ONLY
 
 INTERNET6 = ipaddress.IPv6Network("2001:db8:ffff::/64")
 SERVER6 = ("2001:db8:ffff::2", "2001:db8:ffff::3")
 RELAY6 = "2001:db8:ffff::4"
+NAT64_PREFIX = "2001:db8:64::/96"  # network-specific (RFC 6052): tayga refuses 64:ff9b::/96 for 198.18/15
+CLAT_HOST_OFFSET = 0x100  # a clat host's CLAT address: ::100+N of its LAN
 DEFAULT6 = "::/0"
+
+
+def _ipv6_only(site: Site, nodes: dict[str, NodePlan], lan: ipaddress.IPv6Network) -> None:
+    """An IPv6-only site: no IPv4 on its router or hosts; each clat host gets a CLAT address of its own on
+    the LAN (::100+N), routed to it by the router, that its CLAT translates its IPv4 traffic from."""
+    for name in (site.name, *site.hosts):
+        node = nodes[name]
+        node.ifaces = [i for i in node.ifaces if ":" in i.address]
+        node.gateway = None
+    for h_index, host in enumerate(site.hosts, start=1):
+        nodes[host].clat6 = str(lan[CLAT_HOST_OFFSET + h_index])
+        nodes[site.name].routes.append((f"{nodes[host].clat6}/128", nodes[host].addresses6[0]))
 
 
 def site_lan6(index: int) -> ipaddress.IPv6Network:
@@ -69,7 +83,10 @@ def add(topo: Topology, nodes: dict[str, NodePlan]) -> None:
         for h_index, host in enumerate(site.hosts, start=1):
             nodes[host].ifaces.append(Iface("eth0", f"{lan[1 + h_index]}/64", f"lan:{site.name}"))
             nodes[host].gateway6 = str(lan[1])
+        if site_ipv6(site) == CLAT:
+            _ipv6_only(site, nodes, lan)
     # Every IPv6 node on the internet segment routes each site's LAN via its router or carrier.
+    # (A NAT64 prefix is routed by its carrier only: its clat sites' default route leads there.)
     for node in nodes.values():
         if any(i.link == "internet" and ":" in i.address for i in node.ifaces):
             node.routes += [(lan, via) for lan, via, _ in lans if via not in node.addresses6]

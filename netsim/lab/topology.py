@@ -17,7 +17,7 @@ from netsim.errors import InputError
 from netsim.lab.fw6 import Fw6Spec
 from netsim.lab.impair import Impairment
 from netsim.lab.nat import NatError, NatSpec, preset
-from netsim.vocab import DUAL, FW6_DEFAULT, IP_MODES, IPV4_ONLY
+from netsim.vocab import CLAT, FW6_DEFAULT, IP_MODES, IPV4_ONLY, IPV6_ONLY
 
 OPEN_LANS = ipaddress.IPv4Network("198.19.0.0/16")
 PRIVATE_LANS = ipaddress.IPv4Network("10.0.0.0/8")
@@ -57,10 +57,12 @@ def site_fw6(site: Site) -> Fw6Spec | None:
 
 @dataclass(frozen=True)
 class Carrier:
-    """A carrier-grade NAT between the internet and the sites that name it in `behind`."""
+    """A carrier-grade NAT between the internet and the sites that name it in `behind`; with `nat64` a NAT64
+    (tayga, its NAT44 made from `nat`) in front of IPv6-only sites."""
 
     name: str
     nat: NatSpec
+    nat64: bool = False
 
 
 @dataclass(frozen=True)
@@ -110,6 +112,7 @@ class NodePlan:
     gateway: str | None = None
     routes: list[tuple[str, str]] = field(default_factory=list)  # (dst CIDR, via), either family
     gateway6: str | None = None  # the IPv6 default route's next hop (nodes with IPv6 only)
+    clat6: str | None = None  # a clat host's CLAT address: its IPv4 traffic leaves from it (RFC 6877)
 
     @property
     def addresses(self) -> list[str]:
@@ -134,10 +137,18 @@ def standard_topology(
     fw6_b: Fw6Spec | None = None,
 ) -> Topology:
     """Hosts `a` and `b`, each behind its own NAT router (`nat-a`, `nat-b`), and `server` on the internet;
-    each site IPv4-only unless given another IP mode (and optionally its IPv6 firewall)."""
-    a = Site("nat-a", _as_spec(nat_a, "nat-a.nat"), ("a",), impair=impair_a, ipv6=ipv6_a, fw6=fw6_a)
-    b = Site("nat-b", _as_spec(nat_b, "nat-b.nat"), ("b",), impair=impair_b, ipv6=ipv6_b, fw6=fw6_b)
-    topo = Topology(name=name, sites=(a, b))
+    each site IPv4-only unless given another IP mode (and optionally its IPv6 firewall). A clat side is
+    behind a NAT64 carrier of its own (`nat64-a`) whose NAT44 is that side's NAT."""
+    spec_a, spec_b = _as_spec(nat_a, "nat-a.nat"), _as_spec(nat_b, "nat-b.nat")
+    carriers = tuple(
+        Carrier(f"nat64-{side}", spec, nat64=True)
+        for side, spec, mode in (("a", spec_a, ipv6_a), ("b", spec_b, ipv6_b))
+        if mode == CLAT
+    )
+    behind = {c.name[-1]: c.name for c in carriers}
+    a = Site("nat-a", spec_a, ("a",), behind.get("a"), impair=impair_a, ipv6=ipv6_a, fw6=fw6_a)
+    b = Site("nat-b", spec_b, ("b",), behind.get("b"), impair=impair_b, ipv6=ipv6_b, fw6=fw6_b)
+    topo = Topology(name=name, sites=(a, b), carriers=carriers)
     validate(topo)
     return topo
 
@@ -252,6 +263,13 @@ def validate(topo: Topology) -> None:
         if not s.hosts:
             raise TopologyError(f"site[{i}].hosts: a site needs at least one host")
         _check_ip_mode(s, f"site[{i}]")
+        nat64 = next((c.nat64 for c in topo.carriers if c.name == s.behind), False)
+        if (s.ipv6 == CLAT) != nat64:
+            need = "its sites are clat" if nat64 else "a clat site is behind a NAT64 carrier (nat64 = true)"
+            raise TopologyError(f"site[{i}].ipv6: {s.ipv6!r}, but {need}")
+    for i, c in enumerate(topo.carriers):
+        if c.nat64 and not c.nat.nat:
+            raise TopologyError(f"carrier[{i}].nat: a NAT64 carrier's NAT44 cannot be 'open'")
     if len(topo.sites) > 99 or len(topo.carriers) > 99:
         raise TopologyError("site: at most 99 sites and 99 carriers")
     _check_lans(topo)
@@ -262,10 +280,10 @@ def _check_ip_mode(site: Site, where: str) -> None:
         raise TopologyError(
             f"{where}.ipv6: unknown IP mode {site.ipv6!r} (choose from {', '.join(IP_MODES)})"
         )
-    if site.ipv6 not in (IPV4_ONLY, DUAL):
+    if site.ipv6 == IPV6_ONLY:
         raise TopologyError(
-            f"{where}.ipv6: {site.ipv6!r} needs a NAT64 carrier, which this version cannot build yet "
-            "(use none or dual)"
+            f"{where}.ipv6: 'only' needs lab names with DNS64 for its servers, which netsim cannot build "
+            "yet (use clat: IPv6-only with 464XLAT)"
         )
     if site.fw6 is not None and site.ipv6 == IPV4_ONLY:
         raise TopologyError(f'{where}.fw6: an IPv6 firewall on an IPv4-only site (set ipv6 = "dual")')

@@ -15,7 +15,7 @@ from netsim.vocab import IPV4_ONLY, PORT_RESTRICTED_CONE, SYMMETRIC
 
 _TOP_KEYS = {"name", "ipv6", "site", "carrier", "server"}
 _SITE_KEYS = {"name", "nat", "hosts", "behind", "lan", "impair", "ipv6", "fw6"}
-_CARRIER_KEYS = {"name", "nat"}
+_CARRIER_KEYS = {"name", "nat", "nat64"}
 _SERVER_KEYS = {"name"}
 
 
@@ -121,7 +121,10 @@ def _carrier(data: dict[str, Any], i: int, base_dir: Path | None) -> Carrier:
     nat = _nat(data.get("nat", SYMMETRIC), f"{where}.nat", base_dir)
     if not nat.nat:
         raise TopologyError(f"{where}.nat: a carrier-grade NAT cannot be 'open'")
-    return Carrier(name=_str(data["name"], f"{where}.name"), nat=nat)
+    nat64 = data.get("nat64", False)
+    if not isinstance(nat64, bool):
+        raise TopologyError(f"{where}.nat64: expected true or false, got {nat64!r}")
+    return Carrier(name=_str(data["name"], f"{where}.name"), nat=nat, nat64=nat64)
 
 
 def _server(data: dict[str, Any], i: int) -> str:

@@ -42,6 +42,7 @@ class SiteTable(TypedDict):
 class CarrierTable(TypedDict):
     name: str
     nat: dict[str, Any]
+    nat64: NotRequired[bool]  # a NAT64 carrier (its NAT is the NAT44 of its pool)
 
 
 class TopologyTable(TypedDict):

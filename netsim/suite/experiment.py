@@ -48,7 +48,10 @@ def _site_table(site: Site) -> SiteTable:
 
 
 def _carrier_table(carrier: Carrier) -> CarrierTable:
-    return {"name": carrier.name, "nat": nat_table(carrier.nat)}
+    table: CarrierTable = {"name": carrier.name, "nat": nat_table(carrier.nat)}
+    if carrier.nat64:
+        table["nat64"] = True
+    return table
 
 
 def topology_table(topo: Topology) -> TopologyTable:

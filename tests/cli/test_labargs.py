@@ -30,7 +30,8 @@ def _ours() -> set[str]:
     ("argv", "message"),
     [
         (["--ipv6-a", "triple"], "--ipv6-a: unknown IP mode 'triple' (choose from none, dual, only, clat)"),
-        (["--ipv6-b", "only"], "--ipv6-b: 'only' needs a NAT64 carrier"),
+        (["--ipv6-b", "only"], "--ipv6-b: 'only' needs lab names with DNS64"),
+        (["--ipv6-a", "clat", "--nat-a", "open"], "--nat-a: a clat side's NAT64 carrier needs a NAT44"),
         (["--fw6-a", "apdf"], "--fw6-a: an IPv6 firewall on an IPv4-only site (add --ipv6-a dual)"),
         (["--ipv6-a", "dual", "--fw6-a", "wall"], "--fw6-a: unknown IPv6 firewall 'wall'"),
         (["--nat-b", "cone"], "--nat-b: unknown NAT type 'cone' and no such rules file"),

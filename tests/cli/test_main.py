@@ -83,7 +83,7 @@ def test_usage_errors_exit_2_naming_the_value(
         (["matrix", "--kinds", "open,warp"], "netsim: error: --kinds: unknown NAT kind 'warp'"),
         (["pair", "--nat-a", "warp", "--nat-b", "open"], "netsim: error: --nat-a: unknown NAT type 'warp'"),
         (["matrix", "--ipv6", "none,triple"], "netsim: error: --ipv6: unknown IP mode 'triple'"),
-        (["matrix", "--ipv6", "clat"], "netsim: error: --ipv6: 'clat' needs a NAT64 carrier"),
+        (["matrix", "--ipv6", "only"], "netsim: error: --ipv6: 'only' needs lab names with DNS64"),
         (["matrix", "--kinds", "symmetric,nope.nft"], "netsim: error: --kinds: unknown NAT kind 'nope.nft'"),
         (["population", "--mix", "open=x"], "netsim: error: --mix: bad weight in 'open=x'"),
         (["run", "nope.toml"], "netsim: error: nope.toml: no such file\n"),

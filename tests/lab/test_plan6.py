@@ -52,13 +52,32 @@ def test_a_dual_site_behind_a_carrier_is_routed_through_it() -> None:
     assert ("2001:db8:1::/64", "2001:db8:ffff::ca:1") in nodes["server"].routes
 
 
+def test_a_clat_site_is_ipv6_only_behind_its_nat64_carrier() -> None:
+    nodes = plan(standard_topology("symmetric", "full-cone", ipv6_a="clat"))
+    assert nodes["nat64-a"].addresses == ["198.18.101.1", "100.64.1.1"]  # NAT44 from its WAN address
+    assert (nodes["nat-a"].addresses, nodes["a"].addresses) == ([], [])
+    assert nodes["a"].addresses6 == ["2001:db8:1::2"] and nodes["a"].clat6 == "2001:db8:1::101"
+    assert ("2001:db8:1::101/128", "2001:db8:1::2") in nodes["nat-a"].routes  # the CLAT address
+    assert nodes["nat-a"].gateway6 == "2001:db8:fc01::1" and nodes["nat-a"].gateway is None
+    assert nodes["b"].addresses6 == []
+
+
+def test_a_nat64_carriers_sites_must_be_clat() -> None:
+    carrier = {"name": "mob", "nat": "symmetric", "nat64": True}
+    with pytest.raises(TopologyError, match=r"^site\[0\]\.ipv6: 'dual', but its sites are clat"):
+        from_dict(
+            {"carrier": [carrier], "site": [{"name": "r1", "hosts": ["h1"], "behind": "mob", "ipv6": "dual"}]}
+        )
+
+
 @pytest.mark.parametrize(
     ("site", "message"),
     [
         ({"ipv6": "both"}, "site[0].ipv6: unknown IP mode 'both' (choose from none, dual, only, clat)"),
         ({"fw6": "apdf"}, "site[0].fw6: an IPv6 firewall on an IPv4-only site"),
         ({"ipv6": "dual", "fw6": "strict"}, "site[0].fw6: unknown IPv6 firewall 'strict'"),
-        ({"ipv6": "only"}, "site[0].ipv6: 'only' needs a NAT64 carrier"),
+        ({"ipv6": "only"}, "site[0].ipv6: 'only' needs lab names with DNS64"),
+        ({"ipv6": "clat"}, "site[0].ipv6: 'clat', but a clat site is behind a NAT64 carrier (nat64 = true)"),
     ],
 )
 def test_bad_ip_modes_and_firewalls_name_the_field(site: dict[str, str], message: str) -> None:

@@ -16,7 +16,7 @@ SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 def test_catalog_groups_and_counts() -> None:
     cat = catalog(SCENARIOS)
     ids = [s.id for s in cat]
-    assert len(ids) == len(set(ids)) == 180 + 150 + 150  # Firefox and Pion groups: deselected by default
+    assert len(ids) == len(set(ids)) == 181 + 150 + 150  # Firefox and Pion groups: deselected by default
     assert Counter(s.group for s in cat) == {
         "firewall": 4,
         "matrix-turn": 25,
@@ -38,7 +38,7 @@ def test_catalog_groups_and_counts() -> None:
         "matrix-turn-pion-aiortc": 25,
         "matrix-turn-aiortc-pion": 25,
         "double-nat": 2,
-        "dual-stack": 8,
+        "dual-stack": 9,
         "hairpin": 2,
         "lan": 1,
         "impaired": 1,

@@ -103,3 +103,5 @@ def test_a_dual_stack_sites_ip_mode_and_firewall_are_kept_and_read_back() -> Non
     assert "ipv6" not in table["site"][1] and "fw6" not in table["site"][1]  # IPv4-only: as before
     again = from_dict(dict(table))
     assert again.sites == topo.sites
+    clat = standard_topology("symmetric", "open", ipv6_a="clat")
+    assert from_dict(dict(topology_table(clat))).carriers == clat.carriers  # the NAT64 carrier too

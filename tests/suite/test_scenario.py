@@ -18,6 +18,7 @@ def test_shipped_scenario_files_load() -> None:
     assert files == [
         "double-nat-cone-cgn.toml",
         "double-nat-symmetric-cgn.toml",
+        "dual-clat-x-none.toml",
         "dual-prc-fw6-apdf.toml",
         "dual-prc-fw6-block-udp.toml",
         "dual-prc-fw6-eif.toml",
@@ -44,6 +45,7 @@ def test_shipped_scenario_files_load() -> None:
     assert sorted(loaded) == [
         "double-nat/cone-behind-cone-cgn",
         "double-nat/cone-behind-symmetric-cgn",
+        "dual-stack/clat-x-none",
         "dual-stack/dual-x-none",
         "dual-stack/prc-fw6-apdf",
         "dual-stack/prc-fw6-block-udp",
