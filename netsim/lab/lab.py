@@ -323,7 +323,9 @@ class Lab:
             if static_dir is not None:
                 signaling_server.serve_static(app, static_dir)
             with netns.entered(self.netns(server)):
-                self._exit.enter_context(signaling_server.run_in_thread(app, host=ip, port=SIGNALING_PORT))
+                six = tuple(self.plan[server].addresses6[1:2])  # in a lab with IPv6, on it too
+                serving = signaling_server.run_in_thread(app, host=ip, port=SIGNALING_PORT, also=six)
+                self._exit.enter_context(serving)
         else:
             self._start_signaling_process(server, ip, timeout_s, static_dir)
         self.signaling_static = static_dir
