@@ -20,11 +20,6 @@ def _netsim(*argv: str, tmp_path: Path, timeout: float = 120) -> subprocess.Comp
     )
 
 
-def _ours() -> set[str]:
-    """This run's namespaces (other labs on the machine come and go meanwhile)."""
-    return {n for n in netns.list_names() if n.startswith(os.environ.get("NETSIM_LAB_PREFIX", "ns"))}
-
-
 @pytest.mark.parametrize("command", ["pair", "up"])
 @pytest.mark.parametrize(
     ("argv", "message"),
@@ -40,11 +35,11 @@ def _ours() -> set[str]:
 def test_bad_site_options_are_one_line_exit_2_and_build_nothing(
     command: str, argv: list[str], message: str, tmp_path: Path
 ) -> None:
-    before = _ours()
     out = _netsim(command, *argv, tmp_path=tmp_path)
     assert out.returncode == 2, out.stderr
     assert out.stderr.startswith(f"netsim: error: {message}") and out.stderr.count("\n") == 1, out.stderr
-    assert _ours() == before
+    run = tmp_path / "run"  # the command's runtime directory: a lab it began would be registered there
+    assert not run.exists() or not any(run.iterdir())
 
 
 @pytest.mark.root
