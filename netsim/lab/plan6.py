@@ -81,6 +81,8 @@ def add(topo: Topology, nodes: dict[str, NodePlan]) -> None:
             lans.append((str(lan), carrier_wan, site.behind))
         router.ifaces.append(Iface("lan", f"{lan[1]}/64", f"lan:{site.name}"))
         for h_index, host in enumerate(site.hosts, start=1):
+            if host in site.ipv4_hosts:  # an IPv4-only device on a dual-stack LAN
+                continue
             nodes[host].ifaces.append(Iface("eth0", f"{lan[1 + h_index]}/64", f"lan:{site.name}"))
             nodes[host].gateway6 = str(lan[1])
         if site_ipv6(site) == CLAT:

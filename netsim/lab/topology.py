@@ -17,7 +17,7 @@ from netsim.errors import InputError
 from netsim.lab.fw6 import Fw6Spec
 from netsim.lab.impair import Impairment
 from netsim.lab.nat import NatError, NatSpec, preset
-from netsim.vocab import CLAT, FW6_DEFAULT, IP_MODES, IPV4_ONLY, IPV6_ONLY
+from netsim.vocab import CLAT, DUAL, FW6_DEFAULT, IP_MODES, IPV4_ONLY, IPV6_ONLY
 
 OPEN_LANS = ipaddress.IPv4Network("198.19.0.0/16")
 PRIVATE_LANS = ipaddress.IPv4Network("10.0.0.0/8")
@@ -42,6 +42,7 @@ class Site:
     impair: Impairment | None = None  # loss and rate limit at the router
     ipv6: str = IPV4_ONLY  # IP mode (vocab.IP_MODES): none is an IPv4-only site, as every site was before
     fw6: Fw6Spec | None = None  # the IPv6 firewall of a site with IPv6 (None: the mode's default, apdf)
+    ipv4_hosts: tuple[str, ...] = ()  # hosts of a dual site that are IPv4-only themselves (host mode none)
 
 
 def site_ipv6(site: Site) -> str:
@@ -285,6 +286,13 @@ def _check_ip_mode(site: Site, where: str) -> None:
             f"{where}.ipv6: 'only' needs lab names with DNS64 for its servers, which netsim cannot build "
             "yet (use clat: IPv6-only with 464XLAT)"
         )
+    for j, host in enumerate(site.ipv4_hosts):
+        if host not in site.hosts:
+            raise TopologyError(f"{where}.ipv4_hosts[{j}]: {host!r} is not a host of this site")
+        if site.ipv6 != DUAL:
+            raise TopologyError(
+                f'{where}.ipv4_hosts[{j}]: IPv4-only hosts are for dual sites (ipv6 = "dual")'
+            )
     if site.fw6 is not None and site.ipv6 == IPV4_ONLY:
         raise TopologyError(f'{where}.fw6: an IPv6 firewall on an IPv4-only site (set ipv6 = "dual")')
 

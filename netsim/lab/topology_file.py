@@ -14,7 +14,7 @@ from netsim.lab.topology import Carrier, Site, Topology, TopologyError, validate
 from netsim.vocab import IPV4_ONLY, PORT_RESTRICTED_CONE, SYMMETRIC
 
 _TOP_KEYS = {"name", "ipv6", "site", "carrier", "server"}
-_SITE_KEYS = {"name", "nat", "hosts", "behind", "lan", "impair", "ipv6", "fw6"}
+_SITE_KEYS = {"name", "nat", "hosts", "behind", "lan", "impair", "ipv6", "fw6", "ipv4_hosts"}
 _CARRIER_KEYS = {"name", "nat", "nat64"}
 _SERVER_KEYS = {"name"}
 
@@ -101,7 +101,11 @@ def _site(data: dict[str, Any], i: int, base_dir: Path | None) -> Site:
         fw6 = None if data.get("fw6") is None else parse_fw6(data["fw6"], f"{where}.fw6", base_dir)
     except Fw6Error as e:
         raise TopologyError(str(e)) from None
+    v4 = data.get("ipv4_hosts", [])
+    if not isinstance(v4, list) or not all(isinstance(h, str) for h in v4):
+        raise TopologyError(f"{where}.ipv4_hosts: expected a list of host names, got {v4!r}")
     return Site(
+        ipv4_hosts=tuple(v4),
         name=_str(data["name"], f"{where}.name"),
         ipv6=_str(data.get("ipv6", IPV4_ONLY), f"{where}.ipv6"),
         fw6=fw6,

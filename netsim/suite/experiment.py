@@ -41,6 +41,8 @@ def _site_table(site: Site) -> SiteTable:
         table["impair"] = {k: v for k, v in dataclasses.asdict(site.impair).items() if v is not None}
     if site.ipv6 != IPV4_ONLY:  # an IPv4-only site's table stays as it was
         table["ipv6"] = site.ipv6
+        if site.ipv4_hosts:
+            table["ipv4_hosts"] = list(site.ipv4_hosts)
         firewall = site_fw6(site)
         if firewall is not None:
             table["fw6"] = firewall.rules_file or firewall.kind

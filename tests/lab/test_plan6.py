@@ -84,3 +84,17 @@ def test_bad_ip_modes_and_firewalls_name_the_field(site: dict[str, str], message
     with pytest.raises(TopologyError) as caught:
         from_dict({"site": [{"name": "r1", "hosts": ["h1"], **site}]})
     assert str(caught.value).startswith(message)
+
+
+def test_a_host_of_a_dual_site_may_be_ipv4_only() -> None:
+    site = {"name": "r1", "hosts": ["h1", "h2"], "ipv6": "dual", "ipv4_hosts": ["h2"]}
+    nodes = plan(from_dict({"site": [site]}))
+    assert nodes["h1"].addresses6 == ["2001:db8:1::2"]
+    assert (nodes["h2"].addresses6, nodes["h2"].gateway6, nodes["h2"].addresses) == ([], None, ["10.1.0.3"])
+    for bad, message in (
+        ({**site, "ipv4_hosts": ["h9"]}, "site[0].ipv4_hosts[0]: 'h9' is not a host of this site"),
+        ({**site, "ipv6": "none"}, "site[0].ipv4_hosts[0]: IPv4-only hosts are for dual sites"),
+    ):
+        with pytest.raises(TopologyError) as caught:
+            from_dict({"site": [bad]})
+        assert str(caught.value).startswith(message)
