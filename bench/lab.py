@@ -6,6 +6,10 @@ netsim and `ip` builds alternate within one run, each after a short settle pause
 lab's namespaces in the background, and a build that overlaps that work waits for it), so the ratio compares
 like with like on a shared machine. Then labs of 2, 8, 32 and 64 sites (one host each) and one server show
 the cost per site, which should stay flat.
+
+`--ipv6` instead builds the standard lab IPv4-only and dual-stack (both sites `dual`, apdf firewalls, the
+server's IPv6 addresses and routes) alternately: the IPv4-only build keeps its target (no slower than
+before IPv6 existed), and the dual-stack build's extra cost is printed beside it.
 """
 
 from __future__ import annotations
@@ -115,6 +119,23 @@ def standard_vs_ip(runs: int, settle_s: float) -> None:
     print(f"{label:<46} {sb:7.1f} ms median of {runs} ({sb - b:+.1f} ms)")
 
 
+def ipv6_cost(runs: int, settle_s: float) -> None:
+    """The standard lab's build without and with IPv6, alternating (medians of `runs`)."""
+    v4 = standard_topology("port-restricted-cone", "symmetric")
+    dual = standard_topology("port-restricted-cone", "symmetric", ipv6_a="dual", ipv6_b="dual")
+    builds: dict[str, list[float]] = {"v4": [], "dual": []}
+    for _ in range(runs):
+        for name, topology in (("v4", v4), ("dual", dual)):
+            time.sleep(settle_s)
+            builds[name].append(lab_once(topology)[0] * 1e3)
+    b4, b6 = statistics.median(builds["v4"]), statistics.median(builds["dual"])
+    verdict = "OK" if b4 <= TARGET_BUILD_MS else "MISSED"
+    label = "standard lab build, IPv4 only"
+    print(f"{label:<46} {b4:7.1f} ms median of {runs}  target <= {TARGET_BUILD_MS:.0f} ms  {verdict}")
+    label = "standard lab build, both sites dual-stack"
+    print(f"{label:<46} {b6:7.1f} ms median of {runs}  ({b6 - b4:+.1f} ms for IPv6: addresses, routes, fw6)")
+
+
 def growth(runs: int, settle_s: float) -> None:
     """Build time per site count; the marginal cost per site between sizes should stay flat (linear).
 
@@ -160,7 +181,11 @@ def main() -> None:
     parser.add_argument("--growth-runs", type=int, default=5, help="rounds of the site counts")
     parser.add_argument("--settle", type=float, default=0.2, help="pause before each build, seconds")
     parser.add_argument("--skip-growth", action="store_true")
+    parser.add_argument("--ipv6", action="store_true", help="only: the build without and with IPv6")
     args = parser.parse_args()
+    if args.ipv6:
+        ipv6_cost(args.n, args.settle)
+        return
     standard_vs_ip(args.n, args.settle)
     if not args.skip_growth:
         growth(args.growth_runs, args.settle)

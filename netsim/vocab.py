@@ -21,6 +21,23 @@ UDP_BLOCKED: Final = "udp-blocked"  # a firewall, not a NAT: only TCP 443 gets o
 NAT_PRESETS: Final = (*NAT_KINDS, UDP_BLOCKED)
 CUSTOM_NAT: Final = "custom"  # a NAT spec built from mapping/filtering knobs or a researcher's rules file
 
+# --- IP modes and IPv6 firewalls (docs/nat.md) ------------------------------------------------------------
+# A site's (or host's) IP mode: IPv4 only (today's labs, the default), dual-stack, IPv6-only behind a NAT64
+# carrier, IPv6-only with 464XLAT (a CLAT on the host).
+IPV4_ONLY: Final = "none"
+DUAL: Final = "dual"
+IPV6_ONLY: Final = "only"
+CLAT: Final = "clat"
+IP_MODES: Final = (IPV4_ONLY, DUAL, IPV6_ONLY, CLAT)
+# IPv6 firewall presets, named in RFC terms: RFC 6092 transparent mode, RFC 6092's endpoint-independent
+# filtering, a plain conntrack firewall (address-and-port-dependent filtering, the default), UDP blocked.
+FW6_OPEN: Final = "open"
+FW6_EIF: Final = "eif"
+FW6_APDF: Final = "apdf"
+FW6_BLOCK_UDP: Final = "block-udp"
+FW6_PRESETS: Final = (FW6_OPEN, FW6_EIF, FW6_APDF, FW6_BLOCK_UDP)
+FW6_DEFAULT: Final = FW6_APDF
+
 # RFC 4787 mapping and filtering behaviours.
 EIM: Final = "endpoint-independent"
 ADM: Final = "address-dependent"
@@ -97,6 +114,9 @@ MATRIX_TURN: Final = "matrix-turn"
 MATRIX_NOTURN: Final = "matrix-noturn"
 MATRIX_GROUPS: Final = (MATRIX_TURN, MATRIX_NOTURN)
 POPULATION: Final = "population"
+# A matrix group's cells with IPv6 on a side (netsim matrix --ipv6): matrix-turn-ipv6, ...; the IPv4 oracle's
+# expectations stay with the IPv4-only groups.
+IPV6_GROUP_SUFFIX: Final = "-ipv6"
 
 # --- ports on the lab's server -----------------------------------------------------------------------------
 STUN_PORT: Final = 3478  # coturn: STUN and TURN over UDP and TCP

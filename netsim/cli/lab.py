@@ -8,14 +8,14 @@ from pathlib import Path
 from typing import Any
 
 from netsim.cli.common import EXIT_OK, InputError, print_json
-from netsim.vocab import CUSTOM_NAT, NAT_PRESETS, OPEN, PORT_RESTRICTED_CONE
+from netsim.cli.labargs import add_site_options, site_options
+from netsim.vocab import CUSTOM_NAT, DUAL, IPV4_ONLY, NAT_PRESETS, OPEN, PORT_RESTRICTED_CONE
 
 
 def add_parsers(sub: Any) -> None:
     up = sub.add_parser("up", help="build a lab and leave it up")
     up.add_argument("scenario", nargs="?", help="scenario TOML file (default: the standard two-site lab)")
-    up.add_argument("--nat-a", default=PORT_RESTRICTED_CONE, choices=NAT_PRESETS, metavar="KIND")
-    up.add_argument("--nat-b", default=PORT_RESTRICTED_CONE, choices=NAT_PRESETS, metavar="KIND")
+    add_site_options(up)
     up.add_argument("--signaling", action="store_true", help="also start the signaling server")
     up.add_argument("--json", action="store_true")
     up.set_defaults(func=cmd_up)
@@ -35,6 +35,12 @@ def add_parsers(sub: Any) -> None:
     cl = sub.add_parser("classify", help="build a lab with one NAT and measure how it behaves")
     cl.add_argument("type", nargs="?", choices=NAT_PRESETS, metavar="KIND", help="NAT preset")
     cl.add_argument("--rules", help="a ruleset file instead of a preset")
+    cl.add_argument(
+        "--fw6",
+        metavar="PRESET|FILE",
+        help="make the site dual-stack behind this IPv6 firewall (open, eif, apdf, block-udp or a rules "
+        "file) and classify it too (NAT: port-restricted-cone unless given)",
+    )
     cl.add_argument("--lifetime", action="store_true", help="also measure the mapping lifetime (slow)")
     cl.add_argument("--json", action="store_true")
     cl.set_defaults(func=cmd_classify)
@@ -46,7 +52,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     from netsim.suite.scenario import load_scenario_file
 
     topo = load_scenario_file(args.scenario).topology if args.scenario else None
-    lab = Lab(topo or standard_topology(args.nat_a, args.nat_b), keep=True)
+    lab = Lab(topo or standard_topology(**site_options(args)), keep=True)
     with lab:
         if args.signaling:
             lab.start_signaling(in_process=False)
@@ -65,7 +71,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         return EXIT_OK
     print(f"lab {lab.id} is up ({lab.topology.name}); remove it with: netsim down {lab.id}")
     for name, node in info["nodes"].items():
-        print(f"  {name:<10} {node['netns']:<24} {' '.join(node['addresses'])}")
+        print(f"  {name:<10} {node['netns']:<24} {' '.join(node['addresses'] + node.get('addresses6', []))}")
     return EXIT_OK
 
 
@@ -115,6 +121,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_classify(args: argparse.Namespace) -> int:
     from netsim.lab import probe
+    from netsim.lab.fw6 import Fw6Error, parse
     from netsim.lab.lab import Lab
     from netsim.lab.nat import preset
     from netsim.lab.topology import Site, Topology
@@ -125,11 +132,19 @@ def cmd_classify(args: argparse.Namespace) -> int:
         spec = preset(CUSTOM_NAT, rules_file=str(_readable_rules(Path(args.rules))))
     elif args.type:
         spec = preset(args.type)
+    elif args.fw6:
+        spec = preset(PORT_RESTRICTED_CONE)
     else:
-        raise InputError("classify: give a NAT type or --rules FILE")
+        raise InputError("classify: give a NAT type, --rules FILE or --fw6 PRESET|FILE")
+    try:
+        firewall = None if args.fw6 is None else parse(args.fw6, "--fw6")
+    except Fw6Error as e:
+        raise InputError(str(e)) from None
+    mode = IPV4_ONLY if firewall is None else DUAL
     # Two hosts behind the NAT under test: hairpinning is judged between them (Linux never routes a
     # packet back to the host that sent it).
-    sites = (Site("nat-a", spec, ("a", "a2")), Site("nat-b", preset(OPEN), ("b",)))
+    site = Site("nat-a", spec, ("a", "a2"), ipv6=mode, fw6=firewall)
+    sites = (site, Site("nat-b", preset(OPEN), ("b",)))
     with Lab(Topology("classify", sites=sites)) as lab:  # nft judges the rules themselves inside the lab
         result = probe.classify(lab, "a", measure_lifetime=args.lifetime)
     if args.json:
@@ -138,8 +153,11 @@ def cmd_classify(args: argparse.Namespace) -> int:
     bracket = result.pop("lifetime_bracket_s", None)
     if bracket is not None:  # the bracket measured, never a bare lower bound
         result["lifetime_s"] = probe.bracket_text(bracket[0], bracket[1])
+    six = result.pop("ipv6", None)
     for key, value in result.items():
         print(f"{key:<10} {value}")
+    for key, value in (six or {}).items():
+        print(f"{'ipv6 ' + key:<10} {value}")
     return EXIT_OK
 
 

@@ -8,19 +8,21 @@ import sys
 from typing import Any
 
 from netsim.cli.common import InputError, exit_code, peer_name, positive_float, print_json, retries_arg
+from netsim.cli.labargs import add_site_options, nat_label, site_options
 from netsim.records import ResultRecord
 from netsim.vocab import (
     AIORTC,
+    FAMILIES,
     INCONCLUSIVE,
-    NAT_PRESETS,
     PEER_STACKS,
     POLICIES,
-    PORT_RESTRICTED_CONE,
     SIDES,
     TURN_CHOICES,
     UDP,
     VIOLATED,
 )
+
+IPV6 = FAMILIES[1]
 
 
 def add_parsers(sub: Any) -> None:
@@ -29,15 +31,8 @@ def add_parsers(sub: Any) -> None:
 
 def _pair_parser(sub: Any) -> None:
     p = sub.add_parser("pair", help="run one WebRTC session between two NATed hosts in a fresh lab")
-    # The same default as `netsim up`: the port-restricted cone of most home routers.
-    for side in ("a", "b"):
-        p.add_argument(
-            f"--nat-{side}",
-            default=PORT_RESTRICTED_CONE,
-            choices=NAT_PRESETS,
-            metavar="KIND",
-            help=f"NAT in front of {side} (default port-restricted-cone)",
-        )
+    # The same defaults as `netsim up`: the port-restricted cone of most home routers, IPv4 only.
+    add_site_options(p)
     for side in SIDES:
         p.add_argument(
             f"--peer-{side}",
@@ -125,7 +120,9 @@ def cmd_pair(args: argparse.Namespace) -> int:
         )
         for s in SIDES
     }
-    topo = standard_topology(args.nat_a, args.nat_b, impair_a=impairs["a"], impair_b=impairs["b"])
+    sites = site_options(args)
+    topo = standard_topology(impair_a=impairs["a"], impair_b=impairs["b"], **sites)
+    label_a, label_b = nat_label(sites["nat_a"]), nat_label(sites["nat_b"])
     options: dict[str, Any] = dict(
         peer_a=args.peer_a,
         peer_b=args.peer_b,
@@ -146,11 +143,11 @@ def cmd_pair(args: argparse.Namespace) -> int:
     if args.expect_call is not None and args.hold <= 0:
         raise InputError("--expect-call: needs --hold (a call that lasts)")
     scn = Scenario(
-        f"pair/{args.nat_a}__{args.nat_b}",
+        f"pair/{label_a}__{label_b}",
         "pair",
         topo,
-        args.nat_a,
-        args.nat_b,
+        label_a,
+        label_b,
         opts,
         _pair_expectation(args),
     )
@@ -208,6 +205,11 @@ def format_record(rec: ResultRecord) -> str:
         lines.append(
             f"  {side}: {p['local_type']} {p['local']} -> {p['remote_type']} {p['remote']} ({p['role']}){via}"
         )
+    fam = rec.get("families")
+    if fam is not None and (IPV6 in fam["a"] or IPV6 in fam["b"]):  # an IPv4-only session prints as before
+        gathered = "; ".join(f"{side} gathered {'+'.join(fam[side]) or 'nothing'}" for side in SIDES)
+        ipv6 = "was" if fam["ipv6_pair"] else "never"
+        lines.append(f"  family: {fam['won']} ({gathered}; an IPv6 pair {ipv6} selected)")
     lines.append("  timings: " + ", ".join(f"{k}={v}" for k, v in rec["timings"].items()))
     if rec["reason"]:
         lines.append(f"  reason: {rec['reason']}")

@@ -9,17 +9,21 @@ from pathlib import Path
 from typing import Any
 
 from netsim.cli.common import EXIT_INPUT, EXIT_OK, InputError, positive_float, print_json
-from netsim.vocab import NAT_PRESETS, STUN_PORT
+from netsim.vocab import FW6_PRESETS, NAT_PRESETS, STUN_PORT
 
+# IPv6 firewall presets are shown as fw6-NAME (their files' names): "open" is also a NAT preset.
+_SHOWN = (*NAT_PRESETS, *(f"fw6-{name}" for name in FW6_PRESETS))
 SERVER_NODE = "server"  # the node `netsim stun` asks by default (the standard lab's coturn host)
 STUN_TIMEOUT_S = 2.0
 
 
 def add_parsers(sub: Any) -> None:
-    rules = sub.add_parser("rules", help="NAT rules files: print a preset's, check your own (no lab needed)")
+    rules = sub.add_parser(
+        "rules", help="NAT and IPv6 firewall rules files: print a preset's, check your own (no lab needed)"
+    )
     rules_sub = rules.add_subparsers(dest="rules_command", required=True, metavar="SUBCOMMAND")
     show = rules_sub.add_parser("show", help="print a preset's complete rules file, ready to copy")
-    show.add_argument("preset", choices=NAT_PRESETS, metavar="PRESET", help=", ".join(NAT_PRESETS))
+    show.add_argument("preset", choices=_SHOWN, metavar="PRESET", help=", ".join(_SHOWN))
     show.set_defaults(func=cmd_rules_show)
     check = rules_sub.add_parser("check", help="validate a rules file with nft (exit 2 on errors)")
     check.add_argument("file")
@@ -40,21 +44,25 @@ def add_parsers(sub: Any) -> None:
 
 
 def cmd_rules_show(args: argparse.Namespace) -> int:
+    from netsim.lab import fw6
     from netsim.lab.nat import preset_text
 
-    sys.stdout.write(preset_text(args.preset))
+    name = args.preset
+    sys.stdout.write(fw6.preset_text(name) if name.startswith(fw6.PREFIX) else preset_text(name))
     return EXIT_OK
 
 
 def cmd_rules_check(args: argparse.Namespace) -> int:
+    from netsim.lab import fw6
     from netsim.lab.nat import NatError, check
 
     path = Path(args.file)
     if not path.is_file():
         raise InputError(f"rules check: no such file: {path}")
     try:
-        check(path)
-    except NatError as e:
+        # An IPv6 firewall (table ip6 ...) is checked as a dual-stack site loads it, a NAT ruleset as a NAT
+        fw6.check(path) if fw6.is_fw6_file(path) else check(path)
+    except (NatError, fw6.Fw6Error) as e:
         print(e, file=sys.stderr)  # PATH:LINE:COL: message, then the offending line: several lines
         return EXIT_INPUT
     print(f"{path}: ok")

@@ -21,7 +21,8 @@ from netsim.cli.common import (
     retries_arg,
     stacks,
 )
-from netsim.vocab import BROWSERS, DIRECT_VERDICTS, NAT_KINDS, RELAY, TURN_CHOICES, UDP
+from netsim.cli.labargs import ip_modes, matrix_kinds
+from netsim.vocab import BROWSERS, DIRECT_VERDICTS, IPV4_ONLY, NAT_KINDS, RELAY, TURN_CHOICES, UDP
 
 DEFAULT_MIX = "residential"  # cited (docs/population.md); the invented mix is never a default
 REPORTS_ENV = "NETSIM_REPORTS"
@@ -58,7 +59,15 @@ def add_parsers(sub: Any) -> None:
     )
     mx = sub.add_parser("matrix", parents=[common], help="run the NAT x NAT matrix and write a report")
     mx.add_argument("--turn", choices=TURN_CHOICES, default=UDP)
-    mx.add_argument("--kinds", default=",".join(NAT_KINDS), help="comma-separated NAT kinds")
+    mx.add_argument(
+        "--kinds", default=",".join(NAT_KINDS), help="comma-separated NAT kinds (or rules files' paths)"
+    )
+    mx.add_argument(
+        "--ipv6",
+        default=IPV4_ONLY,
+        metavar="MODE[,MODE]",
+        help="IP modes: every kind x kind cell runs for every mode x mode (default none; e.g. none,dual)",
+    )
     mx.add_argument(
         "--peers", default="aiortc,aiortc", type=stacks, help="the stacks of a and b (default aiortc,aiortc)"
     )
@@ -194,6 +203,8 @@ def cmd_matrix(args: argparse.Namespace) -> int:
     from netsim.suite.catalog import matrix, mix_cells
 
     peer_a, peer_b = args.peers
+    if args.mix is not None and args.ipv6 != IPV4_ONLY:
+        raise InputError("--ipv6: not with --mix (mixes have no IP-mode shares yet)")
     if args.mix is not None:
         mix_b = resolve(args.mix_b, "--mix-b") if args.mix_b is not None else None
         cells = mix_cells(resolve(args.mix, "--mix"), mix_b, turn=args.turn, peer_a=peer_a, peer_b=peer_b)
@@ -201,13 +212,7 @@ def cmd_matrix(args: argparse.Namespace) -> int:
     if args.mix_b is not None:
         raise InputError("--mix-b: goes with --mix")
 
-    kinds = tuple(k.strip() for k in args.kinds.split(",") if k.strip())
-    if not kinds:
-        raise InputError("--kinds: give at least one NAT kind")
-    for k in kinds:
-        if k not in NAT_KINDS:
-            raise InputError(f"--kinds: unknown NAT kind {k!r} (choose from {', '.join(NAT_KINDS)})")
-    return _run(matrix(args.turn, kinds, peer_a, peer_b), args)
+    return _run(matrix(args.turn, matrix_kinds(args.kinds), peer_a, peer_b, ip_modes(args.ipv6)), args)
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -9,25 +9,22 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import functools
 import ipaddress
 import os
 import secrets
-import signal
-import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from netsim.lab import impair, nat, netns, nftables, registry
+from netsim.lab import fw6, impair, nat, nat64, netns, registry
+from netsim.lab.guard import Background, signals_held, sigterm_as_exit
 from netsim.lab.nat import NatSpec
 from netsim.lab.registry import LabError, LabInputError
-from netsim.lab.topology import NodePlan, Topology, plan
+from netsim.lab.topology import NodePlan, Topology, plan, site_fw6
+from netsim.lab.waits import http_ok, read_line_until
 from netsim.lab.wiring import INET, Netlink, Wiring, finish, is_nat, make_links, neighbours, wait_forwarding
 from netsim.pause import pause_point
 from netsim.services.coturn import Coturn
@@ -87,7 +84,7 @@ class Lab:
     # ---- lifecycle -----------------------------------------------------------------------------------------
 
     def __enter__(self) -> Lab:
-        _sigterm_as_exit()
+        sigterm_as_exit()
         try:
             self.build()
         except BaseException:
@@ -113,7 +110,7 @@ class Lab:
         if os.geteuid() != 0:
             raise LabInputError("building a lab needs root (network namespaces, nftables)")
         registry.ensure_runtime_dir(self.workdir.parent)
-        with _signals_held():  # an interrupt between claim and entry would leave an unlisted directory
+        with signals_held():  # an interrupt between claim and entry would leave an unlisted directory
             try:
                 self.workdir.mkdir()  # claims the id: namespaces named after it are this lab's from here on
             except FileExistsError:
@@ -124,7 +121,7 @@ class Lab:
         # Routers come first and load their rules in threads while the other nodes are made: most of a load
         # is nft waiting for the kernel (an RCU grace period when its netlink socket closes).
         specs = self._nat_specs()
-        with _Background() as nat_loads:
+        with Background() as nat_loads:
 
             def ready(node: str) -> None:
                 if node in specs:
@@ -133,11 +130,21 @@ class Lab:
             self._build_network(ready)
             pause_point("lab-build")
         self._apply_impairments()
+        if any(c.nat64 for c in self.topology.carriers):
+            self._processes.extend(nat64.start_all(self))
         self.timings["build_s"] = time.perf_counter() - t0
         if self.want_coturn:
             server = self.topology.servers[0]
             ips = self.plan[server].addresses
-            self.coturn = Coturn(self.namespaces[server], (ips[0], ips[1]), self.workdir, relay_ip=ips[2])
+            six = self.plan[server].addresses6  # a lab with IPv6: coturn listens and relays on it too
+            self.coturn = Coturn(
+                self.namespaces[server],
+                (ips[0], ips[1]),
+                self.workdir,
+                relay_ip=ips[2],
+                ips6=tuple(six[:2]),
+                relay_ip6=six[2] if six else None,
+            )
             self.timings["coturn_ready_s"] = self.coturn.start()
             pause_point("coturn-start")
         self._register(keep=False)
@@ -150,7 +157,7 @@ class Lab:
         """
         if self._torn_down:
             return
-        with _signals_held() as held:
+        with signals_held() as held:
             pause_point("teardown", until=lambda: bool(held))
             t0 = time.perf_counter()
             self._exit.close()
@@ -209,17 +216,24 @@ class Lab:
 
     def _create_namespace(self, node: str) -> None:
         name = self.namespaces[node]
-        with _signals_held():  # `_made` must say exactly which namespaces are ours
+        with signals_held():  # `_made` must say exactly which namespaces are ours
             try:
                 netns.create(name)
             except FileExistsError:
                 raise LabError(f"namespace {name} exists already: it is not this lab's") from None
             self._made.append(name)
-        # Before any link exists: `default` applies to the links made later.
-        ipv6_off = "0" if self.topology.ipv6 else "1"
+        # Before any link exists: `default` applies to the links made later. IPv6 only where it is planned.
+        has6 = node in self.plan and bool(self.plan[node].addresses6)
+        ipv6_off = "0" if self.topology.ipv6 or has6 else "1"
         sysctls = {f"net.ipv6.conf.{scope}.disable_ipv6": ipv6_off for scope in ("all", "default")}
+        if has6:  # no duplicate address detection: a tentative link-local address delays neighbour discovery
+            sysctls.update({f"net.ipv6.conf.{scope}.accept_dad": "0" for scope in ("all", "default")})
         if node in self.plan and self.plan[node].role in ("router", "carrier"):
             sysctls["net.ipv4.ip_forward"] = "1"
+            if has6:  # `all` makes every interface a router's (and accept no router advertisements)
+                sysctls["net.ipv6.conf.all.forwarding"] = "1"
+        elif node in self.plan and self.plan[node].clat6:  # a CLAT host forwards between eth0 and its TUN
+            sysctls["net.ipv6.conf.all.forwarding"] = "1"
         netns.write_sysctls(name, sysctls)
 
     def _apply_impairments(self) -> None:
@@ -233,6 +247,19 @@ class Lab:
         return specs
 
     def _load_nat(self, name: str, spec: NatSpec) -> None:
+        node = self.plan[name]
+        if any(c.name == name and c.nat64 for c in self.topology.carriers):
+            return  # its NAT44 is of the NAT64 pool, loaded with its translator (nat64.start_all)
+        if node.addresses:  # an IPv6-only (clat) site's router has no IPv4 to translate
+            self._load_nat44(name, spec)
+        site = next((s for s in self.topology.sites if s.name == name), None)
+        firewall = None if site is None else site_fw6(site)
+        if firewall is not None:
+            lan6 = next(i for i in node.ifaces if i.name == "lan" and ":" in i.address)
+            lan_net6 = str(ipaddress.IPv6Interface(lan6.address).network)
+            fw6.apply(self.namespaces[name], firewall, wan_if="wan", lan_if="lan", lan_net6=lan_net6)
+
+    def _load_nat44(self, name: str, spec: NatSpec) -> None:
         node = self.plan[name]
         wan = next(i for i in node.ifaces if i.name == "wan")
         lan = next(i for i in node.ifaces if i.name == "lan")
@@ -296,7 +323,9 @@ class Lab:
             if static_dir is not None:
                 signaling_server.serve_static(app, static_dir)
             with netns.entered(self.netns(server)):
-                self._exit.enter_context(signaling_server.run_in_thread(app, host=ip, port=SIGNALING_PORT))
+                six = tuple(self.plan[server].addresses6[1:2])  # in a lab with IPv6, on it too
+                serving = signaling_server.run_in_thread(app, host=ip, port=SIGNALING_PORT, also=six)
+                self._exit.enter_context(serving)
         else:
             self._start_signaling_process(server, ip, timeout_s, static_dir)
         self.signaling_static = static_dir
@@ -323,7 +352,7 @@ class Lab:
         )
         log.close()
         deadline = time.monotonic() + timeout_s
-        while not _http_ok(self.netns(server), ip, SIGNALING_PORT, "/healthz"):
+        while not http_ok(self.netns(server), ip, SIGNALING_PORT, "/healthz"):
             if time.monotonic() > deadline:
                 raise LabError(f"signaling server did not become ready: see {self.workdir / 'signaling.log'}")
             time.sleep(0.05)
@@ -337,7 +366,7 @@ class Lab:
         self._processes.append(proc)
         assert proc.stderr is not None
         # tcpdump says "listening on ..." once the capture runs; nothing before that would be recorded.
-        ready = _read_line_until(proc.stderr, b"listening on", timeout_s)
+        ready = read_line_until(proc.stderr, b"listening on", timeout_s)
         if not ready:
             netns.end(proc)
             raise LabError(f"tcpdump did not start on {INET} in lab {self.id}")
@@ -349,8 +378,12 @@ class Lab:
 
     def describe(self) -> dict[str, Any]:
         """`{"lab": ID, "topology": NAME, "nodes": {NODE: {"netns": NS, "addresses": [...]}}}`, as `netsim up
-        --json` prints it and the registry entry starts."""
-        nodes = {n: {"netns": self.namespaces[n], "addresses": p.addresses} for n, p in self.plan.items()}
+        --json` prints it and the registry entry starts (a node with IPv6 also has "addresses6")."""
+        nodes: dict[str, dict[str, Any]] = {}
+        for n, p in self.plan.items():
+            nodes[n] = {"netns": self.namespaces[n], "addresses": p.addresses}
+            if p.addresses6:  # only in a lab with IPv6: an IPv4 lab describes itself as before
+                nodes[n]["addresses6"] = p.addresses6
         return {"lab": self.id, "topology": self.topology.name, "nodes": nodes}
 
     def _register(self, *, keep: bool) -> None:
@@ -361,120 +394,5 @@ class Lab:
 # ---- helpers -----------------------------------------------------------------------------------------------
 
 
-class _Background:
-    """Tasks run in a few threads while the `with` body goes on. On exit it waits for all of them (with
-    SIGINT/SIGTERM held: no task may outlive the lab it works on) and raises the first task's error, in
-    submission order, unless the body failed."""
-
-    WORKERS = 8
-
-    def __init__(self) -> None:
-        self._pool: ThreadPoolExecutor | None = None
-        self._futures: list[Future[None]] = []
-
-    def submit(self, fn: Callable[..., None], *args: Any) -> None:
-        if self._pool is None:
-            _nft_initialised()
-            self._pool = ThreadPoolExecutor(self.WORKERS, thread_name_prefix="netsim-lab")
-        self._futures.append(self._pool.submit(fn, *args))
-
-    def __enter__(self) -> _Background:
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
-        if self._pool is None:
-            return
-        with _signals_held():
-            self._pool.shutdown(wait=True)
-        if exc_type is None:
-            for future in self._futures:
-                future.result()
-
-
-@functools.cache
-def _nft_initialised() -> None:
-    """libnftables sets up libxtables' globals in its first context, which is not thread-safe: make that
-    first context here, on one thread, before routers load their rules in parallel."""
-    lib = nftables._lib()
-    if lib is not None:
-        lib.nft_ctx_free(lib.nft_ctx_new(0))
-
-
 def _network(cidr: str) -> ipaddress.IPv4Network:
     return ipaddress.IPv4Interface(cidr).network
-
-
-def _read_line_until(stream: Any, marker: bytes, timeout_s: float) -> bool:
-    """Read a pipe until a line holds `marker` (True) or the timeout or EOF (False)."""
-    import select
-
-    deadline = time.monotonic() + timeout_s
-    buffer = b""
-    while time.monotonic() < deadline:
-        readable, _, _ = select.select([stream], [], [], max(0.0, deadline - time.monotonic()))
-        if not readable:
-            return False
-        chunk = os.read(stream.fileno(), 4096)
-        if not chunk:
-            return False
-        buffer += chunk
-        if marker in buffer:
-            return True
-    return False
-
-
-def _http_ok(ns: str, ip: str, port: int, path: str) -> bool:
-    try:
-        sock = netns.socket_in(ns, socket.AF_INET, socket.SOCK_STREAM)
-    except OSError:
-        return False
-    with sock:
-        sock.settimeout(0.5)
-        try:
-            sock.connect((ip, port))
-            sock.sendall(f"GET {path} HTTP/1.0\r\nHost: {ip}\r\n\r\n".encode())
-            return sock.recv(64).startswith(b"HTTP/1.1 200")
-        except OSError:
-            return False
-
-
-HELD_SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-
-@contextlib.contextmanager
-def _signals_held() -> Iterator[list[int]]:
-    """Hold SIGINT/SIGTERM while the body runs (the list says which came), then let the first one act.
-
-    Python-level handlers are swapped rather than the signal mask, because in a process with threads the
-    kernel hands a process-directed signal to any thread that does not block it. Only the main thread can
-    set handlers; elsewhere signals are not ours to hold and the body just runs.
-    """
-    held: list[int] = []
-    if threading.current_thread() is not threading.main_thread():
-        yield held
-        return
-    previous = {s: signal.getsignal(s) for s in HELD_SIGNALS}
-    ours = [s for s, handler in previous.items() if handler is not None]  # None: set outside Python
-    for s in ours:
-        signal.signal(s, lambda signum, frame: held.append(signum))
-    try:
-        yield held
-    finally:
-        for s in ours:
-            signal.signal(s, previous[s])
-        if held:
-            signal.raise_signal(held[0])  # now the restored handler acts (raises, or ends the process)
-
-
-def _sigterm_as_exit() -> None:
-    """SIGTERM behaves like Ctrl-C from the first lab on, so `with Lab(...)` cleans up on both.
-
-    Only from the main thread (signal handlers live there), and only where nobody set a handler.
-    """
-    if threading.current_thread() is threading.main_thread():
-        if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
-            signal.signal(signal.SIGTERM, _raise_exit)
-
-
-def _raise_exit(signum: int, frame: object) -> None:
-    raise SystemExit(128 + signum)

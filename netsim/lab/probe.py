@@ -71,8 +71,10 @@ def _text(data: bytes | str | None) -> str:
 
 
 def _bound(stack: ExitStack, ns: str, ip: str = "0.0.0.0", port: int | None = None) -> socket.socket:
-    """A UDP socket in `ns`, closed with the stack; a probe port when none is given (0: any port)."""
-    sock = stack.enter_context(netns.socket_in(ns))
+    """A UDP socket in `ns` (IPv6 when `ip` is), closed with the stack; a probe port when none is given (0:
+    any port)."""
+    family = socket.AF_INET6 if ":" in ip else socket.AF_INET
+    sock = stack.enter_context(netns.socket_in(ns, family))
     if port is not None:
         sock.bind((ip, port))
         return sock
@@ -126,10 +128,13 @@ def udp_works(host_ns: str, stun_server: Address) -> bool:
         return stun.binding(_bound(stack, host_ns, port=0), stun_server, STUN_TIMEOUT_S) is not None
 
 
-def mapping_behaviour(host_ns: str, server_ns: str, server_ips: tuple[str, str]) -> str | None:
-    """RFC 4787 mapping: compare the external address seen by ip1:p1, ip1:p2 and ip2:p1 for one socket."""
+def mapping_behaviour(
+    host_ns: str, server_ns: str, server_ips: tuple[str, str], host_ip: str = "0.0.0.0"
+) -> str | None:
+    """RFC 4787 mapping: compare the external address seen by ip1:p1, ip1:p2 and ip2:p1 for one socket
+    (bound to `host_ip`: "::" to probe IPv6)."""
     with ExitStack() as stack:
-        host = _bound(stack, host_ns, port=0)
+        host = _bound(stack, host_ns, host_ip, port=0)
         first = _bound(stack, server_ns, server_ips[0])
         port = _local(first)[1]
         same_ip = _bound(stack, server_ns, server_ips[0])
@@ -144,10 +149,12 @@ def mapping_behaviour(host_ns: str, server_ns: str, server_ips: tuple[str, str])
     return APDM
 
 
-def filtering_behaviour(host_ns: str, server_ns: str, server_ips: tuple[str, str]) -> str | None:
+def filtering_behaviour(
+    host_ns: str, server_ns: str, server_ips: tuple[str, str], host_ip: str = "0.0.0.0"
+) -> str | None:
     """RFC 4787 filtering: after the host sent to ip1:p1, may ip2 (EIF) or ip1:p2 (ADF) reach its mapping?"""
     with ExitStack() as stack:
-        host = _bound(stack, host_ns, port=0)
+        host = _bound(stack, host_ns, host_ip, port=0)
         contacted = _bound(stack, server_ns, server_ips[0])
         mapped = _echo(host, contacted, _local(contacted))
         if mapped is None or _echo(contacted, host, mapped) is None:
@@ -252,6 +259,33 @@ def mapping_lifetime(
     return bracket[0] if bracket is not None and bracket[0] > 0 else None
 
 
+def classify6(host_ns: str, server_ns: str, server_ips: tuple[str, str]) -> dict[str, Any]:
+    """The IPv6 firewall in front of a dual-stack host, in RFC 4787 terms: udp (a reply gets back at all),
+    translated (whether the server sees another address than the host's own: never, without NAT66),
+    mapping, filtering (None: UDP does not pass, or nothing filters), hole_punch (a simultaneous open as ICE
+    does it: the peer's unsolicited packet first, then the host's, then the peer's again), unsolicited
+    (whether a packet to a port the host never sent from gets in: RFC 6092's transparent mode)."""
+    with ExitStack() as stack:
+        host = _bound(stack, host_ns, "::", port=0)
+        quiet = _bound(stack, host_ns, "::", port=0)
+        peer = _bound(stack, server_ns, server_ips[1])
+        own_port = _local(host)[1]
+        server = _bound(stack, server_ns, server_ips[0])
+        seen = _echo(host, server, _local(server))
+        udp = seen is not None and _echo(server, host, seen) is not None
+        result: dict[str, Any] = {"udp": udp, "translated": None, "mapping": None, "filtering": None}
+        result["hole_punch"], result["unsolicited"] = False, None
+        if not udp or seen is None:
+            return result
+        result["translated"] = seen[1] != own_port
+        _echo(peer, host, seen)  # unsolicited: may be dropped, must not spoil the punch
+        result["hole_punch"] = _echo(host, peer, _local(peer)) == seen and _echo(peer, host, seen) is not None
+        result["unsolicited"] = _echo(server, quiet, (seen[0], _local(quiet)[1])) is not None
+    result["mapping"] = mapping_behaviour(host_ns, server_ns, server_ips, "::")
+    result["filtering"] = filtering_behaviour(host_ns, server_ns, server_ips, "::")
+    return result
+
+
 def bracket_text(low: float, high: float | None) -> str:
     """A measured lifetime as the bracket it was found in, e.g. '[15, 20) s' or '[300, inf) s'."""
     return f"[{low:g}, {'inf' if high is None else f'{high:g}'}) s"
@@ -262,7 +296,8 @@ def classify(lab: Lab, site_host: str = "a", measure_lifetime: bool = False) -> 
 
     Keys: mapping, filtering (RFC 4787 names, None without UDP), udp, hole_punch, hairpin (None when the
     site has no second host to hairpin from), port_preservation, and lifetime_s with lifetime_bracket_s
-    ([low, high) seconds; high null: at least low) when asked for.
+    ([low, high) seconds; high null: at least low) when asked for; on a dual-stack site also ipv6
+    (classify6: the IPv6 firewall's mapping and filtering).
     """
     host_ns = lab.netns(site_host)
     server = lab.topology.servers[0]
@@ -284,6 +319,9 @@ def classify(lab: Lab, site_host: str = "a", measure_lifetime: bool = False) -> 
             result["hairpin"] = hairpin(host_ns, lab.netns(neighbour), stun_server, same_port=same_port)
     elif neighbour is not None:
         result["hairpin"] = False
+    six = lab.plan[server].addresses6
+    if lab.plan[site_host].addresses6 and len(six) >= 2:  # a dual-stack site: its IPv6 firewall too
+        result["ipv6"] = classify6(host_ns, server_ns, (six[0], six[1]))
     if measure_lifetime:
         # The lower end (kept as lifetime_s) and the bracket it was measured in: [low, high) seconds.
         bracket = lifetime_bracket(host_ns, server_ns, server_ips[0]) if result["udp"] else None

@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from netsim.errors import InputError
-from netsim.lab.impair import ImpairError, Impairment, impair_from_dict
-from netsim.lab.nat import NatError, NatSpec, nat_from_dict, preset
-from netsim.vocab import PORT_RESTRICTED_CONE, SYMMETRIC
+from netsim.lab.fw6 import Fw6Spec
+from netsim.lab.impair import Impairment
+from netsim.lab.nat import NatError, NatSpec, preset
+from netsim.vocab import CLAT, DUAL, FW6_DEFAULT, IP_MODES, IPV4_ONLY, IPV6_ONLY
 
 OPEN_LANS = ipaddress.IPv4Network("198.19.0.0/16")
 PRIVATE_LANS = ipaddress.IPv4Network("10.0.0.0/8")
@@ -39,14 +40,30 @@ class Site:
     behind: str | None = None
     lan: str | None = None  # explicit LAN CIDR; derived from the site index when None
     impair: Impairment | None = None  # loss and rate limit at the router
+    ipv6: str = IPV4_ONLY  # IP mode (vocab.IP_MODES): none is an IPv4-only site, as every site was before
+    fw6: Fw6Spec | None = None  # the IPv6 firewall of a site with IPv6 (None: the mode's default, apdf)
+    ipv4_hosts: tuple[str, ...] = ()  # hosts of a dual site that are IPv4-only themselves (host mode none)
+
+
+def site_ipv6(site: Site) -> str:
+    return site.ipv6
+
+
+def site_fw6(site: Site) -> Fw6Spec | None:
+    """The IPv6 firewall the site's router loads: its own, or the default for its mode (None: no IPv6)."""
+    if site.ipv6 == IPV4_ONLY:
+        return None
+    return site.fw6 or Fw6Spec(FW6_DEFAULT)
 
 
 @dataclass(frozen=True)
 class Carrier:
-    """A carrier-grade NAT between the internet and the sites that name it in `behind`."""
+    """A carrier-grade NAT between the internet and the sites that name it in `behind`; with `nat64` a NAT64
+    (tayga, its NAT44 made from `nat`) in front of IPv6-only sites."""
 
     name: str
     nat: NatSpec
+    nat64: bool = False
 
 
 @dataclass(frozen=True)
@@ -94,11 +111,18 @@ class NodePlan:
     role: str  # server | carrier | router | host
     ifaces: list[Iface] = field(default_factory=list)
     gateway: str | None = None
-    routes: list[tuple[str, str]] = field(default_factory=list)  # (dst CIDR, via)
+    routes: list[tuple[str, str]] = field(default_factory=list)  # (dst CIDR, via), either family
+    gateway6: str | None = None  # the IPv6 default route's next hop (nodes with IPv6 only)
+    clat6: str | None = None  # a clat host's CLAT address: its IPv4 traffic leaves from it (RFC 6877)
 
     @property
     def addresses(self) -> list[str]:
-        return [i.address.split("/")[0] for i in self.ifaces]
+        """The node's IPv4 addresses, in plan order (a dual-stack node's IPv6 ones are `addresses6`)."""
+        return [i.address.split("/")[0] for i in self.ifaces if ":" not in i.address]
+
+    @property
+    def addresses6(self) -> list[str]:
+        return [i.address.split("/")[0] for i in self.ifaces if ":" in i.address]
 
 
 def standard_topology(
@@ -108,15 +132,26 @@ def standard_topology(
     name: str = "standard",
     impair_a: Impairment | None = None,
     impair_b: Impairment | None = None,
+    ipv6_a: str = IPV4_ONLY,
+    ipv6_b: str = IPV4_ONLY,
+    fw6_a: Fw6Spec | None = None,
+    fw6_b: Fw6Spec | None = None,
 ) -> Topology:
-    """Hosts `a` and `b`, each behind its own NAT router (`nat-a`, `nat-b`), and `server` on the internet."""
-    return Topology(
-        name=name,
-        sites=(
-            Site("nat-a", _as_spec(nat_a, "nat-a.nat"), ("a",), impair=impair_a),
-            Site("nat-b", _as_spec(nat_b, "nat-b.nat"), ("b",), impair=impair_b),
-        ),
+    """Hosts `a` and `b`, each behind its own NAT router (`nat-a`, `nat-b`), and `server` on the internet;
+    each site IPv4-only unless given another IP mode (and optionally its IPv6 firewall). A clat side is
+    behind a NAT64 carrier of its own (`nat64-a`) whose NAT44 is that side's NAT."""
+    spec_a, spec_b = _as_spec(nat_a, "nat-a.nat"), _as_spec(nat_b, "nat-b.nat")
+    carriers = tuple(
+        Carrier(f"nat64-{side}", spec, nat64=True)
+        for side, spec, mode in (("a", spec_a, ipv6_a), ("b", spec_b, ipv6_b))
+        if mode == CLAT
     )
+    behind = {c.name[-1]: c.name for c in carriers}
+    a = Site("nat-a", spec_a, ("a",), behind.get("a"), impair=impair_a, ipv6=ipv6_a, fw6=fw6_a)
+    b = Site("nat-b", spec_b, ("b",), behind.get("b"), impair=impair_b, ipv6=ipv6_b, fw6=fw6_b)
+    topo = Topology(name=name, sites=(a, b), carriers=carriers)
+    validate(topo)
+    return topo
 
 
 def _as_spec(nat: str | NatSpec, where: str) -> NatSpec:
@@ -177,6 +212,9 @@ def plan(topo: Topology) -> dict[str, NodePlan]:
     for node in nodes.values():
         if any(i.link == "internet" for i in node.ifaces):
             node.routes.extend(r for r in open_routes if r[1] not in node.addresses)
+    from netsim.lab import plan6  # the IPv6 half plans on top of this one (and imports this module)
+
+    plan6.add(topo, nodes)
     return nodes
 
 
@@ -192,36 +230,15 @@ def segments(plan: dict[str, NodePlan]) -> dict[str, list[tuple[str, Iface]]]:
 
 # ---- loading and validation -------------------------------------------------------------------------------
 
-_TOP_KEYS = {"name", "ipv6", "site", "carrier", "server"}
-_SITE_KEYS = {"name", "nat", "hosts", "behind", "lan", "impair"}
-_CARRIER_KEYS = {"name", "nat"}
-_SERVER_KEYS = {"name"}
-
 
 def from_dict(
     data: dict[str, Any], *, default_name: str = "scenario", base_dir: Path | None = None
 ) -> Topology:
-    """A validated topology from a TOML table (`name`, `ipv6`, `[[site]]`, `[[carrier]]`, `[[server]]`).
+    """A validated topology from a TOML table (`name`, `ipv6`, `[[site]]`, `[[carrier]]`, `[[server]]`);
+    the reading is netsim.lab.topology_file's."""
+    from netsim.lab import topology_file  # it builds this module's types
 
-    `default_name` names it when the table does not; a site's relative `nat.rules_file` is resolved against
-    `base_dir` (the scenario file's directory).
-    """
-    _unknown(data, _TOP_KEYS, "")
-    carriers = tuple(_carrier(c, i, base_dir) for i, c in enumerate(_table_list(data, "carrier")))
-    sites = tuple(_site(s, i, base_dir) for i, s in enumerate(_table_list(data, "site")))
-    servers = tuple(_server(s, i) for i, s in enumerate(_table_list(data, "server"))) or ("server",)
-    ipv6 = data.get("ipv6", False)
-    if not isinstance(ipv6, bool):
-        raise TopologyError(f"ipv6: expected true or false, got {ipv6!r}")
-    topo = Topology(
-        name=_str(data.get("name", default_name), "name"),
-        sites=sites,
-        carriers=carriers,
-        servers=servers,
-        ipv6=ipv6,
-    )
-    validate(topo)
-    return topo
+    return topology_file.from_dict(data, default_name=default_name, base_dir=base_dir)
 
 
 def validate(topo: Topology) -> None:
@@ -246,9 +263,38 @@ def validate(topo: Topology) -> None:
             raise TopologyError(f"site[{i}].behind: unknown carrier {s.behind!r}")
         if not s.hosts:
             raise TopologyError(f"site[{i}].hosts: a site needs at least one host")
+        _check_ip_mode(s, f"site[{i}]")
+        nat64 = next((c.nat64 for c in topo.carriers if c.name == s.behind), False)
+        if (s.ipv6 == CLAT) != nat64:
+            need = "its sites are clat" if nat64 else "a clat site is behind a NAT64 carrier (nat64 = true)"
+            raise TopologyError(f"site[{i}].ipv6: {s.ipv6!r}, but {need}")
+    for i, c in enumerate(topo.carriers):
+        if c.nat64 and not c.nat.nat:
+            raise TopologyError(f"carrier[{i}].nat: a NAT64 carrier's NAT44 cannot be 'open'")
     if len(topo.sites) > 99 or len(topo.carriers) > 99:
         raise TopologyError("site: at most 99 sites and 99 carriers")
     _check_lans(topo)
+
+
+def _check_ip_mode(site: Site, where: str) -> None:
+    if site.ipv6 not in IP_MODES:
+        raise TopologyError(
+            f"{where}.ipv6: unknown IP mode {site.ipv6!r} (choose from {', '.join(IP_MODES)})"
+        )
+    if site.ipv6 == IPV6_ONLY:
+        raise TopologyError(
+            f"{where}.ipv6: 'only' needs lab names with DNS64 for its servers, which netsim cannot build "
+            "yet (use clat: IPv6-only with 464XLAT)"
+        )
+    for j, host in enumerate(site.ipv4_hosts):
+        if host not in site.hosts:
+            raise TopologyError(f"{where}.ipv4_hosts[{j}]: {host!r} is not a host of this site")
+        if site.ipv6 != DUAL:
+            raise TopologyError(
+                f'{where}.ipv4_hosts[{j}]: IPv4-only hosts are for dual sites (ipv6 = "dual")'
+            )
+    if site.fw6 is not None and site.ipv6 == IPV4_ONLY:
+        raise TopologyError(f'{where}.fw6: an IPv6 firewall on an IPv4-only site (set ipv6 = "dual")')
 
 
 def _check_lans(topo: Topology) -> None:
@@ -269,81 +315,3 @@ def _check_lans(topo: Topology) -> None:
             if lan.overlaps(other):
                 raise TopologyError(f"{where}: {lan} overlaps {other_where} ({other})")
         lans.append((where, lan))
-
-
-def _table_list(data: dict[str, Any], key: str) -> list[dict[str, Any]]:
-    value = data.get(key, [])
-    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
-        raise TopologyError(f"{key}: expected an array of tables ([[{key}]]), got {value!r}")
-    return value
-
-
-def _unknown(data: dict[str, Any], allowed: set[str], where: str) -> None:
-    for key in data:
-        if key not in allowed:
-            raise TopologyError(f"{where}{key}: unknown key (allowed: {', '.join(sorted(allowed))})")
-
-
-def _str(value: Any, where: str) -> str:
-    if not isinstance(value, str):
-        raise TopologyError(f"{where}: expected a string, got {value!r}")
-    return value
-
-
-def _nat(value: Any, where: str, base_dir: Path | None) -> NatSpec:
-    try:
-        if isinstance(value, str):
-            return preset(value)
-        if isinstance(value, dict):
-            if isinstance(value.get("rules_file"), str) and base_dir is not None:
-                value = {**value, "rules_file": str((base_dir / value["rules_file"]).resolve())}
-            return nat_from_dict(value, where)
-    except NatError as e:
-        msg = str(e)  # preset() names the field "nat.<key>", nat_from_dict() names it from `where`
-        raise TopologyError(msg.replace("nat.", f"{where}.", 1) if msg.startswith("nat.") else msg) from None
-    raise TopologyError(f"{where}: expected a NAT type name or a table, got {value!r}")
-
-
-def _site(data: dict[str, Any], i: int, base_dir: Path | None) -> Site:
-    where = f"site[{i}]"
-    _unknown(data, _SITE_KEYS, f"{where}.")
-    if "name" not in data:
-        raise TopologyError(f"{where}.name: missing")
-    hosts = data.get("hosts", [])
-    if not isinstance(hosts, list) or not all(isinstance(h, str) for h in hosts):
-        raise TopologyError(f"{where}.hosts: expected a list of host names, got {hosts!r}")
-    behind = data.get("behind")
-    lan = data.get("lan")
-    impair = data.get("impair")
-    if impair is not None and not isinstance(impair, dict):
-        raise TopologyError(
-            f"{where}.impair: expected a table like {{loss_pct = 2, rate_kbit = 1000}}, got {impair!r}"
-        )
-    try:
-        impairment = None if impair is None else impair_from_dict(impair, f"{where}.impair")
-    except ImpairError as e:
-        raise TopologyError(str(e)) from None
-    return Site(
-        name=_str(data["name"], f"{where}.name"),
-        nat=_nat(data.get("nat", PORT_RESTRICTED_CONE), f"{where}.nat", base_dir),
-        hosts=tuple(hosts),
-        behind=None if behind is None else _str(behind, f"{where}.behind"),
-        lan=None if lan is None else _str(lan, f"{where}.lan"),
-        impair=impairment,
-    )
-
-
-def _carrier(data: dict[str, Any], i: int, base_dir: Path | None) -> Carrier:
-    where = f"carrier[{i}]"
-    _unknown(data, _CARRIER_KEYS, f"{where}.")
-    if "name" not in data:
-        raise TopologyError(f"{where}.name: missing")
-    nat = _nat(data.get("nat", SYMMETRIC), f"{where}.nat", base_dir)
-    if not nat.nat:
-        raise TopologyError(f"{where}.nat: a carrier-grade NAT cannot be 'open'")
-    return Carrier(name=_str(data["name"], f"{where}.name"), nat=nat)
-
-
-def _server(data: dict[str, Any], i: int) -> str:
-    _unknown(data, _SERVER_KEYS, f"server[{i}].")
-    return _str(data.get("name"), f"server[{i}].name")

@@ -2,7 +2,7 @@
 
 `Wiring.of(plan)` fixes every link's index and MAC address and where each veth pair plugs in; `neighbours`
 lists the static neighbour entries between the nodes of each segment; `make_links`, `finish` and
-`wait_forwarding` send the requests through one `netns.Rtnl` per namespace (held by `Netlink`). The order in
+`wait_forwarding` send the requests through one `rtnl.Rtnl` per namespace (held by `Netlink`). The order in
 which namespaces are made and NAT rules loaded is the builder's (netsim.lab.lab).
 """
 
@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from netsim.lab import netns
 from netsim.lab.registry import LabError
+from netsim.lab.rtnl import BR_STATE_FORWARDING, Rtnl
 from netsim.lab.topology import Iface, NodePlan, segments
 
 INET = "inet"  # the internet segment's namespace suffix and bridge name
@@ -94,12 +95,12 @@ class Netlink:
     """Per node: an rtnetlink socket opened inside its namespace, and an fd of the namespace (veth peers)."""
 
     def __init__(self) -> None:
-        self.rtnl: dict[str, netns.Rtnl] = {}
+        self.rtnl: dict[str, Rtnl] = {}
         self.fds: dict[str, int] = {}
 
     def open(self, node: str, name: str) -> None:
         self.fds[node] = os.open(netns.path(name), os.O_RDONLY | os.O_CLOEXEC)
-        self.rtnl[node] = netns.Rtnl(name)
+        self.rtnl[node] = Rtnl(name)
 
     def __enter__(self) -> Netlink:
         return self
@@ -133,22 +134,22 @@ def make_links(nl: Netlink, wiring: Wiring, node: str) -> None:
     nl.rtnl[node].commit()
 
 
-def wait_forwarding(rtnl: netns.Rtnl, ports: set[int], timeout_s: float = PORTS_TIMEOUT_S) -> None:
+def wait_forwarding(rtnl: Rtnl, ports: set[int], timeout_s: float = PORTS_TIMEOUT_S) -> None:
     """Until every bridge port forwards: the kernel enables a port from its link watcher, a moment after
     its carrier came up, and a lab is not up while a packet can still be dropped on its way."""
     deadline = time.monotonic() + timeout_s
     while True:
         states = rtnl.bridge_port_states()
-        if all(states.get(port) == netns.BR_STATE_FORWARDING for port in ports):
+        if all(states.get(port) == BR_STATE_FORWARDING for port in ports):
             return
         if time.monotonic() > deadline:
-            waiting = sorted(port for port in ports if states.get(port) != netns.BR_STATE_FORWARDING)
+            waiting = sorted(port for port in ports if states.get(port) != BR_STATE_FORWARDING)
             raise LabError(f"bridge ports {waiting} in {rtnl.name} not forwarding after {timeout_s:.0f} s")
         time.sleep(0.001)
 
 
 def finish(
-    rtnl: netns.Rtnl, node: NodePlan | None, links: dict[tuple[str, str], int], static: list[Neighbour]
+    rtnl: Rtnl, node: NodePlan | None, links: dict[tuple[str, str], int], static: list[Neighbour]
 ) -> None:
     """Loopback up; for a planned node (not the internet) its addresses, routes and static neighbours."""
     rtnl.up(LOOPBACK_INDEX)
@@ -203,11 +204,13 @@ def is_nat(node: NodePlan | None) -> bool:
     return node is not None and node.role in ("router", "carrier")
 
 
-def _addresses(rtnl: netns.Rtnl, node: NodePlan, links: dict[tuple[str, str], int]) -> None:
+def _addresses(rtnl: Rtnl, node: NodePlan, links: dict[tuple[str, str], int]) -> None:
     for iface in node.ifaces:
         rtnl.address(links[node.name, iface.name], iface.address)
     if node.gateway:
         rtnl.route("0.0.0.0/0", node.gateway)
+    if node.gateway6:
+        rtnl.route("::/0", node.gateway6)
     for dst, via in node.routes:
         rtnl.route(dst, via)
 

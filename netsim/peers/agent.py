@@ -76,8 +76,8 @@ def selected_pair(pc: RTCPeerConnection) -> dict[str, Any] | None:
         info: dict[str, Any] = {
             "local_type": local.type,
             "remote_type": remote.type,
-            "local": f"{local.host}:{local.port}",
-            "remote": f"{remote.host}:{remote.port}",
+            "local": _endpoint(local.host, local.port),
+            "remote": _endpoint(remote.host, remote.port),
             "role": ice.role,
             "family": family_of(local.host) or ("ipv6" if ":" in str(local.host) else "ipv4"),
         }
@@ -86,6 +86,11 @@ def selected_pair(pc: RTCPeerConnection) -> dict[str, Any] | None:
     relayed = info["local_type"] == RELAY
     info["turn_transport"] = (TLS if turn_ssl else str(turn_transport)) if relayed else None
     return info
+
+
+def _endpoint(host: object, port: object) -> str:
+    """`v4:port` or `[v6]:port`, as the browsers' records write them (a bare IPv6 host:port is ambiguous)."""
+    return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
 
 
 def rtc_configuration(cfg: PeerConfig) -> RTCConfiguration:

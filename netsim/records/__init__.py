@@ -61,6 +61,7 @@ from netsim.records.peer import (
 from netsim.records.run import MergedInput, RunInfo
 from netsim.records.session import (
     Expected,
+    Families,
     LaunchFigures,
     NeedsRelayRun,
     ResultRecord,
@@ -72,6 +73,7 @@ from netsim.records.session import (
 
 __all__ = [
     "Attempt",
+    "Families",
     "LoadJudgement",
     "OLD_VIOLATED",
     "BrowserInfo",

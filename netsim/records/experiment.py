@@ -35,11 +35,15 @@ class SiteTable(TypedDict):
     behind: NotRequired[str]
     lan: NotRequired[str]
     impair: NotRequired[dict[str, Any]]
+    ipv6: NotRequired[str]  # the site's IP mode when not "none" (vocab.IP_MODES)
+    fw6: NotRequired[str]  # its IPv6 firewall: a preset name or a rules file's path
+    ipv4_hosts: NotRequired[list[str]]  # hosts of a dual site that are IPv4-only themselves
 
 
 class CarrierTable(TypedDict):
     name: str
     nat: dict[str, Any]
+    nat64: NotRequired[bool]  # a NAT64 carrier (its NAT is the NAT44 of its pool)
 
 
 class TopologyTable(TypedDict):

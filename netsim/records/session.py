@@ -8,7 +8,7 @@ from netsim.records.call import CallRecord
 from netsim.records.experiment import Experiment
 from netsim.records.outcome import Attempt, LoadJudgement, Outcome
 from netsim.records.peer import PeerRecord, Timings
-from netsim.vocab import Policy, RelaySide, Turn, Verdict
+from netsim.vocab import Family, Policy, RelaySide, Turn, Verdict
 
 
 class NeedsRelayRun(TypedDict):
@@ -56,6 +56,15 @@ class Expected(TypedDict):
     call: NotRequired[str]  # a held call's expected outcome: held, dropped or recovered
 
 
+class Families(TypedDict):
+    """The address families of a session: what each side gathered, and which family carried the call."""
+
+    a: list[Family]  # families of a's own candidates, in vocab.FAMILIES order
+    b: list[Family]
+    won: Family | None  # the settled pair's family (a's view); null when the session failed
+    ipv6_pair: bool  # an IPv6 pair was selected at some time, by either side
+
+
 class ResultRecord(TypedDict):
     """One session: one line of results.jsonl."""
 
@@ -101,6 +110,7 @@ class ResultRecord(TypedDict):
         str | None
     ]  # a failure caused by the lab's own parts (signaling, coturn, a browser)
     call: NotRequired[CallRecord]  # only for a held call (hold_s > 0)
+    families: NotRequired[Families]  # address families gathered and used (records since dual-stack labs)
 
 
 class Shares(TypedDict):

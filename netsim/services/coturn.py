@@ -39,6 +39,16 @@ DENIED_PEERS = (
     "fc00::-fdff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
     "fe80::-febf:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
     "ff00::-ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+    # IPv6 special ranges (RFC 6890): discard-only, NAT64 prefixes (the well-known ones and the lab's
+    # network-specific one: a peer there is an IPv4 address in disguise), Teredo, ORCHID, 6to4. Never a bare
+    # "::": coturn reads it as every address.
+    "64:ff9b::-64:ff9b::ffff:ffff",
+    "64:ff9b:1::-64:ff9b:1:ffff:ffff:ffff:ffff:ffff",
+    "100::-100::ffff:ffff:ffff:ffff",
+    "2001::-2001:0:ffff:ffff:ffff:ffff:ffff:ffff",
+    "2001:10::-2001:2f:ffff:ffff:ffff:ffff:ffff:ffff",
+    "2001:db8:64::-2001:db8:64::ffff:ffff",
+    "2002::-2002:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
 )
 # Quotas (docs/turn.md). coturn counts allocations per REST user (the part after "<expiry>:"), and peers get
 # one user each: a browser allocates over UDP, TCP and TLS and again after an ICE restart (6), so 32 leaves
@@ -164,22 +174,29 @@ def render_config(
     log_file: Path,
     pid_file: Path,
     relay_ip: str | None = None,
+    ips6: tuple[str, ...] = (),
+    relay_ip6: str | None = None,
 ) -> str:
-    """turnserver.conf for one lab: listening on `ips`, relaying from `relay_ip` (default: `ips[0]`).
+    """turnserver.conf for one lab: listening on `ips`, relaying from `relay_ip` (default: `ips[0]`); in a
+    lab with IPv6 also on `ips6`, relaying IPv6 from `relay_ip6` when a client asks for it (RFC 6156: the
+    relay is IPv4 unless the allocation requests another family, whatever family the client came over).
 
     Every listening address is a denied peer, so nothing on the server host (signaling, coturn's own ports)
     is reachable through a relay. The relay address stays an allowed peer for relay-to-relay, which is why it
     must be an address of its own: with `relay_ip` None, relay-to-relay on this server is refused.
     """
     relay = relay_ip or ips[0]
-    denied = [*DENIED_PEERS, *(ip for ip in dict.fromkeys(ips) if ip != relay_ip)]
+    relays = [relay, *([relay_ip6] if relay_ip6 else [])]
+    own = dict.fromkeys((*ips, *ips6))
+    denied = [*DENIED_PEERS, *(ip for ip in own if ip not in (relay_ip, relay_ip6))]
     lines = [
         "# rendered by netsim for one lab; see netsim/services/coturn.py and docs/turn.md",
-        *(f"listening-ip={ip}" for ip in ips),  # two addresses enable RFC 5780 NAT discovery
-        f"relay-ip={relay}",
+        *(f"listening-ip={ip}" for ip in (*ips, *ips6)),  # two of a family enable RFC 5780 NAT discovery
+        *(f"relay-ip={ip}" for ip in relays),
         f"listening-port={STUN_PORT}",
         f"tls-listening-port={TURN_TLS_PORT}",
         f"aux-server={ips[0]}:{AUX_PORT}",
+        *([f"aux-server=[{ips6[0]}]:{AUX_PORT}"] if ips6 else []),
         f"min-port={RELAY_PORTS[0]}",
         f"max-port={RELAY_PORTS[1]}",
         "use-auth-secret",
@@ -196,7 +213,7 @@ def render_config(
         "no-cli",
         "no-multicast-peers",
         *(f"denied-peer-ip={r}" for r in denied),
-        *([f"allowed-peer-ip={relay_ip}"] if relay_ip else []),  # relay-to-relay on this server
+        *(f"allowed-peer-ip={ip}" for ip in (relay_ip, relay_ip6) if ip),  # relay-to-relay on this server
         f"log-file={log_file}",
         "simple-log",
         f"pidfile={pid_file}",
@@ -232,6 +249,8 @@ class Coturn:
     secret: str = field(default_factory=lambda: secrets.token_hex(16))
     relay_ip: str | None = None  # an address of the server where nothing listens; None: relay from ips[0]
     process: subprocess.Popen[bytes] | None = None
+    ips6: tuple[str, ...] = ()  # IPv6 listening addresses, in a lab with IPv6
+    relay_ip6: str | None = None
 
     @property
     def log_path(self) -> Path:
@@ -246,11 +265,22 @@ class Coturn:
         # A restart keeps the certificate: peers that pinned or trusted it (Chromium's SPKI pin) still do.
         cert, key = self.workdir / CERT_FILE, self.workdir / KEY_FILE
         if not (cert.is_file() and key.is_file() and self.ca_file.is_file()):
-            cert, key = write_certificate(self.workdir, self.ips)
+            cert, key = write_certificate(self.workdir, (*self.ips, *self.ips6))
         conf = self.workdir / "turnserver.conf"
         pid_file = self.workdir / "turnserver.pid"
         write_private(
-            conf, render_config(self.ips, self.secret, cert, key, self.log_path, pid_file, self.relay_ip)
+            conf,
+            render_config(
+                self.ips,
+                self.secret,
+                cert,
+                key,
+                self.log_path,
+                pid_file,
+                self.relay_ip,
+                ips6=self.ips6,
+                relay_ip6=self.relay_ip6,
+            ),
         )
         t0 = time.monotonic()
         self.process = netns.popen(

@@ -364,15 +364,18 @@ def run_in_thread(
     max_connections: int = DEFAULT_MAX_CONNECTIONS,
     request_timeout_s: float = REQUEST_TIMEOUT_S,
     max_per_source: int = DEFAULT_MAX_PER_SOURCE,
+    also: tuple[str, ...] = (),
 ) -> Iterator[str]:
-    """Serve `app` from a background thread (tests, the lab); yields the http:// base URL, stops cleanly
-    on exit. Raises this process's soft open-file limit (raise_fd_limit)."""
+    """Serve `app` from a background thread (tests, the lab); yields the http:// base URL (of `host`),
+    stops cleanly on exit. `also`: more addresses it listens on, same port (a dual-stack lab's IPv6 one).
+    Raises this process's soft open-file limit (raise_fd_limit)."""
     config = make_config(app, log_level, max_connections, request_timeout_s, max_per_source=max_per_source)
     sock = bind_socket(host, port)
     url = _base_url(sock, "http")
+    socks = [sock, *(bind_socket(extra, sock.getsockname()[1]) for extra in also)]
     ready = threading.Event()
     server = _Server(config, ready.set)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="signaling", daemon=True)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": socks}, name="signaling", daemon=True)
     thread.start()
     try:
         if not ready.wait(15):
@@ -381,7 +384,8 @@ def run_in_thread(
     finally:
         server.should_exit = True
         thread.join(15)
-        sock.close()
+        for s in socks:
+            s.close()
 
 
 STATIC_PATH = "/app"

@@ -35,6 +35,7 @@ from netsim.session.configs import peer_configs, user_names
 from netsim.session.options import SessionOptions
 from netsim.session.verdict import (
     failure_reason,
+    families,
     negotiated,
     peer_record,
     session_timings,
@@ -180,6 +181,7 @@ def run_session(lab: Lab, opts: SessionOptions, launcher: Launcher | None = None
         "started_at": started_at,
         "cpu_wait": waits,
         "infrastructure": faults.infrastructure(a, b, result, down),
+        "families": families(a, b),
     }
     if held is not None:
         record["call"] = call_section(

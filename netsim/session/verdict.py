@@ -7,11 +7,14 @@ exists. The verdict says which pair won; whether a relay was needed is answered 
 
 from __future__ import annotations
 
+import ipaddress
 from typing import TypedDict
 
 from netsim.peers.protocol import RawPair, RawPeerRecord, parse_candidate
-from netsim.records import TIMING_KEYS, PeerRecord, SelectedPair, Timings
-from netsim.vocab import BOTH, DIRECT, DIRECT_HOST, FAILED, HOST, RELAY, RelaySide, Verdict
+from netsim.records import TIMING_KEYS, Families, PeerRecord, SelectedPair, Timings
+from netsim.vocab import BOTH, DIRECT, DIRECT_HOST, FAILED, FAMILIES, HOST, RELAY, Family, RelaySide, Verdict
+
+IPV4, IPV6 = FAMILIES
 
 # A selected pair as the record keeps it (`first` and `settled`: a timeline entry without its time).
 PAIR_KEYS = ("local_type", "remote_type", "local", "remote", "turn_transport", "family")
@@ -50,9 +53,31 @@ def pair_verdict(a: SelectedPair, b: SelectedPair) -> tuple[Verdict, RelaySide |
     if relayed["a"] or relayed["b"]:
         return RELAY, "a" if relayed["a"] else "b"
     types = {a["local_type"], a["remote_type"], b["local_type"], b["remote_type"]}
-    if types == {HOST}:
+    if types == {HOST} and _same_link(a):
         return DIRECT_HOST, None
     return DIRECT, None
+
+
+def _same_link(pair: SelectedPair) -> bool:
+    """direct-host means a shared LAN. Over IPv4 a host pair can be nothing else here; an IPv6 host pair
+    also connects two sites through their firewalls (global addresses): then it is `direct`, with its family.
+    """
+    if pair.get("family") != "ipv6" or not pair["local"] or not pair["remote"]:
+        return True
+    try:
+        local, remote = (ipaddress.ip_address(_host(e)) for e in (pair["local"], pair["remote"]))
+    except ValueError:
+        return True  # a name (mDNS): as before
+    return ipaddress.ip_network(f"{local}/64", strict=False) == ipaddress.ip_network(
+        f"{remote}/64", strict=False
+    )
+
+
+def _host(endpoint: str) -> str:
+    """The address of `[v6]:port`, `v4:port` or a bare address."""
+    if endpoint.startswith("["):
+        return endpoint[1 : endpoint.index("]")]
+    return endpoint.rsplit(":", 1)[0] if endpoint.count(":") == 1 else endpoint
 
 
 def _pair_of(rec: RawPeerRecord | RawPair, t: float | None = None) -> SelectedPair:
@@ -116,12 +141,30 @@ def first_verdict(a: RawPeerRecord, b: RawPeerRecord) -> tuple[Verdict, RelaySid
     return pair_verdict(firsts[0], firsts[1])
 
 
+def families(a: RawPeerRecord, b: RawPeerRecord) -> Families:
+    """Which families each side gathered (its own candidates), the settled pair's, and whether an IPv6 pair
+    was ever selected: the relay-less twin keeps both families, so needs_relay answers for the network."""
+
+    def gathered(rec: RawPeerRecord) -> list[Family]:
+        found = {parse_candidate(line)["family"] for line in rec["candidates"]["local"]}
+        return [f for f in (IPV4, IPV6) if f in found]
+
+    connected = a["state"] == "connected" and b["state"] == "connected"
+    chosen = [p["family"] for rec in (a, b) for p in rec["pairs"]] + [a["family"], b["family"]]
+    return {
+        "a": gathered(a),
+        "b": gathered(b),
+        "won": a["family"] if connected else None,
+        "ipv6_pair": IPV6 in chosen,
+    }
+
+
 def pair_view(pair: SelectedPair) -> Verdict:
     """What one side's pair alone says: relay (a relay at either end), direct-host, or direct."""
     types = {pair["local_type"], pair["remote_type"]}
     if RELAY in types:
         return RELAY
-    return DIRECT_HOST if types == {HOST} else DIRECT
+    return DIRECT_HOST if types == {HOST} and _same_link(pair) else DIRECT
 
 
 def disagreement(a: RawPeerRecord, b: RawPeerRecord) -> str | None:

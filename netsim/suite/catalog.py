@@ -19,11 +19,15 @@ from netsim.suite.scenario import Scenario, default_options, file_scenarios
 from netsim.vocab import (
     AIORTC,
     CHROMIUM,
+    CUSTOM_NAT,
     FIREFOX,
     FULL_CONE,
+    IPV4_ONLY,
+    IPV6_GROUP_SUFFIX,
     MATRIX_NOTURN,
     MATRIX_TURN,
     NAT_KINDS,
+    NAT_PRESETS,
     NO_TURN,
     PION,
     POPULATION,
@@ -38,10 +42,23 @@ from netsim.vocab import (
 )
 
 
-def pairing(scenario_id: str, group: str, nat_a: str, nat_b: str, **options: object) -> Scenario:
-    """A scenario on the standard two-site lab (hosts a and b behind their own NATs)."""
-    topo: Topology = standard_topology(nat_a, nat_b)
-    return Scenario(scenario_id, group, topo, nat_a, nat_b, default_options(topo, **options))
+def pairing(
+    scenario_id: str,
+    group: str,
+    nat_a: str,
+    nat_b: str,
+    modes: tuple[str, str] = (IPV4_ONLY, IPV4_ONLY),
+    **options: object,
+) -> Scenario:
+    """A scenario on the standard two-site lab (hosts a and b behind their own NATs); a NAT is a preset or a
+    rules file's path (labelled custom:FILE), and each side has an IP mode (IPv4 only by default)."""
+    a, b = (
+        n if n in NAT_PRESETS else preset(CUSTOM_NAT, rules_file=str(Path(n).resolve()))
+        for n in (nat_a, nat_b)
+    )
+    topo: Topology = standard_topology(a, b, ipv6_a=modes[0], ipv6_b=modes[1])
+    opts = default_options(topo, **options)
+    return Scenario(scenario_id, group, topo, _label(nat_a), _label(nat_b), opts)
 
 
 def matrix_group(turn: Turn, peer_a: PeerName = AIORTC, peer_b: PeerName = AIORTC) -> str:
@@ -54,14 +71,39 @@ def matrix_group(turn: Turn, peer_a: PeerName = AIORTC, peer_b: PeerName = AIORT
 
 
 def matrix(
-    turn: Turn, kinds: tuple[str, ...] = NAT_KINDS, peer_a: PeerName = AIORTC, peer_b: PeerName = AIORTC
+    turn: Turn,
+    kinds: tuple[str, ...] = NAT_KINDS,
+    peer_a: PeerName = AIORTC,
+    peer_b: PeerName = AIORTC,
+    modes: tuple[str, ...] = (IPV4_ONLY,),
 ) -> list[Scenario]:
+    """Every kind x kind cell for every IP mode x IP mode: IPv4-only cells keep the matrix group (and its
+    IPv4 expectations); cells with IPv6 on a side go to GROUP-ipv6, ids ending in __MODE-A__MODE-B."""
     group = matrix_group(turn, peer_a, peer_b)
-    return [
-        pairing(f"{group}/{a}__{b}", group, a, b, turn=turn, peer_a=peer_a, peer_b=peer_b)
-        for a in kinds
-        for b in kinds
-    ]
+    cells = []
+    for mode_a in modes:
+        for mode_b in modes:
+            v4 = (mode_a, mode_b) == (IPV4_ONLY, IPV4_ONLY)
+            where, tail = (group, "") if v4 else (f"{group}{IPV6_GROUP_SUFFIX}", f"__{mode_a}__{mode_b}")
+            cells += [
+                pairing(
+                    f"{where}/{_label(a)}__{_label(b)}{tail}",
+                    where,
+                    a,
+                    b,
+                    (mode_a, mode_b),
+                    turn=turn,
+                    peer_a=peer_a,
+                    peer_b=peer_b,
+                )
+                for a in kinds
+                for b in kinds
+            ]
+    return cells
+
+
+def _label(kind: str) -> str:
+    return kind if kind in NAT_PRESETS else f"{CUSTOM_NAT}:{Path(kind).name}"
 
 
 def browser_matrices() -> list[Scenario]:

@@ -18,6 +18,9 @@ from typing import TYPE_CHECKING, Any, Final, cast
 from netsim.errors import InputError
 from netsim.vocab import (
     CALL_OUTCOMES,
+    DUAL,
+    FAMILIES,
+    IPV6_GROUP_SUFFIX,
     MATRIX_GROUPS,
     NAT_KINDS,
     NO_TURN,
@@ -34,7 +37,7 @@ if TYPE_CHECKING:
 
 TABLE_FILE: Final = "expected.toml"  # the table beside the scenario files it describes
 SHIPPED_TABLE: Final = Path(__file__).resolve().parents[2] / "scenarios" / TABLE_FILE
-ENTRY_KEYS = ("needs_relay", "connect", "verdict", "turn_transport", "call", "notes")
+ENTRY_KEYS = ("needs_relay", "connect", "verdict", "turn_transport", "call", "family", "notes")
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,7 @@ class Expectation:
     # A held call's outcome: held, dropped or recovered; or the outcomes any of which is right, written
     # "held|recovered" (a call that survives; whether an echo or two fall in the gap is chance).
     call: str | None = None
+    family: str | None = None  # the settled pair's address family, ipv4 or ipv6 (dual-stack scenarios)
     source: str = ""  # where in the table this came from, for the mismatch message
     notes: str = field(default="", compare=False)
 
@@ -115,6 +119,13 @@ def expectation(scn: Scenario, table: dict[str, Any]) -> Expectation:
         return from_entry(entry, f'expected.toml: scenario."{scn.id}"')
     in_matrix = scn.nat_a in NAT_KINDS and scn.nat_b in NAT_KINDS
     matrix_group = scn.group.startswith(MATRIX_GROUPS) or scn.group == POPULATION  # any stack pairing
+    if (
+        matrix_group
+        and scn.group.endswith(IPV6_GROUP_SUFFIX)
+        and all(s.ipv6 == DUAL for s in scn.topology.sites)
+    ):
+        # IPv6 on both sides, behind the default (apdf) firewalls: ICE connects directly whatever the NATs
+        return Expectation(False, connect=True, source="IPv6 on both sides (docs/nat.md, IP modes)")
     if matrix_group and in_matrix and "matrix" in table:
         needs = _matrix_needs_relay(table, scn.nat_a, scn.nat_b)
         source = f"matrix[{scn.nat_a}][{scn.nat_b}]"
@@ -158,7 +169,13 @@ def from_entry(entry: dict[str, Any], where: str) -> Expectation:
             f"{where}.call: unknown call outcome {call!r} (choose from {', '.join(CALL_OUTCOMES)}, "
             'or a list of them like ["held", "recovered"])'
         )
+    family = entry.get("family")
+    if family is not None and family not in FAMILIES:
+        raise ExpectationError(
+            f"{where}.family: unknown family {family!r} (choose from {', '.join(FAMILIES)})"
+        )
     return Expectation(
+        family=family,
         call=call,
         needs_relay=needs,
         connect=connect,
@@ -183,6 +200,10 @@ def mismatch(record: Mapping[str, Any], exp: Expectation) -> str | None:
         used = {record.get(side, {}).get("turn_transport") for side in SIDES}
         if exp.turn_transport not in used:
             problems.append(("turn_transport", exp.turn_transport, sorted(str(u) for u in used)))
+    if exp.family is not None:
+        won = (record.get("families") or {}).get("won")
+        if won != exp.family:
+            problems.append(("family", exp.family, won))
     if exp.call is not None:
         got = (record.get("call") or {}).get("outcome")
         if got not in exp.call.split("|"):

@@ -17,10 +17,11 @@ from netsim import runfiles
 from netsim.errors import InputError
 from netsim.lab.impair import site_mechanisms
 from netsim.lab.nat import TOML_KEYS, NatSpec
-from netsim.lab.topology import Carrier, Site, Topology, from_dict, plan
+from netsim.lab.topology import Carrier, Site, Topology, from_dict, plan, site_fw6
 from netsim.records import CarrierTable, Experiment, RulesFile, SiteTable, TopologyTable
 from netsim.session.options import SessionOptions
 from netsim.suite.scenario import Scenario
+from netsim.vocab import IPV4_ONLY
 
 
 def nat_table(spec: NatSpec) -> dict[str, Any]:
@@ -39,11 +40,21 @@ def _site_table(site: Site) -> SiteTable:
         table["lan"] = site.lan
     if site.impair is not None:
         table["impair"] = {k: v for k, v in dataclasses.asdict(site.impair).items() if v is not None}
+    if site.ipv6 != IPV4_ONLY:  # an IPv4-only site's table stays as it was
+        table["ipv6"] = site.ipv6
+        if site.ipv4_hosts:
+            table["ipv4_hosts"] = list(site.ipv4_hosts)
+        firewall = site_fw6(site)
+        if firewall is not None:
+            table["fw6"] = firewall.rules_file or firewall.kind
     return table
 
 
 def _carrier_table(carrier: Carrier) -> CarrierTable:
-    return {"name": carrier.name, "nat": nat_table(carrier.nat)}
+    table: CarrierTable = {"name": carrier.name, "nat": nat_table(carrier.nat)}
+    if carrier.nat64:
+        table["nat64"] = True
+    return table
 
 
 def topology_table(topo: Topology) -> TopologyTable:
@@ -80,7 +91,7 @@ def experiment(scn: Scenario) -> Experiment:
     """The resolved experiment of a scenario."""
     return {
         "topology": topology_table(scn.topology),
-        "addresses": {name: node.addresses for name, node in plan(scn.topology).items()},
+        "addresses": {name: node.addresses + node.addresses6 for name, node in plan(scn.topology).items()},
         "options": scn.options.as_dict(),
         "rules": _rules_files(scn.topology),
         "scenario_file": scn.source,

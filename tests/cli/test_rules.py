@@ -14,7 +14,7 @@ import pytest
 from netsim.cli.common import InputError
 from netsim.cli.rules import parse_server
 from netsim.lab import nat, netns
-from netsim.vocab import APDM, EIM, NAT_PRESETS
+from netsim.vocab import APDM, EIM, FW6_PRESETS, NAT_PRESETS
 
 LIFETIME_3S = """
 	ct timeout mapping-lifetime {
@@ -196,3 +196,23 @@ def test_stun_errors_are_one_line(argv: list[str], message: str, lab_up: str, tm
     out = _netsim("stun", *[a.replace("LAB", lab_up) for a in argv], tmp_path=tmp_path)
     assert out.returncode == 2
     assert out.stderr.startswith(message.replace("LAB", lab_up)) and out.stderr.count("\n") == 1, out.stderr
+
+
+@pytest.mark.parametrize("name", FW6_PRESETS)
+def test_rules_show_prints_an_ipv6_firewall_preset(name: str, tmp_path: Path) -> None:
+    out = _netsim("rules", "show", f"fw6-{name}", tmp_path=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == (nat.RULES_DIR / f"fw6-{name}.nft").read_text()
+
+
+@pytest.mark.root
+def test_rules_check_takes_an_ipv6_firewall_file_and_names_its_line(tmp_path: Path) -> None:
+    mine = tmp_path / "mine.nft"
+    lines = (nat.RULES_DIR / "fw6-eif.nft").read_text().splitlines()
+    out = _netsim("rules", "check", str(nat.RULES_DIR / "fw6-eif.nft"), tmp_path=tmp_path)
+    assert out.returncode == 0, out.stderr
+    at = next(i for i, line in enumerate(lines) if "@outbound accept" in line)
+    lines[at] = lines[at].replace("@outbound", "@inbound")  # no such set
+    mine.write_text("\n".join(lines) + "\n")
+    out = _netsim("rules", "check", str(mine), tmp_path=tmp_path)
+    assert out.returncode == 2 and out.stderr.startswith(f"{mine}:{at + 1}:"), out.stderr

@@ -378,3 +378,22 @@ def test_a_lab_past_the_mesh_size_resolves_servers_statically_and_sites_by_arp()
         assert _udp_roundtrip(lab, "h1", f"h{count}", far) is not None  # router to router: ARP
         wan = {str(e["dst"]): e["state"] for e in _ip_json(lab, "r1", "neigh", "show", "dev", "wan")}
         assert wan[f"198.18.{count}.1"] != ["PERMANENT"]
+
+
+def test_a_dual_stack_lab_serves_signaling_and_coturn_on_ipv6_too() -> None:
+    from netsim.lab.plan6 import RELAY6, SERVER6
+
+    with Lab(standard_topology("symmetric", "open", ipv6_a="dual")) as lab:
+        lab.start_signaling()
+        sock = netns.socket_in(lab.netns("a"), socket.AF_INET6, socket.SOCK_STREAM)
+        with sock:
+            sock.settimeout(2)
+            sock.connect((SERVER6[1], 443))
+            sock.sendall(b"GET /healthz HTTP/1.0\r\n\r\n")
+            assert sock.recv(64).startswith(b"HTTP/1.1 200")
+        assert lab.coturn is not None
+        conf = (lab.workdir / "turnserver.conf").read_text()
+        assert f"listening-ip={SERVER6[0]}" in conf and f"relay-ip={RELAY6}" in conf
+        udp = netns.socket_in(lab.netns("a"), socket.AF_INET6)
+        with udp:
+            assert stun.binding(udp, (SERVER6[0], 3478), 2.0) is not None  # STUN over IPv6 through apdf

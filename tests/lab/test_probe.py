@@ -186,10 +186,10 @@ def test_probe_catches_the_hole_punching_trap_natdiscovery_misses(tmp_path: Path
     """Without the input-hook drop, a port-restricted cone still classifies EIM/APDF but cannot be punched."""
     trap = tmp_path / "trap.nft"
     lines = (nat.RULES_DIR / "port-restricted-cone.nft").read_text().splitlines()
-    kept = [line for line in lines if line.strip() != "iifname $WAN_IF ct state new drop"]
+    kept = [line for line in lines if line.strip() != "iifname $WAN_IF meta nfproto ipv4 ct state new drop"]
     kept.insert(
-        kept.index("\t\tiifname $WAN_IF ct state new ct status dnat accept") + 1,
-        "\t\tiifname $WAN_IF ct state new drop",
+        kept.index("\t\tiifname $WAN_IF meta nfproto ipv4 ct state new ct status dnat accept") + 1,
+        "\t\tiifname $WAN_IF meta nfproto ipv4 ct state new drop",
     )
     trap.write_text("\n".join(kept) + "\n")
     assert len(kept) == len(lines) - 1  # only the input chain's drop is gone
@@ -248,3 +248,28 @@ def test_a_copied_preset_file_behaves_as_the_preset(kind: str, tmp_path: Path, n
     mapping, filtering, punches = EXPECTED[kind]
     assert (seen["mapping"], seen["filtering"], seen["hole_punch"]) == (mapping, filtering, punches)
     assert seen["port_preservation"] is (kind != "symmetric")
+
+
+@pytest.mark.root
+@pytest.mark.parametrize(
+    ("fw", "expected"),
+    [
+        ("open", {"udp": True, "mapping": EIM, "filtering": EIM, "hole_punch": True, "unsolicited": True}),
+        ("eif", {"udp": True, "mapping": EIM, "filtering": EIM, "hole_punch": True, "unsolicited": False}),
+        ("apdf", {"udp": True, "mapping": EIM, "filtering": APDM, "hole_punch": True, "unsolicited": False}),
+        (
+            "block-udp",
+            {"udp": False, "mapping": None, "filtering": None, "hole_punch": False, "unsolicited": None},
+        ),
+    ],
+)
+def test_classify_reports_each_ipv6_firewall_in_rfc_4787_terms(fw: str, expected: dict[str, object]) -> None:
+    from netsim.lab.fw6 import Fw6Spec
+
+    topo = standard_topology("symmetric", "open", ipv6_a="dual", fw6_a=Fw6Spec(fw))
+    with Lab(topo) as lab:
+        result = probe.classify(lab, "a")
+    assert result["mapping"] == APDM  # the IPv4 NAT is classified as before
+    six = result["ipv6"]
+    assert six["translated"] is (False if expected["udp"] else None)  # no NAT66: the host's own address
+    assert {k: six[k] for k in expected} == expected

@@ -211,7 +211,8 @@ def test_a_relative_rules_file_is_resolved_against_base_dir(tmp_path: Path) -> N
         ),
         (
             {"site": [{"name": "r1", "hosts": ["h"], "colour": "red"}]},
-            "site[0].colour: unknown key (allowed: behind, hosts, impair, lan, name, nat)",
+            "site[0].colour: unknown key (allowed: behind, fw6, hosts, impair, ipv4_hosts, ipv6, lan, name, "
+            "nat)",
         ),
         (
             {"bogus": 1, "site": [{"name": "r1", "hosts": ["h"]}]},

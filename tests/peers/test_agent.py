@@ -103,6 +103,28 @@ def test_selected_pair_tls_and_direct() -> None:
     assert direct is not None and direct["turn_transport"] is None and direct["local_type"] == "host"
 
 
+def test_an_ipv6_pair_is_written_with_brackets_and_its_family() -> None:
+    async def main() -> dict[str, Any] | None:
+        pc = await _pc_with_channel()
+        try:
+            conn = _ice(pc)._connection
+            conn._nominated[1] = CandidatePair(
+                _Protocol(_candidate("host", "2001:db8:1::2", 5000)),  # type: ignore[arg-type]
+                _candidate("host", "2001:db8:2::2", 6000),
+            )
+            return selected_pair(pc)
+        finally:
+            await pc.close()
+
+    pair = asyncio.run(main())
+    assert pair is not None
+    assert (pair["local"], pair["remote"], pair["family"]) == (
+        "[2001:db8:1::2]:5000",
+        "[2001:db8:2::2]:6000",
+        "ipv6",
+    )
+
+
 def test_selected_pair_raises_when_internals_move() -> None:
     moved = SimpleNamespace(sctp=SimpleNamespace(transport=SimpleNamespace(transport=SimpleNamespace())))
     with pytest.raises(AiortcInternalsError, match="_connection"):

@@ -9,6 +9,7 @@ import pytest
 from netsim.peers.protocol import RawPeerRecord
 from netsim.session.verdict import (
     disagreement,
+    families,
     first_pair,
     first_verdict,
     negotiated,
@@ -198,3 +199,66 @@ def test_peer_record_carries_stack_timeline_first_and_settled() -> None:
     assert rec["browser"]["version"] == "156.0.8078.108"
     failed: dict[str, Any] = dict(peer_record(raw_record(state="failed", reason="browser crashed")))
     assert (failed["peer"], failed["first"], failed["settled"], failed["pairs"]) == ("aiortc", None, None, [])
+
+
+def _v6(local: str, remote: str, **fields: Any) -> RawPeerRecord:
+    return raw_record(
+        state="connected",
+        local_type="host",
+        remote_type="host",
+        local=local,
+        remote=remote,
+        family="ipv6",
+        **fields,
+    )
+
+
+def test_an_ipv6_host_pair_between_two_sites_is_direct_and_on_one_lan_direct_host() -> None:
+    a, b = (
+        _v6("[2001:db8:1::2]:5000", "[2001:db8:2::2]:6000"),
+        _v6("[2001:db8:2::2]:6000", "[2001:db8:1::2]:5000"),
+    )
+    assert verdict(a, b) == ("direct", None)
+    assert pair_view(first_pair(a) or settled_pair(a)) == "direct"  # type: ignore[arg-type]
+    same = (
+        _v6("[2001:db8:1::2]:5000", "[2001:db8:1::3]:6000"),
+        _v6("[2001:db8:1::3]:6000", "[2001:db8:1::2]:5000"),
+    )
+    assert verdict(*same) == ("direct-host", None)
+    v4 = raw_record(
+        state="connected", local_type="host", remote_type="host", local="198.19.1.2:1", remote="198.19.2.2:2"
+    )
+    assert verdict(v4, v4) == ("direct-host", None)  # IPv4 keeps its meaning
+
+
+def test_families_say_what_each_side_gathered_and_which_family_won() -> None:
+    lines = {
+        "v4": "candidate:1 1 udp 2113937151 10.1.0.2 5000 typ host",
+        "v6": "candidate:2 1 udp 2113939711 2001:db8:1::2 5001 typ host",
+    }
+    a = _v6(
+        "[2001:db8:1::2]:5001",
+        "[2001:db8:2::2]:6000",
+        candidates={"local": [lines["v4"], lines["v6"]], "remote": []},
+        pairs=[
+            {
+                "t": 0.1,
+                "local_type": "host",
+                "remote_type": "host",
+                "local": "[2001:db8:1::2]:5001",
+                "remote": "[2001:db8:2::2]:6000",
+                "family": "ipv6",
+            }
+        ],
+    )
+    b = raw_record(
+        state="connected",
+        local_type="srflx",
+        remote_type="host",
+        local="10.2.0.2:1",
+        remote="10.1.0.2:5000",
+        candidates={"local": [lines["v4"]], "remote": []},
+    )
+    assert families(a, b) == {"a": ["ipv4", "ipv6"], "b": ["ipv4"], "won": "ipv6", "ipv6_pair": True}
+    failed = raw_record(state="failed", candidates={"local": [], "remote": []})
+    assert families(failed, b) == {"a": [], "b": ["ipv4"], "won": None, "ipv6_pair": False}

@@ -16,7 +16,7 @@ SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 def test_catalog_groups_and_counts() -> None:
     cat = catalog(SCENARIOS)
     ids = [s.id for s in cat]
-    assert len(ids) == len(set(ids)) == 172 + 150 + 150  # Firefox and Pion groups: deselected by default
+    assert len(ids) == len(set(ids)) == 181 + 150 + 150  # Firefox and Pion groups: deselected by default
     assert Counter(s.group for s in cat) == {
         "firewall": 4,
         "matrix-turn": 25,
@@ -38,6 +38,7 @@ def test_catalog_groups_and_counts() -> None:
         "matrix-turn-pion-aiortc": 25,
         "matrix-turn-aiortc-pion": 25,
         "double-nat": 2,
+        "dual-stack": 9,
         "hairpin": 2,
         "lan": 1,
         "impaired": 1,
@@ -139,3 +140,29 @@ def test_population_from_mix_file_kinds() -> None:
     drawn = population(6, mix, seed=2, mix_b={"open": 1.0})
     assert {s.nat_b for s in drawn} == {"open"} and {s.nat_a for s in drawn} <= set(mix)
     assert all(s.draw is not None and s.draw.get("mix_b") == {"open": 1.0} for s in drawn)
+
+
+def test_a_matrix_over_ip_modes_keeps_ipv4_cells_in_their_group_and_the_rest_apart() -> None:
+    cells = matrix("udp", ("symmetric",), modes=("none", "dual"))
+    assert [c.id for c in cells] == [
+        "matrix-turn/symmetric__symmetric",
+        "matrix-turn-ipv6/symmetric__symmetric__none__dual",
+        "matrix-turn-ipv6/symmetric__symmetric__dual__none",
+        "matrix-turn-ipv6/symmetric__symmetric__dual__dual",
+    ]
+    assert [tuple(s.ipv6 for s in c.topology.sites) for c in cells] == [
+        ("none", "none"),
+        ("none", "dual"),
+        ("dual", "none"),
+        ("dual", "dual"),
+    ]
+
+
+def test_a_matrix_cell_may_be_a_rules_file(tmp_path: Path) -> None:
+    from netsim.lab.nat import RULES_DIR
+
+    mine = tmp_path / "mine.nft"
+    mine.write_text((RULES_DIR / "symmetric.nft").read_text())
+    (cell,) = matrix("udp", (str(mine),))
+    assert cell.id == "matrix-turn/custom:mine.nft__custom:mine.nft"
+    assert cell.topology.sites[0].nat.rules_file == str(mine.resolve())

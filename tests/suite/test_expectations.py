@@ -150,3 +150,23 @@ def test_expectations_follow_the_scenario_not_the_working_directory(
         and found.expect.needs_relay is False
         and list(tables) == [mine.parent.resolve() / "expected.toml"]
     )
+
+
+def test_ipv6_matrix_cells_are_expected_by_ip_mode(table: dict[str, Any]) -> None:
+    from netsim.suite.catalog import matrix
+
+    none_dual, _, dual_dual = matrix("udp", ("symmetric",), modes=("none", "dual"))[1:]
+    both = expectation(dual_dual, table)
+    assert (both.needs_relay, both.connect) == (False, True)  # IPv6 on both sides: no relay needed
+    one = expectation(none_dual, table)
+    assert one.needs_relay is True and one.source == "matrix[symmetric][symmetric]"  # no common IPv6
+
+
+def test_a_family_expectation_is_checked() -> None:
+    exp = from_entry({"needs_relay": False, "family": "ipv6"}, "t")
+    assert mismatch({"verdict": "direct", "needs_relay": False, "families": {"won": "ipv6"}}, exp) is None
+    assert "family" in str(
+        mismatch({"verdict": "direct", "needs_relay": False, "families": {"won": "ipv4"}}, exp)
+    )
+    with pytest.raises(ExpectationError, match=r"^t\.family: unknown family 'ipv5'"):
+        from_entry({"family": "ipv5"}, "t")

@@ -91,3 +91,17 @@ def test_no_secret_in_an_experiment() -> None:
 def test_a_record_without_experiment_is_refused() -> None:
     with pytest.raises(RerunError, match=r"session 'm/x': the record has no experiment"):
         scenario_from_record({"scenario": "m/x"})
+
+
+def test_a_dual_stack_sites_ip_mode_and_firewall_are_kept_and_read_back() -> None:
+    from netsim.lab.fw6 import Fw6Spec
+    from netsim.lab.topology import from_dict, standard_topology
+
+    topo = standard_topology("symmetric", "full-cone", ipv6_a="dual", fw6_a=Fw6Spec("eif"))
+    table = topology_table(topo)
+    assert (table["site"][0].get("ipv6"), table["site"][0].get("fw6")) == ("dual", "eif")
+    assert "ipv6" not in table["site"][1] and "fw6" not in table["site"][1]  # IPv4-only: as before
+    again = from_dict(dict(table))
+    assert again.sites == topo.sites
+    clat = standard_topology("symmetric", "open", ipv6_a="clat")
+    assert from_dict(dict(topology_table(clat))).carriers == clat.carriers  # the NAT64 carrier too

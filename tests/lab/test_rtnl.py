@@ -1,4 +1,4 @@
-"""Namespace primitives and the raw rtnetlink helper on a real kernel (root)."""
+"""The raw rtnetlink helper on a real kernel (root)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import os
 import pytest
 
 from netsim.lab import netns
+from netsim.lab.rtnl import BATCH_MAX, Rtnl
 
 pytestmark = pytest.mark.root
 
@@ -26,7 +27,7 @@ def _link(ns: str, dev: str) -> dict[str, object]:
 
 
 def test_links_keep_the_mac_addresses_they_were_made_with(scratch_netns: str) -> None:
-    rtnl = netns.Rtnl(scratch_netns)
+    rtnl = Rtnl(scratch_netns)
     fd = os.open(netns.path(scratch_netns), os.O_RDONLY)
     try:
         rtnl.bridge("br0", 7, mac=BRIDGE_MAC)
@@ -42,8 +43,8 @@ def test_links_keep_the_mac_addresses_they_were_made_with(scratch_netns: str) ->
 
 
 def test_permanent_neighbours_are_made_in_batches_larger_than_one_send(scratch_netns: str) -> None:
-    count = netns.BATCH_MAX * 2 + 5  # three sendmsg calls, each waiting for its acks
-    rtnl = netns.Rtnl(scratch_netns)
+    count = BATCH_MAX * 2 + 5  # three sendmsg calls, each waiting for its acks
+    rtnl = Rtnl(scratch_netns)
     try:
         rtnl.bridge("br0", 7, mac=BRIDGE_MAC)
         for i in range(count):
@@ -63,7 +64,7 @@ def test_permanent_neighbours_are_made_in_batches_larger_than_one_send(scratch_n
 
 
 def test_a_refused_neighbour_names_the_address_the_link_and_the_namespace(scratch_netns: str) -> None:
-    rtnl = netns.Rtnl(scratch_netns)
+    rtnl = Rtnl(scratch_netns)
     try:
         rtnl.bridge("br0", 7)
         rtnl.neighbour(7, "10.9.0.2", BRIDGE_MAC)
@@ -80,7 +81,7 @@ def test_a_refused_neighbour_names_the_address_the_link_and_the_namespace(scratc
 
 
 def test_a_refused_netlink_request_is_named_with_its_namespace_and_reason(scratch_netns: str) -> None:
-    rtnl = netns.Rtnl(scratch_netns)
+    rtnl = Rtnl(scratch_netns)
     try:
         rtnl.bridge("br0", 7)
         rtnl.address(99, "10.9.0.1/24")  # no link 99
@@ -96,7 +97,7 @@ def test_a_refused_netlink_request_is_named_with_its_namespace_and_reason(scratc
 
 
 def test_delete_link_removes_the_link_with_its_addresses(scratch_netns: str) -> None:
-    with netns.Rtnl(scratch_netns) as rtnl:
+    with Rtnl(scratch_netns) as rtnl:
         rtnl.bridge("br0", 7)
         rtnl.address(7, "10.9.0.1/24")
         rtnl.commit()
