@@ -116,6 +116,7 @@ def test_a_pair_record_has_no_suite_keys() -> None:
         "experiment",
         "mismatch",
         "pcap",
+        "lab_use",
     }
     session_optional = {"call", "cpu_wait", "load", "infrastructure"}  # a held call's; absent in old records
     assert ResultRecord.__optional_keys__ == suite_keys | {"attempts"} | session_optional

@@ -61,6 +61,7 @@ from netsim.records.peer import (
 from netsim.records.run import MergedInput, RunInfo
 from netsim.records.session import (
     Expected,
+    LabUse,
     LaunchFigures,
     NeedsRelayRun,
     ResultRecord,
@@ -71,6 +72,7 @@ from netsim.records.session import (
 )
 
 __all__ = [
+    "LabUse",
     "Attempt",
     "LoadJudgement",
     "OLD_VIOLATED",

@@ -65,17 +65,23 @@ def _forward_to_main_thread() -> None:
     threading.Thread(target=watch, name="signal-forward", daemon=True).start()
 
 
-def worker_main(conn: Connection, work: Callable[[Any, Any], Any], context: Any) -> None:
-    """A worker: `work(task, launcher)` for every task on the pipe until None; results go back on it.
+def worker_main(conn: Connection, work: Callable[[Any, Any], Any], context: Any, keep: bool = True) -> None:
+    """A worker: `work(task, (keeper, context))` for every task on the pipe until None, with the worker's
+    launcher and kept lab (netsim.suite.keep; `keep` False: a fresh lab per task); results go back on it.
     An OSError from writing the records comes back as ("write-error", text) and ends the worker."""
     from netsim.peers.launcher import Launcher
+    from netsim.suite.keep import Keeper
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _term_as_exit)
     _forward_to_main_thread()
-    with contextlib.suppress(EOFError, OSError, SystemExit), Launcher() as launcher:
+    with (
+        contextlib.suppress(EOFError, OSError, SystemExit),
+        Launcher() as launcher,
+        Keeper(launcher, keep) as k,
+    ):
         while (task := conn.recv()) is not None:
-            conn.send(work(task, (launcher, context)))
+            conn.send(work(task, (k, context)))
     # Everything it made is gone (labs torn down, launcher closed): skip the interpreter's finalization,
     # whose garbage collection took 5-20 s in workers on a loaded machine and held up Ctrl-C.
     sys.stdout.flush()
@@ -100,13 +106,17 @@ def run_parallel(
     jobs: int,
     browsers: Callable[[Any], int],
     max_browsers: int,
+    keep: bool = True,
 ) -> Generator[Any, None, None]:
-    """Yield each task's result as workers finish them (`tasks` longest first)."""
+    """Yield each task's result as workers finish them (`tasks` longest first). Workers that `keep` their
+    labs keep their browsers too: a browser starts once per worker, so the cap on browsers in flight
+    (which is about start-ups) is lifted."""
     ctx = multiprocessing.get_context("spawn")
     workers: list[tuple[Any, Connection]] = []
+    max_browsers = max(max_browsers, 2 * jobs) if keep else max_browsers
     for _ in range(min(jobs, len(tasks))):
         here, there = ctx.Pipe()
-        proc = ctx.Process(target=worker_main, args=(there, work, context), daemon=True)
+        proc = ctx.Process(target=worker_main, args=(there, work, context, keep), daemon=True)
         proc.start()
         there.close()
         workers.append((proc, here))
@@ -182,6 +192,7 @@ def _stop(workers: list[tuple[Any, Connection]], busy: dict[int, Any]) -> None:
 SESSION_GIB = 0.25  # an aiortc session: its lab, four peer processes, coturn's share (peak ~0.1 GiB)
 BROWSER_GIB = 0.5  # a Chromium side at start (130-390 MiB measured, docs/peers.md) with headroom
 SESSIONS_PER_CORE = 2  # an aiortc session mostly waits for the network (a failing pairing: its deadline)
+KEPT_BROWSERS = 2  # a worker that keeps its lab keeps a browser per host of the standard lab
 
 
 def cores() -> int:
@@ -202,8 +213,9 @@ def available_gib() -> float:
 
 def auto_jobs() -> tuple[int, int]:
     """(sessions at once, browsers in flight) for this machine: two sessions per core, one browser per core
-    (a browser's start takes a core for about a second), both within the memory available."""
+    (a browser's start takes a core for about a second), both within the memory available; every worker
+    may keep KEPT_BROWSERS browsers alive (netsim.suite.keep), which counts against it."""
     n, gib = cores(), available_gib()
-    jobs = max(1, min(SESSIONS_PER_CORE * n, int(gib / SESSION_GIB)))
+    jobs = max(1, min(SESSIONS_PER_CORE * n, int(gib / (SESSION_GIB + KEPT_BROWSERS * BROWSER_GIB))))
     browsers = max(1, min(n, int(gib / BROWSER_GIB)))
     return jobs, browsers

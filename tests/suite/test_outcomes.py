@@ -93,7 +93,10 @@ def test_auto_jobs_fit_the_machine(monkeypatch: Any) -> None:
     monkeypatch.setattr(parallel, "cores", lambda: 2)
     monkeypatch.setattr(parallel, "available_gib", lambda: 22.0)
     assert parallel.auto_jobs() == (4, 2)  # two sessions per core, one browser per core
+    # memory-bound: a worker's session and the two browsers it may keep alive (netsim.suite.keep)
+    monkeypatch.setattr(parallel, "available_gib", lambda: 2.6)
+    assert parallel.auto_jobs() == (2, 2)
     monkeypatch.setattr(parallel, "available_gib", lambda: 0.6)
-    assert parallel.auto_jobs() == (2, 1)  # memory-bound
+    assert parallel.auto_jobs() == (1, 1)
     monkeypatch.setattr(parallel, "available_gib", lambda: 0.1)
     assert parallel.auto_jobs() == (1, 1)
