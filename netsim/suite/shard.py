@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Final
@@ -238,7 +239,8 @@ class LongestFirstScheduling(LoadScheduling):
         from netsim.suite.parallel import auto_jobs
 
         keeps = self.config.stash.get(KEEPS, False)
-        self.browser_cap = 2 * len(self.nodes) if keeps else auto_jobs()[1]
+        # Kept browsers start once per worker: no cap (it counts queued tests' browsers too).
+        self.browser_cap = sys.maxsize if keeps else auto_jobs()[1]
         known = self.config.stash.get(BROWSERS, {})
         self.browsers = [known.get(param_id(nid) or "", 0) for nid in collection]
         shapes = self.config.stash.get(SHAPES, {}) if keeps else {}

@@ -142,6 +142,32 @@ def test_the_scheduler_deals_longest_first_and_keeps_one_test_ahead() -> None:
     assert workers[0].sent == [1, 4] and workers[0].shutting_down  # nothing left: it runs its last and stops
 
 
+def test_a_worker_that_keeps_its_lab_gets_tests_of_its_shape() -> None:
+    """With KEEPS, a worker's next test is one its kept lab serves (same shape) when one is nearly as long
+    as the longest pending; browsers are not capped (they start once per worker)."""
+    seconds = [9.0, 8.0, 4.0, 4.0, 4.0, 4.0, 1.0]
+    shapes = ["x", "y", "x", "y", "x", "y", "x"]
+    ids = [f"t.py::t[{i}]" for i in range(len(seconds))]
+    config = _Config(2, {str(i): s for i, s in enumerate(seconds)})
+    config.stash[shard.KEEPS] = True
+    config.stash[shard.SHAPES] = {str(i): shape for i, shape in enumerate(shapes)}
+    config.stash[shard.BROWSERS] = {str(i): 2 for i in range(len(seconds))}
+    sched = LongestFirstScheduling(config)  # type: ignore[arg-type]
+    workers = [_Worker(f"gw{i}") for i in range(2)]
+    for w in workers:
+        sched.add_node(w)  # type: ignore[arg-type]
+        sched.add_node_collection(w, ids)  # type: ignore[arg-type]
+    sched.schedule()
+    # 9 s (x), 8 s (y); then gw1's second: a y, though an x came first in the order; gw0's: an x
+    assert [w.sent for w in workers] == [[0, 2], [1, 3]]
+    sched.mark_test_complete(workers[0], 0)  # type: ignore[arg-type]
+    assert workers[0].sent[-1] == 4
+    sched.mark_test_complete(workers[1], 1)  # type: ignore[arg-type]
+    assert workers[1].sent[-1] == 5
+    sched.mark_test_complete(workers[1], 3)  # type: ignore[arg-type]
+    assert workers[1].sent[-1] == 6  # no y left: the longest of the rest
+
+
 def test_durations_file(tmp_path: Path) -> None:
     path = tmp_path / "durations.json"
     assert load_durations(path) == {}
