@@ -1,0 +1,119 @@
+"""netsim.suite.keep: which cells a worker's kept lab serves, and that a cell after a bad one, a cell with
+events or a capture, and a retry get labs (and browsers) of their own."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import signal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from netsim.lab.events import Event
+from netsim.records import ResultRecord
+from netsim.suite.catalog import firewall, matrix, mix_pairing, pairing
+from netsim.suite.expectations import load_expectations
+from netsim.suite.keep import clean, keepable, shape
+from netsim.vocab import CHROMIUM, FAILED, INCONCLUSIVE, NO_TURN, PASSED, UDP, VIOLATED
+
+SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
+TABLE = load_expectations(SCENARIOS / "expected.toml")
+FC, PRC, SYM = "full-cone", "port-restricted-cone", "symmetric"
+
+
+def test_cells_of_one_shape_share_a_lab_and_the_rest_get_their_own() -> None:
+    cells = {s.id: s for s in matrix(UDP)}
+    a, b = cells[f"matrix-turn/{FC}__{SYM}"], firewall()[0]  # udp-blocked and port-restricted: same lab
+    assert shape(a) == shape(b) != ""
+    assert shape(cells[f"matrix-turn/open__{SYM}"]) not in ("", shape(a))  # a public LAN: another lab
+    layered = mix_pairing(f"{FC}+cgn-{SYM}", FC)
+    assert not keepable(layered) and shape(layered) == ""  # carriers: a lab per cell
+    held = pairing("x/ev", "x", FC, FC, hold_s=5.0, events=(Event(at_s=1.0, action="flush", node="nat-a"),))
+    assert not keepable(held) and shape(held) == ""
+    assert keepable(a) and not keepable(a, fresh=True)  # a capture or a retry
+
+
+def _record(**fields: Any) -> ResultRecord:
+    return dict({"verdict": "direct", "outcome": PASSED, "infrastructure": None}, **fields)  # type: ignore[return-value]
+
+
+def test_only_a_clean_cell_leaves_its_lab_for_the_next() -> None:
+    assert clean(_record())
+    assert clean(_record(verdict="relay"))
+    assert not clean(_record(verdict=FAILED))
+    assert not clean(_record(outcome=VIOLATED))
+    assert not clean(_record(outcome=INCONCLUSIVE))
+    assert not clean(_record(load={INCONCLUSIVE: True}))
+    assert not clean(_record(infrastructure="coturn"))
+
+
+def _run(scn: Any, keeper: Any) -> ResultRecord:
+    from netsim.suite.runner import run_one
+
+    record, problem = run_one(scn, keeper.launcher, TABLE, None, keeper=keeper, retries=0)
+    assert problem is None, problem
+    return record
+
+
+@pytest.mark.root
+def test_a_worker_keeps_its_lab_until_a_cell_fails(no_leftovers: None) -> None:
+    from netsim.peers.launcher import Launcher
+    from netsim.suite.keep import Keeper
+
+    turn = {s.id: s for s in matrix(UDP)}
+    noturn = {s.id: s for s in matrix(NO_TURN)}
+    with Launcher() as launcher, Keeper(launcher) as keeper:
+        first = _run(turn[f"matrix-turn/{FC}__{FC}"], keeper)
+        assert first["lab_use"] == {"kept": False, "cells": 1, "reset_s": None}
+        lab = keeper.lab
+        second = _run(turn[f"matrix-turn/{PRC}__{SYM}"], keeper)
+        assert second["lab_use"]["kept"] and second["lab_use"]["cells"] == 2
+        assert (second["nat_a"], second["nat_b"], second["needs_relay"]) == (PRC, SYM, True)
+        assert keeper.lab is lab
+        # A cell with events gets a lab of its own; the kept one waits for the next cell.
+        event = Event(at_s=0.5, action="flush", node="nat-a")
+        held = dataclasses.replace(
+            turn[f"matrix-turn/{FC}__{FC}"],
+            id="x/held",
+            options=turn[f"matrix-turn/{FC}__{FC}"].options.replace(hold_s=2.0, events=(event,)),
+        )
+        from netsim.suite.runner import run_one
+
+        own, _ = run_one(held, launcher, {}, None, strict=False, keeper=keeper, retries=0)
+        assert own["lab_use"] == {"kept": False, "cells": 1, "reset_s": None}
+        third = _run(turn[f"matrix-turn/{SYM}__{FC}"], keeper)
+        assert third["lab_use"]["kept"] and third["lab_use"]["cells"] == 3 and keeper.lab is lab
+        # A failed cell (as expected: symmetric on both sides without TURN) spoils the lab for the next.
+        failed = _run(noturn[f"matrix-noturn/{SYM}__{SYM}"], keeper)
+        assert failed["verdict"] == FAILED and failed["lab_use"]["cells"] == 4
+        after = _run(turn[f"matrix-turn/{FC}__{PRC}"], keeper)
+        assert after["lab_use"] == {"kept": False, "cells": 1, "reset_s": None}
+        assert keeper.lab is not lab and keeper.lab is not None
+    assert keeper.lab is None
+
+
+@pytest.mark.root
+def test_kept_browsers_serve_the_next_cells_and_a_dead_one_is_replaced(
+    require_chromium: str, no_leftovers: None
+) -> None:
+    from netsim.peers.launcher import Launcher
+    from netsim.suite.keep import Keeper
+
+    cells = {s.id: s for s in matrix(UDP, peer_a=CHROMIUM, peer_b=CHROMIUM)}
+    group = "matrix-turn-chromium"
+    with Launcher() as launcher, Keeper(launcher) as keeper:
+        pool = launcher.adapter(CHROMIUM).pool  # type: ignore[attr-defined]
+        first = _run(cells[f"{group}/{FC}__{PRC}"], keeper)
+        second = _run(cells[f"{group}/{PRC}__{FC}"], keeper)
+        assert second["lab_use"]["kept"] and pool.started == 2 and pool.alive() == 2
+        assert [second[s]["launch"]["pid"] for s in "ab"] == [first[s]["launch"]["pid"] for s in "ab"]
+        dead = first["a"]["launch"]["pid"]
+        os.kill(dead, signal.SIGKILL)
+        third = _run(cells[f"{group}/{SYM}__{FC}"], keeper)
+        assert third["lab_use"]["kept"] and pool.started == 3
+        assert (
+            third["a"]["launch"]["pid"] != dead and third["b"]["launch"]["pid"] == first["b"]["launch"]["pid"]
+        )
+    assert pool.alive() == 0
