@@ -6,6 +6,8 @@ from __future__ import annotations
 import dataclasses
 import os
 import signal
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -117,3 +119,44 @@ def test_kept_browsers_serve_the_next_cells_and_a_dead_one_is_replaced(
             third["a"]["launch"]["pid"] != dead and third["b"]["launch"]["pid"] == first["b"]["launch"]["pid"]
         )
     assert pool.alive() == 0
+
+
+def _matrix_twice(tmp_path: Path, peer: str) -> tuple[Path, Path, list[ResultRecord]]:
+    """The 25-cell matrix with TURN, once in fresh labs and once in kept ones (two workers each)."""
+    from netsim.results.store import load_records
+    from netsim.suite.runner import run_many
+
+    cells = matrix(UDP, peer_a=peer, peer_b=peer)  # type: ignore[arg-type]
+    runs = tmp_path / "fresh", tmp_path / "kept"
+    for directory, keep in zip(runs, (False, True), strict=True):
+        directory.mkdir()
+        run_many(cells, 1, TABLE, directory, jobs=2, keep=keep)
+    kept = load_records(runs[1])
+    assert all(not r["lab_use"]["kept"] for r in load_records(runs[0]))
+    assert sum(r["lab_use"]["kept"] for r in kept) >= 10, [r["lab_use"] for r in kept]
+    return runs[0], runs[1], kept
+
+
+def _compare(fresh: Path, kept: Path, aspects: str) -> subprocess.CompletedProcess[str]:
+    argv = [sys.executable, "-m", "netsim", "compare", str(fresh), str(kept), "--fail-on", aspects]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.root
+def test_kept_labs_change_no_aiortc_cell(tmp_path: Path, no_leftovers: None) -> None:
+    """Reuse changes nothing: `netsim compare` finds no change in needs_relay or connect."""
+    fresh, kept, _ = _matrix_twice(tmp_path, "aiortc")
+    out = _compare(fresh, kept, "needs_relay,connect")
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+@pytest.mark.root
+def test_kept_labs_and_browsers_change_no_chromium_cell(
+    tmp_path: Path, require_chromium: str, no_leftovers: None
+) -> None:
+    """... nor, for Chromium, in the verdict or needs_relay, with browsers kept across cells."""
+    fresh, kept, records = _matrix_twice(tmp_path, CHROMIUM)
+    out = _compare(fresh, kept, "verdict,needs_relay")
+    assert out.returncode == 0, out.stdout + out.stderr
+    pids = {r[side]["launch"]["pid"] for r in records for side in "ab"}  # type: ignore[index]
+    assert len(pids) <= len(records), f"{len(pids)} browsers for {len(records)} cells: none was kept"
