@@ -17,6 +17,7 @@ peers and browsers), waits a few seconds, and raises KeyboardInterrupt; records 
 from __future__ import annotations
 
 import contextlib
+import functools
 import multiprocessing
 import os
 import signal
@@ -89,14 +90,27 @@ def worker_main(conn: Connection, work: Callable[[Any, Any], Any], context: Any,
     os._exit(0)
 
 
-def pick(pending: list[Any], browsers: Callable[[Any], int], in_flight: int, cap: int) -> int | None:
+def pick(
+    pending: list[Any],
+    browsers: Callable[[Any], int],
+    in_flight: int,
+    cap: int,
+    near: Callable[[Any, Any], bool] | None = None,
+) -> int | None:
     """Index of the first (longest) pending task that fits under the browser cap; a task with browsers
-    always fits when none are in flight (else a cap below a session's two browsers would stall)."""
-    for i, task in enumerate(pending):
-        need = browsers(task)
-        if need == 0 or in_flight == 0 or in_flight + need <= cap:
-            return i
-    return None
+    always fits when none are in flight (else a cap below a session's two browsers would stall). With
+    `near`, a later fitting task that is near(first, task) (the worker's kept lab serves it, and it is
+    nearly as long) comes first."""
+    fits = [
+        i
+        for i, task in enumerate(pending)
+        if (need := browsers(task)) == 0 or in_flight == 0 or in_flight + need <= cap
+    ]
+    if not fits:
+        return None
+    if near is not None:
+        return next((i for i in fits if near(pending[fits[0]], pending[i])), fits[0])
+    return fits[0]
 
 
 def run_parallel(
@@ -107,10 +121,12 @@ def run_parallel(
     browsers: Callable[[Any], int],
     max_browsers: int,
     keep: bool = True,
+    near: Callable[[Any, Any, Any], bool] | None = None,
 ) -> Generator[Any, None, None]:
     """Yield each task's result as workers finish them (`tasks` longest first). Workers that `keep` their
     labs keep their browsers too: a browser starts once per worker, so the cap on browsers in flight
-    (which is about start-ups) is lifted."""
+    (which is about start-ups) is lifted, and `near(last, first, task)` says which task a worker whose
+    last task was `last` takes before `first`, the longest (netsim.suite.runner.near: same lab shape)."""
     ctx = multiprocessing.get_context("spawn")
     workers: list[tuple[Any, Connection]] = []
     max_browsers = max(max_browsers, 2 * jobs) if keep else max_browsers
@@ -121,11 +137,12 @@ def run_parallel(
         there.close()
         workers.append((proc, here))
     busy: dict[int, Any] = {}  # worker index -> its task
+    last: dict[int, Any] = {}  # worker index -> the last task it was given
     pending = list(tasks)
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         while pending or busy:
-            _dispatch(workers, busy, pending, browsers, max_browsers)
+            _dispatch(workers, (busy, last), pending, browsers, max_browsers, near if keep else None)
             ready = wait([conn for i, (_, conn) in enumerate(workers) if i in busy], timeout=POLL_S)
             for i, (proc, conn) in enumerate(workers):
                 if conn not in ready or i not in busy:
@@ -153,19 +170,23 @@ def _interrupt(signum: int, frame: object) -> None:
 
 def _dispatch(
     workers: list[tuple[Any, Connection]],
-    busy: dict[int, Any],
+    given: tuple[dict[int, Any], dict[int, Any]],
     pending: list[Any],
     browsers: Callable[[Any], int],
     cap: int,
+    near: Callable[[Any, Any, Any], bool] | None,
 ) -> None:
+    busy, last = given
     for i, (proc, conn) in enumerate(workers):
         if i in busy or not pending or not proc.is_alive():
             continue
         in_flight = sum(browsers(t) for t in busy.values())
-        chosen = pick(pending, browsers, in_flight, cap)
+        before = last.get(i)
+        close = None if near is None or before is None else functools.partial(near, before)
+        chosen = pick(pending, browsers, in_flight, cap, close)
         if chosen is None:
             return
-        busy[i] = pending.pop(chosen)
+        busy[i] = last[i] = pending.pop(chosen)
         conn.send(busy[i])
 
 

@@ -8,6 +8,7 @@ schedules and reports) starts its workers ~0.3 s sooner without them."""
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Generator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -257,6 +258,20 @@ def schedule(scenarios: list[Scenario], repeats: int, table: dict[str, Any] | No
     return sorted(tasks, key=lambda task: -cost[task[0].id])
 
 
+AFFINITY = 0.5  # a worker takes a task of its kept lab's shape if it is at least this share as long
+
+
+def near(known: tuple[dict[str, str], dict[str, float]], last: Task, first: Task, task: Task) -> bool:
+    """Whether a worker whose last task was `last` should take `task` before `first` (the longest that
+    fits): its kept lab serves it (`known`: each scenario's lab shape, netsim.suite.keep.shape, and
+    expected seconds) and it is nearly as long."""
+    shapes, cost = known
+    wanted = shapes[last[0].id]
+    if not wanted or shapes[task[0].id] != wanted:
+        return False
+    return cost[task[0].id] >= AFFINITY * cost[first[0].id]
+
+
 def browsers(task: Task) -> int:
     """Browsers a task's session starts (Chromium or Firefox sides; 0 for aiortc on both sides)."""
     opts = task[0].options
@@ -322,7 +337,9 @@ def run_many(
     items = (
         _run_serial(tasks, context, keep)
         if jobs == 1
-        else parallel.run_parallel(tasks, run_task, context, jobs, browsers, cap, keep)
+        else parallel.run_parallel(
+            tasks, run_task, context, jobs, browsers, cap, keep, _near(scenarios, table)
+        )
     )
     # closing: an interrupt while a result is shown ends the workers now, not when the generator is collected
     with RunProgress(len(tasks)) as progress, contextlib.closing(items):
@@ -335,6 +352,14 @@ def run_many(
             line = f"{item.scenario:<60} {item.verdict:<11} needs_relay={item.needs_relay!s:<5} {mark}{tries}"
             progress.session(line, item.verdict, item.outcome, item.mismatch)
     return counts
+
+
+def _near(scenarios: list[Scenario], table: dict[str, Any]) -> Any:
+    from netsim.suite.keep import shape
+
+    shapes = {scn.id: shape(scn) for scn in scenarios}
+    cost = {scn.id: expected_seconds(scn, expectation_or_none(scn, table)) for scn in scenarios}
+    return functools.partial(near, (shapes, cost))
 
 
 def _run_serial(
