@@ -10,7 +10,8 @@ browsers). Isolation comes first:
   its own, torn down after it, and its own browsers (closed with it); the kept lab waits meanwhile;
 - after a cell that failed, was inconclusive, violated its expectation or raised, the kept lab and its
   browsers are dropped: the next cell gets a fresh lab and fresh browsers;
-- a retry (an attempt after an inconclusive one) always gets a fresh lab.
+- a retry (an attempt after an inconclusive one) always gets a fresh lab and fresh browsers, which the
+  worker then keeps.
 
 Every record says which it was (`lab_use`: kept or not, the cells the lab served, the reset's time).
 """
@@ -32,12 +33,12 @@ if TYPE_CHECKING:
     from netsim.peers.launcher import Launcher
 
 
-def keepable(scn: Scenario, fresh: bool = False) -> bool:
-    """Whether the cell may run in a kept lab: no events, no capture or retry (`fresh`), a shape a lab can
-    be reset into."""
+def keepable(scn: Scenario, own: bool = False) -> bool:
+    """Whether the cell may run in a kept lab: no events, no capture (`own`), a shape a lab can be reset
+    into."""
     from netsim.lab.reset import same_shape
 
-    return not fresh and not scn.options.events and same_shape(scn.topology, scn.topology)
+    return not own and not scn.options.events and same_shape(scn.topology, scn.topology)
 
 
 def shape(scn: Scenario) -> str:
@@ -84,11 +85,14 @@ class Keeper:
         self.discard()
 
     @contextlib.contextmanager
-    def lab_for(self, scn: Scenario, fresh: bool = False) -> Iterator[tuple[Lab, LabUse]]:
-        """The lab this cell runs in and how (kept or built); `fresh`: the cell needs a lab of its own."""
-        if not (self.enabled and keepable(scn, fresh)):
+    def lab_for(self, scn: Scenario, own: bool = False, fresh: bool = False) -> Iterator[tuple[Lab, LabUse]]:
+        """The lab this cell runs in and how (kept or built); `own`: the cell needs a lab of its own (a
+        capture); `fresh`: a freshly built one, kept afterwards (a retry)."""
+        if not (self.enabled and keepable(scn, own)):
             yield from self._own(scn)
             return
+        if fresh:
+            self.discard()
         use = self._ready(scn)
         assert self.lab is not None
         self._keep_browsers(scn)

@@ -85,7 +85,7 @@ def _attempt(
     keeper: Keeper | None,
 ) -> tuple[ResultRecord, Path | None]:
     """One attempt (`which`: repeat, attempt) of a scenario's session with this connect deadline, in a
-    fresh lab or the kept one (never for a capture or a retry)."""
+    fresh lab or the kept one (a capture gets a lab of its own; a retry a freshly built one)."""
     from netsim.session.run import run_session
     from netsim.suite.keep import Keeper
 
@@ -93,7 +93,7 @@ def _attempt(
     opts = scn.options if deadline_s == scn.options.deadline_s else scn.options.replace(deadline_s=deadline_s)
     pcap: Path | None = None
     keeper = keeper or Keeper(launcher, enabled=False)
-    with keeper.lab_for(scn, fresh=pcap_dir is not None or attempt > 0) as (lab, use):
+    with keeper.lab_for(scn, own=pcap_dir is not None, fresh=attempt > 0) as (lab, use):
         with contextlib.ExitStack() as stack:
             if pcap_dir is not None:
                 pcap_dir.mkdir(parents=True, exist_ok=True)

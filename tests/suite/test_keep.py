@@ -34,7 +34,7 @@ def test_cells_of_one_shape_share_a_lab_and_the_rest_get_their_own() -> None:
     assert not keepable(layered) and shape(layered) == ""  # carriers: a lab per cell
     held = pairing("x/ev", "x", FC, FC, hold_s=5.0, events=(Event(at_s=1.0, action="flush", node="nat-a"),))
     assert not keepable(held) and shape(held) == ""
-    assert keepable(a) and not keepable(a, fresh=True)  # a capture or a retry
+    assert keepable(a) and not keepable(a, own=True)  # a capture
 
 
 def _record(**fields: Any) -> ResultRecord:
@@ -161,3 +161,24 @@ def test_kept_labs_and_browsers_change_no_chromium_cell(
     assert out.returncode == 0, out.stdout + out.stderr
     pids = {r[side]["launch"]["pid"] for r in records for side in "ab"}  # type: ignore[index]
     assert len(pids) <= len(records), f"{len(pids)} browsers for {len(records)} cells: none was kept"
+
+
+@pytest.mark.root
+def test_a_retry_gets_a_fresh_lab_that_is_kept_and_a_capture_one_of_its_own(no_leftovers: None) -> None:
+    from netsim.peers.launcher import Launcher
+    from netsim.suite.keep import Keeper
+
+    cells = {s.id: s for s in matrix(UDP)}
+    a, b = cells[f"matrix-turn/{FC}__{SYM}"], cells[f"matrix-turn/{PRC}__{FC}"]
+    with Launcher() as launcher, Keeper(launcher) as keeper:
+        with keeper.lab_for(a) as (first, use):
+            assert not use["kept"]
+        with keeper.lab_for(b) as (lab, use):
+            assert lab is first and use["kept"] and use["cells"] == 2
+            assert lab.topology is b.topology
+        with keeper.lab_for(b, fresh=True) as (retry, use):
+            assert retry is not first and use == {"kept": False, "cells": 1, "reset_s": None}
+        assert keeper.lab is retry  # kept for the next cells
+        with keeper.lab_for(a, own=True) as (capture, use):
+            assert capture is not retry and not use["kept"]
+        assert keeper.lab is retry and keeper.cells == 1
