@@ -95,12 +95,13 @@ def main() -> None:
         help="time the main job and the browser targets here and at COMMIT, back to back (e.g. 47c3236)",
     )
     parser.add_argument("--reset", type=int, default=0, metavar="N", help="time N kept-lab resets")
+    parser.add_argument("--runs-to", type=Path, default=None, help="--versus: keep the runs' records here")
     parser.add_argument("pytest_args", nargs="*", help="extra pytest arguments, e.g. -k matrix")
     args = parser.parse_args()
     if args.reset:
         print_resets(args.reset)
     if args.versus:
-        versus(args.versus, args.pytest_args)
+        versus(args.versus, args.pytest_args, args.runs_to)
     if args.reset or args.versus:
         return
     walls: dict[int, float] = {}
@@ -150,13 +151,16 @@ TURN_CHROMIUM = ["-n", "4", "-m", "chromium", "-k", "matrix-turn-chromium/", "sc
 RESET_TARGET_S = 0.05  # a kept lab's rules swap and flushes, per cell
 
 
-def timed(argv: list[str], tree: Path, extra: list[str]) -> tuple[float, int, str, str]:
+def timed(
+    argv: list[str], tree: Path, extra: list[str], keep: Path | None = None
+) -> tuple[float, int, str, str]:
     """(wall seconds, exit code, pytest's last line, load averages before/after) of `pytest argv` in `tree`
-    (its own sources first on the path: no install needed)."""
+    (its own sources first on the path: no install needed); its run directory goes under `keep` if given."""
     full = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--no-report", *argv, *extra]
     env = {**os.environ, "PYTHONPATH": str(tree)}
     before = os.getloadavg()[0]
-    with tempfile.TemporaryDirectory() as reports:
+    with tempfile.TemporaryDirectory() as tmp:
+        reports = str(keep.resolve()) if keep is not None else tmp
         t0 = time.perf_counter()
         out = subprocess.run([*full, "--reports", reports], cwd=tree, env=env, capture_output=True, text=True)
         wall = time.perf_counter() - t0
@@ -165,7 +169,7 @@ def timed(argv: list[str], tree: Path, extra: list[str]) -> tuple[float, int, st
     return wall, out.returncode, _summary(last), f"load {before:.1f} -> {os.getloadavg()[0]:.1f}"
 
 
-def versus(commit: str, extra: list[str]) -> None:
+def versus(commit: str, extra: list[str], keep: Path | None = None) -> None:
     """Each target's run at `commit` (a temporary worktree) and here, back to back, beside its target."""
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp) / "base"
@@ -186,8 +190,8 @@ def versus(commit: str, extra: list[str]) -> None:
                 ),
             ]
             for name, base_argv, argv in rows:
-                then = timed(base_argv, base, extra)
-                now = timed(argv, REPO, extra)
+                then = timed(base_argv, base, extra, keep and keep / "base")
+                now = timed(argv, REPO, extra, keep and keep / "here")
                 print_versus(name, commit, then, now)
         finally:
             subprocess.run(["git", "worktree", "remove", "--force", str(base)], cwd=REPO, capture_output=True)
