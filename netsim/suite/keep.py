@@ -157,9 +157,3 @@ class Keeper:
         self.lab = None
         self.cells = 0
         self.dirty = False
-
-
-@contextlib.contextmanager
-def keeper(launcher: Launcher, enabled: bool = True) -> Iterator[Keeper]:
-    with Keeper(launcher, enabled) as k:
-        yield k
