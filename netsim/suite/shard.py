@@ -24,7 +24,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Final
@@ -218,6 +217,8 @@ class LongestFirstScheduling(LoadScheduling):
     collection: list[str] | None  # set by LoadScheduling.__init__ (declared for mypy)
     browsers: list[int]  # per collected test, set at the first deal
     browser_cap: int
+    keeps: bool  # workers keep their labs and browsers (KEEPS)
+    warm: set[WorkerController]  # ... and these finished a test with browsers: theirs are up
     shapes: list[str]  # per collected test, the lab it needs (netsim.suite.keep); empty without KEEPS
     cost: list[float]
     last_shape: dict[WorkerController, str]
@@ -238,12 +239,12 @@ class LongestFirstScheduling(LoadScheduling):
         self.pending[:] = longest_first(self.cost)
         from netsim.suite.parallel import auto_jobs
 
-        keeps = self.config.stash.get(KEEPS, False)
-        # Kept browsers start once per worker: no cap (it counts queued tests' browsers too).
-        self.browser_cap = sys.maxsize if keeps else auto_jobs()[1]
+        self.keeps = self.config.stash.get(KEEPS, False)
+        self.warm = set()
+        self.browser_cap = auto_jobs()[1]
         known = self.config.stash.get(BROWSERS, {})
         self.browsers = [known.get(param_id(nid) or "", 0) for nid in collection]
-        shapes = self.config.stash.get(SHAPES, {}) if keeps else {}
+        shapes = self.config.stash.get(SHAPES, {}) if self.keeps else {}
         self.shapes = [shapes.get(param_id(nid) or "", "") for nid in collection]
         self.last_shape = {}
         nodes = self.nodes
@@ -252,6 +253,11 @@ class LongestFirstScheduling(LoadScheduling):
         if not self.pending:  # every test is out: the workers may run their last ones
             for node in nodes:
                 node.shutdown()
+
+    def mark_test_complete(self, node: WorkerController, item_index: int, duration: float = 0) -> None:
+        if self.keeps and self.browsers[item_index]:
+            self.warm.add(node)
+        super().mark_test_complete(node, item_index, duration)
 
     def check_schedule(self, node: WorkerController, duration: float = 0) -> None:
         """Top the worker up to AHEAD tests from the longest pending; with none left, let it finish."""
@@ -267,12 +273,19 @@ class LongestFirstScheduling(LoadScheduling):
         """Send the node the longest pending test that keeps the browsers held by workers within the cap;
         when none does, the longest (a worker must get its next test to run the one it holds). Among those
         that fit, one whose lab has the shape of the node's last test comes first if it is nearly as long
-        (the worker's kept lab serves it)."""
-        held = sum(self.browsers[i] for pending in self.node2pending.values() for i in pending)
+        (the worker's kept lab serves it). With KEEPS the cap is on browser start-ups: a warm worker's
+        browsers are up, so only tests held by the others count, and a warm worker's tests always fit."""
+        held = sum(
+            self.browsers[i]
+            for other, pending in self.node2pending.items()
+            if not (self.keeps and other in self.warm)
+            for i in pending
+        )
+        warm = self.keeps and node in self.warm
         fits = [
             k
             for k, i in enumerate(self.pending)
-            if self.browsers[i] == 0 or held + self.browsers[i] <= self.browser_cap
+            if self.browsers[i] == 0 or warm or held + self.browsers[i] <= self.browser_cap
         ]
         chosen = fits[0] if fits else 0
         shape = self.last_shape.get(node, "")
