@@ -2,6 +2,12 @@
 (<= 30 s on 2 cores), the whole suite beside its target (<= 180 s), and where a session's time goes.
 Needs root.
 
+`--versus 47c3236` times the README's main job, the 25-cell matrix-turn-chromium group (-n 4) and the 100
+Chromium browser-matrix scenarios here and at that commit (a temporary git worktree, run from its own
+sources), back to back, each beside its target (main job <= 0.5x and <= 120 s, matrix-turn-chromium <=
+0.5x, browser matrices <= 60 s), with the machine's load around every run. `--reset N` times N resets of a
+kept lab (netsim.lab.reset; target: rules swap and flush <= 50 ms).
+
 The aiortc target covers the aiortc groups without the timeline group (63 scenarios; timeline sessions hold
 a connection for tens of seconds on purpose and count towards the whole suite's 180 s): `--timeline` adds
 it. Runs `pytest -m aiortc -k "not timeline" scenarios/` as subprocesses (each writes its own run under
@@ -82,8 +88,22 @@ def main() -> None:
         "--xdist-own", action="store_true", help="the fastest count again with xdist's own scheduler"
     )
     parser.add_argument("--whole", default="", help="worker counts for the whole suite, e.g. 4,8")
+    parser.add_argument(
+        "--versus",
+        metavar="COMMIT",
+        default="",
+        help="time the main job and the browser targets here and at COMMIT, back to back (e.g. 47c3236)",
+    )
+    parser.add_argument("--reset", type=int, default=0, metavar="N", help="time N kept-lab resets")
+    parser.add_argument("--runs-to", type=Path, default=None, help="--versus: keep the runs' records here")
     parser.add_argument("pytest_args", nargs="*", help="extra pytest arguments, e.g. -k matrix")
     args = parser.parse_args()
+    if args.reset:
+        print_resets(args.reset)
+    if args.versus:
+        versus(args.versus, args.pytest_args, args.runs_to)
+    if args.reset or args.versus:
+        return
     walls: dict[int, float] = {}
     for n in (int(w) for w in args.workers.split(",")):
         wall, code, last = suite_run(n, args.pytest_args, args.timeline)
@@ -119,6 +139,117 @@ def main() -> None:
             print(f"\nphases of every session, run with -n {fastest}: {wall:.1f} s ({_summary(last)})")
             print_phases(merge_phases(Path(tmp)), fastest, wall)
             print_timelines(merge_timelines(Path(tmp)), _started["epoch"])
+
+
+# ---- this tree beside an earlier commit (issue 22's targets) ----------------------------------------------
+
+MAIN_JOB = ["-n", "auto", "scenarios/"]  # the README's main job (its -n at the earlier commit: BASE_WORKERS)
+BASE_WORKERS = "4"  # the README's main job used -n 4 until workers kept their labs (-n auto since)
+MAIN_TARGET_S, MAIN_RATIO = 120.0, 0.5
+BROWSERS_TARGET_S = 60.0  # the 100 Chromium browser-matrix scenarios, default workers
+TURN_CHROMIUM = ["-n", "4", "-m", "chromium", "-k", "matrix-turn-chromium/", "scenarios/"]
+RESET_TARGET_S = 0.05  # a kept lab's rules swap and flushes, per cell
+
+
+def timed(
+    argv: list[str], tree: Path, extra: list[str], keep: Path | None = None
+) -> tuple[float, int, str, str]:
+    """(wall seconds, exit code, pytest's last line, load averages before/after) of `pytest argv` in `tree`
+    (its own sources first on the path: no install needed); its run directory goes under `keep` if given."""
+    full = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--no-report", *argv, *extra]
+    env = {**os.environ, "PYTHONPATH": str(tree)}
+    before = os.getloadavg()[0]
+    with tempfile.TemporaryDirectory() as tmp:
+        reports = str(keep.resolve()) if keep is not None else tmp
+        t0 = time.perf_counter()
+        out = subprocess.run([*full, "--reports", reports], cwd=tree, env=env, capture_output=True, text=True)
+        wall = time.perf_counter() - t0
+    lines = [line for line in out.stdout.splitlines() if line.strip()]
+    last = lines[-1] if lines else out.stderr.strip()[-200:]
+    return wall, out.returncode, _summary(last), f"load {before:.1f} -> {os.getloadavg()[0]:.1f}"
+
+
+def versus(commit: str, extra: list[str], keep: Path | None = None) -> None:
+    """Each target's run at `commit` (a temporary worktree) and here, back to back, beside its target."""
+    with tempfile.TemporaryDirectory() as tmp:
+        base = Path(tmp) / "base"
+        subprocess.run(
+            ["git", "worktree", "add", "--detach", str(base), commit],
+            cwd=REPO,
+            check=True,
+            capture_output=True,
+        )
+        try:
+            rows = [
+                ("main job", [*MAIN_JOB[:1], BASE_WORKERS, *MAIN_JOB[2:]], MAIN_JOB),
+                ("matrix-turn-chromium -n 4", TURN_CHROMIUM, TURN_CHROMIUM),
+                (
+                    "100 Chromium browser-matrix scenarios",
+                    ["-n", BASE_WORKERS, *BROWSER_MATRICES],
+                    ["-n", "auto", *BROWSER_MATRICES],
+                ),
+            ]
+            for name, base_argv, argv in rows:
+                then = timed(base_argv, base, extra, keep and keep / "base")
+                now = timed(argv, REPO, extra, keep and keep / "here")
+                print_versus(name, commit, then, now)
+        finally:
+            subprocess.run(["git", "worktree", "remove", "--force", str(base)], cwd=REPO, capture_output=True)
+
+
+BROWSER_MATRICES = ["-m", "chromium", "-k", "matrix", "scenarios/"]
+
+
+def print_versus(
+    name: str, commit: str, then: tuple[float, int, str, str], now: tuple[float, int, str, str]
+) -> None:
+    ratio = now[0] / then[0]
+    print(f"{name}: at {commit} {then[0]:6.1f} s ({then[2]}, exit {then[1]}, {then[3]})", flush=True)
+    print(f"{'':{len(name)}}  here {now[0]:6.1f} s ({now[2]}, exit {now[1]}, {now[3]})  ratio {ratio:.2f}")
+    targets = []
+    if name == "main job":
+        targets += [
+            f"<= {MAIN_RATIO}x: {_ok(ratio <= MAIN_RATIO)}",
+            f"<= {MAIN_TARGET_S:.0f} s: {_ok(now[0] <= MAIN_TARGET_S)}",
+        ]
+    elif name.startswith("matrix-turn"):
+        targets.append(f"<= {MAIN_RATIO}x: {_ok(ratio <= MAIN_RATIO)}")
+    else:
+        targets.append(f"<= {BROWSERS_TARGET_S:.0f} s: {_ok(now[0] <= BROWSERS_TARGET_S)}")
+    print(f"{'':{len(name)}}  targets: {', '.join(targets)}", flush=True)
+
+
+def _ok(met: bool) -> str:
+    return "OK" if met else "MISSED"
+
+
+def print_resets(n: int) -> None:
+    """Median and worst of n resets of a kept standard lab (NAT presets cycled): the rules swap and flushes
+    (the target), and the whole reset with coturn's restart and the signaling check."""
+    import statistics
+
+    from netsim.lab import reset
+    from netsim.lab.lab import Lab
+    from netsim.lab.topology import standard_topology
+
+    kinds = ["full-cone", "restricted-cone", "port-restricted-cone", "symmetric", "udp-blocked"]
+    swaps, whole = [], []
+    with Lab(standard_topology("full-cone", "full-cone")) as lab:
+        lab.start_signaling()
+        for i in range(n):
+            t0 = time.perf_counter()
+            steps = reset.reset(lab, standard_topology(kinds[i % 5], kinds[(i * 2 + 1) % 5]))
+            whole.append(time.perf_counter() - t0)
+            swaps.append(steps["rules_s"] + steps["flush_s"])
+    med = statistics.median(swaps)
+    print(
+        f"kept-lab reset, {n} cells: rules swap + flush median {med * 1000:.1f} ms (worst "
+        f"{max(swaps) * 1000:.1f} ms)  target <= {RESET_TARGET_S * 1000:.0f} ms: "
+        f"{_ok(med <= RESET_TARGET_S)}; "
+        f"whole reset with coturn's restart median {statistics.median(whole) * 1000:.1f} ms "
+        f"(load {os.getloadavg()[0]:.1f})",
+        flush=True,
+    )
 
 
 # ---- the phase plugin (loaded in every pytest process with `-p suite` when PHASES_ENV is set) --------------

@@ -1,7 +1,8 @@
-"""pytest plumbing for the scenario suite: one run id across xdist workers, a preloaded peer launcher per
-worker, results appended to reports/<run-id>/results.jsonl, and at the end the same summary, matrix tables
-and HTML report as the netsim commands (netsim.results.finish.finish_run). Every scenario's expected duration
-goes to netsim.suite.shard, which hands the longest out first (xdist) and balances --shard by it."""
+"""pytest plumbing for the scenario suite: one run id across xdist workers, a preloaded peer launcher and a
+kept lab with its browsers per worker (netsim.suite.keep; --fresh-labs: none), results appended to
+reports/<run-id>/results.jsonl, and at the end the same summary, matrix tables and HTML report as the
+netsim commands (netsim.results.finish.finish_run). Every scenario's expected duration goes to
+netsim.suite.shard, which hands the longest out first (xdist) and balances --shard by it."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from netsim import runfiles
 from netsim.results.finish import finish_run
 from netsim.suite.catalog import catalog
 from netsim.suite.expectations import load_expectations
+from netsim.suite.keep import shape
 from netsim.suite.runner import DEFAULT_RETRIES, browsers, expectation_or_none, expected_seconds
 
 SCENARIOS = Path(__file__).resolve().parent
@@ -35,6 +37,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--run-id", default=None, help="run id (default: a new one per pytest run)")
     group.addoption("--no-report", action="store_true", help="skip building the HTML report at the end")
     group.addoption("--pcap", action="store_true", help="capture every session's internet segment (tcpdump)")
+    group.addoption(
+        "--fresh-labs",
+        action="store_true",
+        help="a fresh lab and fresh browsers for every session (default: each worker keeps its lab and "
+        "browsers across the cells that only differ in NAT presets or options; netsim.suite.keep)",
+    )
     group.addoption(
         "--retries",
         type=int,
@@ -59,9 +67,11 @@ def pytest_configure(config: pytest.Config) -> None:
         config.netsim_run_id = config.getoption("--run-id") or runfiles.new_run_id()  # type: ignore[attr-defined]
     from netsim.suite import shard  # imported by pytest_addhooks first, so that pytest can rewrite it
 
+    config.stash[shard.KEEPS] = not config.getoption("--fresh-labs")
     try:
         config.stash[shard.ESTIMATES] = estimates()
         config.stash[shard.BROWSERS] = {scn.id: browsers((scn, 0)) for scn in catalog(SCENARIOS)}
+        config.stash[shard.SHAPES] = {scn.id: shape(scn) for scn in catalog(SCENARIOS)}
     except (ValueError, OSError) as e:  # the stages' input errors: a bad scenario file or expectations table
         raise pytest.UsageError(str(e)) from None
 
@@ -107,6 +117,15 @@ def launcher() -> Iterator[Any]:
 
     with Launcher() as the_launcher:
         yield the_launcher
+
+
+@pytest.fixture(scope="session")
+def keeper(launcher: Any, pytestconfig: pytest.Config) -> Iterator[Any]:
+    """The worker's kept lab and browsers (netsim.suite.keep), torn down when the worker ends."""
+    from netsim.suite.keep import Keeper
+
+    with Keeper(launcher, enabled=not pytestconfig.getoption("--fresh-labs")) as the_keeper:
+        yield the_keeper
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:

@@ -1,4 +1,5 @@
-"""The scenario suite: every pairing in its own fresh lab, asserted against scenarios/expected.toml."""
+"""The scenario suite: every pairing in its worker's kept lab or a fresh one (netsim.suite.keep), asserted
+against scenarios/expected.toml."""
 
 from __future__ import annotations
 
@@ -35,6 +36,7 @@ def test_scenario(
     scn: Scenario,
     repeat: int,
     launcher: Any,
+    keeper: Any,
     run_dir: Path,
     expectations: dict[str, Any],
     pytestconfig: pytest.Config,
@@ -42,7 +44,9 @@ def test_scenario(
     run_id = pytestconfig.netsim_run_id  # type: ignore[attr-defined]
     pcap_dir = run_dir / "pcap" if pytestconfig.getoption("--pcap") else None
     retries = pytestconfig.getoption("--retries")
-    record, problem = run_one(scn, launcher, expectations, run_id, repeat, pcap_dir=pcap_dir, retries=retries)
+    record, problem = run_one(
+        scn, launcher, expectations, run_id, repeat, pcap_dir=pcap_dir, retries=retries, keeper=keeper
+    )
     runfiles.append_record(run_dir, record)
     if record.get("outcome") == "inconclusive":  # load, not the NAT: never reported as a verdict
         pytest.fail(f"{scn.id}: {problem}", pytrace=False)

@@ -116,6 +116,7 @@ def test_a_pair_record_has_no_suite_keys() -> None:
         "experiment",
         "mismatch",
         "pcap",
+        "lab_use",
     }
     # a held call's; absent in old records
     session_optional = {"call", "cpu_wait", "load", "infrastructure", "families"}

@@ -1,7 +1,8 @@
 """The Chromium stack's adapter, and the pool of browsers every browser stack uses: the browsers of a run,
-one per (host namespace, options), each closed when its last session ended; a session is one
-`netsimPeer(cfg)` in its browser's page. The pool holds any `PooledBrowser` (Chromium here, Firefox in
-netsim.peers.firefox_pool)."""
+one per (host namespace, options), each closed when its last session ended, or, in a pool that `keep`s
+them (a suite worker's kept lab, netsim.suite.keep), left running for the next cell's sessions until
+`drop`ped; one that died is replaced, never reused. A session is one `netsimPeer(cfg)` in its browser's
+page. The pool holds any `PooledBrowser` (Chromium here, Firefox in netsim.peers.firefox)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import contextlib
 import threading
 import time
 from collections.abc import Callable, Hashable, Sequence
+from pathlib import Path
 from typing import Any, Protocol
 
 from netsim.peers.adapter import Bound, PeerPlace
@@ -102,15 +104,23 @@ class Browsers:
         self.make = make
         self.key = key
         self.browsers: dict[Hashable, PooledBrowser] = {}
+        self.netns: dict[Hashable, str] = {}  # key -> the namespace its browser runs in
         self.closing: list[concurrent.futures.Future[Any]] = []
+        self.keep = False  # idle browsers stay up for the next sessions (until drop)
+        self.started = 0  # browsers this pool started (bench, tests)
         self._lock = threading.Lock()
 
     def _get(self, spec: Any) -> PooledBrowser:
         key = self.key(spec)
         with self._lock:
             b = self.browsers.get(key)
+            if b is not None and b.refs == 0 and dead(b):  # a kept browser that died: never reused
+                b.kill()
+                b = None
             if b is None or b.crashed:
                 b = self.browsers[key] = self.make(spec, self.controller)
+                self.netns[key] = spec.netns
+                self.started += 1
                 self.controller.submit(b.ensure_started())
         return b
 
@@ -138,12 +148,30 @@ class Browsers:
     def release(self, browser: PooledBrowser) -> None:
         with self._lock:
             browser.refs -= 1
-            if browser.refs > 0:
+            if browser.refs > 0 or (self.keep and not browser.crashed):
                 return
             for key, b in list(self.browsers.items()):
                 if b is browser:
                     del self.browsers[key]
         self.closing.append(self.controller.submit(browser.close()))
+
+    def drop(self, netns_prefix: str = "") -> int:
+        """Close the idle browsers whose namespace starts with `netns_prefix` (every idle one by default),
+        in the background; returns how many."""
+        with self._lock:
+            gone = [
+                k
+                for k, b in self.browsers.items()
+                if b.refs <= 0 and self.netns.get(k, "").startswith(netns_prefix)
+            ]
+            browsers = [self.browsers.pop(k) for k in gone]
+        self.closing += [self.controller.submit(b.close()) for b in browsers]
+        return len(browsers)
+
+    def alive(self) -> int:
+        """Browsers up now (kept or in use)."""
+        with self._lock:
+            return sum(not b.crashed for b in self.browsers.values())
 
     def close(self) -> None:
         """Close every browser (waiting for those already closing) and stop the controller."""
@@ -157,6 +185,20 @@ class Browsers:
         for b in left:  # if closing timed out
             b.kill()
         self.controller.close()
+
+
+def dead(browser: PooledBrowser) -> bool:
+    """Whether a browser crashed or its process is gone (or a zombie)."""
+    if browser.crashed:
+        return True
+    pid = getattr(browser, "pid", None)
+    if pid is None:
+        return False
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state in ("Z", "X")
 
 
 def browser_spec(place: PeerPlace) -> BrowserSpec:

@@ -62,6 +62,7 @@ from netsim.records.run import MergedInput, RunInfo
 from netsim.records.session import (
     Expected,
     Families,
+    LabUse,
     LaunchFigures,
     NeedsRelayRun,
     ResultRecord,
@@ -72,6 +73,7 @@ from netsim.records.session import (
 )
 
 __all__ = [
+    "LabUse",
     "Attempt",
     "Families",
     "LoadJudgement",

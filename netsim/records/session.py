@@ -65,6 +65,15 @@ class Families(TypedDict):
     ipv6_pair: bool  # an IPv6 pair was selected at some time, by either side
 
 
+class LabUse(TypedDict):
+    """The lab a suite session ran in: built for its cell, or kept from the worker's earlier cells and reset
+    (netsim.suite.keep, netsim.lab.reset)."""
+
+    kept: bool  # false: built for this cell
+    cells: int  # cells the lab has served, this one included
+    reset_s: float | None  # a kept lab's reset before this cell (rules, flushes, coturn); null when built
+
+
 class ResultRecord(TypedDict):
     """One session: one line of results.jsonl."""
 
@@ -79,6 +88,7 @@ class ResultRecord(TypedDict):
     experiment: NotRequired[Experiment]
     mismatch: NotRequired[str | None]  # expectation and outcome side by side
     pcap: NotRequired[str | None]  # capture file, relative to the run directory
+    lab_use: NotRequired[LabUse]  # whether the lab was fresh or kept, and the cells it served
     # --- the session ---
     schema_version: int  # SCHEMA_VERSION of the netsim that wrote it
     nat_a: str | None  # NAT kind in front of each host; null when the topology does not say

@@ -26,7 +26,7 @@ from netsim import runfiles
 from netsim.lab import nftables
 from netsim.lab.lab import Lab
 from netsim.lab.nat import preset
-from netsim.lab.topology import Site, Topology
+from netsim.lab.topology import Carrier, Site, Topology
 from netsim.peers.browser import page_directory
 from netsim.peers.launcher import Launcher
 from netsim.records import Attempt, ResultRecord
@@ -43,6 +43,7 @@ from netsim.suite.scenario import Scenario
 from netsim.vocab import AIORTC, PASSED, PION, UDP_BLOCKED, VIOLATED
 
 MAX_PAIRS = 120  # two sites a pair; site N's WAN is 198.18.N.1 and its LAN 10.N.0.0/24
+CARRIER_WAN_BASE = 100  # carrier C's WAN is 198.18.(100 + C).1 (netsim.lab.topology.plan)
 # The kernel's ARP table is one for all namespaces, capped by the root namespace's gc_thresh3 (1024 by
 # default), which netsim must not change; past the cap new entries fail ("neighbor table overflow") and late
 # sessions cannot reach the signaling server at all. The crowd's lab resolves its neighbours statically
@@ -67,8 +68,12 @@ LOAD_DEADLINE_S = 0.1  # extra connect deadline per session running at once
 
 
 def crowd_topology(scenarios: list[Scenario]) -> tuple[Topology, list[tuple[str, str]]]:
-    """One topology with two sites per scenario (its NAT kinds; plain kinds and udp-blocked only), and the
-    (host a, host b) of each scenario in order."""
+    """One topology with two sites per scenario (its NAT kinds: plain, udp-blocked or CGN-layered), and the
+    (host a, host b) of each scenario in order.
+
+    CGN-layered homes sit behind carriers shared as in the field: one carrier per CGN kind and side, so
+    that many homes share it but a pairing's two homes never do (in its own lab each side has a carrier of
+    its own; two homes behind one CGN would be a different cell, hairpinning through it)."""
     most = max_pairs()
     if not 0 < len(scenarios) <= most:
         why = (
@@ -81,19 +86,38 @@ def crowd_topology(scenarios: list[Scenario]) -> tuple[Topology, list[tuple[str,
             f"--size: one lab holds 1 to {most} pairs here, got {got} ({why}; see docs/population.md)"
         )
     sites, hosts = [], []
+    carriers: dict[tuple[str, str], Carrier] = {}
     for i, scn in enumerate(scenarios):
         pair = []
         for side, kind in (("a", scn.nat_a), ("b", scn.nat_b)):
             home, cgn = split_kind(kind)
+            behind = None
             if cgn is not None:
-                raise MixError(
-                    f"--concurrent: CGN-layered kinds ({kind}) need a lab per pair; drop --concurrent"
-                )
+                carrier = carriers.setdefault((cgn, side), Carrier(f"cgn{len(carriers)}{side}", preset(cgn)))
+                behind = carrier.name
             host = f"h{i}{side}"
-            sites.append(Site(f"r{i}{side}", preset(home), (host,)))
+            sites.append(Site(f"r{i}{side}", preset(home), (host,), behind=behind))
             pair.append(host)
         hosts.append((pair[0], pair[1]))
-    return Topology("crowd", sites=tuple(sites)), hosts
+    return Topology(
+        "crowd", sites=_clear_of_carriers(sites, len(carriers)), carriers=tuple(carriers.values())
+    ), hosts
+
+
+def _clear_of_carriers(sites: list[Site], carriers: int) -> tuple[Site, ...]:
+    """The sites in an order where the N-th (1-based) with a public WAN 198.18.N.1 never takes a carrier's
+    198.18.(100 + C).1: positions 101 to 100 + carriers go to sites behind a carrier (every carrier has
+    one, so there are enough)."""
+    if len(sites) <= CARRIER_WAN_BASE or not carriers:
+        return tuple(sites)
+    behind = [s for s in sites if s.behind is not None]
+    spots = range(CARRIER_WAN_BASE, CARRIER_WAN_BASE + carriers)  # 0-based positions 100..
+    moved = {id(s) for s in behind[: len(spots)]}
+    rest = iter(s for s in sites if id(s) not in moved)
+    out: list[Site] = []
+    for pos in range(len(sites)):
+        out.append(behind[pos - CARRIER_WAN_BASE] if pos in spots else next(rest))
+    return tuple(out)
 
 
 def neigh_cap() -> int:

@@ -17,6 +17,7 @@ peers and browsers), waits a few seconds, and raises KeyboardInterrupt; records 
 from __future__ import annotations
 
 import contextlib
+import functools
 import multiprocessing
 import os
 import signal
@@ -65,17 +66,23 @@ def _forward_to_main_thread() -> None:
     threading.Thread(target=watch, name="signal-forward", daemon=True).start()
 
 
-def worker_main(conn: Connection, work: Callable[[Any, Any], Any], context: Any) -> None:
-    """A worker: `work(task, launcher)` for every task on the pipe until None; results go back on it.
+def worker_main(conn: Connection, work: Callable[[Any, Any], Any], context: Any, keep: bool = True) -> None:
+    """A worker: `work(task, (keeper, context))` for every task on the pipe until None, with the worker's
+    launcher and kept lab (netsim.suite.keep; `keep` False: a fresh lab per task); results go back on it.
     An OSError from writing the records comes back as ("write-error", text) and ends the worker."""
     from netsim.peers.launcher import Launcher
+    from netsim.suite.keep import Keeper
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _term_as_exit)
     _forward_to_main_thread()
-    with contextlib.suppress(EOFError, OSError, SystemExit), Launcher() as launcher:
+    with (
+        contextlib.suppress(EOFError, OSError, SystemExit),
+        Launcher() as launcher,
+        Keeper(launcher, keep) as k,
+    ):
         while (task := conn.recv()) is not None:
-            conn.send(work(task, (launcher, context)))
+            conn.send(work(task, (k, context)))
     # Everything it made is gone (labs torn down, launcher closed): skip the interpreter's finalization,
     # whose garbage collection took 5-20 s in workers on a loaded machine and held up Ctrl-C.
     sys.stdout.flush()
@@ -83,14 +90,27 @@ def worker_main(conn: Connection, work: Callable[[Any, Any], Any], context: Any)
     os._exit(0)
 
 
-def pick(pending: list[Any], browsers: Callable[[Any], int], in_flight: int, cap: int) -> int | None:
+def pick(
+    pending: list[Any],
+    browsers: Callable[[Any], int],
+    in_flight: int,
+    cap: int,
+    near: Callable[[Any, Any], bool] | None = None,
+) -> int | None:
     """Index of the first (longest) pending task that fits under the browser cap; a task with browsers
-    always fits when none are in flight (else a cap below a session's two browsers would stall)."""
-    for i, task in enumerate(pending):
-        need = browsers(task)
-        if need == 0 or in_flight == 0 or in_flight + need <= cap:
-            return i
-    return None
+    always fits when none are in flight (else a cap below a session's two browsers would stall). With
+    `near`, a later fitting task that is near(first, task) (the worker's kept lab serves it, and it is
+    nearly as long) comes first."""
+    fits = [
+        i
+        for i, task in enumerate(pending)
+        if (need := browsers(task)) == 0 or in_flight == 0 or in_flight + need <= cap
+    ]
+    if not fits:
+        return None
+    if near is not None:
+        return next((i for i in fits if near(pending[fits[0]], pending[i])), fits[0])
+    return fits[0]
 
 
 def run_parallel(
@@ -100,22 +120,29 @@ def run_parallel(
     jobs: int,
     browsers: Callable[[Any], int],
     max_browsers: int,
+    keep: bool = True,
+    near: Callable[[Any, Any, Any], bool] | None = None,
 ) -> Generator[Any, None, None]:
-    """Yield each task's result as workers finish them (`tasks` longest first)."""
+    """Yield each task's result as workers finish them (`tasks` longest first). Workers that `keep` their
+    labs keep their browsers too: a browser starts once per worker, so the cap on browsers in flight
+    (which is about start-ups) is lifted, and `near(last, first, task)` says which task a worker whose
+    last task was `last` takes before `first`, the longest (netsim.suite.runner.near: same lab shape)."""
     ctx = multiprocessing.get_context("spawn")
     workers: list[tuple[Any, Connection]] = []
+    max_browsers = max(max_browsers, 2 * jobs) if keep else max_browsers
     for _ in range(min(jobs, len(tasks))):
         here, there = ctx.Pipe()
-        proc = ctx.Process(target=worker_main, args=(there, work, context), daemon=True)
+        proc = ctx.Process(target=worker_main, args=(there, work, context, keep), daemon=True)
         proc.start()
         there.close()
         workers.append((proc, here))
     busy: dict[int, Any] = {}  # worker index -> its task
+    last: dict[int, Any] = {}  # worker index -> the last task it was given
     pending = list(tasks)
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         while pending or busy:
-            _dispatch(workers, busy, pending, browsers, max_browsers)
+            _dispatch(workers, (busy, last), pending, browsers, max_browsers, near if keep else None)
             ready = wait([conn for i, (_, conn) in enumerate(workers) if i in busy], timeout=POLL_S)
             for i, (proc, conn) in enumerate(workers):
                 if conn not in ready or i not in busy:
@@ -143,19 +170,23 @@ def _interrupt(signum: int, frame: object) -> None:
 
 def _dispatch(
     workers: list[tuple[Any, Connection]],
-    busy: dict[int, Any],
+    given: tuple[dict[int, Any], dict[int, Any]],
     pending: list[Any],
     browsers: Callable[[Any], int],
     cap: int,
+    near: Callable[[Any, Any, Any], bool] | None,
 ) -> None:
+    busy, last = given
     for i, (proc, conn) in enumerate(workers):
         if i in busy or not pending or not proc.is_alive():
             continue
         in_flight = sum(browsers(t) for t in busy.values())
-        chosen = pick(pending, browsers, in_flight, cap)
+        before = last.get(i)
+        close = None if near is None or before is None else functools.partial(near, before)
+        chosen = pick(pending, browsers, in_flight, cap, close)
         if chosen is None:
             return
-        busy[i] = pending.pop(chosen)
+        busy[i] = last[i] = pending.pop(chosen)
         conn.send(busy[i])
 
 
@@ -182,6 +213,7 @@ def _stop(workers: list[tuple[Any, Connection]], busy: dict[int, Any]) -> None:
 SESSION_GIB = 0.25  # an aiortc session: its lab, four peer processes, coturn's share (peak ~0.1 GiB)
 BROWSER_GIB = 0.5  # a Chromium side at start (130-390 MiB measured, docs/peers.md) with headroom
 SESSIONS_PER_CORE = 2  # an aiortc session mostly waits for the network (a failing pairing: its deadline)
+KEPT_BROWSERS = 2  # a worker that keeps its lab keeps a browser per host of the standard lab
 
 
 def cores() -> int:
@@ -202,8 +234,9 @@ def available_gib() -> float:
 
 def auto_jobs() -> tuple[int, int]:
     """(sessions at once, browsers in flight) for this machine: two sessions per core, one browser per core
-    (a browser's start takes a core for about a second), both within the memory available."""
+    (a browser's start takes a core for about a second), both within the memory available; every worker
+    may keep KEPT_BROWSERS browsers alive (netsim.suite.keep), which counts against it."""
     n, gib = cores(), available_gib()
-    jobs = max(1, min(SESSIONS_PER_CORE * n, int(gib / SESSION_GIB)))
+    jobs = max(1, min(SESSIONS_PER_CORE * n, int(gib / (SESSION_GIB + KEPT_BROWSERS * BROWSER_GIB))))
     browsers = max(1, min(n, int(gib / BROWSER_GIB)))
     return jobs, browsers

@@ -1,5 +1,6 @@
-"""Running scenarios: each in a fresh lab, its record checked against its expectation and appended to the
-run's results.jsonl (the results stage's `finish_run` then writes the summary and the report).
+"""Running scenarios: each in its worker's kept lab or a fresh one (netsim.suite.keep), its record checked
+against its expectation and appended to the run's results.jsonl (the results stage's `finish_run` then
+writes the summary and the report).
 
 The lab, the session and the launcher are imported where a session runs: the pytest controller (which only
 schedules and reports) starts its workers ~0.3 s sooner without them."""
@@ -7,6 +8,7 @@ schedules and reports) starts its workers ~0.3 s sooner without them."""
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Generator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +25,7 @@ from netsim.vocab import BROWSERS, CHROMIUM, FIREFOX, INCONCLUSIVE, PASSED, UNCH
 
 if TYPE_CHECKING:
     from netsim.peers.launcher import Launcher
+    from netsim.suite.keep import Keeper
 
 # Scheduling estimates (bench/suite.py --phases): a session's lab, services, peers, connect and teardown on
 # an idle 2-core machine, and what each browser side adds (its start and its slower close): Chromium's
@@ -41,9 +44,11 @@ def run_one(
     strict: bool = True,
     pcap_dir: Path | None = None,
     retries: int = DEFAULT_RETRIES,
+    keeper: Keeper | None = None,
 ) -> tuple[ResultRecord, str | None]:
-    """Run a scenario in a fresh lab; the result record (with expectation and outcome) and any problem: the
-    mismatch of a violated expectation, or why a session stayed inconclusive.
+    """Run a scenario in a fresh lab, or in `keeper`'s kept lab when it may; the result record (with
+    expectation and outcome) and any problem: the mismatch of a violated expectation, or why a session
+    stayed inconclusive.
 
     An attempt that load made inconclusive (netsim.session.load) is run again in a fresh lab, up to
     `retries` times, each with a longer connect deadline; the record is the last attempt's and keeps them
@@ -52,37 +57,52 @@ def run_one(
     researcher's own file from the command line) it runs and records no expectation.
     pcap_dir: capture the internet segment into pcap_dir/<scenario>-r<repeat>.pcap (recorded relative to
     its parent, the run directory).
+    keeper: the worker's kept lab (netsim.suite.keep); without one, every attempt builds its own.
     """
     expected = expectation_or_none(scn, table, strict)
     exp = experiment(scn)  # before the run: a rules file may change while it runs
     attempts: list[Attempt] = []
     for attempt in range(retries + 1):
         deadline = retry_deadline(scn.options.deadline_s, attempt)
-        record, pcap = _attempt(scn, launcher, deadline, repeat, attempt, pcap_dir)
+        record, pcap = _attempt(scn, launcher, deadline, (repeat, attempt), pcap_dir, keeper)
         attempts.append(attempt_entry(record, deadline))
         if not attempts[-1]["inconclusive"]:
             break
     record["attempts"] = attempts
     problem = label(record, scn, run_id, repeat, expected, exp)
+    if keeper is not None:
+        keeper.after(record)
     record["pcap"] = None if pcap is None else str(pcap.relative_to(pcap.parent.parent))
     return record, problem
 
 
 def _attempt(
-    scn: Scenario, launcher: Launcher, deadline_s: float, repeat: int, attempt: int, pcap_dir: Path | None
+    scn: Scenario,
+    launcher: Launcher,
+    deadline_s: float,
+    which: tuple[int, int],
+    pcap_dir: Path | None,
+    keeper: Keeper | None,
 ) -> tuple[ResultRecord, Path | None]:
-    """One attempt of a scenario's session in a fresh lab, with this connect deadline."""
-    from netsim.lab.lab import Lab
+    """One attempt (`which`: repeat, attempt) of a scenario's session with this connect deadline, in a
+    fresh lab or the kept one (a capture gets a lab of its own; a retry a freshly built one)."""
     from netsim.session.run import run_session
+    from netsim.suite.keep import Keeper
 
+    repeat, attempt = which
     opts = scn.options if deadline_s == scn.options.deadline_s else scn.options.replace(deadline_s=deadline_s)
     pcap: Path | None = None
-    with Lab(scn.topology) as lab, contextlib.ExitStack() as stack:
-        if pcap_dir is not None:
-            pcap_dir.mkdir(parents=True, exist_ok=True)
-            name = f"{scn.id.replace('/', '--')}-r{repeat}" + (f"-a{attempt}" if attempt else "")
-            pcap = stack.enter_context(lab.capture(pcap_dir / f"{name}.pcap"))
-        return run_session(lab, opts, launcher=launcher), pcap
+    keeper = keeper or Keeper(launcher, enabled=False)
+    with keeper.lab_for(scn, own=pcap_dir is not None, fresh=attempt > 0) as (lab, use):
+        with contextlib.ExitStack() as stack:
+            if pcap_dir is not None:
+                pcap_dir.mkdir(parents=True, exist_ok=True)
+                name = f"{scn.id.replace('/', '--')}-r{repeat}" + (f"-a{attempt}" if attempt else "")
+                pcap = stack.enter_context(lab.capture(pcap_dir / f"{name}.pcap"))
+            record = run_session(lab, opts, launcher=launcher)
+        record["lab_use"] = use
+        keeper.after(record)
+        return record, pcap
 
 
 def attempt_entry(record: ResultRecord, deadline_s: float) -> Attempt:
@@ -238,21 +258,44 @@ def schedule(scenarios: list[Scenario], repeats: int, table: dict[str, Any] | No
     return sorted(tasks, key=lambda task: -cost[task[0].id])
 
 
+AFFINITY = 0.5  # a worker takes a task of its kept lab's shape if it is at least this share as long
+
+
+def near(known: tuple[dict[str, str], dict[str, float]], last: Task, first: Task, task: Task) -> bool:
+    """Whether a worker whose last task was `last` should take `task` before `first` (the longest that
+    fits): its kept lab serves it (`known`: each scenario's lab shape, netsim.suite.keep.shape, and
+    expected seconds) and it is nearly as long."""
+    shapes, cost = known
+    wanted = shapes[last[0].id]
+    if not wanted or shapes[task[0].id] != wanted:
+        return False
+    return cost[task[0].id] >= AFFINITY * cost[first[0].id]
+
+
 def browsers(task: Task) -> int:
     """Browsers a task's session starts (Chromium or Firefox sides; 0 for aiortc on both sides)."""
     opts = task[0].options
     return (opts.peer_a in BROWSERS) + (opts.peer_b in BROWSERS)
 
 
-def run_task(task: Task, env: tuple[Launcher, RunContext]) -> Done | tuple[str, str]:
-    """One session into the run directory; a record that cannot be written stops the run (a full disk),
-    reported as ("write-error", what); any other error is reported and the run goes on."""
-    launcher, (table, directory, pcap, retries) = env
+def run_task(task: Task, env: tuple[Keeper, RunContext]) -> Done | tuple[str, str]:
+    """One session into the run directory (in the worker's kept lab when it may); a record that cannot be
+    written stops the run (a full disk), reported as ("write-error", what); any other error is reported
+    and the run goes on."""
+    keeper, (table, directory, pcap, retries) = env
     scn, repeat = task
     pcap_dir = directory / "pcap" if pcap else None
     try:
         record, problem = run_one(
-            scn, launcher, table, directory.name, repeat, strict=False, pcap_dir=pcap_dir, retries=retries
+            scn,
+            keeper.launcher,
+            table,
+            directory.name,
+            repeat,
+            strict=False,
+            pcap_dir=pcap_dir,
+            retries=retries,
+            keeper=keeper,
         )
     except Exception as exc:  # reported, counted as violated; the run goes on
         return Done(scn.id, repeat, "error", None, VIOLATED, f"{type(exc).__name__}: {exc}")
@@ -279,10 +322,12 @@ def run_many(
     jobs: int = 1,
     retries: int = DEFAULT_RETRIES,
     max_browsers: int | None = None,
+    keep: bool = True,
 ) -> Counts:
-    """Run every scenario `repeats` times into `directory`, `jobs` sessions at a time (each in its own lab,
-    each worker with its own launcher, at most `max_browsers` browsers starting or running at once); shows
-    progress and returns how the sessions ended. A full disk raises parallel.WriteStop naming the path."""
+    """Run every scenario `repeats` times into `directory`, `jobs` sessions at a time (each worker with its
+    own launcher and, with `keep`, its kept lab and browsers (netsim.suite.keep), at most `max_browsers`
+    browsers starting or running at once; unlimited when workers keep theirs); shows progress and returns
+    how the sessions ended. A full disk raises parallel.WriteStop naming the path."""
     from netsim.suite import parallel
 
     tasks = schedule(scenarios, repeats, table)
@@ -290,9 +335,11 @@ def run_many(
     context: RunContext = (table, directory, pcap, retries)
     cap = max_browsers if max_browsers is not None else jobs * 2
     items = (
-        _run_serial(tasks, context)
+        _run_serial(tasks, context, keep)
         if jobs == 1
-        else parallel.run_parallel(tasks, run_task, context, jobs, browsers, cap)
+        else parallel.run_parallel(
+            tasks, run_task, context, jobs, browsers, cap, keep, _near(scenarios, table)
+        )
     )
     # closing: an interrupt while a result is shown ends the workers now, not when the generator is collected
     with RunProgress(len(tasks)) as progress, contextlib.closing(items):
@@ -307,9 +354,20 @@ def run_many(
     return counts
 
 
-def _run_serial(tasks: list[Task], context: RunContext) -> Generator[Done | tuple[str, str], None, None]:
-    from netsim.peers.launcher import Launcher
+def _near(scenarios: list[Scenario], table: dict[str, Any]) -> Any:
+    from netsim.suite.keep import shape
 
-    with Launcher() as launcher:
+    shapes = {scn.id: shape(scn) for scn in scenarios}
+    cost = {scn.id: expected_seconds(scn, expectation_or_none(scn, table)) for scn in scenarios}
+    return functools.partial(near, (shapes, cost))
+
+
+def _run_serial(
+    tasks: list[Task], context: RunContext, keep: bool
+) -> Generator[Done | tuple[str, str], None, None]:
+    from netsim.peers.launcher import Launcher
+    from netsim.suite.keep import Keeper
+
+    with Launcher() as launcher, Keeper(launcher, keep) as keeper:
         for task in tasks:
-            yield run_task(task, (launcher, context))
+            yield run_task(task, (keeper, context))

@@ -45,6 +45,13 @@ AHEAD: Final = 2  # tests a worker holds: the one it runs and the next (xdist ne
 # Browsers each test starts, by parameter id (set by the suite's conftest): the scheduler keeps the browsers
 # held by workers within the machine's cap (netsim.suite.parallel.auto_jobs), so aiortc tests run wider.
 BROWSERS: Final = pytest.StashKey[dict[str, int]]()
+# Whether workers keep their labs and browsers (netsim.suite.keep): a browser then starts once per worker,
+# and the cap, which is about browser start-ups, is lifted.
+KEEPS: Final = pytest.StashKey[bool]()
+# The lab shape each test needs, by parameter id (netsim.suite.keep.shape; "" for a lab of its own): with
+# KEEPS, a worker is sent a test of the shape its last one had when one is nearly as long as the longest.
+SHAPES: Final = pytest.StashKey[dict[str, str]]()
+AFFINITY: Final = 0.5  # ... nearly: at least this share of the longest pending test's expected seconds
 
 
 class ShardError(InputError):
@@ -210,6 +217,11 @@ class LongestFirstScheduling(LoadScheduling):
     collection: list[str] | None  # set by LoadScheduling.__init__ (declared for mypy)
     browsers: list[int]  # per collected test, set at the first deal
     browser_cap: int
+    keeps: bool  # workers keep their labs and browsers (KEEPS)
+    warm: set[WorkerController]  # ... and these finished a test with browsers: theirs are up
+    shapes: list[str]  # per collected test, the lab it needs (netsim.suite.keep); empty without KEEPS
+    cost: list[float]
+    last_shape: dict[WorkerController, str]
 
     def schedule(self) -> None:
         """The first deal, once every worker has collected (later calls only top workers up)."""
@@ -223,18 +235,29 @@ class LongestFirstScheduling(LoadScheduling):
         collection: list[str] = next(iter(self.node2collection.values()))
         self.collection = collection
         stored, estimates = self.config.stash[_STORED], self.config.stash.get(ESTIMATES, {})
-        self.pending[:] = longest_first(costs(collection, stored, estimates))
+        self.cost = costs(collection, stored, estimates)
+        self.pending[:] = longest_first(self.cost)
         from netsim.suite.parallel import auto_jobs
 
+        self.keeps = self.config.stash.get(KEEPS, False)
+        self.warm = set()
         self.browser_cap = auto_jobs()[1]
         known = self.config.stash.get(BROWSERS, {})
         self.browsers = [known.get(param_id(nid) or "", 0) for nid in collection]
+        shapes = self.config.stash.get(SHAPES, {}) if self.keeps else {}
+        self.shapes = [shapes.get(param_id(nid) or "", "") for nid in collection]
+        self.last_shape = {}
         nodes = self.nodes
         for i in first_deal(len(nodes)):
             self._send_next(nodes[i])
         if not self.pending:  # every test is out: the workers may run their last ones
             for node in nodes:
                 node.shutdown()
+
+    def mark_test_complete(self, node: WorkerController, item_index: int, duration: float = 0) -> None:
+        if self.keeps and self.browsers[item_index]:
+            self.warm.add(node)
+        super().mark_test_complete(node, item_index, duration)
 
     def check_schedule(self, node: WorkerController, duration: float = 0) -> None:
         """Top the worker up to AHEAD tests from the longest pending; with none left, let it finish."""
@@ -248,17 +271,37 @@ class LongestFirstScheduling(LoadScheduling):
 
     def _send_next(self, node: WorkerController) -> None:
         """Send the node the longest pending test that keeps the browsers held by workers within the cap;
-        when none does, the longest (a worker must get its next test to run the one it holds)."""
-        held = sum(self.browsers[i] for pending in self.node2pending.values() for i in pending)
-        chosen = next(
-            (
-                k
-                for k, i in enumerate(self.pending)
-                if self.browsers[i] == 0 or held + self.browsers[i] <= self.browser_cap
-            ),
-            0,
+        when none does, the longest (a worker must get its next test to run the one it holds). Among those
+        that fit, one whose lab has the shape of the node's last test comes first if it is nearly as long
+        (the worker's kept lab serves it). With KEEPS the cap is on browser start-ups: a warm worker's
+        browsers are up, so only tests held by the others count, and a warm worker's tests always fit."""
+        held = sum(
+            self.browsers[i]
+            for other, pending in self.node2pending.items()
+            if not (self.keeps and other in self.warm)
+            for i in pending
         )
+        warm = self.keeps and node in self.warm
+        fits = [
+            k
+            for k, i in enumerate(self.pending)
+            if self.browsers[i] == 0 or warm or held + self.browsers[i] <= self.browser_cap
+        ]
+        chosen = fits[0] if fits else 0
+        shape = self.last_shape.get(node, "")
+        if shape and fits:
+            floor = AFFINITY * self.cost[self.pending[fits[0]]]
+            chosen = next(
+                (
+                    k
+                    for k in fits
+                    if self.shapes[self.pending[k]] == shape and self.cost[self.pending[k]] >= floor
+                ),
+                chosen,
+            )
         index = self.pending.pop(chosen)
+        if self.shapes:
+            self.last_shape[node] = self.shapes[index]
         self.node2pending[node].append(index)
         node.send_runtest_some([index])
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from netsim.lab.topology import plan
 from netsim.suite import crowd
 from netsim.suite.catalog import population
 from netsim.suite.expectations import load_expectations
@@ -44,8 +45,25 @@ def test_addressing_bounds_a_lab_whose_neighbours_are_static(
         MixError, match=r"^--size: one lab holds 1 to 120 pairs here, got 121 \(two sites a pair"
     ):
         crowd.crowd_topology(population(121, {"open": 1.0}, seed=1))
-    with pytest.raises(MixError, match=r"CGN-layered kinds \(full-cone\+cgn-symmetric\) need a lab per pair"):
-        crowd.crowd_topology(population(1, {"full-cone+cgn-symmetric": 1.0}, seed=1))
+
+
+def test_homes_share_carriers_but_a_pair_never_shares_one() -> None:
+    mix = {"full-cone+cgn-symmetric": 1.0, "port-restricted-cone+cgn-port-restricted-cone": 1.0, "open": 1.0}
+    scns = population(120, mix, seed=5)
+    topo, hosts = crowd.crowd_topology(scns)
+    behind = {s.hosts[0]: s.behind for s in topo.sites}
+    kinds = {c.name: c.nat.kind for c in topo.carriers}
+    assert len(topo.carriers) == 4  # one per CGN kind and side
+    for scn, (a, b) in zip(scns, hosts, strict=True):
+        for host, kind in ((a, scn.nat_a), (b, scn.nat_b)):
+            assert (behind[host] is not None) == ("+cgn-" in kind)
+            if behind[host] is not None:
+                assert kinds[str(behind[host])] == kind.split("+cgn-")[1]
+        assert behind[a] is None or behind[a] != behind[b]
+    assert max(sum(b == c.name for b in behind.values()) for c in topo.carriers) > 10  # many homes each
+    # 240 sites: no site's public WAN takes a carrier's (198.18.101.1 ...), every address is unique
+    internet = [i.address for n in plan(topo).values() for i in n.ifaces if i.link == "internet"]
+    assert len(internet) == len(set(internet))
 
 
 def test_a_small_neighbour_table_still_bounds_a_lab(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -105,3 +123,40 @@ def test_a_crowd_shares_one_turn_server(tmp_path: Path) -> None:
     assert stats.allocations >= 6  # one shared coturn served them all
     assert stats.relayed_bytes is not None and stats.relayed_bytes > 0  # prc x symmetric: relayed
     assert all(r["needs_relay_run"] is None and r["outcome"] == "passed" for r in records)
+
+
+@pytest.mark.root
+@pytest.mark.usefixtures("no_leftovers")
+def test_a_crowd_with_carriers_gives_every_pair_its_solo_verdict(tmp_path: Path) -> None:
+    """CGN-layered homes behind shared carriers: each pairing reaches the answer its cell gives alone (the
+    same verdict, or both connected where the cell needs no relay: a relay may win the nomination race)."""
+    from netsim.peers.launcher import Launcher
+    from netsim.suite.runner import run_one
+
+    mix = {"full-cone+cgn-symmetric": 1.0, "port-restricted-cone": 1.0, "full-cone+cgn-full-cone": 1.0}
+    scns = population(8, mix, seed=2)
+    table = load_expectations(SCENARIOS / "expected.toml")
+    counts, stats = crowd.run_crowd(scns, 8, table, tmp_path, show=lambda line: None)
+    lines = (tmp_path / "results.jsonl").read_text().splitlines()
+    records = {r["scenario"]: r for r in map(json.loads, lines)}
+    assert len(records) == 8 and counts.inconclusive <= 2  # load, not the NATs: left out below
+    solo: dict[tuple[str, str], tuple[str, bool | None]] = {}
+    with Launcher() as launcher:
+        for scn in scns:
+            if (scn.nat_a, scn.nat_b) not in solo:
+                record, _ = run_one(scn, launcher, table, None, strict=False)
+                solo[(scn.nat_a, scn.nat_b)] = (record["verdict"], record["needs_relay"])
+    assert any(solo[k][1] for k in solo) and not all(solo[k][1] for k in solo)  # both answers occur
+    for scn in scns:
+        if records[scn.id]["outcome"] == "inconclusive":
+            continue
+        verdict, needs = solo[(scn.nat_a, scn.nat_b)]
+        got = records[scn.id]["verdict"]
+        assert solo_answer(got, verdict, needs), (scn.id, got, verdict, needs)
+
+
+def solo_answer(crowd_verdict: str, solo_verdict: str, needs_relay: bool | None) -> bool:
+    """Whether a crowd session reached its cell's solo answer (bench/crowd.py's rule too)."""
+    return crowd_verdict == solo_verdict or (
+        needs_relay is False and crowd_verdict != "failed" and solo_verdict != "failed"
+    )

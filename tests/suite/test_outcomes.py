@@ -93,7 +93,25 @@ def test_auto_jobs_fit_the_machine(monkeypatch: Any) -> None:
     monkeypatch.setattr(parallel, "cores", lambda: 2)
     monkeypatch.setattr(parallel, "available_gib", lambda: 22.0)
     assert parallel.auto_jobs() == (4, 2)  # two sessions per core, one browser per core
+    # memory-bound: a worker's session and the two browsers it may keep alive (netsim.suite.keep)
+    monkeypatch.setattr(parallel, "available_gib", lambda: 2.6)
+    assert parallel.auto_jobs() == (2, 2)
     monkeypatch.setattr(parallel, "available_gib", lambda: 0.6)
-    assert parallel.auto_jobs() == (2, 1)  # memory-bound
+    assert parallel.auto_jobs() == (1, 1)
     monkeypatch.setattr(parallel, "available_gib", lambda: 0.1)
     assert parallel.auto_jobs() == (1, 1)
+
+
+def test_a_worker_takes_the_task_its_kept_lab_serves_first() -> None:
+    from netsim.suite.catalog import matrix
+    from netsim.suite.runner import _near
+
+    no_browsers = {"x1": 0, "y1": 0, "x2": 0}.__getitem__
+    y_first = lambda first, task: task.startswith("y")  # noqa: E731
+    assert parallel.pick(["x1", "y1", "x2"], no_browsers, 0, 2, y_first) == 1
+    assert parallel.pick(["x1", "x2"], no_browsers, 0, 2, y_first) == 0  # none near: the longest
+    cells = {s.id: (s, 0) for s in matrix("udp")}
+    near = _near([t[0] for t in cells.values()], {})
+    last, first = cells["matrix-turn/full-cone__full-cone"], cells["matrix-turn/open__open"]
+    assert near(last, first, cells["matrix-turn/symmetric__restricted-cone"])  # the same lab
+    assert not near(last, first, cells["matrix-turn/full-cone__open"])  # b's LAN is public: another lab

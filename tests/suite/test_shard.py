@@ -142,6 +142,56 @@ def test_the_scheduler_deals_longest_first_and_keeps_one_test_ahead() -> None:
     assert workers[0].sent == [1, 4] and workers[0].shutting_down  # nothing left: it runs its last and stops
 
 
+def test_a_worker_that_keeps_its_lab_gets_tests_of_its_shape() -> None:
+    """With KEEPS, a worker's next test is one its kept lab serves (same shape) when one is nearly as long
+    as the longest pending."""
+    seconds = [9.0, 8.0, 4.0, 4.0, 4.0, 4.0, 1.0]
+    shapes = ["x", "y", "x", "y", "x", "y", "x"]
+    ids = [f"t.py::t[{i}]" for i in range(len(seconds))]
+    config = _Config(2, {str(i): s for i, s in enumerate(seconds)})
+    config.stash[shard.KEEPS] = True
+    config.stash[shard.SHAPES] = {str(i): shape for i, shape in enumerate(shapes)}
+    sched = LongestFirstScheduling(config)  # type: ignore[arg-type]
+    workers = [_Worker(f"gw{i}") for i in range(2)]
+    for w in workers:
+        sched.add_node(w)  # type: ignore[arg-type]
+        sched.add_node_collection(w, ids)  # type: ignore[arg-type]
+    sched.schedule()
+    # 9 s (x), 8 s (y); then gw1's second: a y, though an x came first in the order; gw0's: an x
+    assert [w.sent for w in workers] == [[0, 2], [1, 3]]
+    sched.mark_test_complete(workers[0], 0)  # type: ignore[arg-type]
+    assert workers[0].sent[-1] == 4
+    sched.mark_test_complete(workers[1], 1)  # type: ignore[arg-type]
+    assert workers[1].sent[-1] == 5
+    sched.mark_test_complete(workers[1], 3)  # type: ignore[arg-type]
+    assert workers[1].sent[-1] == 6  # no y left: the longest of the rest
+
+
+def test_with_kept_browsers_the_cap_is_on_start_ups(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker that finished a test with browsers keeps them: its next browser tests always fit, and only
+    the cold workers' tests count against the cap (2 here)."""
+    from netsim.suite import parallel
+
+    monkeypatch.setattr(parallel, "auto_jobs", lambda: (4, 2))
+    seconds = [9.0, 8.0, 7.0, 6.0, 2.0, 1.0]
+    ids = [f"t.py::t[{i}]" for i in range(len(seconds))]
+    config = _Config(2, {str(i): s for i, s in enumerate(seconds)})
+    config.stash[shard.KEEPS] = True
+    config.stash[shard.BROWSERS] = {"0": 2, "1": 2, "2": 2, "3": 2, "4": 0, "5": 0}
+    sched = LongestFirstScheduling(config)  # type: ignore[arg-type]
+    workers = [_Worker(f"gw{i}") for i in range(2)]
+    for w in workers:
+        sched.add_node(w)  # type: ignore[arg-type]
+        sched.add_node_collection(w, ids)  # type: ignore[arg-type]
+    sched.schedule()
+    # gw0 starts two browsers; gw1, cold, gets the tests without browsers meanwhile
+    assert workers[1].sent == [4, 5] and workers[0].sent[0] == 0
+    sched.mark_test_complete(workers[0], 0)  # type: ignore[arg-type]  # gw0's browsers are up
+    sched.mark_test_complete(workers[1], 4)  # type: ignore[arg-type]
+    assert workers[0].sent == [0, 1, 2]  # warm: browser tests fit whatever the others hold
+    assert workers[1].sent == [4, 5, 3]  # gw0's no longer count: gw1 may start its two
+
+
 def test_durations_file(tmp_path: Path) -> None:
     path = tmp_path / "durations.json"
     assert load_durations(path) == {}
