@@ -29,7 +29,7 @@ from netsim.results.sessions import (
     session_id,
     session_view,
 )
-from netsim.results.stacks import stack_comparison
+from netsim.results.stacks import pairing_name, stack_comparison
 from netsim.vocab import AIORTC, CALL_OUTCOMES, MATRIX_GROUPS, MATRIX_TURN
 
 TEMPLATE = "report.html.j2"
@@ -223,8 +223,7 @@ def _stack_rows(records: Sequence[ResultRecord]) -> list[dict[str, Any]]:
     one, the two sides disagreeing at the end, and the median time to the settled pair."""
     by_pair: dict[str, list[ResultRecord]] = {}
     for r in records:
-        sides = [mapping(r.get(side)).get("peer") or AIORTC for side in ("a", "b")]
-        by_pair.setdefault(" x ".join(sides), []).append(r)
+        by_pair.setdefault(pairing_name(r), []).append(r)
     rows = []
     for name, recs in sorted(by_pair.items()):
         shares = store.summarize(recs)

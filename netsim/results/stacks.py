@@ -22,9 +22,17 @@ from netsim.vocab import AIORTC, IPV4_ONLY
 SIDES = ("a", "b")
 
 
+def stack_name(peer: object) -> str:
+    """A side's stack (records before stacks existed are aiortc's); Chromium's IPv4-only twin says so, as
+    it is not the stack a dual-stack cell compares."""
+    p = mapping(peer)
+    twin = " (ipv4-only)" if mapping(p.get("settings")).get("ipv4_only") else ""
+    return f"{p.get('peer') or AIORTC}{twin}"
+
+
 def pairing_name(record: ResultRecord) -> str:
-    """`a x b` stacks of a session (records before stacks existed are aiortc's)."""
-    return " x ".join(str(mapping(record.get(side)).get("peer") or AIORTC) for side in SIDES)
+    """`a x b` stacks of a session."""
+    return " x ".join(stack_name(record.get(side)) for side in SIDES)
 
 
 def pair_types(pair: object) -> str:
@@ -71,7 +79,7 @@ def _column(records: list[ResultRecord]) -> dict[str, Any]:
         sides.append(
             {
                 "side": side,
-                "stack": str(peers[0].get("peer") or AIORTC),
+                "stack": stack_name(peers[0]),
                 "first": _counted([pair_types(p.get("first")) for p in peers]),
                 "settled": _counted([pair_types(p.get("settled")) for p in peers]),
                 "gathered": _counted(["+".join(tables.gathered(r, side)) or "?" for r in records]),

@@ -143,3 +143,12 @@ def test_the_report_shows_the_family_per_stack(tmp_path: Path) -> None:
     assert f"{SYM} x {SYM} (dual x dual)" in html
     assert "; won ipv6; needs_relay false" in html  # chromium's column of the comparison
     assert "settled srflx -&gt; srflx; gathered ipv4</div>" in html  # pion's b side gathered IPv4 only
+
+
+def test_chromiums_ipv4_only_twin_is_a_pairing_of_its_own() -> None:
+    twin = _dual(("chromium", "chromium"), "ipv4", gathered_b=("ipv4",))
+    twin["b"]["settings"] = {"flags": [], "mdns": False, "ipv4_only": True}
+    cmp = stack_comparison([DUAL[0], twin])  # type: ignore[list-item]
+    assert cmp["pairings"] == ["chromium x chromium", "chromium x chromium (ipv4-only)"]
+    col = cmp["rows"][0]["columns"]["chromium x chromium (ipv4-only)"]
+    assert col["family"] == "ipv4" and col["sides"][1]["stack"] == "chromium (ipv4-only)"
