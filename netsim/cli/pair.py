@@ -54,6 +54,12 @@ def _pair_parser(sub: Any) -> None:
         "5 s per blocked side, whose gathering waits out the STUN timeout)",
     )
     p.add_argument("--media", action="store_true", help="also send a synthetic audio and video track")
+    for side in SIDES:
+        p.add_argument(
+            f"--ipv4-only-{side}",
+            action="store_true",
+            help=f"{side}'s Chromium is its IPv4-only twin: no IPv6 gathering (WebRTC-IPv6Default/Disabled/)",
+        )
     p.add_argument("--no-needs-relay", action="store_true", help="skip the relay-less second run")
     p.add_argument("--hold", type=float, default=0.0, metavar="S", help="keep the call up S s after connect")
     p.add_argument(
@@ -131,6 +137,8 @@ def cmd_pair(args: argparse.Namespace) -> int:
         glare=args.glare,
         glare_first=args.glare_first,
         media=args.media,
+        ipv4_only_a=args.ipv4_only_a,
+        ipv4_only_b=args.ipv4_only_b,
         needs_relay=not args.no_needs_relay,
         hold_s=args.hold,
         interval_s=args.interval,

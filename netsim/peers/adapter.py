@@ -31,6 +31,8 @@ class PeerPlace:
     # The lab's host names (name, address) a peer may have to resolve: Firefox does TURN over TLS only to
     # a name.
     names: tuple[tuple[str, str], ...] = ()
+    # Chromium's IPv4-only twin (SessionOptions.ipv4_only_a/b): a launch flag, so a place of its own.
+    ipv4_only: bool = False
 
 
 class PeerSession(Protocol):

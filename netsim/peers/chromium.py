@@ -96,15 +96,27 @@ class Controller:
 # --- one browser ---------------------------------------------------------------------------------------
 
 
+# IPv6 gathering off: the only switch left since M108 (the page-level googIPv6 constraint is gone).
+IPV4_ONLY_FLAG = "--force-fieldtrials=WebRTC-IPv6Default/Disabled/"
+
+
 @dataclass
 class BrowserSpec:
-    """What a browser is bound to: a host's namespace, the page origin, mDNS and the TURN trust."""
+    """What a browser is bound to: a host's namespace, the page origin, mDNS, the TURN trust, and whether
+    it is the IPv4-only twin (a launch flag: a browser of its own, never shared with a dual-stack one)."""
 
     netns: str
     origin: str
     hide_host: bool
     trust_spki: str | None
     workdir: Path
+    ipv4_only: bool = False
+
+
+def browser_flags(spec: BrowserSpec) -> list[str]:
+    """The launch flags of a browser of this spec."""
+    flags = launch_flags(spec.hide_host, spec.trust_spki)
+    return [*flags, IPV4_ONLY_FLAG] if spec.ipv4_only else flags
 
 
 @dataclass
@@ -151,7 +163,7 @@ class Browser:
                     executable_path=str(wrapper_path()),
                     env=wrapper_env(self.spec.netns, binary, pid_file, flags_file, self.profile / "t"),
                     headless=True,
-                    args=launch_flags(self.spec.hide_host, self.spec.trust_spki),
+                    args=browser_flags(self.spec),
                     handle_sigint=False,  # the session decides; the lab's teardown kills what remains
                     handle_sigterm=False,
                     handle_sighup=False,
@@ -220,8 +232,9 @@ class Browser:
         return record
 
     def settings(self) -> dict[str, Any]:
-        """The browser's launch flags and whether host candidates are mDNS names (the record's settings)."""
-        return {"flags": self.flags, "mdns": self.spec.hide_host}
+        """The browser's launch flags, whether host candidates are mDNS names and whether it is the IPv4-only
+        twin (the record's settings)."""
+        return {"flags": self.flags, "mdns": self.spec.hide_host, "ipv4_only": self.spec.ipv4_only}
 
     async def _watch(self, cfg: PeerConfig) -> None:
         await watch(

@@ -29,7 +29,7 @@ from netsim.results.sessions import (
     session_id,
     session_view,
 )
-from netsim.results.stacks import stack_comparison
+from netsim.results.stacks import pairing_name, stack_comparison
 from netsim.vocab import AIORTC, CALL_OUTCOMES, MATRIX_GROUPS, MATRIX_TURN
 
 TEMPLATE = "report.html.j2"
@@ -91,6 +91,8 @@ def _heatmap_cell(records: Sequence[ResultRecord], positions: list[int], kind: s
     return {
         "label": label,
         "first": first if kind == "verdict" else None,
+        # Which family won, where a session gathered IPv6 (dual-stack labs): the address-family dimension.
+        "family": tables.family_label(recs) if kind == "verdict" else None,
         "background": _gradient(colour_dist),
         "href": "#" + session_id(_most_interesting(records, positions)),
         "n": len(recs),
@@ -191,7 +193,10 @@ def report_context(
         "comparison": stack_comparison(records),
         "calls": _call_rows(records),
         "chart": connect_time_chart(records),
-        "sessions": [session_view(run_dir, i, r) for i, r in enumerate(records)],
+        "sessions": [
+            {**session_view(run_dir, i, r), "families": tables.families_text(r)}
+            for i, r in enumerate(records)
+        ],
         "colours": COLOURS,
         "skipped": list(skipped),
     }
@@ -218,8 +223,7 @@ def _stack_rows(records: Sequence[ResultRecord]) -> list[dict[str, Any]]:
     one, the two sides disagreeing at the end, and the median time to the settled pair."""
     by_pair: dict[str, list[ResultRecord]] = {}
     for r in records:
-        sides = [mapping(r.get(side)).get("peer") or AIORTC for side in ("a", "b")]
-        by_pair.setdefault(" x ".join(sides), []).append(r)
+        by_pair.setdefault(pairing_name(r), []).append(r)
     rows = []
     for name, recs in sorted(by_pair.items()):
         shares = store.summarize(recs)
@@ -237,9 +241,18 @@ def _stack_rows(records: Sequence[ResultRecord]) -> list[dict[str, Any]]:
                 ),
                 "disagree": sum(bool(r.get("disagreement")) for r in recs),
                 "settled_median": fmt_s(settled[len(settled) // 2]) if settled else "–",
+                "ipv6_won": _ipv6_won(recs),
             }
         )
     return rows
+
+
+def _ipv6_won(records: Sequence[ResultRecord]) -> str:
+    """Of the sessions where a side gathered IPv6, how many settled on an IPv6 pair ('–' for none)."""
+    dual = [r for r in records if tables.dual_stack(r)]
+    if not dual:
+        return "–"
+    return f"{sum(tables.won_family(r) == 'ipv6' for r in dual)} of {len(dual)}"
 
 
 def _matrix_groups(records: Sequence[ResultRecord]) -> list[str]:

@@ -15,15 +15,24 @@ from collections.abc import Sequence
 from typing import Any
 
 from netsim.records import ResultRecord
+from netsim.results import tables
 from netsim.results.sessions import fmt_s, mapping
-from netsim.vocab import AIORTC
+from netsim.vocab import AIORTC, IPV4_ONLY
 
 SIDES = ("a", "b")
 
 
+def stack_name(peer: object) -> str:
+    """A side's stack (records before stacks existed are aiortc's); Chromium's IPv4-only twin says so, as
+    it is not the stack a dual-stack cell compares."""
+    p = mapping(peer)
+    twin = " (ipv4-only)" if mapping(p.get("settings")).get("ipv4_only") else ""
+    return f"{p.get('peer') or AIORTC}{twin}"
+
+
 def pairing_name(record: ResultRecord) -> str:
-    """`a x b` stacks of a session (records before stacks existed are aiortc's)."""
-    return " x ".join(str(mapping(record.get(side)).get("peer") or AIORTC) for side in SIDES)
+    """`a x b` stacks of a session."""
+    return " x ".join(stack_name(record.get(side)) for side in SIDES)
 
 
 def pair_types(pair: object) -> str:
@@ -43,8 +52,23 @@ def _counted(values: list[str]) -> str:
     return ", ".join(f"{v} {n}" for v, n in counts)
 
 
-def _cell(record: ResultRecord) -> tuple[str, str, str]:
-    return (str(record.get("nat_a") or "?"), str(record.get("nat_b") or "?"), str(record.get("turn") or "?"))
+def ip_mode(record: ResultRecord, side: str) -> str:
+    """The IP mode of a side's host, from the experiment's topology (`none` when not recorded)."""
+    topo = mapping(mapping(record.get("experiment")).get("topology"))
+    for site in topo.get("site") or []:
+        site = mapping(site)
+        if side in (site.get("hosts") or []):
+            return IPV4_ONLY if side in (site.get("ipv4_hosts") or []) else str(site.get("ipv6") or IPV4_ONLY)
+    return IPV4_ONLY
+
+
+def _cell(record: ResultRecord) -> tuple[str, str]:
+    """(NATs, IP modes when either side has IPv6, TURN): a dual-stack cell is not its IPv4 twin."""
+    cell = f"{record.get('nat_a') or '?'} x {record.get('nat_b') or '?'}"
+    modes = (ip_mode(record, "a"), ip_mode(record, "b"))
+    if modes != (IPV4_ONLY, IPV4_ONLY):
+        cell += f" ({modes[0]} x {modes[1]})"
+    return (cell, str(record.get("turn") or "?"))
 
 
 def _column(records: list[ResultRecord]) -> dict[str, Any]:
@@ -55,9 +79,10 @@ def _column(records: list[ResultRecord]) -> dict[str, Any]:
         sides.append(
             {
                 "side": side,
-                "stack": str(peers[0].get("peer") or AIORTC),
+                "stack": stack_name(peers[0]),
                 "first": _counted([pair_types(p.get("first")) for p in peers]),
                 "settled": _counted([pair_types(p.get("settled")) for p in peers]),
+                "gathered": _counted(["+".join(tables.gathered(r, side)) or "?" for r in records]),
             }
         )
     echoes = [
@@ -72,7 +97,20 @@ def _column(records: list[ResultRecord]) -> dict[str, Any]:
         "verdict": _counted([str(r.get("verdict")) for r in records]),
         "first_verdict": _counted([str(r.get("first_verdict") or r.get("verdict")) for r in records]),
         "needs_relay": _counted([str(r.get("needs_relay")).lower() for r in records]),
+        # Which family won, per stack: shown where a session gathered IPv6 (else every winner is IPv4).
+        "family": _counted([tables.won_family(r) for r in records])
+        if any(tables.dual_stack(r) for r in records)
+        else None,
     }
+
+
+# What the pairings of a cell are compared on: (column key, label); `family` only in dual-stack cells.
+KEYS = (
+    ("verdict", "settled"),
+    ("first_verdict", "first"),
+    ("needs_relay", "needs_relay"),
+    ("family", "family"),
+)
 
 
 def _disagreement(columns: dict[str, dict[str, Any]]) -> str | None:
@@ -80,7 +118,7 @@ def _disagreement(columns: dict[str, dict[str, Any]]) -> str | None:
     if len(columns) < 2:
         return None
     parts = []
-    for key, label in (("verdict", "settled"), ("first_verdict", "first"), ("needs_relay", "needs_relay")):
+    for key, label in KEYS:
         values = {name: col[key] for name, col in columns.items()}
         if len(set(values.values())) > 1:
             parts.append(f"{label}: " + "; ".join(f"{name} {v}" for name, v in sorted(values.items())))
@@ -90,7 +128,7 @@ def _disagreement(columns: dict[str, dict[str, Any]]) -> str | None:
 def stack_comparison(records: Sequence[ResultRecord]) -> dict[str, Any]:
     """Every stack pairing of the run, and per cell (in NAT order of first appearance) a column for each
     pairing that ran it plus the cell's disagreement (None where the pairings agree or only one ran)."""
-    by_cell: dict[tuple[str, str, str], dict[str, list[ResultRecord]]] = {}
+    by_cell: dict[tuple[str, str], dict[str, list[ResultRecord]]] = {}
     pairings: list[str] = []
     for r in records:
         if not (r.get("nat_a") and r.get("nat_b")):
@@ -100,11 +138,11 @@ def stack_comparison(records: Sequence[ResultRecord]) -> dict[str, Any]:
             pairings.append(name)
         by_cell.setdefault(_cell(r), {}).setdefault(name, []).append(r)
     rows = []
-    for (nat_a, nat_b, turn), cols in by_cell.items():
+    for (cell, turn), cols in by_cell.items():
         columns = {name: _column(recs) for name, recs in cols.items()}
         rows.append(
             {
-                "cell": f"{nat_a} x {nat_b}",
+                "cell": cell,
                 "turn": turn,
                 "columns": columns,
                 "disagree": _disagreement(columns),

@@ -10,11 +10,22 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from netsim.records import OLD_VIOLATED, OUTCOMES, Outcome, ResultRecord
-from netsim.vocab import FAILED, INCONCLUSIVE, NAT_PRESETS, PASSED, RELAY, UNCHECKED, VIOLATED
+from netsim.vocab import (
+    FAILED,
+    FAMILIES,
+    INCONCLUSIVE,
+    NAT_PRESETS,
+    PASSED,
+    RELAY,
+    SIDES,
+    UNCHECKED,
+    VIOLATED,
+)
 
 FAILED_LABEL = "FAILED"  # upper case so a failed cell stands out in a table of lower-case words
 
 Cell = tuple[str, str]  # (nat_a, nat_b)
+IPV6 = FAMILIES[1]
 
 
 def nat_sort_key(kind: str) -> tuple[int, str]:
@@ -108,6 +119,48 @@ def cell_label(records: Sequence[ResultRecord]) -> str:
     full = [outcome_label(r) for r in records]
     coarse = [coarse_outcome(r) for r in records]
     return agreed_label(full if len(set(coarse)) <= 1 else coarse)
+
+
+# --- address families ---
+
+
+def _families(record: Mapping[str, Any]) -> Mapping[str, Any]:
+    value = record.get("families")
+    return value if isinstance(value, Mapping) else {}
+
+
+def gathered(record: Mapping[str, Any], side: str) -> list[str]:
+    """The families a side gathered candidates in (records before dual-stack labs: none known)."""
+    value = _families(record).get(side)
+    return [str(f) for f in value] if isinstance(value, list) else []
+
+
+def dual_stack(record: Mapping[str, Any]) -> bool:
+    """Whether either side gathered IPv6: only then is the winning family news (an IPv4 lab's is ipv4)."""
+    return any(IPV6 in gathered(record, side) for side in SIDES)
+
+
+def won_family(record: Mapping[str, Any]) -> str:
+    """The settled pair's family, or `none` (failed, or a record without families)."""
+    return str(_families(record).get("won") or "none")
+
+
+def family_label(records: Sequence[Mapping[str, Any]]) -> str | None:
+    """Which family won in a cell ('ipv6', or 'ipv6 2/ipv4 1'), None when no session gathered IPv6."""
+    if not any(dual_stack(r) for r in records):
+        return None
+    return agreed_label([won_family(r) for r in records])
+
+
+def families_text(record: Mapping[str, Any]) -> str | None:
+    """The session view's line: each side's gathered families and the winner; None for a record that has
+    no families (written before dual-stack labs)."""
+    fams = _families(record)
+    if not fams:
+        return None
+    sides = " · ".join(f"{s} gathered {'+'.join(gathered(record, s)) or 'nothing'}" for s in SIDES)
+    ipv6_pair = "yes" if fams.get("ipv6_pair") else "no"
+    return f"{sides} · won {won_family(record)} · an IPv6 pair selected: {ipv6_pair}"
 
 
 # --- cells ---

@@ -17,6 +17,7 @@ from netsim.lab.events import Event, EventError
 from netsim.lab.events import from_table as event_from_table
 from netsim.vocab import (
     AIORTC,
+    CHROMIUM,
     EXEC_PREFIX,
     PEER_STACKS,
     PION,
@@ -75,6 +76,8 @@ class SessionOptions:
     a session can be), echoing every `interval_s` from both sides (0: no echoes, only the stacks' own
     keepalives and one check at the end). `events`: network events at times after connect
     (netsim.lab.events), given as Event or as [[event]] tables.
+    `ipv4_only_a`/`ipv4_only_b`: that side's Chromium is its IPv4-only twin (IPv6 gathering off by field
+    trial), for a scenario that wants a dual-stack network with one IPv4-only browser.
     """
 
     host_a: str = "a"
@@ -93,6 +96,8 @@ class SessionOptions:
     hold_s: float = 0.0
     interval_s: float = DEFAULT_INTERVAL_S
     events: tuple[Event, ...] = ()
+    ipv4_only_a: bool = False
+    ipv4_only_b: bool = False
 
     def __post_init__(self) -> None:
         _choice("turn", self.turn, TURN_CHOICES)
@@ -100,9 +105,14 @@ class SessionOptions:
         _choice("glare_first", self.glare_first, SIDES)
         _peer("peer_a", self.peer_a)
         _peer("peer_b", self.peer_b)
-        for name in ("glare", "hide_host", "media", "needs_relay"):
+        for name in ("glare", "hide_host", "media", "needs_relay", "ipv4_only_a", "ipv4_only_b"):
             if not isinstance(getattr(self, name), bool):
                 raise OptionsError(f"{name}: expected true or false, got {getattr(self, name)!r}")
+        for side, peer in (("a", self.peer_a), ("b", self.peer_b)):
+            if getattr(self, f"ipv4_only_{side}") and peer != CHROMIUM:  # the only stack with the switch
+                raise OptionsError(
+                    f"ipv4_only_{side}: only a chromium peer has an IPv4-only twin, peer_{side} is {peer}"
+                )
         for name in ("host_a", "host_b"):
             if not isinstance(getattr(self, name), str) or not getattr(self, name):
                 raise OptionsError(f"{name}: expected a host name, got {getattr(self, name)!r}")

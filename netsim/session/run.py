@@ -96,7 +96,15 @@ def peer_places(lab: Lab, url: str, opts: SessionOptions) -> dict[str, PeerPlace
     names = ((TURN_HOST, coturn.ips[0]),) if coturn is not None else ()
     hosts = {"a": opts.host_a, "b": opts.host_b}
     return {
-        side: PeerPlace(lab.netns(hosts[side]), Path(lab.workdir), url, ca, opts.hide_host, names)
+        side: PeerPlace(
+            lab.netns(hosts[side]),
+            Path(lab.workdir),
+            url,
+            ca,
+            opts.hide_host,
+            names,
+            ipv4_only=getattr(opts, f"ipv4_only_{side}"),
+        )
         for side in SIDES
     }
 

@@ -64,6 +64,14 @@ def test_launch_flags_mdns_and_per_instance_trust() -> None:
     assert not any(f.startswith("--ignore-certificate-errors") for f in launch_flags(False, None))
 
 
+def test_ipv4_only_twin_launches_with_ipv6_disabled_by_field_trial(tmp_path: Path) -> None:
+    spec = chromium.BrowserSpec("ns", "http://x:443", False, None, tmp_path)
+    assert chromium.IPV4_ONLY_FLAG == "--force-fieldtrials=WebRTC-IPv6Default/Disabled/"
+    assert chromium.IPV4_ONLY_FLAG not in chromium.browser_flags(spec)
+    twin = chromium.BrowserSpec("ns", "http://x:443", False, None, tmp_path, ipv4_only=True)
+    assert chromium.browser_flags(twin) == [*chromium.browser_flags(spec), chromium.IPV4_ONLY_FLAG]
+
+
 def test_page_origin_is_the_signaling_servers() -> None:
     assert page_origin("ws://198.18.0.3:443") == "http://198.18.0.3:443"
     assert page_origin("wss://lab.example:8443/") == "https://lab.example:8443"

@@ -567,3 +567,48 @@ def test_the_head_serves_a_ci_maintainer(tmp_path: Path) -> None:
     (row,) = [r for r in page.session_rows if r["cells"][1]["text"].startswith("matrix-noturn/x")]
     assert "expected-fail" in row["class"] and "FAILED (expected)" in row["cells"][5]["text"]
     assert 'id="disagree-note"' in html and "Sides disagree" in html
+
+
+def _dual_record(nat_b: str, won: str | None, ipv6_b: bool = True) -> dict[str, Any]:
+    """A dual-stack group's session: a gathered both families, b IPv4 alone unless ipv6_b."""
+    return {
+        "scenario": f"dual-stack/symmetric__{nat_b}",
+        "group": "dual-stack",
+        "nat_a": "symmetric",
+        "nat_b": nat_b,
+        "turn": "none",
+        "verdict": "direct" if won else "failed",
+        "needs_relay": False,
+        "a": {"peer": "chromium", "local_type": "host", "remote_type": "host"},
+        "b": {"peer": "chromium"},
+        "families": {
+            "a": ["ipv4", "ipv6"],
+            "b": ["ipv4", "ipv6"] if ipv6_b else ["ipv4"],
+            "won": won,
+            "ipv6_pair": won == "ipv6",
+        },
+    }
+
+
+def test_matrix_cells_and_sessions_show_the_address_family(tmp_path: Path) -> None:
+    records = [
+        _dual_record("symmetric", "ipv6"),
+        _dual_record("symmetric", "ipv6"),
+        _dual_record("symmetric", "ipv4"),
+        _dual_record("full-cone", "ipv4", ipv6_b=False),
+    ]
+    page = Page(report.render(tmp_path, records))  # type: ignore[arg-type]
+    cells = page.heatmaps["heatmap-dual-stack"]
+    assert cells[("symmetric", "symmetric")]["text"] == "direct host/host won ipv6 2/ipv4 1 ×3"
+    assert cells[("symmetric", "full-cone")]["text"] == "direct host/host won ipv4"
+    html = report.render(tmp_path, records)  # type: ignore[arg-type]
+    assert "a gathered ipv4+ipv6 · b gathered ipv4 · won ipv4 · an IPv6 pair selected: no" in html
+    assert html.count('<dd class="families">') == len(records)
+    stack_row = re.search(r"<td>chromium x chromium</td>(.*?)</tr>", html, re.S)
+    assert stack_row is not None and stack_row.group(1).endswith('<td class="num">2 of 4</td>')
+
+
+def test_ipv4_labs_show_no_family(built: tuple[Path, list[dict[str, Any]], str, Page]) -> None:
+    _, records, html, page = built
+    assert not any("families" in r for r in records)  # the sample predates dual-stack labs
+    assert "won ipv" not in html and 'class="families"' not in html

@@ -98,3 +98,57 @@ def test_the_report_shows_the_comparison_with_two_pairings_or_more(tmp_path: Pat
         tmp_path, [r for r in RECORDS if r["a"]["peer"] == "firefox" and r["b"]["peer"] == "firefox"]
     )  # type: ignore[arg-type]
     assert 'id="stack-comparison"' not in one
+
+
+# --- address families: which family won, per stack (dual-stack labs) ---
+
+V6 = ("ipv4", "ipv6")
+
+
+def _dual(stacks: tuple[str, str], won: str, gathered_b: tuple[str, ...] = V6) -> dict[str, Any]:
+    """A symmetric x symmetric session with both sites dual-stack (no TURN: needs_relay false over IPv6)."""
+    r = _record(stacks, (SYM, SYM), "direct", DIRECT, DIRECT, 0.3)
+    r["group"], r["turn"] = "dual-stack", "none"
+    sites = [{"name": f"nat-{s}", "hosts": [s], "ipv6": "dual", "nat": {}} for s in "ab"]
+    r["experiment"] = {"topology": {"site": sites}}
+    r["families"] = {"a": ["ipv4", "ipv6"], "b": list(gathered_b), "won": won, "ipv6_pair": won == "ipv6"}
+    return r
+
+
+DUAL = [
+    _dual(("chromium", "chromium"), "ipv6"),
+    _dual(("aiortc", "aiortc"), "ipv6"),
+    _dual(("aiortc", "aiortc"), "ipv4"),
+    _dual(("pion", "pion"), "ipv4", gathered_b=("ipv4",)),
+]
+
+
+def test_a_dual_stack_cell_is_not_its_ipv4_twin_and_shows_the_family_per_stack() -> None:
+    v4_twin = _record(("pion", "pion"), (SYM, SYM), "relay", RELAY_FIRST, RELAY_FIRST, 0.9)
+    cmp = stack_comparison([*DUAL, v4_twin])  # type: ignore[arg-type]
+    cells = {(row["cell"], row["turn"]): row for row in cmp["rows"]}
+    dual = cells[(f"{SYM} x {SYM} (dual x dual)", "none")]
+    v4 = cells[(f"{SYM} x {SYM}", "udp")]
+    assert dual["columns"]["chromium x chromium"]["family"] == "ipv6"
+    assert dual["columns"]["aiortc x aiortc"]["family"] in ("ipv6 1, ipv4 1", "ipv4 1, ipv6 1")
+    pion = dual["columns"]["pion x pion"]
+    assert pion["family"] == "ipv4" and [s["gathered"] for s in pion["sides"]] == ["ipv4+ipv6", "ipv4"]
+    assert "family: " in dual["disagree"] and "chromium x chromium ipv6" in dual["disagree"]
+    assert v4["columns"]["pion x pion"]["family"] is None  # an IPv4 lab: no family shown
+    assert "family" not in str(v4["disagree"])
+
+
+def test_the_report_shows_the_family_per_stack(tmp_path: Path) -> None:
+    html = render(tmp_path, DUAL)  # type: ignore[arg-type]
+    assert f"{SYM} x {SYM} (dual x dual)" in html
+    assert "; won ipv6; needs_relay false" in html  # chromium's column of the comparison
+    assert "settled srflx -&gt; srflx; gathered ipv4</div>" in html  # pion's b side gathered IPv4 only
+
+
+def test_chromiums_ipv4_only_twin_is_a_pairing_of_its_own() -> None:
+    twin = _dual(("chromium", "chromium"), "ipv4", gathered_b=("ipv4",))
+    twin["b"]["settings"] = {"flags": [], "mdns": False, "ipv4_only": True}
+    cmp = stack_comparison([DUAL[0], twin])  # type: ignore[list-item]
+    assert cmp["pairings"] == ["chromium x chromium", "chromium x chromium (ipv4-only)"]
+    col = cmp["rows"][0]["columns"]["chromium x chromium (ipv4-only)"]
+    assert col["family"] == "ipv4" and col["sides"][1]["stack"] == "chromium (ipv4-only)"

@@ -123,3 +123,28 @@ def test_matrix_table_whole_text() -> None:
 
 def test_matrix_table_empty_group() -> None:
     assert tables.matrix_table([direct("open", "open")], "nope") == "nope: no sessions"
+
+
+# --- address families (dual-stack labs) ---
+
+
+def _fams(a: list[str], b: list[str], won: str | None, ipv6_pair: bool = False) -> dict[str, Any]:
+    return {"families": {"a": a, "b": b, "won": won, "ipv6_pair": ipv6_pair}}
+
+
+def test_family_label_only_where_a_side_gathered_ipv6() -> None:
+    v4 = _fams(["ipv4"], ["ipv4"], "ipv4")
+    assert tables.family_label([v4, v4]) is None  # an IPv4 lab: every winner is IPv4, no news
+    assert tables.family_label([{"verdict": "direct"}]) is None  # records before dual-stack labs
+    six = _fams(["ipv4", "ipv6"], ["ipv4", "ipv6"], "ipv6", True)
+    assert tables.family_label([six, six]) == "ipv6"
+    failed = _fams(["ipv4", "ipv6"], ["ipv4"], None)
+    assert tables.family_label([six, six, failed]) == "ipv6 2/none 1"
+    assert tables.dual_stack(failed) and not tables.dual_stack(v4)
+
+
+def test_families_text_names_each_side_and_the_winner() -> None:
+    text = tables.families_text(_fams(["ipv4", "ipv6"], ["ipv4"], "ipv4"))
+    assert text == "a gathered ipv4+ipv6 · b gathered ipv4 · won ipv4 · an IPv6 pair selected: no"
+    assert tables.families_text({"verdict": "relay"}) is None
+    assert "b gathered nothing" in str(tables.families_text({"families": {"a": ["ipv6"], "b": "junk"}}))

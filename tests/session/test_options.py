@@ -31,6 +31,8 @@ def test_defaults_are_valid_and_serialise() -> None:
         "hold_s": 0.0,
         "interval_s": 1.0,
         "events": [],
+        "ipv4_only_a": False,
+        "ipv4_only_b": False,
     }
 
 
@@ -54,6 +56,12 @@ def test_defaults_are_valid_and_serialise() -> None:
             r"peer_b: unknown value 'opera' \(choose from aiortc, chromium, firefox, pion or exec:COMMAND\)",
         ),
         ({"settle_s": -1}, r"settle_s: expected seconds from 0 to 60, got -1"),
+        ({"ipv4_only_b": "yes"}, r"ipv4_only_b: expected true or false, got 'yes'"),
+        (
+            {"ipv4_only_a": True, "peer_a": "firefox"},
+            r"ipv4_only_a: only a chromium peer has an IPv4-only twin, peer_a is firefox",
+        ),
+        ({"ipv4_only_b": True}, r"ipv4_only_b: only a chromium peer has an IPv4-only twin, peer_b is aiortc"),
     ],
 )
 def test_bad_values_are_refused_naming_the_option(changes: dict[str, object], message: str) -> None:
@@ -71,3 +79,9 @@ def test_replace_validates_again() -> None:
 def test_from_table_maps_host_keys_and_keeps_defaults() -> None:
     opts = from_table({"a": "x", "b": "y", "glare": True, "group": "ignored"}, {"deadline_s": 9.0})
     assert (opts.host_a, opts.host_b, opts.glare, opts.deadline_s) == ("x", "y", True, 9.0)
+
+
+def test_ipv4_only_twin_is_a_chromium_option_per_side() -> None:
+    opts = SessionOptions(peer_b="chromium", ipv4_only_b=True)
+    assert opts.as_dict()["ipv4_only_b"] is True and opts.as_dict()["ipv4_only_a"] is False
+    assert from_table({"peer_a": "chromium", "ipv4_only_a": True}).ipv4_only_a is True

@@ -16,7 +16,8 @@ SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 def test_catalog_groups_and_counts() -> None:
     cat = catalog(SCENARIOS)
     ids = [s.id for s in cat]
-    assert len(ids) == len(set(ids)) == 181 + 150 + 150  # Firefox and Pion groups: deselected by default
+    # Firefox's and Pion's groups (their matrices and dual-stack cell) are deselected by default.
+    assert len(ids) == len(set(ids)) == 182 + 151 + 151
     assert Counter(s.group for s in cat) == {
         "firewall": 4,
         "matrix-turn": 25,
@@ -38,7 +39,9 @@ def test_catalog_groups_and_counts() -> None:
         "matrix-turn-pion-aiortc": 25,
         "matrix-turn-aiortc-pion": 25,
         "double-nat": 2,
-        "dual-stack": 9,
+        "dual-stack": 10,
+        "dual-stack-pion": 1,
+        "dual-stack-firefox": 1,
         "hairpin": 2,
         "lan": 1,
         "impaired": 1,
