@@ -98,7 +98,12 @@ class Browsers:
     def __init__(
         self,
         make: Callable[[Any, Controller], PooledBrowser] = Browser,
-        key: Callable[[Any], Hashable] = lambda spec: (spec.netns, spec.hide_host, spec.trust_spki),
+        key: Callable[[Any], Hashable] = lambda spec: (
+            spec.netns,
+            spec.hide_host,
+            spec.trust_spki,
+            spec.ipv4_only,
+        ),
     ) -> None:
         self.controller = Controller()
         self.make = make
@@ -207,7 +212,12 @@ def browser_spec(place: PeerPlace) -> BrowserSpec:
     ca = place.ca_file
     pin = spki_pin(ca) if ca is not None and ca.exists() else None
     return BrowserSpec(
-        place.netns, page_origin(place.signaling_url), place.hide_host, pin, place.workdir / "browsers"
+        place.netns,
+        page_origin(place.signaling_url),
+        place.hide_host,
+        pin,
+        place.workdir / "browsers",
+        ipv4_only=place.ipv4_only,
     )
 
 
