@@ -46,6 +46,7 @@ from netsim.peers.browser import (
     wrapper_path,
 )
 from netsim.peers.protocol import PeerConfig, failed_record
+from netsim.records import ChromiumSettings
 from netsim.vocab import CHROMIUM
 
 T = TypeVar("T")
@@ -231,7 +232,7 @@ class Browser:
             record.update(version=self.version, settings=self.settings())
         return record
 
-    def settings(self) -> dict[str, Any]:
+    def settings(self) -> ChromiumSettings:
         """The browser's launch flags, whether host candidates are mDNS names and whether it is the IPv4-only
         twin (the record's settings)."""
         return {"flags": self.flags, "mdns": self.spec.hide_host, "ipv4_only": self.spec.ipv4_only}

@@ -123,6 +123,15 @@ class BrowserInfo(TypedDict):
     mdns: bool
 
 
+class ChromiumSettings(TypedDict):
+    """A Chromium peer's `settings`: its launch flags, mDNS host names, and whether it is the IPv4-only twin
+    (IPv6 gathering off by field trial). Other stacks' settings are their own (docs/peers.md)."""
+
+    flags: list[str]
+    mdns: bool
+    ipv4_only: bool
+
+
 class PeerRecord(TypedDict):
     """One peer's view of the session (`a` and `b` in a `ResultRecord`)."""
 
