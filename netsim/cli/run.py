@@ -208,11 +208,13 @@ def cmd_matrix(args: argparse.Namespace) -> int:
         mix = resolve(args.mix, "--mix")
         mix_b = resolve(args.mix_b, "--mix-b") if args.mix_b is not None else None
         if args.ipv6 is not None and not (mix.has_ip or (mix_b is not None and mix_b.has_ip)):
-            raise InputError("--ipv6: the mix has no IP-mode shares (give it an [ip] table: docs/population.md)")
+            raise InputError(
+                "--ipv6: the mix has no IP-mode shares (give it an [ip] table: docs/population.md)"
+            )
         cells = mix_cells(mix, mix_b, turn=args.turn, peer_a=peer_a, peer_b=peer_b)
         if args.ipv6 is not None:  # only the mix's cells whose two modes are among these
-            modes = set(ip_modes(args.ipv6))
-            cells = [c for c in cells if {s.ipv6 for s in c.topology.sites} <= modes]
+            wanted = set(ip_modes(args.ipv6))
+            cells = [c for c in cells if {s.ipv6 for s in c.topology.sites} <= wanted]
         print(f"mix cells: {len(cells)} (x {args.repeats} repeats = {len(cells) * args.repeats} sessions)")
         return _run(cells, args)
     if args.mix_b is not None:

@@ -27,10 +27,10 @@ given, `ipv4_only` is the same mix on an IPv4-only internet (every endpoint IP m
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 from netsim.errors import InputError
 from netsim.records import ResultRecord
@@ -185,8 +185,11 @@ def _cell_group(record: ResultRecord) -> bool:
 
 def side_modes(record: ResultRecord) -> tuple[str, str]:
     """The IP modes of hosts a and b: their sites' in the record's experiment (none when not said)."""
-    topo = (record.get("experiment") or {}).get("topology") or {}
-    modes = {h: str(site.get("ipv6", IPV4_ONLY)) for site in topo.get("site", []) for h in site.get("hosts", [])}
+    experiment: Mapping[str, Any] = record.get("experiment") or {}
+    topo: Mapping[str, Any] = experiment.get("topology") or {}
+    modes = {
+        h: str(site.get("ipv6", IPV4_ONLY)) for site in topo.get("site", []) for h in site.get("hosts", [])
+    }
     return modes.get("a", IPV4_ONLY), modes.get("b", IPV4_ONLY)
 
 

@@ -90,7 +90,9 @@ def _ipv6_knob(mix: Mix) -> KindWeight | None:
 def _ipv6_in(mix: Mix, index: int | None) -> Callable[[float], Mix]:
     if index is None:
         return mix.with_ipv6_share
-    return lambda v: blend([(p.with_ipv6_share(v) if j == index else p, s) for j, (p, s) in enumerate(mix.parts)])
+    return lambda v: blend(
+        [(p.with_ipv6_share(v) if j == index else p, s) for j, (p, s) in enumerate(mix.parts)]
+    )
 
 
 def _moves(mix: Mix) -> list[tuple[str, KindWeight, Callable[[float], Mix]]]:

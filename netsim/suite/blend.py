@@ -125,7 +125,10 @@ def _kinds(parts: tuple[tuple[Mix, float], ...]) -> tuple[KindWeight, ...]:
 def _ip(mine: list[tuple[Mix, float, KindWeight]], value: float) -> IpShares:
     """A kind's blended IP-mode split: each part's split weighted by how many of the kind's endpoints it
     brings; an assumption where any part's split is one."""
-    modes = {m: math.fsum(share * k.share * dict(k.ip.shares).get(m, 0.0) for _, share, k in mine) for m in MIX_MODES}
+    modes = {
+        m: math.fsum(share * k.share * dict(k.ip.shares).get(m, 0.0) for _, share, k in mine)
+        for m in MIX_MODES
+    }
     assumed = any(k.ip.basis == ASSUMPTION for _, _, k in mine)
     text = "; ".join(f"{mix.name} ({k.ip.mark}): {k.ip.text}" for mix, _, k in mine)
     shares = tuple((m, v / value) for m, v in modes.items() if v > 0)

@@ -11,10 +11,10 @@ import random
 from pathlib import Path
 from typing import Any
 
+from netsim.lab.fw6 import Fw6Spec
 from netsim.lab.nat import preset
 from netsim.lab.topology import Carrier, Site, Topology, standard_topology
 from netsim.records import PopulationDraw
-from netsim.lab.fw6 import Fw6Spec
 from netsim.suite.mixes import Mix, MixError, split_endpoint, split_kind
 from netsim.suite.scenario import Scenario, default_options, file_scenarios
 from netsim.vocab import (

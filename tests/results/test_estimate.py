@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-import re
 import random
+import re
 from pathlib import Path
 from typing import Any
 
@@ -327,7 +327,12 @@ def _dual_matrix(kinds: tuple[str, ...], repeats: int = 3) -> list[dict[str, Any
             v6 = "none" not in (ma, mb)
             for i in range(repeats):
                 r = make_record(
-                    rng, group, a, b, repeat=i, needs_relay=not v6 and truth_needs_relay(a, b),
+                    rng,
+                    group,
+                    a,
+                    b,
+                    repeat=i,
+                    needs_relay=not v6 and truth_needs_relay(a, b),
                     verdict="direct" if v6 else None,
                 )
                 r["experiment"] = {"topology": {"site": [_site("a", ma), _site("b", mb)]}}
@@ -345,7 +350,9 @@ def test_dual_stack_weights_cells_by_kind_and_ip_mode_on_both_sides() -> None:
     assert est.ipv4_only.low < 0.60 < est.ipv4_only.high and len(est.cells) == 64
     out = as_json(est)
     assert out["needs_relay"]["share"] == pytest.approx(0.45, abs=1e-4)
-    assert set(out["ipv4_only"]) == {"share", "low", "high"} and out["ipv4_only"]["share"] == pytest.approx(0.6)
+    assert set(out["ipv4_only"]) == {"share", "low", "high"} and out["ipv4_only"]["share"] == pytest.approx(
+        0.6
+    )
     assert {(c["ip_a"], c["ip_b"]) for c in out["cells"]} >= {("clat", "dual"), ("none", "none")}
     assert out["ip_modes"]["a"]["symmetric"]["shares"] == {"none": 0.5, "dual": 0.35, "clat": 0.15}
     text = format_table(est)
@@ -362,5 +369,9 @@ def test_a_mix_without_ip_shares_prints_the_same_figure_twice() -> None:
 
 
 def test_a_run_without_the_ipv6_cells_names_the_command_that_runs_them() -> None:
-    with pytest.raises(EstimateError, match=r"lacks 55 cell\(s\) .*open x open@dual, .*run `netsim matrix --mix mobile`"):
-        estimate_records(_matrix(kinds=("open", "port-restricted-cone", "symmetric")), load_mix(MIXES / "mobile.toml"))
+    with pytest.raises(
+        EstimateError, match=r"lacks 55 cell\(s\) .*open x open@dual, .*run `netsim matrix --mix mobile`"
+    ):
+        estimate_records(
+            _matrix(kinds=("open", "port-restricted-cone", "symmetric")), load_mix(MIXES / "mobile.toml")
+        )

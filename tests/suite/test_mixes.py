@@ -206,6 +206,10 @@ def test_bad_ip_shares_name_the_field(ip: dict[str, object], kind: str, message:
 
 
 def test_a_clat_default_is_refused_for_the_kind_that_cannot_take_it() -> None:
-    data = {"source": "s", "ip": {"clat": 1, "assumption": "x"}, "kinds": {"open": {"weight": 1, "assumption": "t"}}}
+    data = {
+        "source": "s",
+        "ip": {"clat": 1, "assumption": "x"},
+        "kinds": {"open": {"weight": 1, "assumption": "t"}},
+    }
     with pytest.raises(MixFileError, match=r"kinds.'open' \(with the mix's \[ip\]\).clat"):
         mix_from_dict(data, "m.toml")
