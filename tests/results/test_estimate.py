@@ -375,3 +375,15 @@ def test_a_run_without_the_ipv6_cells_names_the_command_that_runs_them() -> None
         estimate_records(
             _matrix(kinds=("open", "port-restricted-cone", "symmetric")), load_mix(MIXES / "mobile.toml")
         )
+
+
+def test_ipv4_only_reads_a_run_of_the_mix_s_ipv4_cells(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A run of `netsim matrix --mix mobile --ipv6 none` lacks the IPv6 cells; --ipv4-only reads it."""
+    write_results(tmp_path / "run", _matrix(kinds=("open", "port-restricted-cone", "symmetric")))
+    argv = ["estimate", "--matrix", str(tmp_path / "run"), "--mix", "mobile", "--json"]
+    assert main(argv) == 2 and "lacks 55 cell(s)" in capsys.readouterr().err
+    assert main([*argv, "--ipv4-only"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["needs_relay"] == out["ipv4_only"] and out["needs_relay"]["share"] == pytest.approx(0.6)
