@@ -50,6 +50,12 @@ def add_parsers(sub: Any) -> None:
         type=stacks,
         help="the stack pairing whose sessions to read, e.g. chromium,chromium (default aiortc,aiortc)",
     )
+    est.add_argument(
+        "--ipv4-only",
+        action="store_true",
+        help="set the mixes' IP-mode shares aside: the IPv4-only estimate alone, from a run of the mix's "
+        "IPv4 cells (`netsim matrix --mix MIX --ipv6 none`)",
+    )
     est.add_argument("--json", action="store_true", help="print the estimate as JSON")
     est.set_defaults(func=cmd_estimate)
     mrg = sub.add_parser("merge", help="merge run directories (e.g. shards) into one run with a report")
@@ -69,6 +75,8 @@ def cmd_estimate(args: argparse.Namespace) -> int:
 
     mix = resolve(args.mix, "--mix")
     mix_b = resolve(args.mix_b, "--mix-b") if args.mix_b is not None else None
+    if args.ipv4_only:
+        mix, mix_b = mix.ipv4_only(), mix_b.ipv4_only() if mix_b is not None else None
     bitrate = args.bitrate_kbps if args.bitrate_kbps is not None else DEFAULT_BITRATE_KBPS
     try:
         est = estimate(args.matrix, mix, mix_b, bitrate, peers=args.peers, min_repeats=args.min_repeats)

@@ -64,9 +64,10 @@ def add_parsers(sub: Any) -> None:
     )
     mx.add_argument(
         "--ipv6",
-        default=IPV4_ONLY,
+        default=None,
         metavar="MODE[,MODE]",
-        help="IP modes: every kind x kind cell runs for every mode x mode (default none; e.g. none,dual)",
+        help="IP modes: every kind x kind cell runs for every mode x mode (default none; e.g. none,dual); "
+        "with --mix, only the mix's cells in these modes (the mix's IP-mode shares choose the rest)",
     )
     mx.add_argument(
         "--peers", default="aiortc,aiortc", type=stacks, help="the stacks of a and b (default aiortc,aiortc)"
@@ -203,16 +204,23 @@ def cmd_matrix(args: argparse.Namespace) -> int:
     from netsim.suite.catalog import matrix, mix_cells
 
     peer_a, peer_b = args.peers
-    if args.mix is not None and args.ipv6 != IPV4_ONLY:
-        raise InputError("--ipv6: not with --mix (mixes have no IP-mode shares yet)")
     if args.mix is not None:
+        mix = resolve(args.mix, "--mix")
         mix_b = resolve(args.mix_b, "--mix-b") if args.mix_b is not None else None
-        cells = mix_cells(resolve(args.mix, "--mix"), mix_b, turn=args.turn, peer_a=peer_a, peer_b=peer_b)
+        if args.ipv6 is not None and not (mix.has_ip or (mix_b is not None and mix_b.has_ip)):
+            raise InputError(
+                "--ipv6: the mix has no IP-mode shares (give it an [ip] table: docs/population.md)"
+            )
+        cells = mix_cells(mix, mix_b, turn=args.turn, peer_a=peer_a, peer_b=peer_b)
+        if args.ipv6 is not None:  # only the mix's cells whose two modes are among these
+            wanted = set(ip_modes(args.ipv6))
+            cells = [c for c in cells if {s.ipv6 for s in c.topology.sites} <= wanted]
+        print(f"mix cells: {len(cells)} (x {args.repeats} repeats = {len(cells) * args.repeats} sessions)")
         return _run(cells, args)
     if args.mix_b is not None:
         raise InputError("--mix-b: goes with --mix")
-
-    return _run(matrix(args.turn, matrix_kinds(args.kinds), peer_a, peer_b, ip_modes(args.ipv6)), args)
+    modes = ip_modes(args.ipv6 or IPV4_ONLY)
+    return _run(matrix(args.turn, matrix_kinds(args.kinds), peer_a, peer_b, modes), args)
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -18,24 +18,36 @@ are taken as exact there; how far the answer moves with each uncertain weight is
 (netsim.results.sensitivity).
 
 A session counts for its (nat_a, nat_b) cell when its group is one of ESTIMATE_GROUPS (the matrix with TURN,
-the UDP firewall, CGN-layered sites), TURN was offered, the ICE policy was `all` and there was no glare.
+the UDP firewall, CGN-layered sites, and their `-ipv6` groups), TURN was offered, the ICE policy was `all`
+and there was no glare. A cell's sides are endpoints (netsim.suite.mixes.endpoint): the NAT kind, with the
+site's IP mode when it is not IPv4-only, read from the record's experiment. Beside the estimate for the mix as
+given, `ipv4_only` is the same mix on an IPv4-only internet (every endpoint IP mode none), from the same run.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 from netsim.errors import InputError
 from netsim.records import ResultRecord
 from netsim.results import store, tables
 from netsim.results.sensitivity import Moved, sensitivity
 from netsim.suite.blend import spec
-from netsim.suite.mixes import Mix, cell_weights
-from netsim.vocab import AIORTC, DIRECT_VERDICTS, FAILED, MATRIX_TURN, NO_TURN, RELAY
+from netsim.suite.mixes import Mix, cell_weights, endpoint
+from netsim.vocab import (
+    AIORTC,
+    DIRECT_VERDICTS,
+    FAILED,
+    IPV4_ONLY,
+    IPV6_GROUP_SUFFIX,
+    MATRIX_TURN,
+    NO_TURN,
+    RELAY,
+)
 
 ESTIMATE_GROUPS: Final = (MATRIX_TURN, "firewall", "double-nat")
 NEEDED_KEYS: Final = ("nat_a", "nat_b", "verdict", "needs_relay", "turn", "policy", "glare")
@@ -45,8 +57,9 @@ CALLS: Final = 1000  # capacity is given per this many concurrent calls
 METHOD: Final = "per-cell Wilson 95 % intervals combined by MOVER (Zou & Donner 2008)"
 # What no estimate here measures, said with every estimate.
 LEAVES_OUT: Final = (
-    "IPv6: every lab is IPv4-only, so dual-stack and IPv6-only paths are not measured "
-    "(until the dual-stack issue lands)",
+    "IPv6-only endpoints without a CLAT (IP mode `only`, reaching IPv4 through DNS64 and NAT64): not "
+    "buildable yet, so no mix gives them a share",
+    "NAT66 (IPv6 translated by the home router): every IPv6 site here has a firewall and no translation",
     "stacks other than the ones sized with: each stack gathers and nominates its own way",
     "calls within one NAT (hairpinning) and on one LAN",
     "networks that also block TURN over TCP and TLS on port 443",
@@ -125,6 +138,7 @@ class Estimate:
     peers: tuple[str, str] = (AIORTC, AIORTC)  # the stacks sized with
     moved: tuple[Moved, ...] = ()  # needs_relay as each uncertain weight moves (widest first)
     inconclusive: int = 0  # sessions left out: load made their answers inconclusive (docs/load.md)
+    ipv4_only: Interval | None = None  # needs_relay for the mix on an IPv4-only internet (None: not asked)
 
 
 # --- intervals ---
@@ -162,10 +176,32 @@ def stacks(record: ResultRecord) -> tuple[str, str]:
     return tuple(str((s or {}).get("peer") or AIORTC) for s in sides)  # type: ignore[return-value]
 
 
+def _cell_group(record: ResultRecord) -> bool:
+    """Whether the record's group measures cells (the matrix with TURN of any stack pairing, the estimate
+    groups, and the `-ipv6` groups of their cells with IPv6 on a side)."""
+    group = str(record.get("group")).removesuffix(IPV6_GROUP_SUFFIX)
+    return group in ESTIMATE_GROUPS or group.startswith(MATRIX_TURN)
+
+
+def side_modes(record: ResultRecord) -> tuple[str, str]:
+    """The IP modes of hosts a and b: their sites' in the record's experiment (none when not said)."""
+    experiment: Mapping[str, Any] = record.get("experiment") or {}
+    topo: Mapping[str, Any] = experiment.get("topology") or {}
+    modes = {
+        h: str(site.get("ipv6", IPV4_ONLY)) for site in topo.get("site", []) for h in site.get("hosts", [])
+    }
+    return modes.get("a", IPV4_ONLY), modes.get("b", IPV4_ONLY)
+
+
+def record_cell(record: ResultRecord) -> Cell:
+    """The (endpoint a, endpoint b) cell a session measures."""
+    mode_a, mode_b = side_modes(record)
+    return endpoint(str(record.get("nat_a")), mode_a), endpoint(str(record.get("nat_b")), mode_b)
+
+
 def _counts_for_cell(record: ResultRecord, peers: tuple[str, str] = (AIORTC, AIORTC)) -> bool:
-    group = str(record.get("group"))
     return (
-        (group in ESTIMATE_GROUPS or group.startswith(MATRIX_TURN))  # matrix-turn of any stack pairing
+        _cell_group(record)
         and stacks(record) == peers
         and record.get("turn") != NO_TURN
         and record.get("policy") == "all"
@@ -192,15 +228,14 @@ def counts_by_stacks(
         if not _needs_keys(r, i, where, stacks(r)):
             continue
         cells = out.setdefault(stacks(r), {})
-        cell = (str(r.get("nat_a")), str(r.get("nat_b")))
+        cell = record_cell(r)
         cells[cell] = cells.get(cell, CellCounts()).add(r)
     return out
 
 
 def _needs_keys(record: ResultRecord, index: int, where: str, peers: tuple[str, str]) -> bool:
     """Whether a record counts for a cell; raises when a record of a cell group lacks a needed key."""
-    group = str(record.get("group"))
-    if group not in ESTIMATE_GROUPS and not group.startswith(MATRIX_TURN):
+    if not _cell_group(record):
         return False
     missing = [key for key in NEEDED_KEYS if key not in record]
     if missing:
@@ -283,11 +318,14 @@ def estimate_records(
     if not bitrate_kbps > 0:
         raise EstimateError(f"bitrate: must be greater than 0 kbit/s, got {bitrate_kbps}")
     weights = cell_weights(mix, mix_b)
+    v4_mixes = (mix.ipv4_only(), mix_b.ipv4_only() if mix_b else None)
+    v4_weights = cell_weights(*v4_mixes)
     left_out = sum(not tables.counted(r) for r in records)
     by_stacks = counts_by_stacks([r for r in records if tables.counted(r)], where)
     counts = by_stacks.get(peers, {})
-    _check_cells(weights, counts, (mix, mix_b), where, peers, by_stacks)
-    _check_repeats(weights, counts, where, min_repeats)
+    _check_cells({**weights, **v4_weights}, counts, (mix, mix_b), where, peers, by_stacks)
+    _check_repeats({**weights, **v4_weights}, counts, where, min_repeats)
+    v4 = [(w, counts[c]) for c, w in v4_weights.items()]
     used = {c: (w, counts[c]) for c, w in weights.items()}
     relay_won = weighted_share([(w, n.relay_won, n.sessions) for w, n in used.values()])
     rates = {c: n.needs_relay / n.known for c, (_, n) in used.items()}
@@ -304,6 +342,7 @@ def estimate_records(
         peers=peers,
         moved=tuple(sensitivity(mix, mix_b, rates)),
         inconclusive=left_out,
+        ipv4_only=weighted_share([(w, n.needs_relay, n.known) for w, n in v4]),
     )
 
 

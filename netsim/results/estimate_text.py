@@ -11,7 +11,7 @@ from typing import Any
 
 from netsim.results.estimate import LEAVES_OUT, METHOD, Estimate, Interval
 from netsim.results.sensitivity import DEFAULT_RANGE, Moved
-from netsim.suite.mixes import Mix
+from netsim.suite.mixes import Mix, split_endpoint
 
 MOVED_SHOWN = 6  # the widest few in the table; --json has them all
 
@@ -27,6 +27,17 @@ def _uncertain(mix: Mix | None) -> dict[str, str] | None:
     if mix is None:
         return None
     return {k.kind: k.mark for k in mix.kinds if k.share > 0 and k.uncertain}
+
+
+def _ip_modes(mix: Mix | None) -> dict[str, dict[str, Any]] | None:
+    """kind -> its IP-mode shares and where they come from (every kind IPv4-only when the mix says none)."""
+    if mix is None:
+        return None
+    return {
+        k.kind: {"shares": {m: round(v, 4) for m, v in k.ip.shares}, "mark": k.ip.mark, "text": k.ip.text}
+        for k in mix.kinds
+        if k.share > 0
+    }
 
 
 def _moved_json(m: Moved) -> dict[str, Any]:
@@ -57,6 +68,8 @@ def as_json(est: Estimate) -> dict[str, Any]:
         "parts_b": _parts(est.mix_b),
         "peers": list(est.peers),
         "needs_relay": est.needs_relay.as_dict(),
+        "ipv4_only": (est.ipv4_only or est.needs_relay).as_dict(),  # the same mix, every endpoint IPv4-only
+        "ip_modes": {"a": _ip_modes(est.mix), "b": _ip_modes(est.mix_b)},
         "relay_won": est.relay_won.as_dict(),
         "direct": est.direct.as_dict(),
         "failed_with_turn": est.failed.as_dict(),
@@ -76,8 +89,10 @@ def as_json(est: Estimate) -> dict[str, Any]:
         "leaves_out": list(LEAVES_OUT),
         "cells": [
             {
-                "nat_a": a,
-                "nat_b": b,
+                "nat_a": split_endpoint(a)[0],
+                "ip_a": split_endpoint(a)[1],
+                "nat_b": split_endpoint(b)[0],
+                "ip_b": split_endpoint(b)[1],
                 "weight": round(w, 6),
                 "sessions": n.sessions,
                 "needs_relay": n.needs_relay,
@@ -105,6 +120,9 @@ def _mix_lines(label: str, mix: Mix) -> list[str]:
         lines.append(f"  {100 * share:.0f} % {part.name} ({part.path})")
     if mix.note:
         lines.append(f"  note: {mix.note}")
+    if mix.has_ip:
+        ipv6 = sum(v for e, v in mix.endpoint_shares.items() if split_endpoint(e)[1] != "none")
+        lines.append(f"  endpoints with IPv6: {100 * ipv6:.1f} % ({_mode_totals(mix)})")
     marks: dict[str, list[str]] = {}
     for k in mix.kinds:
         if k.share > 0:
@@ -114,6 +132,14 @@ def _mix_lines(label: str, mix: Mix) -> list[str]:
             what = "assumed weights" if mark == "assumed" else f"weights read from {mark} sources"
             lines.append(f"  {what}: {', '.join(marks[mark])}")
     return lines
+
+
+def _mode_totals(mix: Mix) -> str:
+    totals: dict[str, float] = {}
+    for e, v in mix.endpoint_shares.items():
+        mode = split_endpoint(e)[1]
+        totals[mode] = totals.get(mode, 0.0) + v
+    return ", ".join(f"{mode} {100 * v:.1f} %" for mode, v in totals.items())
 
 
 def _moved_lines(est: Estimate) -> list[str]:
@@ -141,8 +167,10 @@ def format_table(est: Estimate) -> str:
     """The estimate for the terminal: the mixes, the shares with intervals, how far the uncertain
     weights move the answer, relay capacity, and what the figure leaves out."""
     sessions = [n.sessions for _, n in est.cells.values()]
+    v4 = est.ipv4_only or est.needs_relay
     rows = [
         ("calls that need a relay", *_pct(est.needs_relay)),
+        ("  the same mix, IPv4-only", *_pct(v4)),
         ("calls where a relay won", *_pct(est.relay_won)),
         ("calls connected without TURN", *_pct(est.direct)),
         ("calls that failed even with TURN", *_pct(est.failed)),

@@ -8,6 +8,9 @@ one at a time, across its range while the other kinds keep their proportions, an
 needs-a-relay share over that range are reported. The range is the mix file's `range` where it states one
 (with its reason); otherwise half to double the weight's share, and the output says so.
 
+A mix with IP-mode shares has one more knob, its share of endpoints with IPv6 (dual or clat), moved across
+the range its `[ip]` table states (else half to double) with every kind's IPv6 modes scaled alike.
+
 A weight of a mix that calls itself moves on both sides of the call; with a callee mix, each side's weights
 move alone. In a blend, each part's weights move within that part.
 """
@@ -19,8 +22,9 @@ from dataclasses import dataclass
 from typing import Final
 
 from netsim.suite.blend import blend
-from netsim.suite.mixes import KindWeight, Mix, cell_weights
+from netsim.suite.mixes import ASSUMPTION, FROM, KindWeight, Mix, cell_weights
 
+IPV6_KNOB: Final = "endpoints with IPv6"
 GRID: Final = 20  # steps across a range: the share is a ratio of quadratics in the weight, not monotone
 DEFAULT_RANGE: Final = "no range in the mix file: half to double"
 
@@ -70,17 +74,40 @@ def _in_part(mix: Mix, index: int, kind: str) -> Callable[[float], Mix]:
     return moved
 
 
+def _ipv6_knob(mix: Mix) -> KindWeight | None:
+    """The mix's IPv6 share as a pseudo-weight to move, when its IP-mode split is uncertain."""
+    splits = [k.ip for k in mix.kinds if k.share > 0]
+    share = mix.ipv6_share
+    if not 0 < share < 1 or not any(ip.uncertain for ip in splits):
+        return None
+    ranged = next((ip for ip in splits if ip.range is not None), None)
+    basis = ASSUMPTION if any(ip.basis == ASSUMPTION for ip in splits) else FROM
+    text = "; ".join(dict.fromkeys(ip.text for ip in splits))
+    low_high, note = (ranged.range, ranged.range_note) if ranged else (None, None)
+    return KindWeight(IPV6_KNOB, share, share, basis, text, None, low_high, note)
+
+
+def _ipv6_in(mix: Mix, index: int | None) -> Callable[[float], Mix]:
+    if index is None:
+        return mix.with_ipv6_share
+    return lambda v: blend(
+        [(p.with_ipv6_share(v) if j == index else p, s) for j, (p, s) in enumerate(mix.parts)]
+    )
+
+
 def _moves(mix: Mix) -> list[tuple[str, KindWeight, Callable[[float], Mix]]]:
-    """(owner, kind, share -> the mix with that kind at that share) for every uncertain weight; a kind
-    that is the whole mix has nothing to trade with."""
-    if not mix.parts:
-        return [(mix.name, k, _in_mix(mix, k.kind)) for k in mix.kinds if 0 < k.share < 1 and k.uncertain]
-    return [
-        (part.name, k, _in_part(mix, i, k.kind))
-        for i, (part, _) in enumerate(mix.parts)
-        for k in part.kinds
-        if 0 < k.share < 1 and k.uncertain
-    ]
+    """(owner, kind, share -> the mix with that kind at that share) for every uncertain weight (and the
+    IPv6 share); a kind that is the whole mix has nothing to trade with."""
+    owners = [(mix, None)] if not mix.parts else [(p, i) for i, (p, _) in enumerate(mix.parts)]
+    out: list[tuple[str, KindWeight, Callable[[float], Mix]]] = []
+    for part, i in owners:
+        for k in part.kinds:
+            if 0 < k.share < 1 and k.uncertain:
+                out.append((part.name, k, _in_mix(mix, k.kind) if i is None else _in_part(mix, i, k.kind)))
+        knob = _ipv6_knob(part)
+        if knob is not None:
+            out.append((part.name, knob, _ipv6_in(mix, i)))
+    return out
 
 
 def knobs(mix_a: Mix, mix_b: Mix | None) -> list[Knob]:

@@ -13,7 +13,17 @@ import math
 from pathlib import Path
 from typing import Final
 
-from netsim.suite.mixes import ASSUMPTION, FROM, KindWeight, Mix, MixFileError, kind_sort_key, load_mix
+from netsim.suite.mixes import (
+    ASSUMPTION,
+    FROM,
+    MIX_MODES,
+    IpShares,
+    KindWeight,
+    Mix,
+    MixFileError,
+    kind_sort_key,
+    load_mix,
+)
 from netsim.vocab import NAT_KINDS, UDP_BLOCKED
 
 SHIPPED_DIR: Final = Path(__file__).resolve().parents[2] / "mixes"
@@ -107,5 +117,19 @@ def _kinds(parts: tuple[tuple[Mix, float], ...]) -> tuple[KindWeight, ...]:
             None if assumed else next((c for c in ("secondary", None, "abstract") if c in checks), "primary")
         )
         text = "; ".join(f"{mix.name} ({k.mark}): {k.text}" for mix, _, k in mine)
-        out.append(KindWeight(kind, value, value, ASSUMPTION if assumed else FROM, text, checked))
+        basis = ASSUMPTION if assumed else FROM
+        out.append(KindWeight(kind, value, value, basis, text, checked, ip=_ip(mine, value)))
     return tuple(out)
+
+
+def _ip(mine: list[tuple[Mix, float, KindWeight]], value: float) -> IpShares:
+    """A kind's blended IP-mode split: each part's split weighted by how many of the kind's endpoints it
+    brings; an assumption where any part's split is one."""
+    modes = {
+        m: math.fsum(share * k.share * dict(k.ip.shares).get(m, 0.0) for _, share, k in mine)
+        for m in MIX_MODES
+    }
+    assumed = any(k.ip.basis == ASSUMPTION for _, _, k in mine)
+    text = "; ".join(f"{mix.name} ({k.ip.mark}): {k.ip.text}" for mix, _, k in mine)
+    shares = tuple((m, v / value) for m, v in modes.items() if v > 0)
+    return IpShares(shares, ASSUMPTION if assumed else FROM, text, None if assumed else "secondary")

@@ -11,17 +11,21 @@ import random
 from pathlib import Path
 from typing import Any
 
+from netsim.lab.fw6 import Fw6Spec
 from netsim.lab.nat import preset
 from netsim.lab.topology import Carrier, Site, Topology, standard_topology
 from netsim.records import PopulationDraw
-from netsim.suite.mixes import Mix, MixError, split_kind
+from netsim.suite.mixes import Mix, MixError, split_endpoint, split_kind
 from netsim.suite.scenario import Scenario, default_options, file_scenarios
 from netsim.vocab import (
     AIORTC,
     CHROMIUM,
+    CLAT,
     CUSTOM_NAT,
+    DUAL,
     FIREFOX,
     FULL_CONE,
+    FW6_BLOCK_UDP,
     IPV4_ONLY,
     IPV6_GROUP_SUFFIX,
     MATRIX_NOTURN,
@@ -161,30 +165,42 @@ def policy_and_glare() -> list[Scenario]:
     ]
 
 
-def _layered_site(side: str, kind: str) -> tuple[Site, Carrier | None]:
-    """A site for a mix kind: its home NAT, behind a carrier-grade NAT of its own when the kind says so."""
+def _layered_site(side: str, kind: str, mode: str = IPV4_ONLY) -> tuple[Site, Carrier | None]:
+    """A site for a mix kind: its home NAT, behind a carrier-grade NAT of its own when the kind says so; a
+    clat site behind a NAT64 carrier whose NAT44 is the kind's NAT (as `standard_topology` builds it); a
+    site that blocks UDP blocks it over IPv6 too."""
     home, cgn = split_kind(kind)
-    carrier = None if cgn is None else Carrier(f"cgn-{side}", preset(cgn))
-    site = Site(f"nat-{side}", preset(home), (side,), behind=None if carrier is None else carrier.name)
-    return site, carrier
+    if mode == CLAT:
+        carrier: Carrier | None = Carrier(f"nat64-{side}", preset(home), nat64=True)
+    else:
+        carrier = None if cgn is None else Carrier(f"cgn-{side}", preset(cgn))
+    fw6 = Fw6Spec(FW6_BLOCK_UDP) if home == UDP_BLOCKED and mode == DUAL else None
+    behind = None if carrier is None else carrier.name
+    return Site(f"nat-{side}", preset(home), (side,), behind=behind, ipv6=mode, fw6=fw6), carrier
 
 
 def mix_pairing(kind_a: str, kind_b: str, turn: Turn = UDP, **options: Any) -> Scenario:
-    """A scenario for one cell of a mix: kinds may be CGN-layered (HOME+cgn-CGN) or udp-blocked.
+    """A scenario for one cell of a mix: each side an endpoint (netsim.suite.mixes.endpoint), a kind that
+    may be CGN-layered (HOME+cgn-CGN) or udp-blocked, with an IP mode (KIND@MODE) when not IPv4-only.
 
     The group is the one the estimate reads the cell from: firewall when a side blocks UDP (TURN then goes
-    over TCP 443), double-nat when a side is behind a CGN, else the matrix.
+    over TCP 443), double-nat when a side is behind a CGN, else the matrix; GROUP-ipv6 when a side has IPv6.
     """
-    sites, carriers = zip(*(_layered_site(s, k) for s, k in (("a", kind_a), ("b", kind_b))), strict=True)
+    (kind_a, mode_a), (kind_b, mode_b) = split_endpoint(kind_a), split_endpoint(kind_b)
+    sides = (("a", kind_a, mode_a), ("b", kind_b, mode_b))
+    sites, carriers = zip(*(_layered_site(*side) for side in sides), strict=True)
     topo = Topology("mix", sites=tuple(sites), carriers=tuple(c for c in carriers if c is not None))
     if UDP_BLOCKED in (kind_a, kind_b):
         group, turn = "firewall", TCP if turn == UDP else turn
-    elif any(c is not None for c in carriers):
+    elif any(c is not None and not c.nat64 for c in carriers):
         group = "double-nat"
     else:
         group = matrix_group(turn, options.get("peer_a", AIORTC), options.get("peer_b", AIORTC))
+    tail = ""
+    if (mode_a, mode_b) != (IPV4_ONLY, IPV4_ONLY):
+        group, tail = f"{group}{IPV6_GROUP_SUFFIX}", f"__{mode_a}__{mode_b}"
     opts = default_options(topo, turn=turn, **options)
-    return Scenario(f"{group}/{kind_a}__{kind_b}", group, topo, kind_a, kind_b, opts)
+    return Scenario(f"{group}/{kind_a}__{kind_b}{tail}", group, topo, kind_a, kind_b, opts)
 
 
 def catalog(directory: Path) -> list[Scenario]:
@@ -207,9 +223,9 @@ def catalog(directory: Path) -> list[Scenario]:
 
 def mix_cells(mix_a: Mix, mix_b: Mix | None = None, turn: Turn = UDP, **options: Any) -> list[Scenario]:
     """Exactly the cells an estimate for this mix needs (netsim matrix --mix)."""
-    from netsim.suite.mixes import cells_needed
+    from netsim.suite.mixes import cells_to_run
 
-    return [mix_pairing(a, b, turn=turn, **options) for a, b in cells_needed(mix_a, mix_b)]
+    return [mix_pairing(a, b, turn=turn, **options) for a, b in cells_to_run(mix_a, mix_b)]
 
 
 def parse_mix(text: str) -> dict[str, float]:

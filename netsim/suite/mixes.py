@@ -16,10 +16,23 @@ A mix file names its source and gives, per NAT kind, a weight and where that wei
     range = [0.30, 0.52]                      # optional: the share this kind may plausibly have (0..1 of
     range_note = "why these ends"             # the mix), for the estimate's sensitivity; with its reason
 
+IP modes (optional): per kind, which share of its endpoints is IPv4-only (`none`), dual-stack (`dual`) or
+IPv6-only with 464XLAT (`clat`), with where the split comes from, like a weight; a top-level `[ip]` table is
+the split of every kind that gives none of its own. A mix without any is all `none` (an IPv4-only internet):
+
+    [ip]                                      # or [kinds."symmetric".ip] for one kind
+    none = 0.58
+    dual = 0.42
+    from = "APNIC Labs: 42 % IPv6-capable"    # or assumption = "..."; checked as for weights
+
+`only` (IPv6-only reaching IPv4 through DNS64) is not accepted: netsim cannot build it yet. `clat` needs a
+translating home kind (not open, udp-blocked or CGN-layered: the NAT64 carrier is the side's only NAT).
+
 Kinds are the matrix's NAT kinds (`vocab.NAT_KINDS`), `udp-blocked`, and CGN-layered kinds
 `HOME+cgn-CGN` (a home NAT of kind HOME behind a carrier-grade NAT of kind CGN, e.g.
 `port-restricted-cone+cgn-symmetric`). Weights are relative: they are divided by their sum.
 
+A cell's side is an endpoint: a kind, or `KIND@MODE` for an IP mode other than none (`endpoint`).
 `cells_needed(mix_a, mix_b)` lists the (nat_a, nat_b) cells of the NAT matrix an estimate for the mix reads;
 `netsim matrix --mix FILE` runs exactly those, and `netsim estimate` refuses a run that lacks one.
 """
@@ -32,26 +45,29 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Final
 
-from netsim.errors import InputError
-from netsim.vocab import NAT_KINDS, OPEN, UDP_BLOCKED
+from netsim.suite.mixfields import (
+    ASSUMPTION,
+    CHECKED,
+    FROM,
+    IPV4_ALL,
+    MIX_MODES,
+    TRUSTED,
+    IpShares,
+    MixError,
+    MixFileError,
+    ip_shares,
+    range_field,
+)
+from netsim.vocab import CLAT, IPV4_ONLY, NAT_KINDS, OPEN, UDP_BLOCKED
+
+__all__ = ["ASSUMPTION", "FROM", "MIX_MODES", "IpShares", "MixError", "MixFileError"]  # their old home
 
 CGN_MARK: Final = "+cgn-"  # HOME+cgn-CGN
 # A CGN or a home NAT in front of a layered kind must translate: "open" is no NAT at all.
 LAYER_KINDS: Final = tuple(k for k in NAT_KINDS if k != OPEN)
-TOP_KEYS: Final = ("name", "source", "note", "kinds")
-KIND_KEYS: Final = ("weight", "from", "assumption", "checked", "range", "range_note")
-FROM: Final = "from"
-ASSUMPTION: Final = "assumption"
-CHECKED: Final = ("primary", "abstract", "secondary")  # how a `from` figure was read, best first
-TRUSTED: Final = ("primary", "abstract")  # read in the source itself: not varied by the sensitivity
-
-
-class MixError(InputError):
-    """A NAT mix or population size that cannot be drawn from; the message names the option or field."""
-
-
-class MixFileError(MixError):
-    """A mix file that cannot be used; the message names the file and the field."""
+TOP_KEYS: Final = ("name", "source", "note", "ip", "kinds")
+KIND_KEYS: Final = ("weight", "from", "assumption", "checked", "range", "range_note", "ip")
+MODE_MARK: Final = "@"  # endpoint KIND@MODE
 
 
 @dataclass(frozen=True)
@@ -66,6 +82,7 @@ class KindWeight:
     checked: str | None = None  # with FROM: one of CHECKED (None: not said, counts as secondary)
     range: tuple[float, float] | None = None  # the plausible share (0..1), when the file states one
     range_note: str | None = None
+    ip: IpShares = IPV4_ALL
 
     @property
     def uncertain(self) -> bool:
@@ -93,6 +110,43 @@ class Mix:
         return {k.kind: k.share for k in self.kinds if k.share > 0}
 
     @property
+    def endpoint_shares(self) -> dict[str, float]:
+        """endpoint (kind, or KIND@MODE) -> share of endpoints (sums to 1), positive shares only."""
+        return {
+            endpoint(k.kind, mode): k.share * s
+            for k in self.kinds
+            if k.share > 0
+            for mode, s in k.ip.shares
+            if s > 0
+        }
+
+    @property
+    def has_ip(self) -> bool:
+        """Whether any endpoint of the mix has IPv6 (an IP mode other than none)."""
+        return any(split_endpoint(e)[1] != IPV4_ONLY for e in self.endpoint_shares)
+
+    @property
+    def ipv6_share(self) -> float:
+        """The share of endpoints with IPv6 (IP mode dual or clat)."""
+        return math.fsum(v for e, v in self.endpoint_shares.items() if split_endpoint(e)[1] != IPV4_ONLY)
+
+    def with_ipv6_share(self, share: float) -> Mix:
+        """This mix with `share` of its endpoints having IPv6: every kind's IPv6 modes scaled alike (capped
+        at the whole kind) and their split kept (what the estimate's sensitivity moves). Not for blends."""
+        if self.parts:
+            raise ValueError("with_ipv6_share: move one of the blend's parts")
+        old = self.ipv6_share
+        if old == 0 or not 0 <= share <= 1:
+            raise ValueError(f"with_ipv6_share: {share} of a mix with {old} IPv6")
+        return replace(self, kinds=tuple(replace(k, ip=k.ip.scaled(share / old)) for k in self.kinds))
+
+    def ipv4_only(self) -> Mix:
+        """The same mix on an IPv4-only internet: every kind's endpoints IP mode none."""
+        kinds = tuple(replace(k, ip=IPV4_ALL) for k in self.kinds)
+        parts = tuple((p.ipv4_only(), s) for p, s in self.parts)
+        return replace(self, kinds=kinds, parts=parts)
+
+    @property
     def assumptions(self) -> dict[str, str]:
         return {k.kind: k.text for k in self.kinds if k.basis == ASSUMPTION}
 
@@ -116,6 +170,17 @@ class Mix:
 def layered(home: str, cgn: str) -> str:
     """The kind name of a home NAT `home` behind a carrier-grade NAT `cgn`."""
     return f"{home}{CGN_MARK}{cgn}"
+
+
+def endpoint(kind: str, mode: str) -> str:
+    """A cell side: the kind for an IPv4-only endpoint (as before IP modes), else KIND@MODE."""
+    return kind if mode == IPV4_ONLY else f"{kind}{MODE_MARK}{mode}"
+
+
+def split_endpoint(text: str) -> tuple[str, str]:
+    """(kind, IP mode) of an endpoint."""
+    kind, mark, mode = text.rpartition(MODE_MARK)
+    return (kind, mode) if mark else (text, IPV4_ONLY)
 
 
 def split_kind(kind: str) -> tuple[str, str | None]:
@@ -177,7 +242,8 @@ def mix_from_dict(data: dict[str, Any], where: str, default_name: str = "mix") -
         raise MixFileError(
             f'{where}: kinds: expected a table of NAT kinds ([kinds."symmetric"] weight = ...)'
         )
-    raw = [_kind_entry(kind, entry, where) for kind, entry in table.items()]
+    default_ip = ip_shares(data["ip"], f"{where}: ip") if "ip" in data else IPV4_ALL
+    raw = [_kind_entry(kind, entry, where, default_ip) for kind, entry in table.items()]
     total = math.fsum(k.weight for k in raw)
     if not total > 0:
         raise MixFileError(f"{where}: kinds: the weights must add up to a positive number, got {total:g}")
@@ -195,7 +261,7 @@ def _source(value: object, where: str) -> str | list[str]:
     raise MixFileError(f"{where}: source: expected a non-empty string or list of strings naming the source")
 
 
-def _kind_entry(kind: str, entry: object, where: str) -> KindWeight:
+def _kind_entry(kind: str, entry: object, where: str, default_ip: IpShares = IPV4_ALL) -> KindWeight:
     """One [kinds."KIND"] table (its share is set once the weights' sum is known)."""
     field = f"kinds.{kind!r}"
     try:
@@ -225,27 +291,19 @@ def _kind_entry(kind: str, entry: object, where: str) -> KindWeight:
         raise MixFileError(
             f"{where}: {field}.checked: goes with 'from' and is one of {', '.join(CHECKED)}, got {checked!r}"
         )
-    low_high, note = _range(entry, f"{where}: {field}")
-    return KindWeight(kind, float(weight), 0.0, given[0], text.strip(), checked, low_high, note)
+    low_high, note = range_field(entry, f"{where}: {field}")
+    ip = ip_shares(entry["ip"], f"{where}: {field}.ip") if "ip" in entry else default_ip
+    _check_buildable(kind, ip, f"{where}: {field}" + (".ip" if "ip" in entry else " (with the mix's [ip])"))
+    return KindWeight(kind, float(weight), 0.0, given[0], text.strip(), checked, low_high, note, ip)
 
 
-def _range(entry: dict[str, Any], field: str) -> tuple[tuple[float, float] | None, str | None]:
-    """(range, its note) of a kind entry: two shares 0 <= low <= high <= 1, given with a reason."""
-    value, note = entry.get("range"), entry.get("range_note")
-    if value is None:
-        if note is not None:
-            raise MixFileError(f"{field}.range_note: goes with range")
-        return None, None
-    numbers = isinstance(value, list) and all(
-        isinstance(v, int | float) and not isinstance(v, bool) for v in value
-    )
-    if not numbers or len(value) != 2 or not 0 <= value[0] <= value[1] <= 1:
+def _check_buildable(kind: str, ip: IpShares, field: str) -> None:
+    """clat puts the side behind a NAT64 carrier whose NAT44 is the kind's NAT: a plain translating kind."""
+    if any(m == CLAT for m, _ in ip.shares) and kind not in LAYER_KINDS:
         raise MixFileError(
-            f"{field}.range: expected [low, high], two shares 0 <= low <= high <= 1, got {value!r}"
+            f"{field}.{CLAT}: a clat share needs a translating NAT kind for the NAT64 carrier "
+            f"({', '.join(LAYER_KINDS)}), not {kind!r}"
         )
-    if not isinstance(note, str) or not note.strip():
-        raise MixFileError(f"{field}.range_note: say where the range's ends come from (a non-empty string)")
-    return (float(value[0]), float(value[1])), note.strip()
 
 
 def cells_needed(mix_a: Mix, mix_b: Mix | None = None) -> list[tuple[str, str]]:
@@ -255,11 +313,17 @@ def cells_needed(mix_a: Mix, mix_b: Mix | None = None) -> list[tuple[str, str]]:
     orders of a pair of kinds are separate cells, since the offerer's side matters. Kinds with a zero
     weight need no cell. Sorted by kind order, rows (nat_a) first.
     """
-    kinds_b = (mix_b or mix_a).shares
-    return [(a, b) for a in mix_a.shares for b in kinds_b]
+    kinds_b = (mix_b or mix_a).endpoint_shares
+    return [(a, b) for a in mix_a.endpoint_shares for b in kinds_b]
+
+
+def cells_to_run(mix_a: Mix, mix_b: Mix | None = None) -> list[tuple[str, str]]:
+    """cells_needed, and the IPv4-only twin's cells too, so that the estimate can print both."""
+    v4 = cells_needed(mix_a.ipv4_only(), mix_b.ipv4_only() if mix_b else None)
+    return list(dict.fromkeys([*cells_needed(mix_a, mix_b), *v4]))
 
 
 def cell_weights(mix_a: Mix, mix_b: Mix | None = None) -> dict[tuple[str, str], float]:
     """cell -> probability that a call falls in it (the two sides drawn independently; sums to 1)."""
-    shares_b = (mix_b or mix_a).shares
-    return {(a, b): wa * wb for a, wa in mix_a.shares.items() for b, wb in shares_b.items()}
+    shares_b = (mix_b or mix_a).endpoint_shares
+    return {(a, b): wa * wb for a, wa in mix_a.endpoint_shares.items() for b, wb in shares_b.items()}

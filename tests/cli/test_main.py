@@ -86,6 +86,10 @@ def test_usage_errors_exit_2_naming_the_value(
         (["matrix", "--ipv6", "only"], "netsim: error: --ipv6: 'only' needs lab names with DNS64"),
         (["matrix", "--kinds", "symmetric,nope.nft"], "netsim: error: --kinds: unknown NAT kind 'nope.nft'"),
         (["population", "--mix", "open=x"], "netsim: error: --mix: bad weight in 'open=x'"),
+        (
+            ["matrix", "--mix", "enterprise", "--ipv6", "dual"],
+            "netsim: error: --ipv6: the mix has no IP-mode shares",
+        ),
         (["run", "nope.toml"], "netsim: error: nope.toml: no such file\n"),
         (["token", "dave", "--secret", ""], "netsim: error: a secret is required"),
         (["token", "--secret", "s", "bad user"], "netsim: error: invalid user id 'bad user'\n"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ from netsim.results.estimate import (
 from netsim.results.estimate_text import as_json, format_table
 from netsim.results.sensitivity import point
 from netsim.suite.blend import resolve
-from netsim.suite.mixes import Mix, cells_needed, load_mix, mix_from_dict
+from netsim.suite.mixes import Mix, cells_needed, load_mix, mix_from_dict, split_endpoint
 from netsim.vocab import NAT_KINDS
 from tests.results.report_fixtures import make_record, truth_needs_relay, write_results
 
@@ -238,14 +239,14 @@ def test_cli_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[s
 
 
 def test_the_table_says_what_the_figure_rests_on_and_leaves_out() -> None:
-    est = estimate_records(_matrix(), load_mix(MIXES / "mobile.toml"))
+    est = estimate_records(_matrix(), load_mix(MIXES / "mobile.toml").ipv4_only())  # issue 17's IPv4 figures
     text = format_table(est)
     assert "peers: aiortc (caller) x aiortc (callee)" in text
     assert "note: Wang et al. would give 58 %" in text
     assert "assumed weights: open" in text and "secondary sources: port-restricted-cone, symmetric" in text
     assert "calls that failed even with TURN" in text
     assert "mobile: symmetric (secondary, both sides) 40.0 % in 11.0-58.0 %  ->  19.2 % - 78.3 %" in text
-    assert "IPv6: every lab is IPv4-only" in text
+    assert "IPv6-only endpoints without a CLAT" in text and "NAT66" in text
     out = as_json(est)
     assert out["peers"] == ["aiortc", "aiortc"] and out["note"].startswith("Wang")
     assert out["uncertain_weights"]["a"] == {
@@ -254,7 +255,7 @@ def test_the_table_says_what_the_figure_rests_on_and_leaves_out() -> None:
         "symmetric": "secondary",
     }
     assert out["sensitivity"][0]["kind"] == "symmetric" and out["sensitivity"][0]["range"] == [0.11, 0.58]
-    assert out["failed_with_turn"]["share"] == 0.0 and any("IPv6" in x for x in out["leaves_out"])
+    assert out["failed_with_turn"]["share"] == 0.0 and any("NAT66" in x for x in out["leaves_out"])
 
 
 def test_calls_that_failed_even_with_turn() -> None:
@@ -292,14 +293,97 @@ def test_min_repeats_refuses_thin_cells() -> None:
 
 
 def test_cli_names_and_blends(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    write_results(tmp_path / "run", _matrix())
+    write_results(tmp_path / "run", _dual_matrix(NAT_KINDS, repeats=1))
     run = str(tmp_path / "run")
     assert main(["estimate", "--matrix", run, "--mix", "mobile=0.5,illustrative=0.5", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert [p["mix"] for p in out["parts"]] == ["mobile", "illustrative"]
     blended = resolve("mobile=0.5,illustrative=0.5")
-    rates = {cell: float(truth_needs_relay(*cell)) for cell in cells_needed(blended)}
+    rates = {cell: _truth(*cell) for cell in cells_needed(blended)}
     assert out["needs_relay"]["share"] == pytest.approx(point((blended, None), rates), abs=1e-4)
     assert 0.22 < out["needs_relay"]["share"] < 0.60  # between illustrative's and mobile's own
     assert main(["estimate", "--matrix", run, "--mix", "mobile", "--min-repeats", "9"]) == 2
     assert "fewer than --min-repeats 9" in capsys.readouterr().err
+
+
+def _truth(a: str, b: str) -> float:
+    """The textbook answer for a cell of endpoints: IPv6 on both sides needs no relay."""
+    (kind_a, mode_a), (kind_b, mode_b) = split_endpoint(a), split_endpoint(b)
+    return float("none" in (mode_a, mode_b) and truth_needs_relay(kind_a, kind_b))
+
+
+def _site(side: str, mode: str) -> dict[str, Any]:
+    return {"name": f"nat-{side}", "hosts": [side], **({"ipv6": mode} if mode != "none" else {})}
+
+
+def _dual_matrix(kinds: tuple[str, ...], repeats: int = 3) -> list[dict[str, Any]]:
+    """A matrix run over IP modes: IPv4 cells the textbook's, a cell with IPv6 on both sides direct (as
+    measured through two apdf firewalls), a cell with IPv6 on one side only the IPv4 answer."""
+    rng = random.Random(5)
+    out = []
+    for ma, mb in [(x, y) for x in ("none", "dual", "clat") for y in ("none", "dual", "clat")]:
+        group = "matrix-turn" if (ma, mb) == ("none", "none") else "matrix-turn-ipv6"
+        for a, b in [(a, b) for a in kinds for b in kinds if ("open", "clat") not in ((a, ma), (b, mb))]:
+            v6 = "none" not in (ma, mb)
+            for i in range(repeats):
+                r = make_record(
+                    rng,
+                    group,
+                    a,
+                    b,
+                    repeat=i,
+                    needs_relay=not v6 and truth_needs_relay(a, b),
+                    verdict="direct" if v6 else None,
+                )
+                r["experiment"] = {"topology": {"site": [_site("a", ma), _site("b", mb)]}}
+                out.append(r)
+    return out
+
+
+def test_dual_stack_weights_cells_by_kind_and_ip_mode_on_both_sides() -> None:
+    """mobile: half of every kind's endpoints have IPv6, so a quarter of calls have it on both sides and
+    need no relay: 60 % of calls need one on IPv4 alone, 0.60 x 0.75 = 45 % with IPv6."""
+    mobile = load_mix(MIXES / "mobile.toml")
+    est = estimate_records(_dual_matrix(("open", "port-restricted-cone", "symmetric")), mobile)
+    assert est.needs_relay.share == pytest.approx(0.45) and est.ipv4_only is not None
+    assert est.ipv4_only.share == pytest.approx(0.60)
+    assert est.ipv4_only.low < 0.60 < est.ipv4_only.high and len(est.cells) == 64
+    out = as_json(est)
+    assert out["needs_relay"]["share"] == pytest.approx(0.45, abs=1e-4)
+    assert set(out["ipv4_only"]) == {"share", "low", "high"} and out["ipv4_only"]["share"] == pytest.approx(
+        0.6
+    )
+    assert {(c["ip_a"], c["ip_b"]) for c in out["cells"]} >= {("clat", "dual"), ("none", "none")}
+    assert out["ip_modes"]["a"]["symmetric"]["shares"] == {"none": 0.5, "dual": 0.35, "clat": 0.15}
+    text = format_table(est)
+    assert re.search(r"calls that need a relay +45.0 %", text)
+    assert re.search(r"  the same mix, IPv4-only +60.0 %", text)
+    assert "endpoints with IPv6: 50.0 % (none 50.0 %, dual 35.8 %, clat 14.3 %)" in text  # open: no clat
+    assert "endpoints with IPv6 (assumed, both sides) 50.0 % in 25.0-80.0 %  ->  " in text
+    assert "NAT66" in text and "until the dual-stack issue lands" not in text
+
+
+def test_a_mix_without_ip_shares_prints_the_same_figure_twice() -> None:
+    est = estimate_records(_matrix(), load_mix(MIXES / "illustrative.toml"))
+    assert est.ipv4_only == est.needs_relay and as_json(est)["ipv4_only"] == as_json(est)["needs_relay"]
+
+
+def test_a_run_without_the_ipv6_cells_names_the_command_that_runs_them() -> None:
+    with pytest.raises(
+        EstimateError, match=r"lacks 55 cell\(s\) .*open x open@dual, .*run `netsim matrix --mix mobile`"
+    ):
+        estimate_records(
+            _matrix(kinds=("open", "port-restricted-cone", "symmetric")), load_mix(MIXES / "mobile.toml")
+        )
+
+
+def test_ipv4_only_reads_a_run_of_the_mix_s_ipv4_cells(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A run of `netsim matrix --mix mobile --ipv6 none` lacks the IPv6 cells; --ipv4-only reads it."""
+    write_results(tmp_path / "run", _matrix(kinds=("open", "port-restricted-cone", "symmetric")))
+    argv = ["estimate", "--matrix", str(tmp_path / "run"), "--mix", "mobile", "--json"]
+    assert main(argv) == 2 and "lacks 55 cell(s)" in capsys.readouterr().err
+    assert main([*argv, "--ipv4-only"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["needs_relay"] == out["ipv4_only"] and out["needs_relay"]["share"] == pytest.approx(0.6)

@@ -17,7 +17,7 @@ def _textbook(*mixes: object) -> dict[tuple[str, str], float]:
 def test_the_mobile_symmetric_share_alone_moves_mobile_x_mobile_from_a_fifth_to_three_quarters() -> None:
     """Issue 17's trial: 18 % to 77 % by the symmetric share alone, while the repeat interval printed was
     44.8-73.3 %."""
-    mobile = resolve("mobile")
+    mobile = resolve("mobile").ipv4_only()  # issue 17's IPv4-only internet
     rates = _textbook(mobile)
     assert point((mobile, None), rates) == pytest.approx(0.60)
     moved = {m.knob.kind: m for m in sensitivity(mobile, None, rates)}

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from netsim.suite.catalog import catalog, matrix, mix_pairing, parse_mix, population
+from netsim.suite.blend import resolve
+from netsim.suite.catalog import catalog, matrix, mix_cells, mix_pairing, parse_mix, population
 from netsim.suite.mixes import MixError
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
@@ -169,3 +170,16 @@ def test_a_matrix_cell_may_be_a_rules_file(tmp_path: Path) -> None:
     (cell,) = matrix("udp", (str(mine),))
     assert cell.id == "matrix-turn/custom:mine.nft__custom:mine.nft"
     assert cell.topology.sites[0].nat.rules_file == str(mine.resolve())
+
+
+def test_mix_cells_with_ip_modes_build_the_sides_the_mix_names() -> None:
+    clat = mix_pairing("symmetric@clat", "udp-blocked@dual")
+    assert clat.group == "firewall-ipv6" and clat.id == "firewall-ipv6/symmetric__udp-blocked__clat__dual"
+    a, b = clat.topology.sites
+    assert (a.ipv6, a.behind, b.ipv6, b.fw6 and b.fw6.kind) == ("clat", "nat64-a", "dual", "block-udp")
+    assert [(c.name, c.nat64, c.nat.kind) for c in clat.topology.carriers] == [("nat64-a", True, "symmetric")]
+    layered = mix_pairing("port-restricted-cone+cgn-symmetric@dual", "open")
+    assert layered.group == "double-nat-ipv6" and layered.topology.sites[0].behind == "cgn-a"
+    assert mix_pairing("open", "symmetric").id == "matrix-turn/open__symmetric"  # IPv4 cells as before
+    cells = mix_cells(resolve("mobile"))
+    assert len(cells) == 64 and sum(c.group == "matrix-turn" for c in cells) == 9

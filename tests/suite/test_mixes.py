@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -12,9 +13,12 @@ from netsim.suite.mixes import (
     MixFileError,
     cell_weights,
     cells_needed,
+    cells_to_run,
+    endpoint,
     layered,
     load_mix,
     mix_from_dict,
+    split_endpoint,
     split_kind,
 )
 from netsim.vocab import NAT_KINDS, UDP_BLOCKED
@@ -137,3 +141,75 @@ def test_bad_mix_files_name_file_and_field(tmp_path: Path, text: str, message: s
 def test_errors_are_mix_errors_so_the_cli_reports_them(tmp_path: Path) -> None:
     with pytest.raises(MixError, match="mix file not found"):
         load_mix(tmp_path / "none.toml")
+
+
+def _ip_mix(ip: dict[str, object], kind: str = "symmetric", **top: object) -> dict[str, Any]:
+    return {"source": "test", **top, "kinds": {kind: {"weight": 1, "assumption": "t", "ip": ip}}}
+
+
+def test_a_mix_without_ip_shares_is_all_ipv4_as_before() -> None:
+    mix = load_mix(MIXES / "enterprise.toml")
+    assert not mix.has_ip and mix.endpoint_shares == mix.shares
+    assert cells_needed(mix) == [(a, b) for a in mix.shares for b in mix.shares]
+
+
+def test_shipped_ip_shares_cite_their_figures() -> None:
+    mobile, residential = load_mix(MIXES / "mobile.toml"), load_mix(MIXES / "residential.toml")
+    assert mobile.ipv6_share == pytest.approx(0.5) and residential.ipv6_share == pytest.approx(0.42)
+    sym = dict(mobile.endpoint_shares)
+    assert sym["symmetric@clat"] == pytest.approx(mobile.shares["symmetric"] * 0.15)
+    assert "open@clat" not in sym and sym["open@dual"] == pytest.approx(mobile.shares["open"] * 0.5)
+    assert not any(e.endswith("@clat") for e in residential.endpoint_shares)
+    assert "42 %" in residential.kinds[0].ip.text and "T-Mobile US" in str(mobile.source)
+    assert len(cells_needed(mobile)) == 64  # open: none, dual; the other two kinds: none, dual, clat
+
+
+def test_ip_shares_by_kind_override_the_mix_default() -> None:
+    data = _ip_mix({"none": 1, "dual": 3, "from": "figure", "checked": "primary"})
+    data["ip"] = {"none": 1, "assumption": "v4"}  # the default of kinds without their own
+    data["kinds"]["open"] = {"weight": 1, "assumption": "t"}
+    mix = mix_from_dict(data, "m.toml")
+    assert mix.endpoint_shares == pytest.approx({"open": 0.5, "symmetric": 0.125, "symmetric@dual": 0.375})
+    assert split_endpoint("symmetric@dual") == ("symmetric", "dual") and endpoint("open", "none") == "open"
+    assert mix.ipv4_only().endpoint_shares == pytest.approx({"open": 0.5, "symmetric": 0.5})
+    # the estimate can always print the IPv4-only twin beside: its cells are run too
+    assert set(cells_to_run(mix)) == set(cells_needed(mix)) | set(cells_needed(mix.ipv4_only()))
+
+
+def test_moving_the_ipv6_share_keeps_the_split_of_modes() -> None:
+    mobile = load_mix(MIXES / "mobile.toml")
+    moved = mobile.with_ipv6_share(0.25)
+    assert moved.ipv6_share == pytest.approx(0.25)
+    sym = dict(next(k for k in moved.kinds if k.kind == "symmetric").ip.shares)
+    assert sym["dual"] / sym["clat"] == pytest.approx(0.35 / 0.15) and sym["none"] == pytest.approx(0.75)
+    everything = mobile.with_ipv6_share(1.0)
+    assert everything.ipv6_share == pytest.approx(1.0) and "symmetric" not in everything.endpoint_shares
+
+
+@pytest.mark.parametrize(
+    ("ip", "kind", "message"),
+    [
+        ({"only": 1, "assumption": "x"}, "symmetric", "kinds.'symmetric'.ip.only: IPv6-only without a CLAT"),
+        ({"dual": 1, "bogus": 1, "assumption": "x"}, "symmetric", "unknown key 'bogus'"),
+        ({"dual": -1, "none": 1, "assumption": "x"}, "symmetric", "ip.dual: expected a share >= 0, got -1"),
+        ({"dual": 0, "assumption": "x"}, "symmetric", "must add up to a positive number"),
+        ({"dual": 1}, "symmetric", "give exactly one of 'from' or 'assumption'"),
+        ({"clat": 1, "assumption": "x"}, "open", "a clat share needs a translating NAT kind"),
+        ({"clat": 1, "assumption": "x"}, "udp-blocked", "not 'udp-blocked'"),
+        ({"dual": 1, "assumption": "x", "range": [0.5]}, "symmetric", "ip.range: expected [low, high]"),
+    ],
+)
+def test_bad_ip_shares_name_the_field(ip: dict[str, object], kind: str, message: str) -> None:
+    with pytest.raises(MixFileError) as info:
+        mix_from_dict(_ip_mix(ip, kind), "m.toml")
+    assert "m.toml: " in str(info.value) and message in str(info.value)
+
+
+def test_a_clat_default_is_refused_for_the_kind_that_cannot_take_it() -> None:
+    data = {
+        "source": "s",
+        "ip": {"clat": 1, "assumption": "x"},
+        "kinds": {"open": {"weight": 1, "assumption": "t"}},
+    }
+    with pytest.raises(MixFileError, match=r"kinds.'open' \(with the mix's \[ip\]\).clat"):
+        mix_from_dict(data, "m.toml")
