@@ -16,11 +16,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, cast
 
 from netsim.errors import InputError
+from netsim.lab.topology import Topology, site_fw6
 from netsim.vocab import (
     CALL_OUTCOMES,
+    CLAT,
     DUAL,
     FAMILIES,
+    FW6_APDF,
+    FW6_BLOCK_UDP,
+    FW6_EIF,
+    FW6_OPEN,
     IPV6_GROUP_SUFFIX,
+    IPV6_ONLY,
     MATRIX_GROUPS,
     NAT_KINDS,
     NO_TURN,
@@ -109,6 +116,19 @@ def _matrix_needs_relay(table: dict[str, Any], a: str, b: str) -> bool:
     return value
 
 
+def ipv6_path(topology: Topology) -> bool | None:
+    """Whether every site has IPv6 (dual, or IPv6-only with a CLAT) behind a preset firewall that lets a
+    hole punched through; None where a researcher's own IPv6 ruleset makes it unknown. A false answer
+    leaves the IPv4 oracle: a CLAT host's IPv4 goes through its carrier's NAT44, the cell's NAT kind."""
+    sites = topology.sites
+    if not sites or not all(s.ipv6 in (DUAL, CLAT, IPV6_ONLY) for s in sites):
+        return False
+    kinds = {fw.kind for s in sites if (fw := site_fw6(s)) is not None}
+    if FW6_BLOCK_UDP in kinds:
+        return False
+    return True if kinds <= {FW6_OPEN, FW6_EIF, FW6_APDF} else None
+
+
 def expectation(scn: Scenario, table: dict[str, Any]) -> Expectation:
     """The expectation for one scenario: its own file's `[expect]` table wins, then a `[scenario."<id>"]`
     entry of the table, then the NAT matrix."""
@@ -119,14 +139,12 @@ def expectation(scn: Scenario, table: dict[str, Any]) -> Expectation:
         return from_entry(entry, f'expected.toml: scenario."{scn.id}"')
     in_matrix = scn.nat_a in NAT_KINDS and scn.nat_b in NAT_KINDS
     matrix_group = scn.group.startswith(MATRIX_GROUPS) or scn.group == POPULATION  # any stack pairing
-    if (
-        matrix_group
-        and scn.group.endswith(IPV6_GROUP_SUFFIX)
-        and all(s.ipv6 == DUAL for s in scn.topology.sites)
-    ):
-        # IPv6 on both sides, behind the default (apdf) firewalls: ICE connects directly whatever the NATs
+    ipv6 = ipv6_path(scn.topology) if matrix_group and scn.group.endswith(IPV6_GROUP_SUFFIX) else False
+    if ipv6:
+        # IPv6 on both sides (dual or 464XLAT hosts) through firewalls that let hole punching through: ICE
+        # connects directly whatever the IPv4 NATs are
         return Expectation(False, connect=True, source="IPv6 on both sides (docs/nat.md, IP modes)")
-    if matrix_group and in_matrix and "matrix" in table:
+    if matrix_group and in_matrix and ipv6 is not None and "matrix" in table:
         needs = _matrix_needs_relay(table, scn.nat_a, scn.nat_b)
         source = f"matrix[{scn.nat_a}][{scn.nat_b}]"
         if scn.options.turn == NO_TURN:

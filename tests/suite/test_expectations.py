@@ -12,6 +12,7 @@ from netsim.suite.catalog import catalog
 from netsim.suite.expectations import (
     Expectation,
     ExpectationError,
+    MissingExpectation,
     expectation,
     from_entry,
     load_expectations,
@@ -160,6 +161,36 @@ def test_ipv6_matrix_cells_are_expected_by_ip_mode(table: dict[str, Any]) -> Non
     assert (both.needs_relay, both.connect) == (False, True)  # IPv6 on both sides: no relay needed
     one = expectation(none_dual, table)
     assert one.needs_relay is True and one.source == "matrix[symmetric][symmetric]"  # no common IPv6
+
+
+def _with_site_b(scn: Scenario, site: Any) -> Scenario:
+    import dataclasses
+
+    topo = dataclasses.replace(scn.topology, sites=(scn.topology.sites[0], site))
+    return dataclasses.replace(scn, topology=topo)
+
+
+def test_a_clat_host_has_ipv6_and_a_blocking_ipv6_firewall_leaves_the_ipv4_oracle(
+    table: dict[str, Any],
+) -> None:
+    import dataclasses
+
+    from netsim.lab.fw6 import Fw6Spec
+    from netsim.suite.catalog import matrix
+
+    cells = matrix("udp", ("symmetric",), modes=("none", "dual", "clat"))
+    by_modes = {(c.topology.sites[0].ipv6, c.topology.sites[1].ipv6): c for c in cells}
+    assert expectation(by_modes["clat", "dual"], table).needs_relay is False  # IPv6 host pair
+    assert expectation(by_modes["clat", "clat"], table).needs_relay is False
+    assert expectation(by_modes["clat", "none"], table).needs_relay is True  # IPv4 via the NAT44
+    dual = by_modes["dual", "dual"]
+    blocked = dataclasses.replace(dual.topology.sites[1], fw6=Fw6Spec("block-udp"))
+    shut = _with_site_b(dual, blocked)
+    assert expectation(shut, table).needs_relay is True  # no IPv6 UDP: the IPv4 oracle
+    own = dataclasses.replace(dual.topology.sites[1], fw6=Fw6Spec("custom", "mine.nft"))
+    mine = _with_site_b(dual, own)
+    with pytest.raises(MissingExpectation):  # a researcher's own IPv6 ruleset: no table says
+        expectation(mine, table)
 
 
 def test_a_family_expectation_is_checked() -> None:
