@@ -2,8 +2,8 @@
 or needs_relay contradicts the expectation table, at most a third end inconclusive, and at least 80 % of
 those inconclusive at their first attempt conclude on a retry (docs/load.md).
 
-Marked `hog`: it loads the machine on purpose, so .ci/run runs it alone after the parallel tests
-(`pytest -m hog tests/`), and the parallel run leaves it out (`-m "not hog"`)."""
+Marked `hog` and `alone`: it loads the machine on purpose, so .ci/run runs it after the parallel tests
+(`pytest -m alone tests/`), and the parallel run leaves it out (`-m "not alone"`)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from bench.load import MAX_INCONCLUSIVE_SHARE, MIN_RECOVERED_SHARE, cpu_hog, fig
 
 @pytest.mark.root
 @pytest.mark.hog
+@pytest.mark.alone
 def test_matrix_under_a_cpu_hog_never_contradicts_the_table(tmp_path: Path) -> None:
     with cpu_hog(3):
         code, run, _wall = run_matrix(tmp_path, jobs="2", repeats=1, retries=2)

@@ -144,6 +144,7 @@ def _compare(fresh: Path, kept: Path, aspects: str) -> subprocess.CompletedProce
 
 
 @pytest.mark.root
+@pytest.mark.alone  # a verdict flipped by other tests' load (a late srflx check) is not reuse's doing
 def test_kept_labs_change_no_aiortc_cell(tmp_path: Path, no_leftovers: None) -> None:
     """Reuse changes nothing: `netsim compare` finds no change in needs_relay or connect."""
     fresh, kept, _ = _matrix_twice(tmp_path, "aiortc")
@@ -152,6 +153,7 @@ def test_kept_labs_change_no_aiortc_cell(tmp_path: Path, no_leftovers: None) -> 
 
 
 @pytest.mark.root
+@pytest.mark.alone
 def test_kept_labs_and_browsers_change_no_chromium_cell(
     tmp_path: Path, require_chromium: str, no_leftovers: None
 ) -> None:
