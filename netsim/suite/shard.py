@@ -200,10 +200,13 @@ def _schedules(config: pytest.Config) -> bool:
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
-    """`-n auto`: sized from this machine (netsim.suite.parallel.auto_jobs: cores, memory)."""
+    """`-n auto`: one worker per browser the machine may run at once (netsim.suite.parallel.auto_jobs: a
+    core each, within memory). Each worker keeps its lab's browsers busy: on 2 cores, 4 workers left 10
+    relay-needing browser cells of the main job inconclusive (their browsers waited 25-115 % of the deadline
+    for a CPU), 2 workers left 2."""
     from netsim.suite.parallel import auto_jobs
 
-    return auto_jobs()[0]
+    return auto_jobs()[1]
 
 
 @pytest.hookimpl(optionalhook=True)

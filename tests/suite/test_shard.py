@@ -192,6 +192,13 @@ def test_with_kept_browsers_the_cap_is_on_start_ups(monkeypatch: pytest.MonkeyPa
     assert workers[1].sent == [4, 5, 3]  # gw0's no longer count: gw1 may start its two
 
 
+def test_auto_workers_are_one_per_browser_the_machine_may_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    from netsim.suite import parallel
+
+    monkeypatch.setattr(parallel, "auto_jobs", lambda: (4, 2))
+    assert shard.pytest_xdist_auto_num_workers(None) == 2  # type: ignore[arg-type]
+
+
 def test_durations_file(tmp_path: Path) -> None:
     path = tmp_path / "durations.json"
     assert load_durations(path) == {}
