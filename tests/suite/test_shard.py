@@ -122,15 +122,27 @@ class _Config:
         return {"maxschedchunk": None}[name]
 
 
-def test_the_scheduler_deals_longest_first_and_keeps_one_test_ahead() -> None:
-    seconds = [1.0, 9.0, 2.0, 8.0, 3.0, 7.0, 4.0, 5.0]  # test i's estimate
+def _scheduled(
+    seconds: list[float], workers: int = 2, **stash: Any
+) -> tuple[LongestFirstScheduling, list[_Worker]]:
+    """A scheduler over tests t[0..] with these estimates, `workers` workers added, and `stash` (e.g.
+    KEEPS=True) set, scheduled."""
     ids = [f"t.py::t[{i}]" for i in range(len(seconds))]
-    sched = LongestFirstScheduling(_Config(3, {str(i): s for i, s in enumerate(seconds)}))  # type: ignore[arg-type]
-    workers = [_Worker(f"gw{i}") for i in range(3)]
-    for w in workers:
+    config = _Config(workers, {str(i): s for i, s in enumerate(seconds)})
+    for key, value in stash.items():
+        config.stash[getattr(shard, key)] = value
+    sched = LongestFirstScheduling(config)  # type: ignore[arg-type]
+    nodes = [_Worker(f"gw{i}") for i in range(workers)]
+    for w in nodes:
         sched.add_node(w)  # type: ignore[arg-type]
         sched.add_node_collection(w, ids)  # type: ignore[arg-type]
     sched.schedule()
+    return sched, nodes
+
+
+def test_the_scheduler_deals_longest_first_and_keeps_one_test_ahead() -> None:
+    seconds = [1.0, 9.0, 2.0, 8.0, 3.0, 7.0, 4.0, 5.0]  # test i's estimate
+    sched, workers = _scheduled(seconds, 3)
     # 9, 8, 7 first; then 5, 4, 3 in reverse: the worker with the longest first test gets the shortest next.
     assert [w.sent for w in workers] == [[1, 4], [3, 6], [5, 7]]
     assert sched.pending == [2, 0]  # 2 s and 1 s still to hand out
@@ -147,16 +159,8 @@ def test_a_worker_that_keeps_its_lab_gets_tests_of_its_shape() -> None:
     as the longest pending."""
     seconds = [9.0, 8.0, 4.0, 4.0, 4.0, 4.0, 1.0]
     shapes = ["x", "y", "x", "y", "x", "y", "x"]
-    ids = [f"t.py::t[{i}]" for i in range(len(seconds))]
-    config = _Config(2, {str(i): s for i, s in enumerate(seconds)})
-    config.stash[shard.KEEPS] = True
-    config.stash[shard.SHAPES] = {str(i): shape for i, shape in enumerate(shapes)}
-    sched = LongestFirstScheduling(config)  # type: ignore[arg-type]
-    workers = [_Worker(f"gw{i}") for i in range(2)]
-    for w in workers:
-        sched.add_node(w)  # type: ignore[arg-type]
-        sched.add_node_collection(w, ids)  # type: ignore[arg-type]
-    sched.schedule()
+    shape_of = {str(i): shape for i, shape in enumerate(shapes)}
+    sched, workers = _scheduled(seconds, KEEPS=True, SHAPES=shape_of)
     # 9 s (x), 8 s (y); then gw1's second: a y, though an x came first in the order; gw0's: an x
     assert [w.sent for w in workers] == [[0, 2], [1, 3]]
     sched.mark_test_complete(workers[0], 0)  # type: ignore[arg-type]
@@ -174,16 +178,8 @@ def test_with_kept_browsers_the_cap_is_on_start_ups(monkeypatch: pytest.MonkeyPa
 
     monkeypatch.setattr(parallel, "auto_jobs", lambda: (4, 2))
     seconds = [9.0, 8.0, 7.0, 6.0, 2.0, 1.0]
-    ids = [f"t.py::t[{i}]" for i in range(len(seconds))]
-    config = _Config(2, {str(i): s for i, s in enumerate(seconds)})
-    config.stash[shard.KEEPS] = True
-    config.stash[shard.BROWSERS] = {"0": 2, "1": 2, "2": 2, "3": 2, "4": 0, "5": 0}
-    sched = LongestFirstScheduling(config)  # type: ignore[arg-type]
-    workers = [_Worker(f"gw{i}") for i in range(2)]
-    for w in workers:
-        sched.add_node(w)  # type: ignore[arg-type]
-        sched.add_node_collection(w, ids)  # type: ignore[arg-type]
-    sched.schedule()
+    browsers = {"0": 2, "1": 2, "2": 2, "3": 2, "4": 0, "5": 0}
+    sched, workers = _scheduled(seconds, KEEPS=True, BROWSERS=browsers)
     # gw0 starts two browsers; gw1, cold, gets the tests without browsers meanwhile
     assert workers[1].sent == [4, 5] and workers[0].sent[0] == 0
     sched.mark_test_complete(workers[0], 0)  # type: ignore[arg-type]  # gw0's browsers are up
