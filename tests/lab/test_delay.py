@@ -282,6 +282,7 @@ def test_rules_stay_in_the_router(no_leftovers: None) -> None:
 
 
 @pytest.mark.root
+@pytest.mark.alone  # aiortc times its echoes in Python: other tests' load added 18 ms to the median in CI
 def test_a_session_through_one_delayed_site(no_leftovers: None) -> None:
     """A real aiortc session: its echo round trip grows by 100 ms through `delay_ms = 50` at nat-a."""
     from netsim.peers.launcher import Launcher
