@@ -119,7 +119,7 @@ def test_a_pair_record_has_no_suite_keys() -> None:
         "lab_use",
     }
     # a held call's; absent in old records
-    session_optional = {"call", "cpu_wait", "load", "infrastructure", "families"}
+    session_optional = {"call", "cpu_wait", "cpu_wait_thread", "load", "infrastructure", "families"}
     assert ResultRecord.__optional_keys__ == suite_keys | {"attempts"} | session_optional
     pair = {k: v for k, v in sample_records()[0].items() if k not in suite_keys}
     assert problems(pair, ResultRecord) == []

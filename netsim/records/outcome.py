@@ -16,7 +16,7 @@ OLD_VIOLATED: Final = "failed"  # schema 2's word for violated (read as violated
 class LoadJudgement(TypedDict):
     """The rule that judged whether load made the session's answer inconclusive, and what it found."""
 
-    rule: str  # e.g. "peer cpu wait / deadline"
+    rule: str  # e.g. "longest peer thread cpu wait / deadline"
     threshold: float  # the share of the budget at or above which a negative answer is inconclusive
     share: float | None  # the worst share among the negative answers; null when there was none
     inconclusive: bool

@@ -114,6 +114,8 @@ class ResultRecord(TypedDict):
     started_at: str  # UTC, "2026-11-29T04:35:00Z"
     # timings.cpu_wait_s per part: a, b, relay_less_a, relay_less_b, browser_a, browser_b, coturn, signaling
     cpu_wait: NotRequired[dict[str, float] | None]
+    # per part, the longest any one thread waited (what the load rule judges; records since this field)
+    cpu_wait_thread: NotRequired[dict[str, float] | None]
     load: NotRequired[LoadJudgement]  # whether load made the answer inconclusive (netsim/session/load.py)
     attempts: NotRequired[list[Attempt]]  # every attempt of the session, the last being this record's
     infrastructure: NotRequired[

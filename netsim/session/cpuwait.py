@@ -172,6 +172,18 @@ class CpuWait:
             out[self.owner[key]] += max(0, value - self.first[key]) / 1e9
         return {name: round(s, 3) for name, s in out.items()}
 
+    def longest(self) -> dict[str, float] | None:
+        """Per part, the longest any one of its threads waited, in seconds (after `stop`; None without
+        schedstats). Unlike the sum, it does not grow with the number of threads: a browser's ~100 threads
+        each wait a little at every wake-up on a busy machine, while its peer's own thread may not."""
+        if not self.read_any:
+            return None
+        out = dict.fromkeys(self.parts, 0.0)
+        for key, value in self.last.items():
+            name = self.owner[key]
+            out[name] = max(out[name], max(0, value - self.first[key]) / 1e9)
+        return {name: round(s, 3) for name, s in out.items()}
+
     def __enter__(self) -> CpuWait:
         return self.start()
 

@@ -188,6 +188,7 @@ def run_session(lab: Lab, opts: SessionOptions, launcher: Launcher | None = None
         "coturn_log": _coturn_excerpt(lab, log_offset),
         "started_at": started_at,
         "cpu_wait": waits,
+        "cpu_wait_thread": meter.longest(),
         "infrastructure": faults.infrastructure(a, b, result, down),
         "families": families(a, b),
     }

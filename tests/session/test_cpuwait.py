@@ -65,3 +65,23 @@ def test_process_tree_includes_descendants() -> None:
         for pid in reversed(cpuwait.children(child.pid)):
             os.kill(pid, 9)
         child.wait()
+
+
+def test_the_longest_thread_does_not_grow_with_the_number_of_threads() -> None:
+    """Four spinning threads of one process pinned to one CPU: the part's sum counts every thread's wait,
+    its longest thread only its own (about three quarters of the time each)."""
+    cpu = min(os.sched_getaffinity(0))
+    spin = (
+        "import os,threading,time; os.sched_setaffinity(0,{%d}); t=time.monotonic()\n"
+        "def f():\n    while time.monotonic()-t<1.2: pass\n"
+        "ts=[threading.Thread(target=f) for _ in range(4)]\n[x.start() for x in ts]; [x.join() for x in ts]"
+    )
+    meter = cpuwait.CpuWait(sample_s=0.05)
+    proc = subprocess.Popen([sys.executable, "-c", spin % cpu])
+    meter.watch("p", lambda: [proc.pid], fresh=True)
+    meter.start()
+    proc.wait()
+    waits, longest = meter.stop(), meter.longest()
+    assert waits is not None and longest is not None
+    assert 0 < longest["p"] <= 1.3  # one thread cannot wait longer than it lived
+    assert waits["p"] > 2 * longest["p"]  # the sum adds the threads up

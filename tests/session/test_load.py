@@ -90,6 +90,20 @@ def test_a_chromium_side_is_judged_by_its_browser() -> None:
     assert judged["inconclusive"] and "browser_a" in str(judged["reason"])
 
 
+def test_a_browser_is_judged_by_its_longest_waiting_thread_not_their_sum() -> None:
+    """Recorded in the main job (-n 2, quiet machine): symmetric x symmetric without TURN failed as it must;
+    the browsers' ~100 threads waited 1.78 and 1.97 s in all, none of them more than 0.63 s of the 3 s."""
+    summed = {"browser_a": 1.782, "browser_b": 1.97, "coturn": 1.3}
+    longest = {"browser_a": 0.625, "browser_b": 0.382, "coturn": 0.2}
+    rec = record("failed", True, summed, cpu_wait_thread=longest)
+    judged = load.judge(rec, 3.0)
+    assert not judged["inconclusive"] and judged["share"] == pytest.approx(0.625 / 3, abs=1e-4)
+    assert "a thread of browser_a" in str(judged["reason"])
+    assert load.judge(record("failed", True, summed), 3.0)["inconclusive"]  # a record without the field
+    starved = record("failed", True, summed, cpu_wait_thread={**longest, "browser_b": 1.5})
+    assert load.judge(starved, 3.0)["inconclusive"]
+
+
 def test_no_schedstats_nothing_to_judge() -> None:
     judged = load.judge({"verdict": "failed", "cpu_wait": None}, 3.0)
     assert judged == {
