@@ -31,6 +31,9 @@ DENIED_PEERS = (
     "127.0.0.0-127.255.255.255",
     "169.254.0.0-169.254.255.255",
     "172.16.0.0-172.31.255.255",
+    # IETF protocol assignments (RFC 6890): a clat host's IPv4 is 192.0.0.4 (RFC 7335), a host candidate
+    # no relay can reach; permitted, a relayed send to it tore down the caller's allocation.
+    "192.0.0.0-192.0.0.255",
     "192.168.0.0-192.168.255.255",
     "198.18.255.255",  # the lab internet's broadcast address
     "224.0.0.0-255.255.255.255",

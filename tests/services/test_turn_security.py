@@ -37,6 +37,7 @@ DENIED_V4 = {
     "cgn": "100.64.1.2",
     "private-172": "172.16.0.1",
     "private-192": "192.168.1.1",
+    "clat-host": "192.0.0.4",  # RFC 7335: checking it once tore down the caller's allocation
     "link-local": "169.254.1.1",
     "multicast": "224.0.0.1",
     "multicast-scoped": "239.255.255.250",
