@@ -325,6 +325,9 @@ def test_firefox_pair_direct_and_relay_with_needs_relay() -> None:
 
 
 @root
+# Once in CI's parallel phase, glare with b first over a relay opened the data channel but no echo came back
+# within 8 s; it has not failed alone. Not understood yet (a rollback race in Firefox?): run alone meanwhile.
+@pytest.mark.alone
 @pytest.mark.usefixtures("require_firefox", "no_leftovers")
 def test_turn_over_tls_by_name_with_the_lab_ca_and_glare_both_orders() -> None:
     with StackLab("port-restricted-cone", "symmetric") as sl:
