@@ -60,6 +60,7 @@ def _run(scn: Any, keeper: Any) -> ResultRecord:
 
 
 @pytest.mark.root
+@pytest.mark.alone  # retries=0 (a retry gets a fresh lab): other tests' load made a cell inconclusive in CI
 def test_a_worker_keeps_its_lab_until_a_cell_fails(no_leftovers: None) -> None:
     from netsim.peers.launcher import Launcher
     from netsim.suite.keep import Keeper
