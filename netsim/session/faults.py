@@ -41,7 +41,25 @@ def _browser_gone(peer: RawPeerRecord) -> str | None:
     return reason if peer["stack"] in BROWSERS and any(g in reason for g in BROWSER_GONE) else None
 
 
-def infrastructure(a: RawPeerRecord, b: RawPeerRecord, verdict: str, coturn: str | None) -> str | None:
+# A side whose offer/answer exchange ended this late in its connect deadline had no fair time left for ICE:
+# a signaling server that stalls (stopped, starved) ate it. Quiet sessions end it within ~0.3 s of 3 s.
+LATE_SIGNALING_SHARE = 0.5
+
+
+def _late_signaling(peer: RawPeerRecord, deadline_s: float | None) -> float | None:
+    """When the side's offer/answer exchange ended (its first `stable` after an offer), if that was past
+    LATE_SIGNALING_SHARE of the deadline; None otherwise."""
+    if not deadline_s:
+        return None
+    states = peer.get("states") or []
+    stable = [s["t"] for s in states if s.get("what") == "signaling" and s.get("state") == "stable"]
+    first = min(stable, default=None)
+    return first if first is not None and first > LATE_SIGNALING_SHARE * deadline_s else None
+
+
+def infrastructure(
+    a: RawPeerRecord, b: RawPeerRecord, verdict: str, coturn: str | None, deadline_s: float | None = None
+) -> str | None:
     """What of the lab's own broke a failed session (raw peer records), or None: a NAT answer."""
     if verdict != FAILED:
         return None
@@ -54,6 +72,10 @@ def infrastructure(a: RawPeerRecord, b: RawPeerRecord, verdict: str, coturn: str
     if not (_negotiated(a) and _negotiated(b)):
         reasons = "; ".join(f"{s}: {p['reason']}" for s, p in (("a", a), ("b", b)) if p["reason"])
         return f"signaling: no offer and answer got through ({reasons or 'no reason given'})"
+    for side, peer in (("a", a), ("b", b)):
+        late = _late_signaling(peer, deadline_s)
+        if late is not None:
+            return f"signaling: {side}'s offer and answer got through at {late:.2f} s of {deadline_s:g} s"
     if coturn is not None and any(p["ice_urls"] for p in (a, b)):
         return coturn
     return None

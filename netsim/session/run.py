@@ -189,7 +189,7 @@ def run_session(lab: Lab, opts: SessionOptions, launcher: Launcher | None = None
         "started_at": started_at,
         "cpu_wait": waits,
         "cpu_wait_thread": meter.longest(),
-        "infrastructure": faults.infrastructure(a, b, result, down),
+        "infrastructure": faults.infrastructure(a, b, result, down, opts.deadline_s),
         "families": families(a, b),
     }
     if held is not None:
