@@ -9,16 +9,15 @@ restarted (its allocations end; its certificate stays, so a kept browser's pin s
 sessions must have ended: a lab whose server still holds one is refused (LabError).
 
 Only the Lab's public attributes are used (namespaces, plan, topology, coturn, netns()); conntrack and
-neighbour flushes are netlink requests made in-process in each namespace, never in the root one.
+neighbour flushes are netlink requests made in-process in each namespace (netsim.lab.rtnl), never in the
+root one.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import json
-import os
 import socket
-import struct
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
@@ -26,36 +25,34 @@ from typing import TYPE_CHECKING
 from netsim.lab import nat, netns
 from netsim.lab.nat import NatSpec
 from netsim.lab.registry import LabError
+from netsim.lab.rtnl import flush_conntrack, flush_neighbours
 from netsim.lab.topology import Topology, plan, site_ipv6
 from netsim.vocab import IPV4_ONLY
 
 if TYPE_CHECKING:
     from netsim.lab.lab import Lab
 
-NETLINK_NETFILTER = 12
-CT_DELETE = (1 << 8) | 2  # NFNL_SUBSYS_CTNETLINK << 8 | IPCTNL_MSG_CT_DELETE: no tuple given = flush
-RTM_DELNEIGH, RTM_GETNEIGH, RTM_NEWNEIGH = 29, 30, 28
-NUD_PERMANENT, NUD_NOARP = 0x80, 0x40
-NDA_DST = 1
-_HDR = struct.Struct("=IHHII")
-_NDMSG = struct.Struct("=BxxxiHBB")
 # What a router namespace has before any NAT ruleset set them (a fresh namespace's conntrack UDP timeouts;
 # read once from a namespace no preset touched, see `_defaults`).
 _TIMEOUTS = ("net.netfilter.nf_conntrack_udp_timeout", "net.netfilter.nf_conntrack_udp_timeout_stream")
 SIGNALING_IDLE_S = 2.0  # how long the last cell's peers may take to leave the signaling server
 
 
+def resettable(topology: Topology) -> bool:
+    """Whether a reset can make a lab of `topology` fresh: no carriers (their layered NATs get a lab of
+    their own), no impairment and no site with IPv6 (a reset reloads NAT rules, not IPv6 firewalls: a
+    dual-stack cell has its own lab)."""
+    if topology.carriers:
+        return False
+    return all(site_ipv6(s) == IPV4_ONLY and s.impair is None for s in topology.sites)
+
+
 def same_shape(kept: Topology, wanted: Topology) -> bool:
-    """Whether a lab built for `kept` can serve `wanted`: the same nodes, links, addresses and routes, the
-    same IP mode, no carriers (their layered NATs get a lab of their own), no impairment on either and no
-    site with IPv6 (a reset reloads NAT rules, not IPv6 firewalls: a dual-stack cell has its own lab)."""
-    if kept.ipv6 != wanted.ipv6 or kept.carriers or wanted.carriers or kept.servers != wanted.servers:
+    """Whether a lab built for `kept` can serve `wanted`: both resettable, with the same nodes, links,
+    addresses and routes and the same IP mode."""
+    if kept.ipv6 != wanted.ipv6 or kept.servers != wanted.servers:
         return False
-    if any(site_ipv6(s) != IPV4_ONLY for s in (*kept.sites, *wanted.sites)):
-        return False
-    if any(s.impair is not None for s in (*kept.sites, *wanted.sites)):
-        return False
-    return plan(kept) == plan(wanted)
+    return resettable(kept) and resettable(wanted) and plan(kept) == plan(wanted)
 
 
 def routers(topology: Topology) -> dict[str, NatSpec]:
@@ -158,76 +155,3 @@ def _clients(ns: str, host: str, port: int) -> int:
             return int(json.loads(data.split(b"\r\n\r\n", 1)[1])["clients"])
         except (OSError, ValueError, KeyError, IndexError):
             return -1
-
-
-def flush_conntrack(ns: str) -> None:
-    """Delete every conntrack entry of the namespace (what `conntrack -F` does), by one netlink request."""
-    with netns.socket_in(ns, socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_NETFILTER) as sock:
-        body = struct.pack("=BBH", socket.AF_UNSPEC, 0, 0)  # nfgenmsg: family, version, resource id
-        sock.sendall(_HDR.pack(_HDR.size + len(body), CT_DELETE, 0x1 | 0x4, 1, 0) + body)
-        error = _ack(sock.recv(65536))
-        if error:
-            raise OSError(error, f"netlink: flush conntrack in namespace {ns}: {os.strerror(error)}")
-
-
-def flush_neighbours(ns: str) -> int:
-    """Delete the neighbour entries the namespace learned (permanent ones stay); returns how many."""
-    with netns.socket_in(ns, socket.AF_NETLINK, socket.SOCK_RAW, 0) as sock:
-        body = _NDMSG.pack(socket.AF_UNSPEC, 0, 0, 0, 0)
-        sock.sendall(_HDR.pack(_HDR.size + len(body), RTM_GETNEIGH, 0x1 | 0x300, 1, 0) + body)
-        learned = []
-        done = False
-        while not done:
-            for kind, payload in _messages(sock.recv(65536)):
-                if kind in (2, 3):  # NLMSG_ERROR, NLMSG_DONE
-                    done = True
-                    break
-                if kind == RTM_NEWNEIGH and (request := _learned(payload)) is not None:
-                    learned.append(request)
-        if not learned:
-            return 0
-        out = b"".join(
-            _HDR.pack(_HDR.size + len(p), RTM_DELNEIGH, 0x1 | 0x4, 2 + i, 0) + p
-            for i, p in enumerate(learned)
-        )
-        sock.sendall(out)
-        acks = 0
-        while acks < len(learned):
-            acks += sum(1 for kind, _ in _messages(sock.recv(65536)) if kind == 2)
-        return len(learned)
-
-
-def _learned(payload: bytes) -> bytes | None:
-    """The delete request (ndmsg and its address) for a dumped neighbour entry that was learned, else None."""
-    family, index, state, _, _ = _NDMSG.unpack_from(payload)
-    if state & (NUD_PERMANENT | NUD_NOARP):
-        return None
-    offset = _NDMSG.size
-    while offset + 4 <= len(payload):
-        size, kind = struct.unpack_from("=HH", payload, offset)
-        if size < 4:
-            break
-        if kind & 0x3FFF == NDA_DST:
-            dst = payload[offset : offset + size]
-            return _NDMSG.pack(family, index, 0, 0, 0) + dst + bytes(-size % 4)
-        offset += (size + 3) & ~3
-    return None
-
-
-def _messages(data: bytes) -> list[tuple[int, bytes]]:
-    out = []
-    offset = 0
-    while offset + _HDR.size <= len(data):
-        length, kind, _, _, _ = _HDR.unpack_from(data, offset)
-        if length < _HDR.size:
-            break
-        out.append((kind, data[offset + _HDR.size : offset + length]))
-        offset += (length + 3) & ~3
-    return out
-
-
-def _ack(data: bytes) -> int:
-    for kind, payload in _messages(data):
-        if kind == 2:
-            return -int(struct.unpack_from("=i", payload)[0])
-    return 0

@@ -7,6 +7,7 @@ instead of a library round trip per request.
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import os
 import socket
@@ -24,6 +25,9 @@ NLMSGERR_ATTR_MSG = 1
 NLM_F_REQUEST, NLM_F_ACK, NLM_F_ACK_TLVS, NLM_F_EXCL, NLM_F_CREATE = 0x1, 0x4, 0x200, 0x200, 0x400
 NLM_F_DUMP = 0x300
 RTM_NEWLINK, RTM_DELLINK, RTM_GETLINK, RTM_NEWADDR, RTM_NEWROUTE, RTM_NEWNEIGH = 16, 17, 18, 20, 24, 28
+RTM_DELNEIGH, RTM_GETNEIGH = 29, 30
+NETLINK_NETFILTER = 12
+CT_DELETE = (1 << 8) | 2  # NFNL_SUBSYS_CTNETLINK << 8 | IPCTNL_MSG_CT_DELETE: no tuple given = flush
 IFLA_PROTINFO, IFLA_BRPORT_STATE, BR_STATE_FORWARDING = 12, 1, 3
 NLA_TYPE_MASK = 0x3FFF  # without the nested and byte-order flags
 IFF_UP = 0x1
@@ -33,7 +37,7 @@ IFA_ADDRESS, IFA_LOCAL = 1, 2
 IFA_F_NODAD = 0x02
 RTA_DST, RTA_GATEWAY = 1, 5
 RT_TABLE_MAIN, RTPROT_STATIC, RTN_UNICAST = 254, 4, 1
-NDA_DST, NDA_LLADDR, NUD_PERMANENT = 1, 2, 0x80
+NDA_DST, NDA_LLADDR, NUD_PERMANENT, NUD_NOARP = 1, 2, 0x80, 0x40
 _HEADER = struct.Struct("=IHHII")  # nlmsghdr: length, type, flags, sequence, port id
 _NDMSG = struct.Struct("=BxxxiHBB")  # ndmsg: family, link index, state, flags, type
 # Requests per sendmsg: the kernel handles a whole datagram before we read, and every request's ack (an
@@ -169,9 +173,10 @@ class Rtnl:
         what = f"add permanent neighbour {ip} lladdr {mac.hex(':')} on link {index}"
         self.request(RTM_NEWNEIGH, NLM_F_CREATE | NLM_F_EXCL, body, what)
 
-    def commit(self) -> None:
+    def commit(self, ignore: tuple[int, ...] = ()) -> None:
         """Send the queued requests, up to BATCH_MAX per system call, and wait for every ack; OSError names
-        the first request the kernel refused, the namespace and the kernel's reason."""
+        the first request the kernel refused (with an errno not in `ignore`), the namespace and the kernel's
+        reason."""
         failed: tuple[int, str, int, str] | None = None
         batch, self._batch = self._batch, []
         for start in range(0, len(batch), BATCH_MAX):
@@ -181,37 +186,60 @@ class Rtnl:
                 data = self.sock.recv(65536)
                 for seq, error, message in _acks(data):
                     what = self._pending.pop(seq, None)
-                    if error and what is not None and (failed is None or seq < failed[0]):
+                    if (
+                        error
+                        and error not in ignore
+                        and what is not None
+                        and (failed is None or seq < failed[0])
+                    ):
                         failed = (seq, what, error, message)
         if failed is not None:
             _, what, error, message = failed
             detail = f" ({message})" if message else ""
             raise OSError(error, f"netlink: {what} in namespace {self.name}: {os.strerror(error)}{detail}")
 
+    def flush_learned_neighbours(self) -> int:
+        """Delete the neighbour entries the namespace learned, either family (permanent and NOARP ones
+        stay); returns how many. An entry that expired between the dump and its delete is not an error."""
+        dump = self._dump(RTM_GETNEIGH, _NDMSG.pack(socket.AF_UNSPEC, 0, 0, 0, 0), "list neighbours")
+        for payload in [payload for kind, payload in dump if kind == RTM_NEWNEIGH]:
+            family, index, state, _, _ = _NDMSG.unpack_from(payload)
+            if state & (NUD_PERMANENT | NUD_NOARP):
+                continue
+            dst = next((v for k, v in _attrs(payload[_NDMSG.size :]) if k == NDA_DST), None)
+            if dst is not None:
+                body = _NDMSG.pack(family, index, 0, 0, 0) + attr(NDA_DST, dst)
+                self.request(RTM_DELNEIGH, 0, body, f"delete neighbour {dst.hex()} on link {index}")
+        count = len(self._batch)
+        self.commit(ignore=(errno.ENOENT,))
+        return count
+
+    def _dump(self, kind: int, body: bytes, what: str) -> Iterator[tuple[int, bytes]]:
+        """(type, payload) of every message a dump request (`what` it does, for errors) answers with."""
+        self.commit()
+        self._seq += 1
+        self.sock.sendall(
+            _HEADER.pack(_HEADER.size + len(body), kind, NLM_F_REQUEST | NLM_F_DUMP, self._seq, 0) + body
+        )
+        while True:
+            for got, payload in _messages(self.sock.recv(65536)):
+                if got == NLMSG_DONE:
+                    return
+                if got == NLMSG_ERROR:
+                    (error,) = struct.unpack_from("=i", payload)
+                    raise OSError(-error, f"netlink: {what} in namespace {self.name}: {os.strerror(-error)}")
+                yield got, payload
+
     def bridge_port_states(self) -> dict[int, int]:
         """{link index: STP state} of every bridge port in the namespace (3: forwarding). A port starts
         forwarding only once the kernel's link watcher has seen its carrier, shortly after both ends are up.
         """
-        self.commit()
-        self._seq += 1
-        body = struct.pack("=BxHiII", socket.AF_BRIDGE, 0, 0, 0, 0)
-        self.sock.sendall(
-            _HEADER.pack(_HEADER.size + len(body), RTM_GETLINK, NLM_F_REQUEST | NLM_F_DUMP, self._seq, 0)
-            + body
-        )
         states: dict[int, int] = {}
-        while True:
-            data = self.sock.recv(65536)
-            for kind, payload in _messages(data):
-                if kind == NLMSG_DONE:
-                    return states
-                if kind == NLMSG_ERROR:
-                    (error,) = struct.unpack_from("=i", payload)
-                    raise OSError(
-                        -error, f"netlink: list bridge ports in namespace {self.name}: {os.strerror(-error)}"
-                    )
-                if kind == RTM_NEWLINK and (state := _port_state(payload)) is not None:
-                    states[struct.unpack_from("=i", payload, 4)[0]] = state
+        body = struct.pack("=BxHiII", socket.AF_BRIDGE, 0, 0, 0, 0)
+        for kind, payload in self._dump(RTM_GETLINK, body, "list bridge ports"):
+            if kind == RTM_NEWLINK and (state := _port_state(payload)) is not None:
+                states[struct.unpack_from("=i", payload, 4)[0]] = state
+        return states
 
 
 def _port_state(link: bytes) -> int | None:
@@ -267,3 +295,22 @@ def _ack_message(tlvs: bytes) -> str:
         if kind == NLMSGERR_ATTR_MSG:
             return value.rstrip(b"\0").decode(errors="replace")
     return ""
+
+
+def flush_conntrack(name: str) -> None:
+    """Delete every conntrack entry of namespace `name` (what `conntrack -F` does), by one netfilter netlink
+    request."""
+    with socket_in(name, socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_NETFILTER) as sock:
+        body = struct.pack("=BBH", socket.AF_UNSPEC, 0, 0)  # nfgenmsg: family, version, resource id
+        sock.sendall(
+            _HEADER.pack(_HEADER.size + len(body), CT_DELETE, NLM_F_REQUEST | NLM_F_ACK, 1, 0) + body
+        )
+        error = next((e for _, e, _ in _acks(sock.recv(65536))), 0)
+        if error:
+            raise OSError(error, f"netlink: flush conntrack in namespace {name}: {os.strerror(error)}")
+
+
+def flush_neighbours(name: str) -> int:
+    """Delete the neighbour entries namespace `name` learned (permanent ones stay); returns how many."""
+    with Rtnl(name) as rtnl:
+        return rtnl.flush_learned_neighbours()
