@@ -36,9 +36,9 @@ if TYPE_CHECKING:
 def keepable(scn: Scenario, own: bool = False) -> bool:
     """Whether the cell may run in a kept lab: no events, no capture (`own`), a shape a lab can be reset
     into."""
-    from netsim.lab.reset import same_shape
+    from netsim.lab.reset import resettable
 
-    return not own and not scn.options.events and same_shape(scn.topology, scn.topology)
+    return not own and not scn.options.events and resettable(scn.topology)
 
 
 def shape(scn: Scenario) -> str:
@@ -51,6 +51,16 @@ def shape(scn: Scenario) -> str:
     nodes = plan(scn.topology)
     text = repr((scn.topology.servers, scn.topology.ipv6, sorted(nodes.items())))
     return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+AFFINITY = 0.5  # a worker takes a cell of its kept lab's shape if it is at least this share as long
+
+
+def prefer(kept: str, other: str, cost_s: float, longest_s: float) -> bool:
+    """Whether a worker whose kept lab has shape `kept` should take a cell of shape `other` lasting
+    `cost_s` before the longest pending one (`longest_s`): its lab serves it and it is nearly as long
+    (both schedulers: netsim.suite.runner for -j, netsim.suite.shard for pytest-xdist)."""
+    return bool(kept) and other == kept and cost_s >= AFFINITY * longest_s
 
 
 def clean(record: ResultRecord) -> bool:

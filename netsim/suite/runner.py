@@ -101,7 +101,6 @@ def _attempt(
                 pcap = stack.enter_context(lab.capture(pcap_dir / f"{name}.pcap"))
             record = run_session(lab, opts, launcher=launcher)
         record["lab_use"] = use
-        keeper.after(record)
         return record, pcap
 
 
@@ -258,18 +257,13 @@ def schedule(scenarios: list[Scenario], repeats: int, table: dict[str, Any] | No
     return sorted(tasks, key=lambda task: -cost[task[0].id])
 
 
-AFFINITY = 0.5  # a worker takes a task of its kept lab's shape if it is at least this share as long
-
-
 def near(known: tuple[dict[str, str], dict[str, float]], last: Task, first: Task, task: Task) -> bool:
     """Whether a worker whose last task was `last` should take `task` before `first` (the longest that
-    fits): its kept lab serves it (`known`: each scenario's lab shape, netsim.suite.keep.shape, and
-    expected seconds) and it is nearly as long."""
+    fits): netsim.suite.keep.prefer, by each scenario's lab shape and expected seconds (`known`)."""
+    from netsim.suite.keep import prefer
+
     shapes, cost = known
-    wanted = shapes[last[0].id]
-    if not wanted or shapes[task[0].id] != wanted:
-        return False
-    return cost[task[0].id] >= AFFINITY * cost[first[0].id]
+    return prefer(shapes[last[0].id], shapes[task[0].id], cost[task[0].id], cost[first[0].id])
 
 
 def browsers(task: Task) -> int:

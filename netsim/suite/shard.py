@@ -34,6 +34,7 @@ from xdist.scheduler import LoadScheduling
 from xdist.workermanage import WorkerController
 
 from netsim.errors import InputError
+from netsim.suite.keep import prefer
 
 DURATIONS_FILE: Final = "durations.json"
 DEFAULT_DURATION_S: Final = 1.0
@@ -51,7 +52,6 @@ KEEPS: Final = pytest.StashKey[bool]()
 # The lab shape each test needs, by parameter id (netsim.suite.keep.shape; "" for a lab of its own): with
 # KEEPS, a worker is sent a test of the shape its last one had when one is nearly as long as the longest.
 SHAPES: Final = pytest.StashKey[dict[str, str]]()
-AFFINITY: Final = 0.5  # ... nearly: at least this share of the longest pending test's expected seconds
 
 
 class ShardError(InputError):
@@ -293,12 +293,12 @@ class LongestFirstScheduling(LoadScheduling):
         chosen = fits[0] if fits else 0
         shape = self.last_shape.get(node, "")
         if shape and fits:
-            floor = AFFINITY * self.cost[self.pending[fits[0]]]
+            longest = self.cost[self.pending[fits[0]]]
             chosen = next(
                 (
                     k
                     for k in fits
-                    if self.shapes[self.pending[k]] == shape and self.cost[self.pending[k]] >= floor
+                    if prefer(shape, self.shapes[self.pending[k]], self.cost[self.pending[k]], longest)
                 ),
                 chosen,
             )
