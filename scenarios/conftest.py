@@ -19,6 +19,7 @@ from netsim.suite.catalog import catalog
 from netsim.suite.expectations import load_expectations
 from netsim.suite.keep import shape
 from netsim.suite.runner import DEFAULT_RETRIES, browsers, expectation_or_none, expected_seconds
+from netsim.suite.scenario import Scenario
 
 SCENARIOS = Path(__file__).resolve().parent
 EXPECTED = SCENARIOS / "expected.toml"
@@ -69,17 +70,18 @@ def pytest_configure(config: pytest.Config) -> None:
 
     config.stash[shard.KEEPS] = not config.getoption("--fresh-labs")
     try:
-        config.stash[shard.ESTIMATES] = estimates()
-        config.stash[shard.BROWSERS] = {scn.id: browsers((scn, 0)) for scn in catalog(SCENARIOS)}
-        config.stash[shard.SHAPES] = {scn.id: shape(scn) for scn in catalog(SCENARIOS)}
+        scenarios = catalog(SCENARIOS)
+        config.stash[shard.ESTIMATES] = estimates(scenarios)
+        config.stash[shard.BROWSERS] = {scn.id: browsers((scn, 0)) for scn in scenarios}
+        config.stash[shard.SHAPES] = {scn.id: shape(scn) for scn in scenarios}
     except (ValueError, OSError) as e:  # the stages' input errors: a bad scenario file or expectations table
         raise pytest.UsageError(str(e)) from None
 
 
-def estimates() -> dict[str, float]:
+def estimates(scenarios: list[Scenario]) -> dict[str, float]:
     """Expected seconds of every scenario's session, by scenario id (the test's parameter id)."""
     table = load_expectations(EXPECTED)
-    return {scn.id: expected_seconds(scn, expectation_or_none(scn, table)) for scn in catalog(SCENARIOS)}
+    return {scn.id: expected_seconds(scn, expectation_or_none(scn, table)) for scn in scenarios}
 
 
 @pytest.hookimpl(optionalhook=True)
