@@ -165,24 +165,22 @@ class CpuWait:
         if self._thread is not None:
             self._thread.join(timeout=5)
         self.sample()
-        if not self.read_any:
-            return None
-        out = dict.fromkeys(self.parts, 0.0)
-        for key, value in self.last.items():
-            out[self.owner[key]] += max(0, value - self.first[key]) / 1e9
-        return {name: round(s, 3) for name, s in out.items()}
+        return self._per_part(lambda waits: sum(waits, 0.0))
 
     def longest(self) -> dict[str, float] | None:
         """Per part, the longest any one of its threads waited, in seconds (after `stop`; None without
         schedstats). Unlike the sum, it does not grow with the number of threads: a browser's ~100 threads
         each wait a little at every wake-up on a busy machine, while its peer's own thread may not."""
+        return self._per_part(lambda waits: max(waits, default=0.0))
+
+    def _per_part(self, combine: Callable[[list[float]], float]) -> dict[str, float] | None:
+        """Each part's threads' waits (seconds since first seen), combined; None without schedstats."""
         if not self.read_any:
             return None
-        out = dict.fromkeys(self.parts, 0.0)
+        waits: dict[str, list[float]] = {name: [] for name in self.parts}
         for key, value in self.last.items():
-            name = self.owner[key]
-            out[name] = max(out[name], max(0, value - self.first[key]) / 1e9)
-        return {name: round(s, 3) for name, s in out.items()}
+            waits[self.owner[key]].append(max(0, value - self.first[key]) / 1e9)
+        return {name: round(combine(w), 3) for name, w in waits.items()}
 
     def __enter__(self) -> CpuWait:
         return self.start()
